@@ -11,8 +11,8 @@ from bisect import bisect_right, insort
 from collections import deque
 from datetime import datetime
 
-# A full sweep runs after this many records at least (and never more often than once per
-# `len(self)` records), so pruning stays amortised O(1) per record.
+# A full sweep runs after this many records at least, and otherwise once the records since the
+# last sweep reach the number of addresses it left: its cost is then paid for by those records.
 _MIN_SWEEP_INTERVAL = 4096
 
 
@@ -36,6 +36,7 @@ class NuisanceTracker:
         self._times: dict[str, deque[float]] = {}
         self._latest = float("-inf")
         self._since_sweep = 0
+        self._swept_size = 0
 
     def record(self, address: str, at: datetime) -> None:
         """Note one attempt to `address` at `at` (any order; rebuilds may come unsorted)."""
@@ -55,7 +56,7 @@ class NuisanceTracker:
         if not times:
             del self._times[address]
         self._since_sweep += 1
-        if self._since_sweep >= max(_MIN_SWEEP_INTERVAL, len(self._times)):
+        if self._since_sweep >= max(_MIN_SWEEP_INTERVAL, self._swept_size):
             self._sweep(cutoff)
 
     def count(self, address: str, since: datetime) -> int:
@@ -70,7 +71,6 @@ class NuisanceTracker:
         self._sweep(_seconds(before))
 
     def _sweep(self, cutoff: float) -> None:
-        self._since_sweep = 0
         empty = []
         for address, times in self._times.items():
             while times and times[0] < cutoff:
@@ -79,6 +79,8 @@ class NuisanceTracker:
                 empty.append(address)
         for address in empty:
             del self._times[address]
+        self._since_sweep = 0
+        self._swept_size = len(self._times)
 
     def __len__(self) -> int:
         return len(self._times)

@@ -99,7 +99,10 @@ _PARAMS: Mapping[RuleKind, type[_Params]] = {
 
 
 class Rule(pydantic.BaseModel):
-    """One row of the `rules` table; `campaign_id` None makes it a system rule."""
+    """One row of the `rules` table; `campaign_id` None makes it a system rule.
+
+    A disabled row only switches its kind off, so it may omit params; given params are checked.
+    """
 
     kind: RuleKind
     campaign_id: int | None = None
@@ -108,6 +111,8 @@ class Rule(pydantic.BaseModel):
 
     @pydantic.model_validator(mode="after")
     def _check_params(self) -> "Rule":
+        if not self.enabled and not self.params:
+            return self
         try:
             parsed = _PARAMS[self.kind].model_validate(self.params)
         except pydantic.ValidationError as exc:
@@ -164,7 +169,7 @@ class RuleSet:
                 owner = "system" if rule.campaign_id is None else f"campaign {rule.campaign_id}"
                 raise ValueError(f"two {owner} rules of kind {rule.kind}")
             scope[rule.kind] = rule
-        effective = {kind: Rule(kind=kind) for kind in ALWAYS_ON}
+        effective = {kind: Rule(kind=kind) for kind in RuleKind if kind in ALWAYS_ON}
         effective.update(scopes[None])
         effective.update(scopes[campaign_id])
         return cls(effective)
