@@ -1,0 +1,73 @@
+"""Settings of a POM server, read from `POM_*` environment variables (and a `.env` file).
+
+Every actor receives the same `Settings` object from the process that started it, so a
+cluster runs on one configuration; docs/configuration.md lists every variable.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+
+def _bool(text: str) -> bool:
+    return text.strip().lower() not in ("0", "false", "no", "off", "")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None      # POM_DATABASE_URL; None: embedded PostgreSQL in data_dir
+    data_dir: str = ".pom-data"          # POM_DATA_DIR
+    ray_address: str | None = None       # POM_RAY_ADDRESS; None: a local Ray instance
+    http_host: str = "127.0.0.1"         # POM_HTTP_HOST
+    http_port: int = 8080                # POM_HTTP_PORT
+    demo: bool = True                    # POM_DEMO
+    demo_contacts: int = 10_000          # POM_DEMO_CONTACTS
+    clock_scale: float = 1.0             # POM_CLOCK_SCALE: business seconds per real second
+    shards_per_job: int = 8              # POM_SHARDS_PER_JOB
+    managers_per_job: int = 0            # POM_MANAGERS_PER_JOB; 0: one per POM server
+    batch_size: int = 1000               # POM_BATCH_SIZE: work items claimed per manager cycle
+    lease_ttl_s: float = 6.0             # POM_LEASE_TTL_S: a manager silent this long loses its shards
+    tick_s: float = 0.5                  # POM_TICK_S: director cycle
+    voice_instant: bool = False          # POM_VOICE_INSTANT: simulator answers at once (benchmarks)
+    voice_seed: int = 0                  # POM_VOICE_SEED
+    smtp_host: str = "127.0.0.1"         # POM_SMTP_HOST
+    smtp_port: int = 25                  # POM_SMTP_PORT
+    smtp_user: str | None = None         # POM_SMTP_USER
+    smtp_password: str | None = None     # POM_SMTP_PASSWORD
+    smtp_starttls: bool = False          # POM_SMTP_STARTTLS
+    sms_url: str | None = None           # POM_SMS_URL
+    sms_token: str | None = None         # POM_SMS_TOKEN
+    log_level: str = "INFO"              # POM_LOG_LEVEL
+    clock: dict = field(default_factory=dict)  # set by the runtime: the spec of the shared clock
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, dotenv: bool = True) -> "Settings":
+        """Build from the environment; a `.env` in the working directory fills unset variables."""
+        if env is None:
+            if dotenv and Path(".env").exists():
+                from dotenv import load_dotenv
+                load_dotenv(".env", override=False)
+            env = dict(os.environ)
+        values = {}
+        for f in fields(cls):
+            key = "POM_" + f.name.upper()
+            if f.name == "clock" or key not in env:
+                continue
+            raw = env[key]
+            kind = f.type if isinstance(f.type, str) else f.type.__name__
+            try:
+                if kind.startswith("bool"):
+                    values[f.name] = _bool(raw)
+                elif kind.startswith("int"):
+                    values[f.name] = int(raw)
+                elif kind.startswith("float"):
+                    values[f.name] = float(raw)
+                else:
+                    values[f.name] = raw or None if "None" in kind else raw
+            except ValueError:
+                raise ValueError(f"{key}={raw!r} is not a valid {kind.split(' ')[0]}") from None
+        return cls(**values)
+
+    def replace(self, **changes) -> "Settings":
+        return Settings(**{**asdict(self), **changes})

@@ -1,0 +1,184 @@
+"""How one work item moves through its strategy: the decisions of the manager's hot path.
+
+The manager claims items (store.work), asks the rule engine, and then, per batch, calls
+`plan()` to turn each (item, verdict) into an attempt row, an order for the media gateway (if
+allowed) and the item's new state; when an outcome comes back, `settle()` applies the
+strategy's result processor. Pure functions: no Ray, no database, time passed in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .nextstep import NextStep, Progress, address_for, next_step
+from .rules import Candidate, Verdict
+from .strategy import Strategy
+from .templates import render
+from .windows import zones_for
+
+CONTACT_FIELDS = ("external_id", "first_name", "last_name", "phone1", "phone2", "email")
+
+
+@dataclass(slots=True)
+class Item:
+    """A claimed work item and its contact, as the manager holds it while it is in flight."""
+    id: int
+    job_id: int
+    contact_id: int
+    shard: int
+    handler: str
+    address_index: int
+    retries: dict[str, int]
+    address_attempts: dict[str, int]
+    attempts: int
+    last_code: str | None
+    contact: dict[str, Any]
+    zones: tuple[str, ...] = ()
+    address_field: str | None = None
+    address: str | None = None
+
+    @property
+    def progress(self) -> Progress:
+        return Progress(self.handler, self.address_index, dict(self.retries), self.attempts)
+
+    @property
+    def attempt_id(self) -> str:
+        return f"{self.id}.{self.attempts}"
+
+
+@dataclass(slots=True)
+class ItemUpdate:
+    """The new state of a work item, written back in one batched UPDATE."""
+    id: int
+    state: str                      # in_flight | scheduled | done
+    next_at: datetime
+    handler: str
+    address_index: int
+    retries: dict[str, int]
+    address_attempts: dict[str, int]
+    attempts: int
+    last_code: str | None
+    in_flight_epoch: int | None
+
+
+@dataclass(slots=True)
+class AttemptRow:
+    """One ledger row; restricted attempts are complete at birth, allowed ones are intents."""
+    work_item_id: int
+    attempt_no: int
+    job_id: int
+    campaign_id: int
+    contact_id: int
+    shard: int
+    epoch: int
+    handler: str
+    channel: str
+    address: str | None
+    verdict: str
+    rule: str
+    reason: str
+    gateway: str | None
+    code: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(slots=True)
+class Planned:
+    attempt: AttemptRow
+    update: ItemUpdate
+    order: dict[str, Any] | None = None    # fields of media.base.Order when the attempt is allowed
+    step: NextStep | None = None           # the next step when the attempt was restricted
+
+
+@dataclass(slots=True)
+class Settled:
+    update: ItemUpdate
+    step: NextStep
+    event: dict[str, Any] = field(default_factory=dict)
+
+
+def make_item(row: dict[str, Any], strategy: Strategy) -> Item:
+    """An Item from a claimed row (work item columns + contact columns), address resolved."""
+    contact = dict(row.get("attributes") or {})
+    for name in CONTACT_FIELDS:
+        contact[name] = row.get(name)
+    item = Item(id=row["id"], job_id=row["job_id"], contact_id=row["contact_id"], shard=row["shard"],
+                handler=row["handler"], address_index=row["address_index"],
+                retries=dict(row["retries"] or {}), address_attempts=dict(row["address_attempts"] or {}),
+                attempts=row["attempts"], last_code=row["last_code"], contact=contact)
+    item.address_field, item.address = address_for(strategy, item.progress, contact)
+    phone = item.address if strategy.handlers[item.handler].type in ("call", "sms") else \
+        (contact.get("phone1") or contact.get("phone2"))
+    item.zones = tuple(zones_for(row.get("timezones") or None, phone))
+    return item
+
+
+def candidate(item: Item, strategy: Strategy, campaign_id: int) -> Candidate:
+    handler = strategy.handlers[item.handler]
+    return Candidate(key=item.id, campaign_id=campaign_id, contact_id=item.contact_id,
+                     channel=handler.type, address=item.address, zones=item.zones,
+                     window=handler.window, attempts_contact=sum(item.address_attempts.values()),
+                     attempts_address=item.address_attempts.get(item.address_field or "", 0),
+                     last_code=item.last_code)
+
+
+def plan(item: Item, verdict: Verdict, strategy: Strategy, *, campaign_id: int, epoch: int,
+         gateway: str, reply_to: str, now: datetime) -> Planned:
+    """Attempt row, order and new item state for one claimed item and its rule verdict."""
+    handler = strategy.handlers[item.handler]
+    attempt_no = item.attempts + 1
+    allowed = verdict.allowed
+    row = AttemptRow(item.id, attempt_no, item.job_id, campaign_id, item.contact_id, item.shard, epoch,
+                     item.handler, handler.type, item.address, "allowed" if allowed else "restricted",
+                     verdict.rule, verdict.reason, gateway if allowed else None,
+                     None if allowed else verdict.code, now, None if allowed else now)
+    if not allowed:
+        item.attempts = attempt_no
+        step = next_step(strategy, item.progress, verdict.code, now, item.zones)
+        return Planned(row, _after(item, step, verdict.code, now), step=step)
+    address_attempts = dict(item.address_attempts)
+    address_attempts[item.address_field] = address_attempts.get(item.address_field, 0) + 1
+    item.attempts, item.address_attempts = attempt_no, address_attempts
+    update = ItemUpdate(item.id, "in_flight", now, item.handler, item.address_index, dict(item.retries),
+                        address_attempts, attempt_no, item.last_code, epoch)
+    order = dict(attempt_id=item.attempt_id, job_id=item.job_id, shard=item.shard, epoch=epoch,
+                 channel=handler.type, address=item.address, reply_to=reply_to,
+                 message=render(handler.message or "", item.contact),
+                 subject=render(handler.subject or "", item.contact),
+                 sender=handler.caller_id or handler.sender or "", url=handler.url or "",
+                 method=handler.method, headers=dict(handler.headers), timeout=handler.timeout,
+                 retries=handler.retries, ring_timeout=handler.ring_timeout,
+                 payload={"contact_id": item.contact_id, "job_id": item.job_id, **item.contact})
+    return Planned(row, update, order=order)
+
+
+def settle(item: Item, code: str, strategy: Strategy, now: datetime) -> Settled:
+    """Apply the strategy's result processor for the outcome of the item's in-flight attempt."""
+    step = next_step(strategy, item.progress, code, now, item.zones)
+    update = _after(item, step, code, now)
+    event = {"attempt_id": item.attempt_id, "job_id": item.job_id, "contact_id": item.contact_id,
+             "handler": item.handler, "address": item.address, "code": code, "at": now.isoformat(),
+             "next": "done" if step.done else step.progress.handler,
+             "next_at": None if step.done else step.at.isoformat()}
+    return Settled(update, step, event)
+
+
+def resend(item: Item, at: datetime) -> ItemUpdate:
+    """An attempt whose order provably never reached a gateway: the item is due again at `at`
+    as it was; the attempt number stays spent (the ledger row keeps its code `cancelled`)."""
+    attempts = dict(item.address_attempts)
+    if item.address_field and attempts.get(item.address_field):
+        attempts[item.address_field] -= 1
+    return ItemUpdate(item.id, "scheduled", at, item.handler, item.address_index, dict(item.retries),
+                      attempts, item.attempts, item.last_code, None)
+
+
+def _after(item: Item, step: NextStep, code: str, now: datetime) -> ItemUpdate:
+    if step.done:
+        return ItemUpdate(item.id, "done", now, item.handler, item.address_index, dict(item.retries),
+                          dict(item.address_attempts), item.attempts, code, None)
+    p = step.progress
+    return ItemUpdate(item.id, "scheduled", step.at, p.handler, p.address_index, dict(p.retries),
+                      dict(item.address_attempts), item.attempts, code, None)

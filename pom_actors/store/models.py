@@ -1,0 +1,251 @@
+"""SQLModel tables: the system of record (principle 1).
+
+Actors keep only caches and in-flight work; everything here survives any actor. Business
+timestamps (attempt times, next_at) are written from the injected clock; lease expiry uses
+the database's own `now()`. Hot-path statements on these tables live in `store/work.py`.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlmodel import Field, SQLModel
+
+
+def _ts(nullable: bool = True, default_now: bool = False) -> Column:
+    return Column(DateTime(timezone=True), nullable=nullable,
+                  server_default=text("now()") if default_now else None)
+
+
+def _json(default: str = "'{}'::jsonb") -> Column:
+    return Column(JSONB, nullable=False, server_default=text(default))
+
+
+class ContactList(SQLModel, table=True):
+    __tablename__ = "contact_lists"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    description: str = ""
+    attributes: list[str] = Field(default_factory=list, sa_column=_json("'[]'::jsonb"))
+    created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+
+
+class Contact(SQLModel, table=True):
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("list_id", "external_id"),)
+    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    list_id: int = Field(foreign_key="contact_lists.id", index=True)
+    external_id: str
+    first_name: str = ""
+    last_name: str = ""
+    phone1: Optional[str] = None          # E.164
+    phone2: Optional[str] = None          # E.164
+    email: Optional[str] = None
+    timezones: list[str] = Field(default_factory=list,
+                                 sa_column=Column(ARRAY(Text), nullable=False, server_default="{}"))
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
+    created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+
+
+class DncEntry(SQLModel, table=True):
+    """A do-not-contact entry: an address (phone or e-mail) or a whole contact."""
+    __tablename__ = "dnc_entries"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    address: Optional[str] = Field(default=None, index=True)
+    contact_id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, index=True))
+    source: str = "manual"
+    created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+
+
+class CompletionCodeRow(SQLModel, table=True):
+    """System codes (campaign_id NULL) and each campaign's custom codes, with their flags."""
+    __tablename__ = "completion_codes"
+    __table_args__ = (UniqueConstraint("campaign_id", "name"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    campaign_id: Optional[int] = Field(default=None, foreign_key="campaigns.id")
+    name: str
+    final: bool = False
+    contact_uncallable: bool = False
+    address_uncallable: bool = False
+    human_contact: bool = False
+    counts_as_abandon: bool = False
+
+
+class StrategyRow(SQLModel, table=True):
+    """A validated strategy document; a new upload of a name is a new version, never an edit."""
+    __tablename__ = "strategies"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str
+    version: int = 1
+    document: dict[str, Any] = Field(sa_column=_json())
+    source: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+
+
+class Campaign(SQLModel, table=True):
+    __tablename__ = "campaigns"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    description: str = ""
+    strategy_id: int = Field(foreign_key="strategies.id")
+    list_id: int = Field(foreign_key="contact_lists.id")
+    finish: dict[str, Any] = Field(default_factory=dict, sa_column=_json())      # FinishCriteria
+    schedule: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSONB))  # Schedule
+    last_scheduled_at: Optional[datetime] = Field(default=None, sa_column=_ts())
+    priority: int = 5
+    enabled: bool = True
+    created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+
+
+class Job(SQLModel, table=True):
+    """One run of a campaign, with its lifecycle state (core.lifecycle) and frozen inputs."""
+    __tablename__ = "jobs"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaigns.id", index=True)
+    strategy_id: int = Field(foreign_key="strategies.id")
+    state: str = Field(default="queued", index=True)
+    finishing: bool = False              # a stop caused by a finish criterion ends "completed"
+    reason: str = ""
+    shards: int = 8
+    managers: int = 1                    # fixed at creation: manager names must not shift
+    finish: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
+    created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+    started_at: Optional[datetime] = Field(default=None, sa_column=_ts())
+    ended_at: Optional[datetime] = Field(default=None, sa_column=_ts())
+
+
+class WorkItem(SQLModel, table=True):
+    """One contact in one job: where it stands in the strategy and when it is next due."""
+    __tablename__ = "work_items"
+    __table_args__ = (
+        UniqueConstraint("job_id", "contact_id"),
+        Index("ix_work_items_due", "job_id", "shard", "next_at",
+              postgresql_where=text("state IN ('ready', 'scheduled')")),
+        Index("ix_work_items_state", "job_id", "state"),
+    )
+    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    job_id: int = Field(foreign_key="jobs.id")
+    contact_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    shard: int
+    state: str = "ready"                 # ready | in_flight | scheduled | done
+    next_at: datetime = Field(sa_column=_ts(False))
+    handler: str
+    address_index: int = 0
+    retries: dict[str, int] = Field(default_factory=dict, sa_column=_json())
+    address_attempts: dict[str, int] = Field(default_factory=dict, sa_column=_json())
+    attempts: int = 0
+    last_code: Optional[str] = None
+    in_flight_epoch: Optional[int] = None
+
+
+class ShardLease(SQLModel, table=True):
+    """Who works a shard of a job; `epoch` only grows and fences every write of the holder."""
+    __tablename__ = "shard_leases"
+    job_id: int = Field(foreign_key="jobs.id", primary_key=True)
+    shard: int = Field(primary_key=True)
+    holder: Optional[str] = None
+    epoch: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    expires_at: Optional[datetime] = Field(default=None, sa_column=_ts())
+
+
+class Attempt(SQLModel, table=True):
+    """The ledger: one row per attempt, written as an intent before the order leaves."""
+    __tablename__ = "attempts"
+    __table_args__ = (Index("ix_attempts_address_at", "address", "created_at"),
+                      Index("ix_attempts_job", "job_id"))
+    work_item_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    attempt_no: int = Field(sa_column=Column(Integer, primary_key=True))
+    job_id: int
+    campaign_id: int
+    contact_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    shard: int
+    epoch: int = Field(sa_column=Column(BigInteger, nullable=False))
+    handler: str
+    channel: str
+    address: Optional[str] = None
+    verdict: str                          # allowed | restricted
+    rule: str                             # the rule that decided the verdict
+    reason: str = ""
+    gateway: Optional[str] = None
+    code: Optional[str] = None            # completion code; NULL while in flight
+    created_at: datetime = Field(sa_column=_ts(False))
+    completed_at: Optional[datetime] = Field(default=None, sa_column=_ts())
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
+
+
+class Agent(SQLModel, table=True):
+    __tablename__ = "agents"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    login: str = Field(sa_column=Column(String(100), nullable=False, unique=True))
+    name: str = ""
+    skills: list[str] = Field(default_factory=list, sa_column=_json("'[]'::jsonb"))
+    state: str = "logged_out"
+    job_id: Optional[int] = Field(default=None, foreign_key="jobs.id")
+    updated_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+
+
+class RuleRow(SQLModel, table=True):
+    """A system rule (campaign_id NULL) or a campaign rule; see core.rules.Rule."""
+    __tablename__ = "rules"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    campaign_id: Optional[int] = Field(default=None, foreign_key="campaigns.id")
+    kind: str
+    enabled: bool = True
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
+
+
+class Zone(SQLModel, table=True):
+    __tablename__ = "zones"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(100), nullable=False, unique=True))
+    failover_zone: Optional[str] = None
+    state: str = "active"
+
+
+class ImportJob(SQLModel, table=True):
+    __tablename__ = "import_jobs"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    list_id: int = Field(foreign_key="contact_lists.id")
+    kind: str = "contacts"                # contacts | dnc
+    source: str = ""
+    state: str = "queued"
+    total: int = 0
+    imported: int = 0
+    rejected: int = 0
+    errors: list[dict[str, Any]] = Field(default_factory=list, sa_column=_json("'[]'::jsonb"))
+    created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+    finished_at: Optional[datetime] = Field(default=None, sa_column=_ts())
+
+
+class Alarm(SQLModel, table=True):
+    __tablename__ = "alarms"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    source: str
+    severity: str = "warning"
+    message: str
+    created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+    cleared_at: Optional[datetime] = Field(default=None, sa_column=_ts())
+
+
+class OutboxEvent(SQLModel, table=True):
+    """Events for the Kafka relay, written in the same transaction as the change they report."""
+    __tablename__ = "event_outbox"
+    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    topic: str
+    key: str = ""
+    payload: Any = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+    published_at: Optional[datetime] = Field(default=None, sa_column=_ts())
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_tokens"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str
+    token_hash: str = Field(sa_column=Column(String(128), nullable=False, unique=True))
+    role: str = "admin"
+    created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+    revoked_at: Optional[datetime] = Field(default=None, sa_column=_ts())

@@ -1,0 +1,156 @@
+"""The hot-path SQL of a campaign manager: leases, claims, intents, outcomes (principles 2, 3).
+
+Every write of a manager runs inside `fenced()`, which share-locks the manager's lease rows
+and keeps only the shards whose epoch is still the one the manager holds: a takeover by the
+director (which bumps the epoch) waits for the transaction, and a stale manager writes
+nothing. Batches move as arrays (`unnest`) and COPY; no per-row round trips.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from ..core.work import AttemptRow, ItemUpdate
+
+ATTEMPT_COLUMNS = ("work_item_id", "attempt_no", "job_id", "campaign_id", "contact_id", "shard", "epoch",
+                   "handler", "channel", "address", "verdict", "rule", "reason", "gateway", "code",
+                   "created_at", "completed_at")
+
+CLAIM_SQL = """
+SELECT w.id, w.job_id, w.contact_id, w.shard, w.handler, w.address_index, w.retries,
+       w.address_attempts, w.attempts, w.last_code,
+       c.external_id, c.first_name, c.last_name, c.phone1, c.phone2, c.email, c.timezones, c.attributes
+FROM work_items w JOIN contacts c ON c.id = w.contact_id
+WHERE w.job_id = %(job)s AND w.shard = ANY(%(shards)s) AND w.handler = %(handler)s
+  AND w.state IN ('ready', 'scheduled') AND w.next_at <= %(now)s
+LIMIT %(limit)s
+FOR UPDATE OF w SKIP LOCKED
+"""
+
+# `expect_*` set: an outcome, which applies only to the attempt in flight under the epoch
+# that sent it; NULL: a fresh claim, already locked by this transaction.
+UPDATE_ITEMS_SQL = """
+UPDATE work_items w SET state = u.state, next_at = u.next_at, handler = u.handler,
+       address_index = u.address_index, retries = u.retries::jsonb,
+       address_attempts = u.address_attempts::jsonb, attempts = u.attempts,
+       last_code = u.last_code, in_flight_epoch = u.in_flight_epoch
+FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::text[], %s::int[], %s::text[],
+            %s::text[], %s::int[], %s::text[], %s::bigint[], %s::bigint[], %s::int[])
+     AS u(id, state, next_at, handler, address_index, retries, address_attempts, attempts,
+          last_code, in_flight_epoch, expect_epoch, expect_attempt)
+WHERE w.id = u.id
+  AND (u.expect_attempt IS NULL OR (w.state = 'in_flight' AND w.in_flight_epoch = u.expect_epoch
+                                    AND w.attempts = u.expect_attempt))
+RETURNING w.id
+"""
+
+
+def _update_columns(updates: Sequence[ItemUpdate]) -> list[list]:
+    return [[u.id for u in updates], [u.state for u in updates], [u.next_at for u in updates],
+            [u.handler for u in updates], [u.address_index for u in updates],
+            [json.dumps(u.retries) for u in updates], [json.dumps(u.address_attempts) for u in updates],
+            [u.attempts for u in updates], [u.last_code for u in updates],
+            [u.in_flight_epoch for u in updates]]
+
+
+class WorkStore:
+    """One manager's connection to the database and the statements of its cycle."""
+
+    def __init__(self, conn: psycopg.Connection, job_id: int, holder: str):
+        self.conn = conn
+        self.job_id = job_id
+        self.holder = holder
+
+    # -- leases ---------------------------------------------------------------------------
+    def renew(self, ttl_s: float) -> dict[int, int]:
+        """Extend this holder's leases; returns the shards it holds now, with their epochs."""
+        with self.conn.transaction():
+            rows = self.conn.execute(
+                "UPDATE shard_leases SET expires_at = now() + make_interval(secs => %s) "
+                "WHERE job_id = %s AND holder = %s RETURNING shard, epoch",
+                (ttl_s, self.job_id, self.holder)).fetchall()
+        return {shard: epoch for shard, epoch in rows}
+
+    @contextmanager
+    def fenced(self, held: dict[int, int]):
+        """A transaction in which only the shards still held at their epochs may be written.
+
+        Yields the dict of valid shards -> epoch (possibly fewer than `held`)."""
+        with self.conn.transaction():
+            rows = self.conn.execute(
+                "SELECT shard, epoch FROM shard_leases WHERE job_id = %s AND holder = %s "
+                "AND shard = ANY(%s) FOR SHARE", (self.job_id, self.holder, list(held))).fetchall()
+            yield {shard: epoch for shard, epoch in rows if held.get(shard) == epoch}
+
+    # -- claims and intents --------------------------------------------------------------
+    def claim(self, shards: Iterable[int], handler: str, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """Lock up to `limit` due items of `shards` (call inside `fenced`)."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(CLAIM_SQL, {"job": self.job_id, "shards": list(shards), "handler": handler,
+                                    "now": now, "limit": limit})
+            return cur.fetchall()
+
+    def write_attempts(self, rows: Sequence[AttemptRow]) -> None:
+        if not rows:
+            return
+        with self.conn.cursor() as cur:
+            with cur.copy(f"COPY attempts ({', '.join(ATTEMPT_COLUMNS)}) FROM STDIN") as copy:
+                for r in rows:
+                    copy.write_row((r.work_item_id, r.attempt_no, r.job_id, r.campaign_id, r.contact_id,
+                                    r.shard, r.epoch, r.handler, r.channel, r.address, r.verdict, r.rule,
+                                    r.reason, r.gateway, r.code, r.created_at, r.completed_at))
+
+    def update_items(self, updates: Sequence[ItemUpdate],
+                     expect: Sequence[tuple[int, int]] | None = None) -> set[int]:
+        """Write new item states; with `expect` [(epoch, attempt_no)], only where that attempt
+        is still the one in flight. Returns the ids written."""
+        if not updates:
+            return set()
+        expect = expect or [(None, None)] * len(updates)
+        params = _update_columns(updates) + [[e for e, _ in expect], [n for _, n in expect]]
+        return {r[0] for r in self.conn.execute(UPDATE_ITEMS_SQL, params).fetchall()}
+
+    def complete_attempts(self, done: Sequence[tuple[int, int, str, datetime, dict]]) -> None:
+        """Record (work_item_id, attempt_no, code, at, details) on the attempt rows."""
+        if not done:
+            return
+        self.conn.execute(
+            "UPDATE attempts a SET code = d.code, completed_at = d.at, details = d.details::jsonb "
+            "FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::timestamptz[], %s::text[]) "
+            "AS d(id, no, code, at, details) "
+            "WHERE a.work_item_id = d.id AND a.attempt_no = d.no AND a.code IS NULL",
+            [[d[0] for d in done], [d[1] for d in done], [d[2] for d in done], [d[3] for d in done],
+             [json.dumps(d[4], default=str) for d in done]])
+
+    def outbox(self, topic: str, key: str, events: list[dict[str, Any]]) -> None:
+        """One outbox row per batch: the relay fans it out into one Kafka message per event."""
+        if events:
+            self.conn.execute("INSERT INTO event_outbox (topic, key, payload) VALUES (%s, %s, %s)",
+                              (topic, key, Jsonb(events)))
+
+    # -- recovery ---------------------------------------------------------------------------
+    def in_flight(self, shards: Iterable[int]) -> list[dict[str, Any]]:
+        """Items left in flight on `shards` (by any epoch), with the attempt that is out."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                "SELECT w.id, w.job_id, w.contact_id, w.shard, w.handler, w.address_index, w.retries, "
+                "w.address_attempts, w.attempts, w.last_code, w.in_flight_epoch, a.gateway, a.epoch, "
+                "c.external_id, c.first_name, c.last_name, c.phone1, c.phone2, c.email, c.timezones, "
+                "c.attributes "
+                "FROM work_items w JOIN contacts c ON c.id = w.contact_id "
+                "JOIN attempts a ON a.work_item_id = w.id AND a.attempt_no = w.attempts "
+                "WHERE w.job_id = %s AND w.shard = ANY(%s) AND w.state = 'in_flight'",
+                (self.job_id, list(shards)))
+            return cur.fetchall()
+
+    def job_state(self) -> str | None:
+        row = self.conn.execute("SELECT state FROM jobs WHERE id = %s", (self.job_id,)).fetchone()
+        self.conn.commit()
+        return row[0] if row else None
