@@ -287,9 +287,10 @@ def _check(c: Candidate, rs: RuleSet, now: datetime, dnc_addresses: AbstractSet[
                              f"{made} attempts on address (max {rs.max_address})")
     if RuleKind.WINDOW in on:
         # Candidates of one handler share a window object, so id() is a cheap batch-local key.
-        key = (id(c.window), c.zones)
+        zones = tuple(c.zones)   # a list after a JSON round trip; tuples hash
+        key = (id(c.window), zones)
         if key not in windows:
-            windows[key] = _window_fault(c.window, c.zones, now)
+            windows[key] = _window_fault(c.window, zones, now)
         fault = windows[key]
         if fault is not None:
             return _restrict(c, RuleKind.WINDOW, fault)

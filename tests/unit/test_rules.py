@@ -317,3 +317,8 @@ def test_large_batch_shares_window_evaluation():
     verdicts = run(batch)
     assert [v.key for v in verdicts] == list(range(2000))
     assert all(v.allowed for v in verdicts)
+
+
+def test_zones_given_as_a_list_work():
+    assert one(cand(zones=["America/Chicago"])).allowed
+    assert not one(cand(zones=["America/Chicago", "America/Los_Angeles"])).allowed
