@@ -1,0 +1,195 @@
+"""A simulated media server for voice orders.
+
+Each call's fate is drawn from a `VoiceProfile` with uniforms derived from a hash of
+(seed, attempt id), not from a shared RNG: the same attempt id always has the same outcome
+and durations, whatever the batch it came in, the order of placement or the gateway that
+took it — so runs reproduce and a taken-over gateway agrees with the one it replaces.
+Completions wait in one heap keyed by business time, popped in batches by `due()`; there is
+no asyncio task per call. In *instant* mode every duration is zero and completions skip the
+heap altogether, for throughput benchmarks of the rest of the system.
+"""
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+import struct
+from datetime import datetime, timedelta
+from hashlib import blake2b
+from statistics import NormalDist
+from typing import Callable, Sequence
+
+import pydantic
+
+from pom_actors.core.clock import Clock
+from pom_actors.media.base import Order, Outcome
+
+CODES = ("answer_human", "answer_machine", "busy", "no_answer", "invalid_number", "fax",
+         "network_refusal")
+_UNIT = 1.0 / 2 ** 64
+_NORMAL = NormalDist()
+_DIST_KEYS = {"fixed": {"value"}, "uniform": {"low", "high"}, "exponential": {"mean"},
+              "lognormal": {"median", "sigma"}}
+
+
+def sampler(spec: dict) -> Callable[[float], float]:
+    """Inverse CDF of a duration spec: maps a uniform in (0, 1) to business seconds.
+
+    Specs: {"dist": "fixed", "value"}, {"dist": "uniform", "low", "high"},
+    {"dist": "exponential", "mean"}, {"dist": "lognormal", "median", "sigma"}; each may add
+    "min" and/or "max" to clamp. Raises ValueError on a malformed spec."""
+    dist = spec.get("dist")
+    if dist not in _DIST_KEYS:
+        raise ValueError(f"unknown dist {dist!r}; expected one of {sorted(_DIST_KEYS)}")
+    allowed = _DIST_KEYS[dist] | {"dist", "min", "max"}
+    missing, extra = _DIST_KEYS[dist] - spec.keys(), spec.keys() - allowed
+    if missing or extra:
+        raise ValueError(f"{dist} needs {sorted(_DIST_KEYS[dist])} (optional min, max); "
+                         f"missing {sorted(missing)}, unexpected {sorted(extra)}")
+    p = {k: float(v) for k, v in spec.items() if k != "dist"}
+    if any(v < 0 or math.isnan(v) or math.isinf(v) for v in p.values()):
+        raise ValueError(f"{dist} parameters must be finite and >= 0: {spec}")
+    lo, hi = p.get("min", 0.0), p.get("max", math.inf)
+    if lo > hi:
+        raise ValueError(f"min {lo} > max {hi}")
+    if dist == "fixed":
+        value = p["value"]
+        base: Callable[[float], float] = lambda u: value
+    elif dist == "uniform":
+        low, high = p["low"], p["high"]
+        if low > high:
+            raise ValueError(f"uniform low {low} > high {high}")
+        base = lambda u: low + u * (high - low)
+    elif dist == "exponential":
+        mean = p["mean"]
+        base = lambda u: -mean * math.log1p(-u)
+    else:
+        median, sigma = p["median"], p["sigma"]
+        base = lambda u: median * math.exp(sigma * _NORMAL.inv_cdf(u))
+    return lambda u: min(hi, max(lo, base(u)))
+
+
+class VoiceProfile(pydantic.BaseModel):
+    """Outcome probabilities (must sum to 1) and duration specs in business seconds."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    answer_human: float = pydantic.Field(0.45, ge=0, le=1)
+    answer_machine: float = pydantic.Field(0.15, ge=0, le=1)
+    busy: float = pydantic.Field(0.10, ge=0, le=1)
+    no_answer: float = pydantic.Field(0.20, ge=0, le=1)
+    invalid_number: float = pydantic.Field(0.03, ge=0, le=1)
+    fax: float = pydantic.Field(0.02, ge=0, le=1)
+    network_refusal: float = pydantic.Field(0.05, ge=0, le=1)
+    ring_s: dict = {"dist": "lognormal", "median": 8.0, "sigma": 0.4, "min": 1.0}
+    talk_s: dict = {"dist": "lognormal", "median": 45.0, "sigma": 0.7, "min": 2.0}
+    machine_s: dict = {"dist": "lognormal", "median": 20.0, "sigma": 0.3, "min": 3.0}
+    setup_s: dict = {"dist": "uniform", "low": 0.5, "high": 3.0}
+    instant: bool = False
+    seed: int = 0
+
+    @pydantic.field_validator("ring_s", "talk_s", "machine_s", "setup_s")
+    @classmethod
+    def _valid_dist(cls, spec: dict) -> dict:
+        sampler(spec)
+        return spec
+
+    @pydantic.model_validator(mode="after")
+    def _sums_to_one(self) -> "VoiceProfile":
+        total = sum(self.probabilities())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"outcome probabilities sum to {total:.6f}, not 1")
+        return self
+
+    def probabilities(self) -> list[float]:
+        """In the order of `CODES`."""
+        return [getattr(self, code) for code in CODES]
+
+
+class VoiceSimulator:
+    def __init__(self, profile: VoiceProfile, clock: Clock, name: str = ""):
+        """`name` (the gateway's) goes into every outcome's details as "gateway"."""
+        self._profile, self._clock, self._name = profile, clock, name
+        self._seed = f"{profile.seed}:".encode()
+        cumulative, acc = [], 0.0
+        for p in profile.probabilities():
+            acc += p
+            cumulative.append(acc)
+        cumulative[-1] = math.inf  # a uniform above a sum rounded below 1 still picks a code
+        self._cumulative = cumulative
+        self._ring, self._talk = sampler(profile.ring_s), sampler(profile.talk_s)
+        self._machine, self._setup = sampler(profile.machine_s), sampler(profile.setup_s)
+        self._heap: list[tuple[datetime, int, Outcome]] = []
+        self._ready: list[Outcome] = []
+        self._seq = 0
+
+    def __len__(self) -> int:
+        """Calls placed and not yet popped by `due()`."""
+        return len(self._heap) + len(self._ready)
+
+    def place(self, orders: Sequence[Order], now: datetime | None = None) -> None:
+        """Start the calls at `now` (default: the clock's now) and schedule their completions.
+        A no_answer completes exactly at the order's ring timeout; an answered call rings at
+        most that long."""
+        now = self._clock.now() if now is None else now
+        if self._profile.instant:
+            self._place_instant(orders, now)
+            return
+        cumulative, seed, name = self._cumulative, self._seed, self._name
+        heap, ready, unpack = self._heap, self._ready, struct.Struct("<4Q").unpack
+        for order in orders:
+            words = unpack(blake2b(seed + order.attempt_id.encode(), digest_size=32).digest())
+            u0, u1, u2, u3 = ((w + 0.5) * _UNIT for w in words)
+            code = CODES[bisect.bisect_right(cumulative, u0)]
+            if code == "answer_human" or code == "answer_machine":
+                ring = min(self._ring(u1), order.ring_timeout)
+                talk = (self._talk if code == "answer_human" else self._machine)(u2)
+                details, total = {"ring_s": ring, "talk_s": talk}, ring + talk
+            elif code == "no_answer":
+                details, total = {"ring_s": order.ring_timeout}, order.ring_timeout
+            elif code == "fax":
+                ring = min(self._ring(u1), order.ring_timeout)
+                setup = self._setup(u3)
+                details, total = {"ring_s": ring, "setup_s": setup}, ring + setup
+            else:
+                setup = self._setup(u3)
+                details, total = {"setup_s": setup}, setup
+            if name:
+                details["gateway"] = name
+            at = now + timedelta(seconds=total)
+            outcome = Outcome(order.attempt_id, code, at, details, order.job_id, order.shard,
+                              order.epoch)
+            if total <= 0:
+                ready.append(outcome)
+            else:
+                self._seq += 1
+                heapq.heappush(heap, (at, self._seq, outcome))
+
+    def _place_instant(self, orders: Sequence[Order], now: datetime) -> None:
+        """Zero durations: only the outcome's uniform is needed (the same one as in timed
+        mode, so an attempt gets the same code either way), and no heap. The outcomes share
+        one details dict: a fresh one each would double the objects the GC has to track."""
+        cumulative, seed = self._cumulative, self._seed
+        details = {"gateway": self._name} if self._name else {}
+        unpack, bisect_right, ready = struct.Struct("<Q").unpack_from, bisect.bisect_right, \
+            self._ready
+        for order in orders:
+            attempt_id = order.attempt_id
+            word = unpack(blake2b(seed + attempt_id.encode(), digest_size=32).digest())[0]
+            ready.append(Outcome(attempt_id, CODES[bisect_right(cumulative, (word + 0.5) * _UNIT)],
+                                 now, details, order.job_id, order.shard, order.epoch))
+
+    def due(self, now: datetime | None = None) -> list[Outcome]:
+        """Pop every completion due at or before `now` (default: the clock's now)."""
+        now = self._clock.now() if now is None else now
+        popped, self._ready = self._ready, []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            popped.append(heapq.heappop(heap)[2])
+        return popped
+
+    def next_due(self) -> datetime | None:
+        """When the earliest pending completion falls due; None when nothing is pending."""
+        if self._ready:
+            return min(o.at for o in self._ready)
+        return self._heap[0][0] if self._heap else None
