@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .codes import CodeBook, CompletionCode
 from .templates import placeholders
-from .windows import ContactWindow
+from .windows import ContactWindow, parse_local_time
 
 ADDRESS_FIELDS = ("phone1", "phone2", "email")
 STANDARD_ATTRIBUTES = frozenset({"first_name", "last_name", "phone1", "phone2", "email", "external_id"})
@@ -76,7 +76,7 @@ def _local_time(value: Any) -> Any:
 
 
 Seconds = Annotated[float, pydantic.BeforeValidator(parse_duration), pydantic.WithJsonSchema(_DURATION_SCHEMA)]
-LocalTime = Annotated[dt.time, pydantic.AfterValidator(_local_time), pydantic.WithJsonSchema(_TIME_SCHEMA)]
+LocalTime = Annotated[dt.time, pydantic.BeforeValidator(parse_local_time), pydantic.AfterValidator(_local_time), pydantic.WithJsonSchema(_TIME_SCHEMA)]
 
 
 class Pacing(BaseModel):
@@ -312,6 +312,7 @@ class _Checker:
         self.errors: list[dict[str, str]] = []
         raw_handlers = raw.get("handlers") if isinstance(raw.get("handlers"), Mapping) else {}
         self.names = {str(n) for n in raw_handlers}
+        self.raw_handlers = {str(n): d for n, d in raw_handlers.items() if isinstance(d, Mapping)}
         if strategy is not None:
             self.handlers: dict[str, Handler] = dict(strategy.handlers)
         else:
@@ -380,7 +381,8 @@ class _Checker:
             if template is not None:
                 self._template(f"{base}.{field}", template)
         for key, action in h.results.items():
-            self._result(f"{base}.results", key, action, has_window=h.window is not None)
+            has_window = h.window is not None or bool(self.raw_handlers.get(name, {}).get("window"))
+            self._result(f"{base}.results", key, action, has_window)
 
     def _template(self, path: str, template: str) -> None:
         try:

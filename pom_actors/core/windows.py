@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from typing import Any
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,6 +22,13 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HORIZON = dt.timedelta(days=14)
 _UTC = dt.timezone.utc
 _UNKNOWN_ZONE = "Etc/Unknown"
+
+
+def parse_local_time(value: Any) -> Any:
+    """Accept "9:00" as well as "09:00" (pydantic alone wants two-digit hours)."""
+    if isinstance(value, str) and ":" in value and len(value.strip().split(":")[0]) == 1:
+        return "0" + value.strip()
+    return value
 
 
 class ContactWindow(pydantic.BaseModel):
@@ -40,6 +48,8 @@ class ContactWindow(pydantic.BaseModel):
         if unknown:
             raise ValueError(f"unknown day(s) {unknown}; use {', '.join(DAYS)}")
         return [d for d in DAYS if d in normal]
+
+    _clock_times = pydantic.field_validator("start", "end", mode="before")(parse_local_time)
 
     @pydantic.field_validator("start", "end")
     @classmethod
