@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .strategy import Handler, ResultAction, Strategy
-from .windows import _zone, next_open
+from .windows import next_open, zone_info
 
 _UTC = dt.timezone.utc
 _DONE = ResultAction(action="done")
@@ -148,7 +148,7 @@ class _Apply:
         if self._counted(action) is None:
             return f"{self.code} waits exhausted ({action.max})"
         assert action.at is not None
-        zone = (_zone(self.zones[0]) if self.zones else None) or _UTC
+        zone = (zone_info(self.zones[0]) if self.zones else None) or _UTC
         local = self.now.astimezone(zone)
         at = dt.datetime.combine(local.date(), action.at, tzinfo=zone)
         if at < self.now:

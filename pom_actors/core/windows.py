@@ -70,7 +70,8 @@ class ContactWindow(pydantic.BaseModel):
 
 
 @lru_cache(maxsize=1024)
-def _zone(name: str) -> ZoneInfo | None:
+def zone_info(name: str) -> ZoneInfo | None:
+    """The IANA zone of that name, or None when there is none."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -84,7 +85,7 @@ def _zones_for_phone(phone: str) -> tuple[str, ...]:
     except phonenumbers.NumberParseException:
         return ()
     names = phone_timezone.time_zones_for_number(number)
-    if not names or _UNKNOWN_ZONE in names or any(_zone(n) is None for n in names):
+    if not names or _UNKNOWN_ZONE in names or any(zone_info(n) is None for n in names):
         return ()
     return tuple(names)
 
@@ -99,7 +100,7 @@ def zones_for(explicit: Sequence[str] | None, phone: str | None) -> list[str]:
         explicit = [explicit]
     names = [z.strip() for z in explicit or () if z and z.strip()]
     if names:
-        if any(_zone(z) is None for z in names):
+        if any(zone_info(z) is None for z in names):
             return []
         return list(dict.fromkeys(names))
     if phone and phone.strip():
@@ -108,7 +109,7 @@ def zones_for(explicit: Sequence[str] | None, phone: str | None) -> list[str]:
 
 
 def _resolve(zones: Iterable[str]) -> list[ZoneInfo] | None:
-    resolved = [_zone(z) for z in dict.fromkeys(zones)]
+    resolved = [zone_info(z) for z in dict.fromkeys(zones)]
     if not resolved or any(z is None for z in resolved):
         return None
     return resolved  # type: ignore[return-value]

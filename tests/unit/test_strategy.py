@@ -245,3 +245,21 @@ def test_missing_top_level_fields():
 def test_strategy_model_forbids_extra_fields():
     assert isinstance(parse_strategy(base(call=call())), Strategy)
     assert "Extra inputs" in faults(base(call={"type": "call", "caller": "x"}))["handlers.call.caller"]
+
+
+def test_a_stored_model_dump_parses_back_to_the_same_strategy():
+    s = parse_strategy(EXAMPLE.read_text())
+    assert parse_strategy(json.loads(json.dumps(s.model_dump(mode="json")))) == s
+    assert parse_strategy(s.model_dump()) == s
+
+
+def test_webhook_handler_templates_in_url_and_headers():
+    hook = {"type": "custom", "addresses": ["external_id"], "url": "https://crm.example/{external_id}/{acct}",
+            "headers": {"X-Name": "{first_name} {surname}"}, "message": "{\"id\": \"{external_id}\"}"}
+    got = faults(base(hook=hook), ["acct"])
+    assert set(got) == {"handlers.hook.headers.X-Name", "handlers.hook.message"}
+    assert "surname" in got["handlers.hook.headers.X-Name"]
+    hook["headers"] = {"X-Name": "{first_name}"}
+    hook["message"] = '{{"id": "{external_id}"}}'
+    s = parse_strategy(base(hook=hook), ["acct"])
+    assert s.handlers["hook"].method == "POST" and s.handlers["hook"].channel == "custom"
