@@ -1,0 +1,237 @@
+"""Everything a MediaGateway actor does, as a plain asyncio class (the actor only delegates).
+
+One gateway per POM server: it records every order (the `OrderBook`, which also fences
+stale epochs), hands accepted orders to the channel drivers and queues their outcomes per
+manager (`reply_to`) until that manager polls. Voice goes to the simulator's heap and
+completes as business time passes; e-mail, SMS and webhooks run as background tasks with
+bounded concurrency. A driver that fails still yields an outcome with a failure code, so
+an accepted order is always either pending or completed in the record, never lost; orders
+cut off by `close()` stay pending, which the reconciler reads as "fate unknown".
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections import Counter, deque
+from typing import Awaitable, Callable, Mapping
+
+import pydantic
+
+from pom_actors.core.clock import Clock
+from pom_actors.core.codes import SYSTEM_CODES
+from pom_actors.media.base import CHANNELS, Order, Outcome, Refusal, outcome_for
+from pom_actors.media.orderbook import OrderBook
+from pom_actors.media.sms_http import SmsDriver
+from pom_actors.media.smtp import SmtpDriver
+from pom_actors.media.voice_sim import VoiceProfile, VoiceSimulator
+from pom_actors.media.webhook import WebhookDriver
+
+# The code an order gets when its driver itself breaks (a bug, an unusable order).
+FAILURE_CODES = {"call": "call_failed", "sms": "sms_failed", "email": "network_refusal",
+                 "custom": "webhook_failed"}
+
+_ENV = {"POM_SMTP_HOST": "smtp_host", "POM_SMTP_PORT": "smtp_port",
+        "POM_SMTP_USER": "smtp_user", "POM_SMTP_PASSWORD": "smtp_password",
+        "POM_SMTP_STARTTLS": "smtp_starttls", "POM_SMTP_SENDER": "smtp_sender",
+        "POM_SMS_URL": "sms_url", "POM_SMS_TOKEN": "sms_token", "POM_SMS_USER": "sms_user",
+        "POM_SMS_PASSWORD": "sms_password"}
+
+
+class GatewayConfig(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    name: str
+    voice: VoiceProfile = VoiceProfile()
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_sender: str = "pom@localhost"  # From when an order names no sender
+    smtp_timeout_s: float = pydantic.Field(30.0, gt=0)
+    smtp_batch_size: int = pydantic.Field(100, ge=1)  # messages per SMTP session
+    smtp_max_connections: int = pydantic.Field(4, ge=1)
+    sms_url: str | None = None
+    sms_token: str | None = None
+    sms_user: str | None = None
+    sms_password: str | None = None
+    sms_timeout_s: float = pydantic.Field(10.0, gt=0)
+    sms_retries: int = pydantic.Field(2, ge=0, le=10)
+    http_max_concurrency: int = pydantic.Field(50, ge=1)  # SMS + webhook requests at once
+    http_backoff_s: float = pydantic.Field(0.5, ge=0)
+    http_backoff_max_s: float = pydantic.Field(8.0, ge=0)
+    custom_codes: list[str] = []  # codes a webhook may answer besides the system codes
+
+    @classmethod
+    def from_env(cls, name: str, env: Mapping[str, str] | None = None,
+                 **overrides) -> "GatewayConfig":
+        """Configuration from POM_SMTP_*, POM_SMS_* and POM_VOICE_PROFILE (a JSON object of
+        VoiceProfile keys); `overrides` win over the environment."""
+        env = os.environ if env is None else env
+        values: dict = {field: env[var] for var, field in _ENV.items() if env.get(var)}
+        if env.get("POM_VOICE_PROFILE"):
+            values["voice"] = json.loads(env["POM_VOICE_PROFILE"])
+        return cls(name=name, **{**values, **overrides})
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, clock: Clock):
+        self.config, self._clock = config, clock
+        self._book = OrderBook()
+        self._voice = VoiceSimulator(config.voice, clock, config.name)
+        self._smtp = SmtpDriver(clock, config.smtp_host, config.smtp_port,
+                                user=config.smtp_user, password=config.smtp_password,
+                                starttls=config.smtp_starttls,
+                                default_sender=config.smtp_sender,
+                                timeout=config.smtp_timeout_s)
+        self._sms = SmsDriver(clock, config.sms_url, token=config.sms_token,
+                              user=config.sms_user, password=config.sms_password,
+                              timeout=config.sms_timeout_s, retries=config.sms_retries,
+                              backoff_s=config.http_backoff_s,
+                              backoff_max_s=config.http_backoff_max_s) if config.sms_url else None
+        self._webhook = WebhookDriver(clock, set(SYSTEM_CODES) | set(config.custom_codes),
+                                      backoff_s=config.http_backoff_s,
+                                      backoff_max_s=config.http_backoff_max_s)
+        self._http_slots = asyncio.Semaphore(config.http_max_concurrency)
+        self._smtp_slots = asyncio.Semaphore(config.smtp_max_connections)
+        self._routes: dict[str, str] = {}  # attempt id -> reply_to, while pending
+        self._queues: dict[str, deque[Outcome]] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._submitted: Counter[str] = Counter()
+        self._in_flight: Counter[str] = Counter()  # driver orders handed out, not finished
+
+    async def submit(self, orders: list[Order]) -> list[Refusal]:
+        """Record the orders and start them; return the refused ones at once.
+
+        Refused (never sent): a repeated attempt id, a stale epoch, an unknown channel."""
+        refused = [Refusal(o.attempt_id, f"unknown channel {o.channel!r}")
+                   for o in orders if o.channel not in CHANNELS]
+        if refused:
+            orders = [o for o in orders if o.channel in CHANNELS]
+        accepted, stale = self._book.accept(orders)
+        refused.extend(stale)
+        by_channel: dict[str, list[Order]] = {channel: [] for channel in CHANNELS}
+        routes = self._routes
+        for order in accepted:
+            routes[order.attempt_id] = order.reply_to
+            by_channel[order.channel].append(order)
+        for channel, batch in by_channel.items():
+            self._submitted[channel] += len(batch)
+        if by_channel["call"]:
+            self._voice.place(by_channel["call"], self._clock.now())
+        emails, size = by_channel["email"], self.config.smtp_batch_size
+        for start in range(0, len(emails), size):
+            self._spawn(self._email_batch(emails[start:start + size]))
+        if by_channel["sms"]:
+            self._spawn(self._http_batch("sms", by_channel["sms"], self._sms_one))
+        if by_channel["custom"]:
+            self._spawn(self._http_batch("custom", by_channel["custom"], self._webhook.deliver))
+        return refused
+
+    async def poll(self, reply_to: str, max_items: int = 10000) -> list[Outcome]:
+        """Outcomes complete by now for `reply_to`, oldest first; each is returned once."""
+        due = self._voice.due(self._clock.now())
+        if due:
+            self._finish(due)
+        queue = self._queues.get(reply_to)
+        if not queue:
+            return []
+        if len(queue) <= max_items:
+            taken = list(queue)
+            queue.clear()
+            return taken
+        return [queue.popleft() for _ in range(max_items)]
+
+    async def lookup(self, attempt_ids: list[str]) -> dict[str, dict]:
+        """The record of each attempt id this gateway received (see OrderBook.lookup);
+        an id absent from the answer never reached this gateway."""
+        due = self._voice.due(self._clock.now())
+        if due:
+            self._finish(due)
+        return self._book.lookup(attempt_ids)
+
+    async def order_ids(self) -> list[str]:
+        return self._book.order_ids()
+
+    async def stats(self) -> dict:
+        pending_voice = len(self._voice)
+        next_due = self._voice.next_due()
+        return {
+            "name": self.config.name,
+            "channels": {channel: {"submitted": self._submitted[channel],
+                                   "in_flight": (pending_voice if channel == "call"
+                                                 else self._in_flight[channel])}
+                         for channel in CHANNELS},
+            "pending": self._book.stats()["pending"],
+            "queued": {reply_to: len(q) for reply_to, q in self._queues.items() if q},
+            "next_voice_due": next_due.isoformat() if next_due else None,
+            "orderbook": self._book.stats(),
+        }
+
+    async def close(self) -> None:
+        """Stop the background sends and release the HTTP clients. Orders cut off stay
+        pending in the record: their fate is unknown, which is what lookups then say."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._webhook.close()
+        if self._sms is not None:
+            await self._sms.close()
+
+    def _finish(self, outcomes: list[Outcome]) -> None:
+        """Record outcomes and queue each for the manager that sent its order."""
+        complete, routes, queues = self._book.complete, self._routes, self._queues
+        for outcome in outcomes:
+            complete(outcome)
+            reply_to = routes.pop(outcome.attempt_id)
+            queue = queues.get(reply_to)
+            if queue is None:
+                queue = queues[reply_to] = deque()
+            queue.append(outcome)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _failed(self, orders: list[Order], exc: Exception) -> list[Outcome]:
+        """A driver bug or an unusable order must not lose the orders: they fail instead."""
+        now, error = self._clock.now(), f"{type(exc).__name__}: {exc}"
+        return [outcome_for(o, FAILURE_CODES[o.channel], now, {"error": error}) for o in orders]
+
+    def _done(self, channel: str, outcomes: list[Outcome]) -> None:
+        self._in_flight[channel] -= len(outcomes)
+        for outcome in outcomes:
+            outcome.details.setdefault("gateway", self.config.name)
+        self._finish(outcomes)
+
+    async def _email_batch(self, orders: list[Order]) -> None:
+        self._in_flight["email"] += len(orders)
+        async with self._smtp_slots:
+            try:
+                outcomes = await self._smtp.deliver(orders)
+            except Exception as exc:
+                outcomes = self._failed(orders, exc)
+        self._done("email", outcomes)
+
+    async def _http_batch(self, channel: str, orders: list[Order],
+                          deliver: Callable[[Order], Awaitable[Outcome]]) -> None:
+        """One request per order, at most http_max_concurrency at once across the gateway;
+        each outcome is queued as soon as its own exchange ends."""
+        async def one(order: Order) -> None:
+            async with self._http_slots:
+                try:
+                    outcome = await deliver(order)
+                except Exception as exc:
+                    outcome = self._failed([order], exc)[0]
+            self._done(channel, [outcome])
+
+        self._in_flight[channel] += len(orders)
+        await asyncio.gather(*(one(order) for order in orders))
+
+    async def _sms_one(self, order: Order) -> Outcome:
+        if self._sms is None:
+            return outcome_for(order, "sms_failed", self._clock.now(),
+                               {"error": "no SMS gateway configured (POM_SMS_URL)"})
+        return await self._sms.deliver(order)
