@@ -24,6 +24,7 @@ class Settings:
     demo: bool = True                    # POM_DEMO
     demo_contacts: int = 10_000          # POM_DEMO_CONTACTS
     clock_scale: float = 1.0             # POM_CLOCK_SCALE: business seconds per real second
+    clock_start: str | None = None       # POM_CLOCK_START: ISO time business time starts at (scaled clock)
     shards_per_job: int = 8              # POM_SHARDS_PER_JOB
     managers_per_job: int = 0            # POM_MANAGERS_PER_JOB; 0: one per POM server
     batch_size: int = 1000               # POM_BATCH_SIZE: work items claimed per manager cycle

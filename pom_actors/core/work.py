@@ -136,7 +136,7 @@ def plan(item: Item, verdict: Verdict, strategy: Strategy, *, campaign_id: int, 
                      None if allowed else verdict.code, now, None if allowed else now)
     if not allowed:
         item.attempts = attempt_no
-        step = next_step(strategy, item.progress, verdict.code, now, item.zones)
+        step = next_step(strategy, item.progress, verdict.code, now, item.zones, item.contact)
         return Planned(row, _after(item, step, verdict.code, now), step=step)
     address_attempts = dict(item.address_attempts)
     address_attempts[item.address_field] = address_attempts.get(item.address_field, 0) + 1
@@ -156,7 +156,7 @@ def plan(item: Item, verdict: Verdict, strategy: Strategy, *, campaign_id: int, 
 
 def settle(item: Item, code: str, strategy: Strategy, now: datetime) -> Settled:
     """Apply the strategy's result processor for the outcome of the item's in-flight attempt."""
-    step = next_step(strategy, item.progress, code, now, item.zones)
+    step = next_step(strategy, item.progress, code, now, item.zones, item.contact)
     update = _after(item, step, code, now)
     event = {"attempt_id": item.attempt_id, "job_id": item.job_id, "contact_id": item.contact_id,
              "handler": item.handler, "address": item.address, "code": code, "at": now.isoformat(),

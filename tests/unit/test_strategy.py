@@ -10,7 +10,7 @@ from pom_actors.core.strategy import (STANDARD_ATTRIBUTES, Strategy, StrategyErr
                                       strategy_json_schema)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-EXAMPLE = DOCS / "examples" / "voice-notify.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "pom_actors" / "examples" / "voice-notify.yaml"
 
 
 def base(**handlers) -> dict:

@@ -1,0 +1,30 @@
+# `make run`: the POM server on embedded defaults, with a demo.  `make test`: every test.
+# Each target creates or refreshes the virtual environment first, so it is the only command.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test unit bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	POM_CLOCK_SCALE=$${POM_CLOCK_SCALE:-60} $(BIN)/pom run
+
+test: $(STAMP)
+	$(BIN)/pytest -q tests
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+bench: $(STAMP)
+	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/pacing.py
+
+clean:
+	rm -rf $(VENV) .pom-data

@@ -1,0 +1,135 @@
+"""`pom`: run a POM server (`pom run`) or drive a running one through its gateway.
+
+Exit codes: 0 success, 1 the gateway refused (its error is printed), 2 bad usage or input.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+
+from .client import PomClient, PomError
+
+
+def _run(args: argparse.Namespace) -> int:
+    import ray
+    import uvicorn
+
+    from pom_actors import demo
+    from pom_actors.config import Settings
+    from pom_actors.runtime import Runtime
+
+    from .app import create_app
+    from .console import console, watch
+
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.demo and not settings.sms_url:
+        settings = settings.replace(sms_url=f"http://{settings.http_host}:{settings.http_port}/demo/sms")
+    console.print(f"[b]POM[/b] starting: database {'at POM_DATABASE_URL' if settings.database_url else 'embedded in ' + settings.data_dir}, "
+                  f"Ray {settings.ray_address or 'local'}, clock x{settings.clock_scale:g}")
+    rt = Runtime.start(settings)
+    server = uvicorn.Server(uvicorn.Config(create_app(rt.settings), host=settings.http_host,
+                                           port=settings.http_port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="gateway", daemon=True)
+    thread.start()
+    console.print(f"gateway on http://{settings.http_host}:{settings.http_port} (GET /health, /api/v1/jobs)")
+    with rt.connect() as conn:
+        if settings.demo:
+            campaign = demo.seed(conn, settings.demo_contacts)
+            if campaign is not None:
+                job_id = ray.get(rt.director.create_job.remote(campaign))
+                console.print(f"demo: {settings.demo_contacts} contacts, campaign {demo.CAMPAIGN}, job {job_id}")
+        try:
+            watch(conn, stop_after=args.seconds)
+        except KeyboardInterrupt:
+            pass
+    console.print("stopping: draining in-flight attempts…")
+    server.should_exit = True
+    thread.join(timeout=5)
+    left = rt.stop()
+    out = sum(v for v in left.values() if v > 0)
+    console.print(f"stopped{f' ({out} attempts still in flight, reconciled at next start)' if out else ''}.")
+    return 0
+
+
+def _strategy_validate(args: argparse.Namespace) -> int:
+    from pom_actors.core.strategy import StrategyError, parse_strategy
+
+    try:
+        strategy = parse_strategy(Path(args.file).read_text())
+    except OSError as exc:
+        print(f"pom: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except StrategyError as exc:
+        for fault in exc.errors:
+            print(f"{args.file}: {fault['path']}: {fault['message']}", file=sys.stderr)
+        return 2
+    print(f"{args.file}: strategy {strategy.name!r} is valid ({len(strategy.handlers)} handlers)")
+    return 0
+
+
+def _client_command(args: argparse.Namespace) -> int:
+    client = PomClient(args.url)
+    if args.cmd == "health":
+        out = client.health()
+    elif args.cmd == "jobs" and args.action == "list":
+        out = client.jobs(args.state)
+    elif args.cmd == "jobs" and args.action == "show":
+        out = client.job(args.job)
+    elif args.cmd == "jobs" and args.action == "create":
+        out = client.create_job(int(args.campaign) if args.campaign.isdigit() else args.campaign,
+                                start=not args.queued)
+    else:
+        out = client.command(args.job, args.action)
+    print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pom", description="Proactive Outreach Manager on Ray")
+    p.add_argument("--url", help="gateway URL (default $POM_URL or http://127.0.0.1:$POM_HTTP_PORT)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="run a POM server here (database, Ray, actors, gateway, demo)")
+    run.add_argument("--seconds", type=float, help="stop by itself after this many seconds")
+    sub.add_parser("health", help="state of each component")
+    jobs = sub.add_parser("jobs", help="list, show, create and control jobs")
+    jsub = jobs.add_subparsers(dest="action", required=True)
+    jlist = jsub.add_parser("list")
+    jlist.add_argument("--state")
+    jcreate = jsub.add_parser("create")
+    jcreate.add_argument("campaign", help="campaign id or name")
+    jcreate.add_argument("--queued", action="store_true", help="create without starting")
+    for action in ("show", "start", "pause", "resume", "stop"):
+        jsub.add_parser(action).add_argument("job", type=int)
+    strategy = sub.add_parser("strategy", help="strategy documents")
+    ssub = strategy.add_subparsers(dest="action", required=True)
+    ssub.add_parser("validate", help="check a YAML/JSON strategy file").add_argument("file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.cmd == "run":
+            return _run(args)
+        if args.cmd == "strategy":
+            return _strategy_validate(args)
+        return _client_command(args)
+    except PomError as exc:
+        print(f"pom: {exc}", file=sys.stderr)
+        if isinstance(exc.body, dict):
+            print(json.dumps(exc.body, indent=2, default=str), file=sys.stderr)
+        return 1
+    except httpx.HTTPError as exc:
+        print(f"pom: cannot reach the gateway: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

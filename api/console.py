@@ -1,0 +1,70 @@
+"""The terminal of `pom run`: a live progress bar per job and, when a job ends, its summary of
+attempts by completion code. It only reads the database."""
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pom_actors.core.lifecycle import TERMINAL, JobState
+from pom_actors.store import jobs as jobstore
+
+console = Console()
+
+
+def summary(conn, job: dict) -> Table:
+    codes = jobstore.attempt_codes(conn, job["id"])
+    table = Table(title=f"job {job['id']} ({job['campaign']}) {job['state']}: {job['reason'] or ''}")
+    table.add_column("completion code")
+    table.add_column("attempts", justify="right")
+    for code, n in codes.items():
+        table.add_row(code, str(n))
+    table.add_row("[b]total[/b]", f"[b]{sum(codes.values())}[/b]")
+    return table
+
+
+class JobBoard:
+    """Progress bars of the jobs in the database, refreshed by `update()`."""
+
+    def __init__(self):
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console)
+        self.tasks: dict[int, int] = {}
+        self.ended: set[int] = set()
+
+    def __enter__(self) -> "JobBoard":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, conn) -> None:
+        rows = jobstore.jobs(conn)
+        counts = jobstore.state_counts(conn, [r["id"] for r in rows])
+        for job in rows:
+            c = counts[job["id"]]
+            total, done = sum(c.values()), c.get("done", 0)
+            detail = " ".join(f"{s}={c.get(s, 0)}" for s in ("ready", "in_flight", "scheduled")) + \
+                f" [{job['state']}]"
+            if job["id"] not in self.tasks:
+                if JobState(job["state"]) in TERMINAL:
+                    self.ended.add(job["id"])        # ended before this run: no bar, no summary
+                    continue
+                self.tasks[job["id"]] = self.progress.add_task(
+                    f"job {job['id']} {job['campaign']}", total=total, detail=detail)
+            self.progress.update(self.tasks[job["id"]], completed=done, total=total, detail=detail)
+            if JobState(job["state"]) in TERMINAL and job["id"] not in self.ended:
+                self.ended.add(job["id"])
+                self.progress.console.print(summary(conn, job))
+
+
+def watch(conn, stop_after: float | None = None, interval: float = 1.0) -> None:
+    """Show the board until Ctrl-C (or `stop_after` seconds)."""
+    start = time.monotonic()
+    with JobBoard() as board:
+        while stop_after is None or time.monotonic() - start < stop_after:
+            board.update(conn)
+            time.sleep(interval)

@@ -1,0 +1,95 @@
+"""Contact rows from users: validated and normalised, each fault named by line and field.
+
+Phones become E.164 (a number without a country prefix is read in `default_region`), e-mail
+addresses are lower-cased, explicit time zones must be IANA names. A bad row never stops the
+good ones (principle 7): `parse_contacts` returns both.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+
+FIELDS = ("external_id", "first_name", "last_name", "phone1", "phone2", "email", "timezones", "attributes")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class ContactRowError(ValueError):
+    """Some rows were refused; `errors` lists {line, field, message}, `imported` the good rows."""
+
+    def __init__(self, errors: list[dict[str, Any]], imported: int):
+        super().__init__(f"{len(errors)} contact row(s) refused")
+        self.errors = errors
+        self.imported = imported
+
+
+def normalise_phone(raw: str, default_region: str | None = None) -> str:
+    """E.164 form of a phone number; ValueError saying why it is not one."""
+    try:
+        number = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"not a phone number: {exc}") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_contact(row: Mapping[str, Any], default_region: str | None = None) -> dict[str, Any]:
+    """One normalised contact; ValueError(field, message) on the first fault."""
+    unknown = set(row) - set(FIELDS)
+    if unknown:
+        raise ValueError(sorted(unknown)[0], "unknown field (custom data goes in 'attributes')")
+    external_id = str(row.get("external_id") or "").strip()
+    if not external_id:
+        raise ValueError("external_id", "required")
+    out: dict[str, Any] = {"external_id": external_id,
+                           "first_name": str(row.get("first_name") or ""),
+                           "last_name": str(row.get("last_name") or "")}
+    for name in ("phone1", "phone2"):
+        raw = row.get(name)
+        try:
+            out[name] = normalise_phone(str(raw), default_region) if raw else None
+        except ValueError as exc:
+            raise ValueError(name, str(exc)) from None
+    email = str(row.get("email") or "").strip().lower()
+    if email and not EMAIL.match(email):
+        raise ValueError("email", "not an e-mail address")
+    out["email"] = email or None
+    zones = row.get("timezones") or []
+    zones = [zones] if isinstance(zones, str) else list(zones)
+    for zone in zones:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("timezones", f"unknown time zone {zone!r}") from None
+    out["timezones"] = zones
+    attributes = row.get("attributes") or {}
+    if not isinstance(attributes, Mapping):
+        raise ValueError("attributes", "must be an object")
+    out["attributes"] = dict(attributes)
+    if not (out["phone1"] or out["phone2"] or out["email"]):
+        raise ValueError("phone1", "a contact needs at least one phone number or e-mail address")
+    return out
+
+
+def parse_contacts(rows: Iterable[Mapping[str, Any]], default_region: str | None = None,
+                   first_line: int = 1) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(good contacts, errors); a duplicate external_id in the batch is an error of the later line."""
+    good, errors, seen = [], [], set()
+    for line, row in enumerate(rows, start=first_line):
+        try:
+            if not isinstance(row, Mapping):
+                raise ValueError("", "a contact row must be an object")
+            contact = parse_contact(row, default_region)
+            if contact["external_id"] in seen:
+                raise ValueError("external_id", "duplicate in this batch")
+        except ValueError as exc:
+            field, message = exc.args if len(exc.args) == 2 else ("", str(exc))
+            errors.append({"line": line, "field": field, "message": message})
+            continue
+        seen.add(contact["external_id"])
+        good.append(contact)
+    return good, errors

@@ -1,0 +1,60 @@
+"""The demo `make run` seeds into an empty database: a contact list spread over time zones, the
+voice-notification strategy with retries and an SMS follow-up, and a running job."""
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from importlib import resources
+
+import phonenumbers
+
+from .core.contacts import parse_contacts
+from .store import catalog
+
+CAMPAIGN = "demo-reminders"
+# (region, area/trunk prefixes whose numbers fall in distinct time zones)
+REGIONS = [("US", "212"), ("US", "312"), ("US", "303"), ("US", "415"), ("US", "808"),
+           ("GB", "20"), ("DE", "30"), ("AU", "2"), ("CA", "416"), ("FR", "1")]
+FIRST = ["Ada", "Ben", "Chloe", "Dev", "Eva", "Femi", "Gus", "Hana", "Ivan", "Jo", "Kai", "Lena"]
+LAST = ["Ng", "Okafor", "Smith", "Garcia", "Müller", "Tanaka", "Brown", "Rossi", "Kaur", "Dubois"]
+
+
+def strategy_text() -> str:
+    return resources.files("pom_actors").joinpath("examples/voice-notify.yaml").read_text()
+
+
+def _number(rng: random.Random, region: str, prefix: str) -> str:
+    code = phonenumbers.country_code_for_region(region)
+    while True:
+        national = prefix + "".join(rng.choice("0123456789") for _ in range(10 - len(prefix)))
+        number = phonenumbers.parse(f"+{code}{national}")
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def contacts(n: int, seed: int = 7) -> Iterator[dict]:
+    """`n` deterministic contacts; one in four has a second phone, one in three an e-mail."""
+    rng = random.Random(seed)
+    for i in range(n):
+        region, prefix = REGIONS[i % len(REGIONS)]
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        yield {"external_id": f"demo-{i:06d}", "first_name": first, "last_name": last,
+               "phone1": _number(rng, region, prefix),
+               "phone2": _number(rng, region, prefix) if i % 4 == 0 else None,
+               "email": f"{first.lower()}.{i}@example.com" if i % 3 == 0 else None,
+               "attributes": {"segment": rng.choice(["gold", "silver", "bronze"])}}
+
+
+def seed(conn, n_contacts: int) -> int | None:
+    """Create the demo campaign in an empty database; returns its id (None if not empty)."""
+    if conn.execute("SELECT 1 FROM campaigns LIMIT 1").fetchone():
+        return None
+    with conn.transaction():
+        list_id = catalog.create_list(conn, "demo-contacts", "generated demo contacts", ["segment"])
+        good, errors = parse_contacts(contacts(n_contacts))
+        if errors:
+            raise RuntimeError(f"generated demo contacts refused: {errors[:3]}")
+        catalog.add_contacts(conn, list_id, good)
+        strategy_id, _ = catalog.save_strategy(conn, strategy_text())
+        return catalog.create_campaign(conn, CAMPAIGN, strategy_id, list_id,
+                                       description="appointment reminders by voice, SMS follow-up")

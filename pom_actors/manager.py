@@ -1,0 +1,287 @@
+"""CampaignManager actor: works the shards of one job that the director leased to it.
+
+One cycle, in batches: renew leases (and reconcile shards newly gained), collect outcomes
+from the media gateways, then in ONE fenced transaction settle those outcomes (next step +
+ledger + outbox), claim due items, ask the rule engine for the batch and commit the attempt
+intents; only after the commit do the orders leave for a gateway. Every decision is a
+`core.work` call; this shell owns the timing, the connections and the recovery.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import Counter, defaultdict
+from datetime import datetime
+
+import ray
+
+from .config import Settings
+from .core.clock import clock_from_spec
+from .core.lifecycle import DISPATCHING, JobState
+from .core.pacing import make_pacer
+from .core.pacing.snapshot import EventKind, PacerEvent, PacerSnapshot
+from .core.strategy import Handler, Strategy
+from .core.work import Item, candidate, make_item, plan, resend, settle
+from .media.base import Order, Outcome
+from .media_gateway import gateways
+from .rule_engine import NAME as RULE_ENGINE
+from .store import catalog
+from .store.database import connect
+from .store.jobs import job as load_job
+from .store.work import WorkStore
+
+log = logging.getLogger(__name__)
+IDLE_S = 0.05
+EVENTS_TOPIC = "pom.attempts"
+# Codes a manager writes itself when an attempt cannot reach or be found at a gateway.
+NOT_SENT, IN_DOUBT = "cancelled", "in_doubt"
+UNBOUNDED_RATE = 1_000_000
+
+
+def manager_name(job_id: int, index: int) -> str:
+    return f"pom-manager-{job_id}-{index}"
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0)
+class CampaignManager:
+    def __init__(self, settings: Settings, job_id: int, index: int, managers: int):
+        self.settings = settings
+        self.name = manager_name(job_id, index)
+        self.clock = clock_from_spec(settings.clock)
+        self.conn = connect(settings.database_url, autocommit=True)
+        self.store = WorkStore(self.conn, job_id, self.name)
+        job = load_job(self.conn, job_id)
+        self.job_id, self.campaign_id = job_id, job["campaign_id"]
+        self.strategy: Strategy = catalog.load_strategy(self.conn, job["strategy_id"])
+        self.pacers = {name: make_pacer(_pacing_config(h, managers))
+                       for name, h in self.strategy.handlers.items()}
+        self.rules = ray.get_actor(RULE_ENGINE)
+        self.held: dict[int, int] = {}
+        self.state: str | None = job["state"]
+        # attempt id -> (item, epoch it was sent under, gateway name)
+        self.inflight: dict[str, tuple[Item, int, str]] = {}
+        self.watch: set[str] = set()          # adopted attempts whose outcome we must look up
+        self.renewed = 0.0
+        self.draining = False
+        self.stats: Counter[str] = Counter()
+        self._task: asyncio.Task | None = None
+
+    # -- control ------------------------------------------------------------------------------
+    async def ping(self) -> str:
+        """Liveness probe of the director; also (re)starts the loop after an actor restart."""
+        if self._task is None or self._task.done():
+            if self._task is not None and self._task.exception():
+                log.error("manager loop died: %r", self._task.exception())
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        return self.name
+
+    async def refresh(self) -> None:
+        """The director moved leases: renew (and adopt) at the next cycle, not in seconds."""
+        self.renewed = 0.0
+
+    async def drain(self, timeout_s: float) -> int:
+        """Stop claiming and wait (up to `timeout_s` real seconds) for what is in flight to
+        settle; returns how many attempts are still out."""
+        self.draining = True
+        deadline = time.monotonic() + timeout_s
+        while self.inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        return len(self.inflight)
+
+    async def status(self) -> dict:
+        return {"name": self.name, "job_id": self.job_id, "state": self.state, "shards": self.held,
+                "in_flight": len(self.inflight), "node": ray.get_runtime_context().get_node_id(),
+                **self.stats}
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                busy = await self._cycle()
+            except Exception:  # a failed cycle rolls back; the next one starts from the database
+                log.exception("%s: cycle failed", self.name)
+                self.stats["cycle_errors"] += 1
+                busy = False
+                await asyncio.sleep(0.5)
+            if not busy:
+                await asyncio.sleep(IDLE_S)
+
+    # -- the cycle ---------------------------------------------------------------------------
+    async def _cycle(self) -> bool:
+        if time.monotonic() - self.renewed >= self.settings.lease_ttl_s / 3:
+            await self._renew()
+        outcomes = await self._collect()
+        now = self.clock.now()
+        dispatching = self.state in DISPATCHING and self.held and not self.draining
+        budgets = self._budgets(now) if dispatching else {}
+        if not outcomes and not any(budgets.values()):
+            return False
+        orders: dict[str, list[Order]] = defaultdict(list)
+        with self.store.fenced(self.held) as valid:
+            self._settle(outcomes, valid)
+            items = []
+            for handler, n in budgets.items():
+                claimed = self.store.claim(valid, handler, now, n) if n and valid else []
+                items += [make_item(row, self.strategy) for row in claimed]
+                self._unplaced(handler, n - len(claimed))
+            if items:
+                verdicts = await self.rules.check.remote(
+                    [candidate(i, self.strategy, self.campaign_id) for i in items])
+                gateway = self._gateway()
+                plans = [plan(i, v, self.strategy, campaign_id=self.campaign_id, epoch=valid[i.shard],
+                              gateway=gateway, reply_to=self.name, now=now) for i, v in zip(items, verdicts)]
+                self.store.write_attempts([p.attempt for p in plans])
+                self.store.update_items([p.update for p in plans])
+                for i, p in zip(items, plans):
+                    if p.order:
+                        orders[gateway].append(Order(**p.order))
+                        self.inflight[i.attempt_id] = (i, valid[i.shard], gateway)
+                restricted = [p for p in plans if not p.order]
+                for p in restricted:
+                    self._unplaced(p.attempt.handler, 1)
+                self.store.outbox(EVENTS_TOPIC, f"job-{self.job_id}", [
+                    {"attempt_id": f"{p.attempt.work_item_id}.{p.attempt.attempt_no}", "job_id": self.job_id,
+                     "contact_id": p.attempt.contact_id, "handler": p.attempt.handler,
+                     "address": p.attempt.address, "code": p.attempt.code, "rule": p.attempt.rule,
+                     "at": now.isoformat()} for p in restricted])
+                self.stats["restricted"] += len(restricted)
+        for name, batch in orders.items():
+            await self._dispatch(name, batch)
+        return bool(items) or bool(outcomes)
+
+    def _budgets(self, now: datetime) -> dict[str, int]:
+        """Dials each handler may start now: its pacer over this manager's in-flight calls,
+        at most one batch (what the pacer grants beyond that is given back)."""
+        flying = Counter(item.handler for item, _, _ in self.inflight.values())
+        budgets = {}
+        for name, pacer in self.pacers.items():
+            granted = pacer.decide(PacerSnapshot(now=now, dialling=(0.0,) * flying[name])).dials
+            budgets[name] = min(granted, self.settings.batch_size)
+            self._unplaced(name, granted - budgets[name])
+        return budgets
+
+    def _unplaced(self, handler: str, count: int) -> None:
+        if count > 0:
+            self.pacers[handler].observe([PacerEvent(EventKind.UNPLACED, count=count)])
+
+    async def _dispatch(self, gateway_name: str, batch: list[Order]) -> None:
+        handle = gateways().get(gateway_name)
+        try:
+            if handle is None:
+                raise ray.exceptions.ActorDiedError()
+            refused = await handle.submit.remote(batch)
+        except ray.exceptions.RayActorError:
+            # Whether the orders arrived is unknowable now: reconcile them by lookup.
+            self.watch.update(o.attempt_id for o in batch)
+            return
+        for r in refused:                       # a newer epoch took the shard: its holder reconciles
+            self.inflight.pop(r.attempt_id, None)
+            self.stats["refused"] += 1
+        self.stats["dispatched"] += len(batch) - len(refused)
+
+    async def _collect(self) -> list[Outcome]:
+        """Outcomes addressed to this manager, plus those of adopted attempts found by lookup."""
+        names = {gw for _, _, gw in self.inflight.values()}
+        handles = gateways()
+        found: list[Outcome] = []
+        polls = [handles[n].poll.remote(self.name) for n in names if n in handles]
+        for result in await asyncio.gather(*polls, return_exceptions=True):
+            if not isinstance(result, BaseException):
+                found.extend(result)
+        if self.watch:
+            found.extend(await self._lookup(self.watch))
+        return found
+
+    async def _lookup(self, attempt_ids: set[str]) -> list[Outcome]:
+        """Outcomes of attempts not addressed to us, from the gateway that took each order."""
+        by_gateway: dict[str, list[str]] = defaultdict(list)
+        for aid in attempt_ids:
+            if aid in self.inflight:
+                by_gateway[self.inflight[aid][2]].append(aid)
+        handles, now, out = gateways(), self.clock.now(), []
+        for name, ids in by_gateway.items():
+            try:
+                records = await handles[name].lookup.remote(ids) if name in handles else None
+            except ray.exceptions.RayActorError:
+                records = None
+            for aid in ids:
+                rec = None if records is None else records.get(aid, {"state": "absent"})
+                if rec is None:
+                    out.append(Outcome(aid, IN_DOUBT, now, {"reason": f"gateway {name} unreachable"}))
+                elif rec["state"] == "absent":
+                    out.append(Outcome(aid, NOT_SENT, now, {"reason": "order never reached a gateway"}))
+                elif rec["state"] == "completed":
+                    out.append(Outcome(aid, rec["code"], datetime.fromisoformat(rec["at"]), {"adopted": True}))
+        return out
+
+    def _settle(self, outcomes: list[Outcome], valid: dict[int, int]) -> None:
+        """Next steps, ledger and outbox for outcomes of shards still held (inside `fenced`)."""
+        settled = []
+        for o in outcomes:
+            entry = self.inflight.pop(o.attempt_id, None)
+            self.watch.discard(o.attempt_id)
+            if entry is None or entry[0].shard not in valid:
+                continue
+            item, epoch, _ = entry
+            # An order that never left: the item is due again, only its attempt number is spent.
+            s = None if o.code == NOT_SENT else settle(item, o.code, self.strategy, o.at)
+            settled.append((item, epoch, o, s))
+        if not settled:
+            return
+        updates = [s.update if s else resend(item, o.at) for item, _, o, s in settled]
+        applied = self.store.update_items(updates, [(epoch, item.attempts) for item, epoch, _, _ in settled])
+        done = [(item.id, item.attempts, o.code, o.at, o.details) for item, _, o, _ in settled
+                if item.id in applied]
+        self.store.complete_attempts(done)
+        self.store.outbox(EVENTS_TOPIC, f"job-{self.job_id}",
+                          [s.event for item, _, _, s in settled if s and item.id in applied])
+        self.stats["settled"] += len(done)
+
+    # -- leases and recovery --------------------------------------------------------------------
+    async def _renew(self) -> None:
+        held = self.store.renew(self.settings.lease_ttl_s)
+        self.state = self.store.job_state()
+        gained = {s: e for s, e in held.items() if self.held.get(s) != e}
+        self.held = held
+        self.renewed = time.monotonic()
+        for aid, (item, _, _) in list(self.inflight.items()):
+            if item.shard not in held:      # lost: the new holder reconciles it
+                del self.inflight[aid]
+                self.watch.discard(aid)
+        if gained:
+            await self._reconcile(gained)
+
+    async def _reconcile(self, gained: dict[int, int]) -> None:
+        """Adopt what earlier holders left in flight on `gained`: fence every gateway at the new
+        epochs first, so no order of an old holder can still be accepted, then look up each
+        attempt by id (principle 2: never blindly redialled)."""
+        fences = [h.fence.remote(self.job_id, gained) for h in gateways().values()]
+        await asyncio.gather(*fences, return_exceptions=True)
+        rows = self.store.in_flight(gained)
+        self.conn.commit()
+        for row in rows:
+            item = make_item(row, self.strategy)
+            aid = item.attempt_id
+            self.inflight[aid] = (item, row["in_flight_epoch"], row["gateway"])
+            self.watch.add(aid)
+        self.stats["adopted"] += len(rows)
+
+    def _gateway(self) -> str:
+        """The gateway on this manager's node if there is one, else any live one."""
+        handles = gateways()
+        if not handles:
+            raise RuntimeError("no media gateway is running")
+        node = ray.get_runtime_context().get_node_id()
+        local = [n for n in handles if n.endswith(node[:12])]
+        return (local or sorted(handles))[hash(self.name) % len(local or handles)]
+
+
+def _pacing_config(handler: Handler, managers: int) -> dict:
+    """A handler's time-based pacing, shared evenly by the job's managers (unset = unbounded)."""
+    rate = handler.pacing.attempts_per_second
+    cap = handler.pacing.max_concurrent
+    per_manager = rate / managers if rate else UNBOUNDED_RATE
+    return {"mode": "time_based", "rate": per_manager, "per": "second",
+            "max_concurrent": math.ceil(cap / managers) if cap else None,
+            "burst": max(1, math.ceil(per_manager)) if rate else UNBOUNDED_RATE}

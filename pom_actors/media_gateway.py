@@ -1,0 +1,72 @@
+"""MediaGateway actor: one per POM server, a thin shell over `media.gateway.Gateway`.
+
+It is named after its node (`pom-gateway-<node id prefix>`) so that a manager can prefer the
+gateway of its own server and any process can find all of them.
+"""
+from __future__ import annotations
+
+import time
+
+import ray
+
+from .config import Settings
+from .core.clock import clock_from_spec
+from .media.base import Order, Outcome, Refusal
+from .media.gateway import Gateway, GatewayConfig
+from .media.voice_sim import VoiceProfile
+
+PREFIX = "pom-gateway-"
+_CACHE_S = 2.0
+_cache: tuple[float, dict] = (0.0, {})
+
+
+def gateway_name(node_id: str) -> str:
+    return PREFIX + node_id[:12]
+
+
+def gateways(refresh: bool = False) -> dict[str, "ray.actor.ActorHandle"]:
+    """Handles of every live gateway of the cluster, by name (cached for a moment)."""
+    global _cache
+    at, handles = _cache
+    if refresh or time.monotonic() - at > _CACHE_S:
+        names = [n for n in ray.util.list_named_actors() if n.startswith(PREFIX)]
+        handles = {}
+        for n in names:
+            try:
+                handles[n] = ray.get_actor(n)
+            except ValueError:
+                continue
+        _cache = (time.monotonic(), handles)
+    return handles
+
+
+def gateway_config(settings: Settings, name: str) -> GatewayConfig:
+    voice = VoiceProfile(instant=settings.voice_instant, seed=settings.voice_seed)
+    return GatewayConfig(name=name, voice=voice, smtp_host=settings.smtp_host, smtp_port=settings.smtp_port,
+                         smtp_user=settings.smtp_user, smtp_password=settings.smtp_password,
+                         smtp_starttls=settings.smtp_starttls, sms_url=settings.sms_url,
+                         sms_token=settings.sms_token)
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0)
+class MediaGateway:
+    def __init__(self, settings: Settings, name: str):
+        self.gateway = Gateway(gateway_config(settings, name), clock_from_spec(settings.clock))
+
+    async def submit(self, orders: list[Order]) -> list[Refusal]:
+        return await self.gateway.submit(orders)
+
+    async def poll(self, reply_to: str, max_items: int = 10_000) -> list[Outcome]:
+        return await self.gateway.poll(reply_to, max_items)
+
+    async def lookup(self, attempt_ids: list[str]) -> dict[str, dict]:
+        return await self.gateway.lookup(attempt_ids)
+
+    async def fence(self, job_id: int, epochs: dict[int, int]) -> None:
+        await self.gateway.fence(job_id, epochs)
+
+    async def order_ids(self) -> list[str]:
+        return await self.gateway.order_ids()
+
+    async def stats(self) -> dict:
+        return await self.gateway.stats()

@@ -1,0 +1,84 @@
+"""Bring a POM server up and down: database, clock, Ray, and the cluster-wide actors.
+
+Used by `pom run` (the main job), the tests and the benchmarks, so that all three start the
+system the same way. Managers and gateways are the director's business; this starts only the
+director and the rule engine, both named and detached so they outlive the starting process
+when it only joins a cluster.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import psycopg
+import ray
+
+from .config import Settings
+from .core.clock import ScaledClock, SystemClock
+from .director import NAME as DIRECTOR, SERVER_RESOURCE, CampaignDirector
+from .rule_engine import NAME as RULE_ENGINE, RuleEngine
+from .store.database import EmbeddedPostgres, connect, migrate
+
+log = logging.getLogger(__name__)
+NAMESPACE = "pom"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    embedded: EmbeddedPostgres | None = None
+    owns_ray: bool = False
+    director: "ray.actor.ActorHandle | None" = field(default=None, repr=False)
+
+    @classmethod
+    def start(cls, settings: Settings, *, ray_init: bool = True) -> "Runtime":
+        """Database (embedded unless a URL is set) with migrations, then Ray and the actors."""
+        embedded = None
+        url = settings.database_url
+        if not url:
+            embedded = EmbeddedPostgres(settings.data_dir)
+            url = embedded.url
+        migrate(url)
+        settings = settings.replace(database_url=url, clock=_clock_spec(settings, url))
+        rt = cls(settings, embedded)
+        if ray_init and not ray.is_initialized():
+            local = settings.ray_address is None
+            ray.init(address=settings.ray_address, namespace=NAMESPACE, include_dashboard=False,
+                     resources={SERVER_RESOURCE: 1} if local else None, log_to_driver=False,
+                     logging_level=logging.WARNING)
+            rt.owns_ray = local
+        RuleEngine.options(name=RULE_ENGINE, lifetime="detached", get_if_exists=True).remote(settings)
+        rt.director = CampaignDirector.options(name=DIRECTOR, lifetime="detached",
+                                               get_if_exists=True).remote(settings)
+        ray.get(rt.director.ping.remote())
+        return rt
+
+    def connect(self) -> psycopg.Connection:
+        return connect(self.settings.database_url, autocommit=True)
+
+    def stop(self, drain_s: float = 15.0) -> dict:
+        """Drain in-flight attempts, then end the actors this process started and the database."""
+        left = {}
+        if self.director is not None and ray.is_initialized():
+            try:
+                left = ray.get(self.director.drain.remote(drain_s), timeout=drain_s + 10)
+            except Exception as exc:  # the system is going down either way; say why
+                log.warning("drain incomplete: %s", exc)
+        if self.owns_ray:
+            ray.shutdown()
+        if self.embedded is not None:
+            self.embedded.stop()
+        return left
+
+
+def _clock_spec(settings: Settings, url: str) -> dict:
+    """System time, or scaled time that never runs behind what the database has already seen
+    (so a restarted simulation does not find its retries in a far future)."""
+    if settings.clock_scale == 1.0 and not settings.clock_start:
+        return SystemClock().spec()
+    with connect(url) as conn:
+        seen = conn.execute("SELECT max(created_at) FROM attempts").fetchone()[0]
+    start = datetime.fromisoformat(settings.clock_start) if settings.clock_start else datetime.now(timezone.utc)
+    start = max(start, seen or start)
+    return ScaledClock.starting(start, settings.clock_scale).spec()

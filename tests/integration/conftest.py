@@ -1,0 +1,163 @@
+"""One Ray instance, one embedded PostgreSQL and one POM system for the whole session.
+
+Business time runs 600 times faster than real time from a Wednesday 15:00 UTC, when the
+contact windows of the test zones (US east to west, UK, Germany) are open: a 10-minute retry
+takes a second. Real local SMTP and HTTP servers stand in for the mail and SMS providers.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import ray
+
+from pom_actors.config import Settings
+from pom_actors.core.lifecycle import TERMINAL, JobState
+from pom_actors.media_gateway import gateways
+from pom_actors.runtime import Runtime
+from pom_actors.store import catalog, jobs as jobstore
+
+CLOCK_START = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
+SCALE = 600.0
+
+
+class Sink(ThreadingHTTPServer):
+    """A local HTTP server recording every request: the SMS provider and webhook target."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.webhook_code = "delivered"
+        super().__init__(("127.0.0.1", 0), _SinkHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _SinkHandler(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        import json
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        self.server.requests.append({"path": self.path, "body": body,
+                                     "auth": self.headers.get("Authorization")})
+        reply = {"code": self.server.webhook_code} if self.path.startswith("/hook") else {"id": "m1"}
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def sink() -> Iterator[Sink]:
+    server = Sink()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def smtp():
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    class Inbox(Message):
+        def __init__(self):
+            super().__init__()
+            self.messages = []
+
+        def handle_message(self, message):
+            self.messages.append(message)
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=0)
+    controller.start()
+    inbox.port = controller.server.sockets[0].getsockname()[1]
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def pom(tmp_path_factory, sink, smtp) -> Iterator[Runtime]:
+    settings = Settings(data_dir=str(tmp_path_factory.mktemp("pom")), demo=False, clock_scale=SCALE,
+                        clock_start=CLOCK_START.isoformat(), shards_per_job=4, managers_per_job=2,
+                        batch_size=500, lease_ttl_s=3.0, tick_s=0.2, smtp_port=smtp.port,
+                        sms_url=sink.url + "/sms", sms_token="secret-token")
+    rt = Runtime.start(settings)
+    yield rt
+    rt.stop(drain_s=2)
+
+
+@pytest.fixture
+def conn(pom):
+    with pom.connect() as c:
+        yield c
+
+
+class Campaigns:
+    """Makes campaigns of test strategies over generated contacts, runs and inspects jobs."""
+
+    def __init__(self, rt: Runtime, conn):
+        self.rt, self.conn, self.n = rt, conn, 0
+
+    def make(self, strategy: dict, contacts: list[dict], **options) -> int:
+        self.n += 1
+        name = f"{strategy['name']}-{self.n}-{time.monotonic_ns()}"
+        with self.conn.transaction():
+            list_id = catalog.create_list(self.conn, name, attributes=["segment"])
+            catalog.add_contacts(self.conn, list_id, contacts)
+            sid, _ = catalog.save_strategy(self.conn, {**strategy, "name": name})
+            return catalog.create_campaign(self.conn, name, sid, list_id, **options)
+
+    def start(self, campaign_id: int) -> int:
+        return ray.get(self.rt.director.create_job.remote(campaign_id))
+
+    def wait(self, job_id: int, states=TERMINAL, timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = jobstore.job(self.conn, job_id)
+            if JobState(job["state"]) in states:
+                return job
+            time.sleep(0.2)
+        raise AssertionError(f"job {job_id} still {job['state']} after {timeout}s: "
+                             f"{jobstore.state_counts(self.conn, [job_id])}")
+
+    def items(self, job_id: int) -> dict[str, int]:
+        return jobstore.state_counts(self.conn, [job_id])[job_id]
+
+    def command(self, job_id: int, event: str) -> str:
+        return ray.get(self.rt.director.command.remote(job_id, event))
+
+
+@pytest.fixture
+def campaigns(pom, conn) -> Campaigns:
+    return Campaigns(pom, conn)
+
+
+def gateway_orders() -> list[str]:
+    """Every attempt id any gateway ever accepted (duplicates across gateways included)."""
+    return [aid for handle in gateways(refresh=True).values() for aid in ray.get(handle.order_ids.remote())]
+
+
+_numbers = itertools.count(2_000_000)
+
+
+def phone_contacts(n: int, **extra) -> list[dict]:
+    """`n` contacts with fresh valid New York numbers (never reused in the session, so the
+    cross-campaign nuisance rule does not couple tests) and an e-mail address."""
+    out = []
+    for i in range(n):
+        k = next(_numbers)
+        out.append({"external_id": f"c{k}", "first_name": f"F{k}", "phone1": f"+1212{k:07d}",
+                    "email": f"c{k}@example.com", "attributes": {"segment": "gold"}, **extra})
+    return out
