@@ -50,6 +50,11 @@ def add_contacts(conn: psycopg.Connection, list_id: int, contacts: Iterable[Mapp
     return n
 
 
+def existing_external_ids(conn: psycopg.Connection, list_id: int, ids: Sequence[str]) -> set[str]:
+    return {r[0] for r in conn.execute(
+        "SELECT external_id FROM contacts WHERE list_id = %s AND external_id = ANY(%s)", (list_id, list(ids)))}
+
+
 def add_dnc(conn: psycopg.Connection, addresses: Iterable[str] = (), contact_ids: Iterable[int] = (),
             source: str = "manual") -> int:
     rows = [(a, None, source) for a in addresses] + [(None, c, source) for c in contact_ids]
