@@ -1,0 +1,269 @@
+"""Predictive pacing and cruise control: dial ahead of agents from live estimates.
+
+Each tick looks one answer-time ahead (horizon h = mean time to a live answer + the connect
+limit) and balances two random quantities:
+
+  demand D = answered calls already waiting + live answers expected from calls ringing now
+             (by their age) + p·G(h) per new dial,
+  supply S = ready agents + talking/wrapping agents expected to be free within h (by how long
+             they have been talking or wrapping, and the learnt talk and wrap distributions).
+
+With a normal approximation of D − S, the expected number of answers that find no agent is
+E[(D − S)+]. The pacer places the largest number of new dials n for which this stays below
+α · E[D]: α is the share of answers it is willing to lose this tick. α is regulated from the
+rule window's counters: it aims at `setpoint_share × target`, rises while the realised rate
+is below it and falls as the rate nears the target; once the abandon budget of the window
+(target × answered − abandoned) is within `guard_abandons` of being spent, α is 0 and the
+pacer falls back to dialling one call per idle agent not already covered — which cannot
+abandon. With few agents or at shift start (no answers yet, so no budget) that fallback is
+what it does, and the estimators start from priors.
+"""
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections.abc import Iterable
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from pom_actors.core.pacing.base import Pacer, PacerConfig
+from pom_actors.core.pacing.estimators import AnswerModel, DurationModel, HitRateEstimator
+from pom_actors.core.pacing.snapshot import (EventKind, PacerEvent, PacerSnapshot,
+                                             PacingDecision, RuleCounters, capped)
+
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_OTHER_RESULTS = {EventKind.MACHINE, EventKind.BUSY, EventKind.NO_ANSWER, EventKind.INVALID}
+WINDOW_S = {"us_30d": 30 * 86400.0, "uk_24h": 86400.0}
+
+
+def expected_overflow(mu: float, var: float) -> float:
+    """E[max(X, 0)] for X ~ Normal(mu, var)."""
+    if var <= 1e-12:
+        return mu if mu > 0 else 0.0
+    s = math.sqrt(var)
+    z = mu / s
+    return s * _INV_SQRT_2PI * math.exp(-0.5 * z * z) + mu * 0.5 * (1.0 + math.erf(z * _INV_SQRT_2))
+
+
+class LookaheadConfig(PacerConfig):
+    """Estimator priors and regulation settings shared by predictive and cruise control."""
+
+    setpoint_share: float = Field(0.8, gt=0, le=1, description="aim at this share of the target")
+    gain: float = Field(1.0, ge=0, le=10, description="how strongly α follows the realised rate")
+    guard_abandons: float = Field(1.0, ge=0, description="budget margin (calls) below which only safe dials are placed")
+    prior_answers: float = Field(100.0, ge=0, description="weight (answers) of the setpoint in the smoothed realised rates")
+    integral_gain: float = Field(0.15, ge=0, le=5, description="per minute: how fast the multiplier m learns from the recent rate")
+    recent_s: float = Field(1800.0, gt=0, description="memory, seconds, of the recent rate the integral term follows")
+    initial_multiplier: float = Field(0.5, gt=0, le=20, description="m at start: the model's α is scaled by it")
+    prior_hit_rate: float = Field(0.3, gt=0, lt=1, description="live-answer rate assumed before any result")
+    prior_hit_weight: float = Field(20.0, ge=0, description="weight (dials) of that prior")
+    fast_dials: float = Field(200.0, ge=2, description="memory (dials) of the fast hit-rate average")
+    slow_dials: float = Field(2000.0, ge=2, description="memory (dials) of the slow hit-rate average")
+    prior_answer_s: float = Field(8.0, gt=0, description="mean dial-to-answer seconds assumed before data")
+    ring_timeout_s: float = Field(25.0, gt=0, description="seconds after which an unanswered dial is released")
+    prior_talk_s: float = Field(120.0, gt=0, description="mean talk seconds assumed before data")
+    prior_wrap_s: float = Field(20.0, ge=0, description="mean wrap-up seconds assumed before data")
+    max_lines_per_agent: float = Field(10.0, gt=0, description="hard cap: calls (in flight + talking) per staffed agent")
+    refresh_s: float = Field(60.0, gt=0, description="seconds between rebuilds of the lookup tables")
+
+
+class PredictiveConfig(LookaheadConfig):
+    mode: Literal["predictive"] = "predictive"
+    target: float = Field(0.03, gt=0, lt=0.5, description="abandon-rate limit of the rule window")
+    rule: Literal["us_30d", "uk_24h"] = Field("us_30d", description="US: per campaign over 30 days; UK: per 24 h with AMD false positives")
+    window_s: float | None = Field(None, gt=0, description="override of the rule window length, seconds")
+    amd_false_positive_share: float = Field(0.0, ge=0, le=1, description="UK: share of machine detections that were people")
+    connect_limit_s: float = Field(2.0, gt=0, description="an answered call not with an agent within this is abandoned")
+
+    @property
+    def window_seconds(self) -> float:
+        """The span the caller's `RuleCounters` must cover."""
+        return self.window_s or WINDOW_S[self.rule]
+
+
+class CruiseControlConfig(LookaheadConfig):
+    mode: Literal["cruise_control"] = "cruise_control"
+    service_level: float = Field(0.95, gt=0, lt=1, description="share of answered calls to connect within service_time_s")
+    service_time_s: float = Field(2.0, gt=0, description="seconds within which an answered call should reach an agent")
+    window_s: float = Field(3600.0, gt=0, description="span the caller's counters cover")
+
+
+class LookaheadPacer(Pacer):
+    """The engine shared by predictive and cruise control; subclasses say what is a loss."""
+
+    def __init__(self, config: LookaheadConfig, connect_limit: float, target: float):
+        self.config = config
+        self.connect_limit = connect_limit
+        self.target = target
+        self.hit = HitRateEstimator(config.prior_hit_rate, config.prior_hit_weight,
+                                    config.fast_dials, config.slow_dials,
+                                    settle_s=config.ring_timeout_s + 10.0)
+        self._now = 0.0
+        self.answers = AnswerModel(config.prior_answer_s, config.ring_timeout_s)
+        self.talk = DurationModel(config.prior_talk_s)
+        self.wrap = DurationModel(max(config.prior_wrap_s, 0.1))
+        self._p_built = -1.0
+        self._built_at = -math.inf
+        self._q = self._f_talk = self._f_wrap = np.zeros((6, 1))
+        self._g: list[float] = []
+        self._last_counts = (0.0, 0.0)
+        self._last_t: float | None = None
+        self._recent_ans = self._recent_lost = 0.0
+        self._log_m = math.log(config.initial_multiplier)
+
+    # -- learning ---------------------------------------------------------------------------
+    def observe(self, events: Iterable[PacerEvent]) -> None:
+        """Learn from outcomes; dial results are dated back from the latest snapshot time."""
+        for ev in events:
+            kind = ev.kind
+            if kind is EventKind.LIVE:
+                self.hit.add(True, self._now - ev.seconds, ev.count)
+                self.answers.add_live(ev.seconds)
+            elif kind in _OTHER_RESULTS:
+                self.hit.add(False, self._now - ev.seconds, ev.count)
+                self.answers.add_other(ev.seconds)
+            elif kind is EventKind.TALK_END:
+                self.talk.add(ev.seconds)
+            elif kind is EventKind.WRAP_END:
+                self.wrap.add(ev.seconds)
+
+    def hit_rate(self) -> float:
+        return self.hit.value
+
+    def _refresh(self, p: float) -> None:
+        m = self.answers.mean_answer
+        lim = self.connect_limit
+        horizons = (0.5 * m + lim, m + lim, max(m, self.config.ring_timeout_s) + lim)
+        q = self.answers.demand_tables(p, horizons)
+        ft = self.talk.finish_tables(horizons, lag=self.wrap)
+        fw = self.wrap.finish_tables(horizons)
+        # Each table holds the mean and, beside it, the Bernoulli variance x(1-x).
+        self._q, self._f_talk, self._f_wrap = (np.concatenate([t, t - t * t]) for t in (q, ft, fw))
+        self._g = q[:, 0].tolist()
+        self._p_built = p
+        self._built_at = self._now
+
+    # -- regulation -------------------------------------------------------------------------
+    @abstractmethod
+    def losses(self, counters: RuleCounters) -> tuple[float, float]:
+        """(answered, lost) in the rule window, as the rule counts them."""
+
+    def allowance(self, counters: RuleCounters) -> tuple[float, str]:
+        """α: the share of this tick's expected answers the pacer may lose.
+
+        α = setpoint × m × P. P (proportional, on the window's rate, smoothed with a prior of
+        `prior_answers` at the setpoint) leans against the window drifting from the setpoint.
+        m (integral, on a recent rate with a `recent_s` memory) learns how the model's α maps
+        to realised losses for this campaign: the normal approximation is optimistic with few
+        agents, so m settles lower there. Both come from the counters only.
+        """
+        cfg = self.config
+        answered, lost = self.losses(counters)
+        setpoint = cfg.setpoint_share * self.target
+        d_ans, d_lost = answered - self._last_counts[0], lost - self._last_counts[1]
+        dt = self._now - self._last_t if self._last_t is not None else 0.0
+        self._last_counts, self._last_t = (answered, lost), self._now
+        if d_ans >= 0 and d_lost >= 0 and dt > 0:  # a shrinking window is no news
+            decay = math.exp(-dt / cfg.recent_s)
+            self._recent_ans = self._recent_ans * decay + d_ans
+            self._recent_lost = self._recent_lost * decay + d_lost
+            recent = (self._recent_lost + setpoint * cfg.prior_answers) / (self._recent_ans + cfg.prior_answers)
+            self._log_m += cfg.integral_gain * (setpoint - recent) / setpoint * dt / 60.0
+            self._log_m = min(math.log(20.0), max(math.log(0.02), self._log_m))
+        realised = (lost + setpoint * cfg.prior_answers) / (answered + cfg.prior_answers)
+        prop = min(2.5, max(0.25, 1.0 + cfg.gain * (setpoint - realised) / setpoint))
+        return setpoint * math.exp(self._log_m) * prop, f"realised {lost / answered if answered else 0.0:.2%}"
+
+    def budget(self, counters: RuleCounters) -> float:
+        """Losses the window can still take before it is over the target."""
+        answered, lost = self.losses(counters)
+        return self.target * answered - lost
+
+    # -- decision ---------------------------------------------------------------------------
+    def decide(self, snapshot: PacerSnapshot) -> PacingDecision:
+        self._now = snapshot.now.timestamp()
+        self.observe(snapshot.events)
+        self.hit.settle(self._now)
+        alpha, why = self.allowance(snapshot.counters)
+        ready = len(snapshot.ready)
+        staffed = snapshot.staffed
+        if staffed == 0:
+            return PacingDecision(0, "no agent staffed")
+        in_flight = snapshot.in_flight
+        safe = max(0, ready - in_flight)
+        p = self.hit_rate()
+        if self._now - self._built_at >= self.config.refresh_s or abs(p - self._p_built) > 0.1 * self._p_built:
+            self._refresh(p)
+        checks = self._balance(snapshot)
+        committed = max(expected_overflow(d - s, v) for d, s, v, _ in checks)
+        budget = self.budget(snapshot.counters) - committed
+        if budget < self.config.guard_abandons:
+            return PacingDecision(capped(safe, snapshot), f"budget {budget:.1f} < guard: safe dials only")
+        cap = max(0, int(self.config.max_lines_per_agent * staffed) - in_flight - len(snapshot.talking))
+
+        def fits(n: int) -> bool:
+            for dem, sup, var, g in checks:
+                d = dem + n * g
+                if expected_overflow(d - sup, var + n * (g - g * g)) > alpha * d:
+                    return False
+            return True
+
+        lo, hi = 0, cap if fits(0) else 0
+        while lo < hi:  # largest n with fits(n): the feasible set is an interval from 0
+            mid = (lo + hi + 1) // 2
+            if fits(mid):
+                lo = mid
+            else:
+                hi = mid - 1
+        n = max(lo, min(safe, cap))
+        dem, sup = checks[1][0], checks[1][1]
+        return PacingDecision(capped(n, snapshot),
+                              f"p={p:.3f} demand={dem:.1f} supply={sup:.1f} alpha={alpha:.3%} {why}")
+
+    def _balance(self, snapshot: PacerSnapshot) -> list[tuple[float, float, float, float]]:
+        """Per horizon: expected demand, expected supply, their variance, demand per new dial."""
+        dem = [float(len(snapshot.waiting))] * 3
+        var = [0.0] * 3
+        sup = [float(len(snapshot.ready))] * 3
+        for table, ages, scale, demand in ((self._q, snapshot.dialling, 1.0, True),
+                                           (self._f_talk, snapshot.talking, 0.5, False),
+                                           (self._f_wrap, snapshot.wrapping, 0.5, False)):
+            if not ages:
+                continue
+            idx = np.minimum((np.fromiter(ages, float, len(ages)) * scale).astype(np.intp),
+                             table.shape[1] - 1)
+            sums = table[:, idx].sum(axis=1).tolist()
+            for k in range(3):
+                if demand:
+                    dem[k] += sums[k]
+                else:
+                    sup[k] += sums[k]
+                var[k] += sums[k + 3]
+        return list(zip(dem, sup, var, self._g))
+
+
+class PredictivePacer(LookaheadPacer):
+    """Keeps the abandon rate of the rule window under `target` (US or UK formula)."""
+
+    def __init__(self, config: PredictiveConfig):
+        super().__init__(config, config.connect_limit_s, config.target)
+
+    def losses(self, counters: RuleCounters) -> tuple[float, float]:
+        lost = float(counters.abandoned)
+        if self.config.rule == "uk_24h":
+            lost += self.config.amd_false_positive_share * counters.machine_detected
+        return float(counters.live_answered), lost
+
+
+class CruiseControlPacer(LookaheadPacer):
+    """Holds a service level: `service_level` of answered calls with an agent within
+    `service_time_s`. Answered calls wait in queue instead of being dropped at 2 s."""
+
+    def __init__(self, config: CruiseControlConfig):
+        super().__init__(config, config.service_time_s, 1.0 - config.service_level)
+
+    def losses(self, counters: RuleCounters) -> tuple[float, float]:
+        return float(counters.live_answered), float(counters.live_answered - counters.within_service_level)
