@@ -157,16 +157,17 @@ class Gateway:
     async def stats(self) -> dict:
         pending_voice = len(self._voice)
         next_due = self._voice.next_due()
+        book = self._book.stats()
         return {
             "name": self.config.name,
             "channels": {channel: {"submitted": self._submitted[channel],
                                    "in_flight": (pending_voice if channel == "call"
                                                  else self._in_flight[channel])}
                          for channel in CHANNELS},
-            "pending": self._book.stats()["pending"],
+            "pending": book["pending"],
             "queued": {reply_to: len(q) for reply_to, q in self._queues.items() if q},
             "next_voice_due": next_due.isoformat() if next_due else None,
-            "orderbook": self._book.stats(),
+            "orderbook": book,
         }
 
     async def close(self) -> None:

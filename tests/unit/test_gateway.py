@@ -1,4 +1,5 @@
 import asyncio
+import json
 from datetime import datetime, timedelta, timezone
 
 import pydantic
@@ -154,7 +155,9 @@ def test_email_sms_and_webhook_run_in_the_background(smtp_server, http_server): 
         await gateway.close()
     asyncio.run(go())
     assert len(smtp_server.mailbox.messages) == 2
-    assert http_server.json(0)["reference"] == "3.1" or http_server.json(1)["reference"] == "3.1"
+    (sms_request,) = [r for r in http_server.requests if r["path"] == "/sms"]
+    assert sms_request["headers"]["Authorization"] == "Bearer t"
+    assert json.loads(sms_request["body"])["reference"] == "3.1"
 
 
 def test_failing_drivers_yield_failure_outcomes_not_exceptions():
