@@ -33,7 +33,8 @@ FAILURE_CODES = {"call": "call_failed", "sms": "sms_failed", "email": "network_r
 
 _ENV = {"POM_SMTP_HOST": "smtp_host", "POM_SMTP_PORT": "smtp_port",
         "POM_SMTP_USER": "smtp_user", "POM_SMTP_PASSWORD": "smtp_password",
-        "POM_SMTP_STARTTLS": "smtp_starttls", "POM_SMTP_SENDER": "smtp_sender",
+        "POM_SMTP_STARTTLS": "smtp_starttls", "POM_SMTP_CA_FILE": "smtp_ca_file",
+        "POM_SMTP_SENDER": "smtp_sender",
         "POM_SMS_URL": "sms_url", "POM_SMS_TOKEN": "sms_token", "POM_SMS_USER": "sms_user",
         "POM_SMS_PASSWORD": "sms_password"}
 
@@ -48,6 +49,7 @@ class GatewayConfig(pydantic.BaseModel):
     smtp_user: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
+    smtp_ca_file: str | None = None  # CA bundle to verify the STARTTLS certificate against
     smtp_sender: str = "pom@localhost"  # From when an order names no sender
     smtp_timeout_s: float = pydantic.Field(30.0, gt=0)
     smtp_batch_size: int = pydantic.Field(100, ge=1)  # messages per SMTP session
@@ -82,17 +84,20 @@ class Gateway:
         self._voice = VoiceSimulator(config.voice, clock, config.name)
         self._smtp = SmtpDriver(clock, config.smtp_host, config.smtp_port,
                                 user=config.smtp_user, password=config.smtp_password,
-                                starttls=config.smtp_starttls,
+                                starttls=config.smtp_starttls, ca_file=config.smtp_ca_file,
                                 default_sender=config.smtp_sender,
                                 timeout=config.smtp_timeout_s)
         self._sms = SmsDriver(clock, config.sms_url, token=config.sms_token,
                               user=config.sms_user, password=config.sms_password,
                               timeout=config.sms_timeout_s, retries=config.sms_retries,
                               backoff_s=config.http_backoff_s,
-                              backoff_max_s=config.http_backoff_max_s) if config.sms_url else None
+                              backoff_max_s=config.http_backoff_max_s,
+                              max_connections=config.http_max_concurrency
+                              ) if config.sms_url else None
         self._webhook = WebhookDriver(clock, set(SYSTEM_CODES) | set(config.custom_codes),
                                       backoff_s=config.http_backoff_s,
-                                      backoff_max_s=config.http_backoff_max_s)
+                                      backoff_max_s=config.http_backoff_max_s,
+                                      max_connections=config.http_max_concurrency)
         self._http_slots = asyncio.Semaphore(config.http_max_concurrency)
         self._smtp_slots = asyncio.Semaphore(config.smtp_max_connections)
         self._routes: dict[str, str] = {}  # attempt id -> reply_to, while pending

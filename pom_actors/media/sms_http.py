@@ -43,14 +43,18 @@ def sms_code(result: HttpResult) -> str:
 class SmsDriver:
     def __init__(self, clock: Clock, url: str, *, token: str | None = None,
                  user: str | None = None, password: str | None = None, timeout: float = 10.0,
-                 retries: int = 2, backoff_s: float = 0.5, backoff_max_s: float = 8.0):
-        """A bearer `token` wins over `user`/`password` basic auth; neither means no auth."""
+                 retries: int = 2, backoff_s: float = 0.5, backoff_max_s: float = 8.0,
+                 max_connections: int = 50):
+        """A bearer `token` wins over `user`/`password` basic auth; neither means no auth.
+        `max_connections` should match the caller's concurrency bound, so that no request
+        ever waits for a pooled connection (that wait would count against its timeout)."""
         self._clock, self._url = clock, url
         self._timeout, self._retries = timeout, retries
         self._backoff_s, self._backoff_max_s = backoff_s, backoff_max_s
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         auth = httpx.BasicAuth(user, password or "") if user and not token else None
-        self._client = httpx.AsyncClient(headers=headers, auth=auth)
+        self._client = httpx.AsyncClient(headers=headers, auth=auth,
+                                         limits=httpx.Limits(max_connections=max_connections))
 
     async def deliver(self, order: Order) -> Outcome:
         body = {"to": order.address, "from": order.sender, "text": order.message,

@@ -40,10 +40,14 @@ def _failure(exc: BaseException) -> tuple[str, dict]:
 class SmtpDriver:
     def __init__(self, clock: Clock, host: str, port: int, *, user: str | None = None,
                  password: str | None = None, starttls: bool = False,
-                 default_sender: str = "pom@localhost", timeout: float = 30.0):
+                 ca_file: str | None = None, default_sender: str = "pom@localhost",
+                 timeout: float = 30.0):
+        """STARTTLS verifies the server's certificate against the system CAs, or against
+        `ca_file` (a private mail relay's CA) when given."""
         self._clock = clock
         self._host, self._port, self._timeout = host, port, timeout
         self._user, self._password, self._starttls = user, password, starttls
+        self._ca_file = ca_file
         self._default_sender = default_sender
 
     async def deliver(self, orders: Sequence[Order]) -> list[Outcome]:
@@ -65,7 +69,7 @@ class SmtpDriver:
         try:
             with smtplib.SMTP(self._host, self._port, timeout=self._timeout) as smtp:
                 if self._starttls:
-                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.starttls(context=ssl.create_default_context(cafile=self._ca_file))
                 if self._user:
                     smtp.login(self._user, self._password or "")
                 for order in orders:

@@ -54,11 +54,12 @@ def webhook_code(result: HttpResult, known: Container[str]) -> tuple[str, dict]:
 
 class WebhookDriver:
     def __init__(self, clock: Clock, known_codes: Container[str], *, backoff_s: float = 0.5,
-                 backoff_max_s: float = 8.0):
-        """`known_codes`: the completion codes a webhook may answer with."""
+                 backoff_max_s: float = 8.0, max_connections: int = 50):
+        """`known_codes`: the completion codes a webhook may answer with. `max_connections`
+        as for SmsDriver: the caller's concurrency bound."""
         self._clock, self._known = clock, known_codes
         self._backoff_s, self._backoff_max_s = backoff_s, backoff_max_s
-        self._client = httpx.AsyncClient()
+        self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=max_connections))
 
     async def deliver(self, order: Order) -> Outcome:
         data = {"attempt_id": order.attempt_id, "job_id": order.job_id,

@@ -3,8 +3,10 @@ stdlib HTTP server for the SMS gateway and webhooks. The fixtures are shared wit
 test_gateway.py."""
 import asyncio
 import base64
+import ipaddress
 import json
 import socket
+import ssl
 import threading
 import time
 from datetime import datetime, timezone
@@ -190,6 +192,53 @@ def test_smtp_login_is_used_when_configured():
         assert len(server.mailbox.messages) == 1
     finally:
         server.controller.stop()
+
+
+def self_signed_cert(directory) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, written as PEM files."""
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(datetime(2020, 1, 1)).not_valid_after(datetime(2100, 1, 1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_file), str(key_file)
+
+
+def test_smtp_starttls_verifies_the_server_certificate(tmp_path):
+    cert_file, key_file = self_signed_cert(tmp_path)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert_file, key_file)
+    mailbox, port = Mailbox(), free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port, tls_context=tls,
+                            require_starttls=True)
+    controller.start()
+    try:
+        trusted = SmtpDriver(ManualClock(T0), "127.0.0.1", port, starttls=True,
+                             ca_file=cert_file)
+        assert [o.code for o in asyncio.run(trusted.deliver([email("1.1")]))] == ["delivered"]
+        untrusted = SmtpDriver(ManualClock(T0), "127.0.0.1", port, starttls=True)
+        refused = asyncio.run(untrusted.deliver([email("2.1")]))[0]
+        assert refused.code == "network_refusal" and "CERTIFICATE_VERIFY_FAILED" in \
+            refused.details["error"]
+        plain = SmtpDriver(ManualClock(T0), "127.0.0.1", port)
+        assert asyncio.run(plain.deliver([email("3.1")]))[0].code == "network_refusal"
+        assert len(mailbox.messages) == 1
+    finally:
+        controller.stop()
 
 
 def test_smtp_server_down_fails_every_order_of_the_batch():
