@@ -41,7 +41,8 @@ class Order:
 
 @dataclass(slots=True)
 class Outcome:
-    """How an attempt ended. `at` is business time (aware UTC) from the gateway's clock."""
+    """How an attempt ended. `at` is business time (aware UTC) from the gateway's clock.
+    `details` is read-only: the voice simulator's instant mode shares one dict."""
 
     attempt_id: str
     code: str

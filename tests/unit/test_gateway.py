@@ -1,12 +1,13 @@
 import asyncio
 import json
+import pickle
 from datetime import datetime, timedelta, timezone
 
 import pydantic
 import pytest
 
 from pom_actors.core.clock import ManualClock, ScaledClock
-from pom_actors.media.base import Order
+from pom_actors.media.base import Order, Outcome, Refusal
 from pom_actors.media.gateway import Gateway, GatewayConfig
 from pom_actors.media.voice_sim import VoiceProfile
 from tests.unit.test_media_drivers import email, free_port, hook, http_server, sms, \
@@ -193,6 +194,15 @@ def test_close_leaves_cut_off_orders_pending_in_the_record(http_server):  # noqa
         await gateway.close()
         assert (await gateway.lookup(["1.1"]))["1.1"]["state"] == "pending"
     asyncio.run(go())
+
+
+def test_orders_outcomes_refusals_and_config_survive_pickling():
+    """They cross Ray actor calls."""
+    order = hook("http://127.0.0.1:9/x", headers={"X-Key": "k"}, payload={"n": 1})
+    outcome = Outcome("9.1", "busy", T0, {"setup_s": 1.5}, 3, 1, 2)
+    config = GatewayConfig(name="gw-a", voice=ALL_BUSY, custom_codes=["promised_to_pay"])
+    for value in (order, outcome, Refusal("9.1", "stale epoch 1 < 2"), config):
+        assert pickle.loads(pickle.dumps(value)) == value
 
 
 def test_config_from_env():
