@@ -156,6 +156,10 @@ class Gateway:
             self._finish(due)
         return self._book.lookup(attempt_ids)
 
+    async def fence(self, job_id: int, epochs: dict[int, int]) -> None:
+        """Refuse from now on any order of these shards older than `epochs` (OrderBook.fence)."""
+        self._book.fence(job_id, epochs)
+
     async def order_ids(self) -> list[str]:
         return self._book.order_ids()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from pom_actors.media.base import Order, Outcome, Refusal
 
@@ -52,6 +52,15 @@ class OrderBook:
             entries[order.attempt_id] = order.epoch
             accepted.append(order)
         return accepted, refused
+
+    def fence(self, job_id: int, epochs: Mapping[int, int]) -> None:
+        """Raise the newest epoch of shards to `epochs` before any order of that epoch
+        arrives: a new shard holder calls this before it looks up what its predecessor left
+        in flight, so a late order of the predecessor can no longer be accepted here."""
+        shards = self._epochs.setdefault(job_id, {})
+        for shard, epoch in epochs.items():
+            if epoch > shards.get(shard, -1):
+                shards[shard] = epoch
 
     def complete(self, outcome: Outcome) -> None:
         """Record how an accepted attempt ended. The first outcome stands; a later one for

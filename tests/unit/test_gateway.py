@@ -91,6 +91,19 @@ def test_lookup_tells_pending_completed_and_never_received():
     asyncio.run(go())
 
 
+def test_fence_before_lookup_refuses_the_deposed_holders_late_order():
+    async def go():
+        gateway = Gateway(GatewayConfig(name="gw-a"), ManualClock(T0))
+        await gateway.submit([call("1.1", epoch=1)])
+        await gateway.fence(1, {0: 2})
+        assert "2.1" not in await gateway.lookup(["2.1"])  # unknown: safe to retry ...
+        refused = await gateway.submit([call("2.1", epoch=1)])  # ... since it can't land now
+        assert [(r.attempt_id, r.reason) for r in refused] == [("2.1", "stale epoch 1 < 2")]
+        assert await gateway.submit([call("3.1", epoch=2)]) == []
+        await gateway.close()
+    asyncio.run(go())
+
+
 def test_outcomes_are_queued_per_reply_to_and_wait_for_their_manager():
     async def go():
         clock = ManualClock(T0)

@@ -68,3 +68,14 @@ def test_stats_count_accepted_refused_by_reason_pending_and_completed():
     assert book.stats() == {"accepted": 2, "refused": {"duplicate attempt id": 1,
                                                        "stale epoch": 1},
                             "pending": 1, "completed": 1}
+
+
+def test_fence_refuses_a_deposed_holders_late_order_before_any_new_order():
+    book = OrderBook()
+    book.fence(7, {0: 4, 1: 2})
+    book.fence(7, {0: 3})                         # fences only grow
+    accepted, refused = book.accept([order("a", epoch=3, shard=0), order("b", epoch=2, shard=1),
+                                     order("c", epoch=4, shard=0)])
+    assert [o.attempt_id for o in accepted] == ["b", "c"]
+    assert [r.attempt_id for r in refused] == ["a"] and "stale epoch 3 < 4" in refused[0].reason
+    assert book.lookup(["a"]) == {}               # a refused order is not in the record
