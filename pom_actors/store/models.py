@@ -19,6 +19,12 @@ def _ts(nullable: bool = True, default_now: bool = False) -> Column:
                   server_default=text("now()") if default_now else None)
 
 
+def _d(value: Any, **kwargs) -> Any:
+    """A field whose default is also the column's server default (raw SQL inserts rely on it)."""
+    server = str(value).lower() if isinstance(value, bool) else str(value)
+    return Field(default=value, sa_column_kwargs={"server_default": server}, **kwargs)
+
+
 def _json(default: str = "'{}'::jsonb") -> Column:
     return Column(JSONB, nullable=False, server_default=text(default))
 
@@ -27,7 +33,7 @@ class ContactList(SQLModel, table=True):
     __tablename__ = "contact_lists"
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
-    description: str = ""
+    description: str = _d("")
     attributes: list[str] = Field(default_factory=list, sa_column=_json("'[]'::jsonb"))
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
 
@@ -38,8 +44,8 @@ class Contact(SQLModel, table=True):
     id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
     list_id: int = Field(foreign_key="contact_lists.id", index=True)
     external_id: str
-    first_name: str = ""
-    last_name: str = ""
+    first_name: str = _d("")
+    last_name: str = _d("")
     phone1: Optional[str] = None          # E.164
     phone2: Optional[str] = None          # E.164
     email: Optional[str] = None
@@ -55,7 +61,7 @@ class DncEntry(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     address: Optional[str] = Field(default=None, index=True)
     contact_id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, index=True))
-    source: str = "manual"
+    source: str = _d("manual")
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
 
 
@@ -66,11 +72,11 @@ class CompletionCodeRow(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     campaign_id: Optional[int] = Field(default=None, foreign_key="campaigns.id")
     name: str
-    final: bool = False
-    contact_uncallable: bool = False
-    address_uncallable: bool = False
-    human_contact: bool = False
-    counts_as_abandon: bool = False
+    final: bool = _d(False)
+    contact_uncallable: bool = _d(False)
+    address_uncallable: bool = _d(False)
+    human_contact: bool = _d(False)
+    counts_as_abandon: bool = _d(False)
 
 
 class StrategyRow(SQLModel, table=True):
@@ -79,7 +85,7 @@ class StrategyRow(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("name", "version"),)
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str
-    version: int = 1
+    version: int = _d(1)
     document: dict[str, Any] = Field(sa_column=_json())
     source: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
@@ -89,14 +95,14 @@ class Campaign(SQLModel, table=True):
     __tablename__ = "campaigns"
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
-    description: str = ""
+    description: str = _d("")
     strategy_id: int = Field(foreign_key="strategies.id")
     list_id: int = Field(foreign_key="contact_lists.id")
     finish: dict[str, Any] = Field(default_factory=dict, sa_column=_json())      # FinishCriteria
     schedule: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSONB))  # Schedule
     last_scheduled_at: Optional[datetime] = Field(default=None, sa_column=_ts())
-    priority: int = 5
-    enabled: bool = True
+    priority: int = _d(5)
+    enabled: bool = _d(True)
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
 
 
@@ -107,10 +113,10 @@ class Job(SQLModel, table=True):
     campaign_id: int = Field(foreign_key="campaigns.id", index=True)
     strategy_id: int = Field(foreign_key="strategies.id")
     state: str = Field(default="queued", index=True)
-    finishing: bool = False              # a stop caused by a finish criterion ends "completed"
-    reason: str = ""
-    shards: int = 8
-    managers: int = 1                    # fixed at creation: manager names must not shift
+    finishing: bool = _d(False)              # a stop caused by a finish criterion ends "completed"
+    reason: str = _d("")
+    shards: int = _d(8)
+    managers: int = _d(1)                    # fixed at creation: manager names must not shift
     finish: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
     started_at: Optional[datetime] = Field(default=None, sa_column=_ts())
@@ -130,13 +136,13 @@ class WorkItem(SQLModel, table=True):
     job_id: int = Field(foreign_key="jobs.id")
     contact_id: int = Field(sa_column=Column(BigInteger, nullable=False))
     shard: int
-    state: str = "ready"                 # ready | in_flight | scheduled | done
+    state: str = _d("ready")                 # ready | in_flight | scheduled | done
     next_at: datetime = Field(sa_column=_ts(False))
     handler: str
-    address_index: int = 0
+    address_index: int = _d(0)
     retries: dict[str, int] = Field(default_factory=dict, sa_column=_json())
     address_attempts: dict[str, int] = Field(default_factory=dict, sa_column=_json())
-    attempts: int = 0
+    attempts: int = _d(0)
     last_code: Optional[str] = None
     in_flight_epoch: Optional[int] = None
 
@@ -168,7 +174,7 @@ class Attempt(SQLModel, table=True):
     address: Optional[str] = None
     verdict: str                          # allowed | restricted
     rule: str                             # the rule that decided the verdict
-    reason: str = ""
+    reason: str = _d("")
     gateway: Optional[str] = None
     code: Optional[str] = None            # completion code; NULL while in flight
     created_at: datetime = Field(sa_column=_ts(False))
@@ -180,9 +186,9 @@ class Agent(SQLModel, table=True):
     __tablename__ = "agents"
     id: Optional[int] = Field(default=None, primary_key=True)
     login: str = Field(sa_column=Column(String(100), nullable=False, unique=True))
-    name: str = ""
+    name: str = _d("")
     skills: list[str] = Field(default_factory=list, sa_column=_json("'[]'::jsonb"))
-    state: str = "logged_out"
+    state: str = _d("logged_out")
     job_id: Optional[int] = Field(default=None, foreign_key="jobs.id")
     updated_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
 
@@ -193,7 +199,7 @@ class RuleRow(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     campaign_id: Optional[int] = Field(default=None, foreign_key="campaigns.id")
     kind: str
-    enabled: bool = True
+    enabled: bool = _d(True)
     params: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
 
 
@@ -202,19 +208,19 @@ class Zone(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(sa_column=Column(String(100), nullable=False, unique=True))
     failover_zone: Optional[str] = None
-    state: str = "active"
+    state: str = _d("active")
 
 
 class ImportJob(SQLModel, table=True):
     __tablename__ = "import_jobs"
     id: Optional[int] = Field(default=None, primary_key=True)
     list_id: int = Field(foreign_key="contact_lists.id")
-    kind: str = "contacts"                # contacts | dnc
-    source: str = ""
-    state: str = "queued"
-    total: int = 0
-    imported: int = 0
-    rejected: int = 0
+    kind: str = _d("contacts")                # contacts | dnc
+    source: str = _d("")
+    state: str = _d("queued")
+    total: int = _d(0)
+    imported: int = _d(0)
+    rejected: int = _d(0)
     errors: list[dict[str, Any]] = Field(default_factory=list, sa_column=_json("'[]'::jsonb"))
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
     finished_at: Optional[datetime] = Field(default=None, sa_column=_ts())
@@ -224,7 +230,7 @@ class Alarm(SQLModel, table=True):
     __tablename__ = "alarms"
     id: Optional[int] = Field(default=None, primary_key=True)
     source: str
-    severity: str = "warning"
+    severity: str = _d("warning")
     message: str
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
     cleared_at: Optional[datetime] = Field(default=None, sa_column=_ts())
@@ -235,7 +241,7 @@ class OutboxEvent(SQLModel, table=True):
     __tablename__ = "event_outbox"
     id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
     topic: str
-    key: str = ""
+    key: str = _d("")
     payload: Any = Field(sa_column=Column(JSONB, nullable=False))
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
     published_at: Optional[datetime] = Field(default=None, sa_column=_ts())
@@ -246,6 +252,6 @@ class ApiToken(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str
     token_hash: str = Field(sa_column=Column(String(128), nullable=False, unique=True))
-    role: str = "admin"
+    role: str = _d("admin")
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
     revoked_at: Optional[datetime] = Field(default=None, sa_column=_ts())

@@ -7,6 +7,10 @@ takes a second. Real local SMTP and HTTP servers stand in for the mail and SMS p
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
+import tempfile
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -80,22 +84,27 @@ def smtp():
             self.messages.append(message)
 
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=0)
+    with socket.socket() as probe:                 # aiosmtpd needs a concrete port
+        probe.bind(("127.0.0.1", 0))
+        inbox.port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
     controller.start()
-    inbox.port = controller.server.sockets[0].getsockname()[1]
     yield inbox
     controller.stop()
 
 
 @pytest.fixture(scope="session")
-def pom(tmp_path_factory, sink, smtp) -> Iterator[Runtime]:
-    settings = Settings(data_dir=str(tmp_path_factory.mktemp("pom")), demo=False, clock_scale=SCALE,
+def pom(sink, smtp) -> Iterator[Runtime]:
+    data_dir = tempfile.mkdtemp(prefix="pom-test-")
+    os.chmod(data_dir, 0o755)                       # the embedded server runs as its own user
+    settings = Settings(data_dir=data_dir, demo=False, clock_scale=SCALE,
                         clock_start=CLOCK_START.isoformat(), shards_per_job=4, managers_per_job=2,
                         batch_size=500, lease_ttl_s=3.0, tick_s=0.2, smtp_port=smtp.port,
                         sms_url=sink.url + "/sms", sms_token="secret-token")
     rt = Runtime.start(settings)
     yield rt
     rt.stop(drain_s=2)
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture

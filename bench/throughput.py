@@ -1,0 +1,95 @@
+"""End-to-end throughput: a voice-notification job on the instant voice simulator, through the
+director, managers, rule engine, gateways and PostgreSQL — against the rate at which raw COPY
+writes the same number of attempt rows into the same database (this machine's limit).
+
+    python bench/throughput.py [--contacts 100000] [--managers 2] [--shards 8] [--batch 2000]
+
+The last line printed is one JSON object: attempts_per_s, copy_rows_per_s, ratio, ...
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import ray  # noqa: E402
+
+from pom_actors.config import Settings  # noqa: E402
+from pom_actors.runtime import Runtime  # noqa: E402
+from pom_actors.store import catalog, jobs as jobstore  # noqa: E402
+from pom_actors.store.work import ATTEMPT_COLUMNS  # noqa: E402
+
+STRATEGY = {
+    "name": "bench-voice",
+    "initial": "call",
+    "handlers": {"call": {"type": "call", "addresses": ["phone1"], "message": "Hello {first_name}",
+                          "caller_id": "+12125550100", "results": {"default": "done"}}},
+}
+
+
+def contacts(n: int):
+    for i in range(n):
+        yield {"external_id": f"b{i}", "first_name": "B", "phone1": f"+1212{2000000 + i:07d}"}
+
+
+def copy_rate(conn, n: int) -> float:
+    """Rows per second that COPY writes into a table shaped like `attempts` (same indexes)."""
+    conn.execute("CREATE TEMP TABLE copy_probe (LIKE attempts INCLUDING ALL)")
+    buf = io.StringIO()
+    for i in range(n):
+        buf.write(f"{i}\t1\t1\t1\t{i}\t{i % 8}\t1\tcall\tcall\t+1212{2000000 + i:07d}\tallowed\tallowed\t"
+                  f"allowed\tgw\tanswer_human\t2026-11-25 15:00:00+00\t2026-11-25 15:00:30+00\n")
+    data = buf.getvalue()
+    start = time.perf_counter()
+    with conn.transaction(), conn.cursor() as cur:
+        with cur.copy(f"COPY copy_probe ({', '.join(ATTEMPT_COLUMNS)}) FROM STDIN") as copy:
+            copy.write(data)
+    elapsed = time.perf_counter() - start
+    conn.execute("DROP TABLE copy_probe")
+    return n / elapsed
+
+
+def main() -> dict:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--contacts", type=int, default=100_000)
+    ap.add_argument("--managers", type=int, default=2)
+    ap.add_argument("--shards", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=2000)
+    args = ap.parse_args()
+    settings = Settings.from_env().replace(
+        data_dir=tempfile.mkdtemp(prefix="pom-bench-"), demo=False, voice_instant=True,
+        managers_per_job=args.managers, shards_per_job=args.shards, batch_size=args.batch)
+    rt = Runtime.start(settings)
+    try:
+        with rt.connect() as conn:
+            with conn.transaction():
+                list_id = catalog.create_list(conn, "bench")
+                catalog.add_contacts(conn, list_id, contacts(args.contacts))
+                sid, _ = catalog.save_strategy(conn, STRATEGY)
+                campaign = catalog.create_campaign(conn, "bench", sid, list_id)
+            conn.execute("ANALYZE")
+            start = time.perf_counter()
+            job_id = ray.get(rt.director.create_job.remote(campaign))
+            while jobstore.job(conn, job_id)["state"] not in ("completed", "stopped", "failed"):
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - start
+            attempts = conn.execute("SELECT count(*) FROM attempts WHERE job_id = %s", (job_id,)).fetchone()[0]
+            done = jobstore.state_counts(conn, [job_id])[job_id].get("done", 0)
+            copy_rows_per_s = copy_rate(conn, attempts)
+    finally:
+        rt.stop(drain_s=1)
+    rate = attempts / elapsed
+    return {"contacts": args.contacts, "done": done, "attempts": attempts, "seconds": round(elapsed, 2),
+            "attempts_per_s": round(rate), "copy_rows_per_s": round(copy_rows_per_s),
+            "ratio": round(rate / copy_rows_per_s, 3), "managers": args.managers, "shards": args.shards,
+            "batch": args.batch}
+
+
+if __name__ == "__main__":
+    print(json.dumps(main()))
