@@ -67,7 +67,7 @@ class LookaheadConfig(PacerConfig):
     prior_talk_s: float = Field(120.0, gt=0, description="mean talk seconds assumed before data")
     prior_wrap_s: float = Field(20.0, ge=0, description="mean wrap-up seconds assumed before data")
     max_lines_per_agent: float = Field(10.0, gt=0, description="hard cap: calls (in flight + talking) per staffed agent")
-    refresh_s: float = Field(60.0, gt=0, description="seconds between rebuilds of the lookup tables")
+    refresh_s: float = Field(300.0, gt=0, description="seconds between rebuilds of the duration tables")
 
 
 class PredictiveConfig(LookaheadConfig):
@@ -107,7 +107,7 @@ class LookaheadPacer(Pacer):
         self.wrap = DurationModel(max(config.prior_wrap_s, 0.1))
         self._p_built = -1.0
         self._built_at = -math.inf
-        self._q = self._f_talk = self._f_wrap = np.zeros((6, 1))
+        self._horizons: tuple[float, ...] = ()
         self._g: list[float] = []
         self._last_counts = (0.0, 0.0)
         self._last_t: float | None = None
@@ -134,17 +134,22 @@ class LookaheadPacer(Pacer):
         return self.hit.value
 
     def _refresh(self, p: float) -> None:
-        m = self.answers.mean_answer
-        lim = self.connect_limit
-        horizons = (0.5 * m + lim, m + lim, max(m, self.config.ring_timeout_s) + lim)
-        q = self.answers.demand_tables(p, horizons)
-        ft = self.talk.finish_tables(horizons, lag=self.wrap)
-        fw = self.wrap.finish_tables(horizons)
-        # Each table holds the mean and, beside it, the Bernoulli variance x(1-x).
-        self._q, self._f_talk, self._f_wrap = (np.concatenate([t, t - t * t]) for t in (q, ft, fw))
+        """Rebuild the lookup tables: all of them every `refresh_s`, the answer table alone when
+        the hit rate has moved (it is the cheap one and the one that matters at once)."""
+        stale = self._now - self._built_at >= self.config.refresh_s
+        if not stale and abs(p - self._p_built) <= 0.1 * self._p_built:
+            return
+        if stale:
+            m = self.answers.mean_answer
+            lim = self.connect_limit
+            self._horizons = (0.5 * m + lim, m + lim, max(m, self.config.ring_timeout_s) + lim)
+            self._f_talk = _Table(self.talk.finish_tables(self._horizons, lag=self.wrap), 0.5)
+            self._f_wrap = _Table(self.wrap.finish_tables(self._horizons), 0.5)
+            self._built_at = self._now
+        q = self.answers.demand_tables(p, self._horizons)
+        self._q = _Table(q, 1.0)
         self._g = q[:, 0].tolist()
         self._p_built = p
-        self._built_at = self._now
 
     # -- regulation -------------------------------------------------------------------------
     @abstractmethod
@@ -195,8 +200,7 @@ class LookaheadPacer(Pacer):
         in_flight = snapshot.in_flight
         safe = max(0, ready - in_flight)
         p = self.hit_rate()
-        if self._now - self._built_at >= self.config.refresh_s or abs(p - self._p_built) > 0.1 * self._p_built:
-            self._refresh(p)
+        self._refresh(p)
         checks = self._balance(snapshot)
         committed = max(expected_overflow(d - s, v) for d, s, v, _ in checks)
         budget = self.budget(snapshot.counters) - committed
@@ -207,12 +211,18 @@ class LookaheadPacer(Pacer):
         def fits(n: int) -> bool:
             for dem, sup, var, g in checks:
                 d = dem + n * g
-                if expected_overflow(d - sup, var + n * (g - g * g)) > alpha * d:
+                if expected_overflow(d - sup, var + n * (g - g * g)) > alpha * d + 1e-6:
                     return False
             return True
 
-        lo, hi = 0, cap if fits(0) else 0
-        while lo < hi:  # largest n with fits(n): the feasible set is an interval from 0
+        # Largest n with fits(n): the feasible set is an interval from 0, and n is usually
+        # small, so gallop up from 1 and then bisect the last step.
+        lo, step = 0, 1
+        while lo < cap and fits(min(cap, lo + step)):
+            lo = min(cap, lo + step)
+            step *= 2
+        hi = min(cap, lo + step) - 1
+        while lo < hi:
             mid = (lo + hi + 1) // 2
             if fits(mid):
                 lo = mid
@@ -228,21 +238,35 @@ class LookaheadPacer(Pacer):
         dem = [float(len(snapshot.waiting))] * 3
         var = [0.0] * 3
         sup = [float(len(snapshot.ready))] * 3
-        for table, ages, scale, demand in ((self._q, snapshot.dialling, 1.0, True),
-                                           (self._f_talk, snapshot.talking, 0.5, False),
-                                           (self._f_wrap, snapshot.wrapping, 0.5, False)):
-            if not ages:
-                continue
-            idx = np.minimum((np.fromiter(ages, float, len(ages)) * scale).astype(np.intp),
-                             table.shape[1] - 1)
-            sums = table[:, idx].sum(axis=1).tolist()
-            for k in range(3):
-                if demand:
-                    dem[k] += sums[k]
-                else:
-                    sup[k] += sums[k]
-                var[k] += sums[k + 3]
+        for table, ages, into in ((self._q, snapshot.dialling, dem),
+                                  (self._f_talk, snapshot.talking, sup),
+                                  (self._f_wrap, snapshot.wrapping, sup)):
+            if ages:
+                sums = table.sums(ages)
+                for k in range(3):
+                    into[k] += sums[k]
+                    var[k] += sums[k + 3]
         return list(zip(dem, sup, var, self._g))
+
+
+class _Table:
+    """Per-horizon probabilities by age bin, with their Bernoulli variances, summed over the
+    ages of a snapshot — in numpy for long tuples, in plain Python for short ones, whichever
+    is cheaper, because this runs for every tick."""
+
+    def __init__(self, probs: np.ndarray, per_second: float):
+        self._np = np.concatenate([probs, probs - probs * probs])
+        self._rows = self._np.tolist()
+        self._scale = per_second
+        self._last = probs.shape[1] - 1
+
+    def sums(self, ages: tuple[float, ...]) -> list[float]:
+        last, scale = self._last, self._scale
+        if len(ages) > 32:
+            idx = np.minimum((np.fromiter(ages, float, len(ages)) * scale).astype(np.intp), last)
+            return self._np[:, idx].sum(axis=1).tolist()
+        idx = [min(int(a * scale), last) for a in ages]
+        return [sum([row[i] for i in idx]) for row in self._rows]
 
 
 class PredictivePacer(LookaheadPacer):

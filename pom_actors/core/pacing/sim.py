@@ -55,7 +55,7 @@ class CallCentre:
     amd_false_positive: float = 0.03     # people taken for machines
     machine_talk_s: float = 8.0          # an agent's time on a machine it was given
     connect_limit_s: float = 2.0
-    tick_s: float = 1.0
+    tick_s: float = 2.0                  # the Campaign Manager asks its pacer this often
     ports: int | None = None
 
     def live_rate_at(self, t: float) -> float:

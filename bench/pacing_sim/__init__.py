@@ -1,0 +1,1 @@
+"""Benchmark-only pacing policies (baselines and the oracle) for bench/pacing.py."""
