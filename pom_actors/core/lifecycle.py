@@ -48,6 +48,9 @@ class IllegalTransition(ValueError):
         self.state = state
         self.event = event
 
+    def __reduce__(self):  # it crosses Ray calls: rebuild from (state, event), not the message
+        return IllegalTransition, (self.state, self.event)
+
 
 S, E = JobState, JobEvent
 _LIVE = (S.RUNNING, S.PAUSING, S.PAUSED, S.RESUMING)

@@ -76,3 +76,10 @@ def test_state_sets():
     assert not ACTIVE & TERMINAL
     assert S.PAUSED not in ACTIVE and S.QUEUED not in ACTIVE
     assert all(s.value == s.name.lower() for s in S)
+
+
+def test_illegal_transition_survives_pickling():
+    import pickle
+
+    err = pickle.loads(pickle.dumps(IllegalTransition(S.PAUSED, E.PAUSE)))
+    assert (err.state, err.event) == (S.PAUSED, E.PAUSE) and "paused" in str(err)
