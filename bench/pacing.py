@@ -167,8 +167,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sweep-reps", type=int, default=2, help="replications at the other sweep settings")
     ap.add_argument("--hours", type=float, default=8.0)
     ap.add_argument("--workers", type=int, default=1, help="processes (at most 2 on a shared machine)")
-    ap.add_argument("--out", default="bench/results/pacing.jsonl", help="per-replication results (JSON lines)")
+    ap.add_argument("--out", default=None, help="per-replication results (JSON lines); default "
+                    "bench/results/pacing.jsonl, or pacing_quick.jsonl with --quick")
     ap.add_argument("--resume", action="store_true", help="keep the replications already in --out")
+    ap.add_argument("--policies", default=",".join(POLICIES), help="comma-separated policies to run")
     args = ap.parse_args(argv)
     grid = QUICK if args.quick else FULL
     if args.quick:
@@ -176,13 +178,14 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         hours, sweep = args.hours, args.sweep_reps
         reps = {p: getattr(args, REPS.get(p, "baseline_reps")) for p in POLICIES}
-    out = Path(args.out if not args.quick else "bench/results/pacing_quick.jsonl")
+    out = Path(args.out or f"bench/results/pacing{'_quick' if args.quick else ''}.jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     if args.resume and out.exists():
         rows = [json.loads(x) for x in out.read_text().splitlines() if x.strip()]
     done = {(r["agents"], r["hit"], r["talk"], r["hours"], r["policy"], r["level"], r["rep"]) for r in rows}
-    todo = [j for j in _jobs(grid, hours, reps, sweep) if j not in done]
+    wanted = set(args.policies.split(","))
+    todo = [j for j in _jobs(grid, hours, reps, sweep) if j not in done and j[4] in wanted]
     t0 = time.time()
     with out.open("a" if args.resume else "w") as fh:
         if args.workers > 1:

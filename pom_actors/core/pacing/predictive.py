@@ -1,22 +1,22 @@
 """Predictive pacing and cruise control: dial ahead of agents from live estimates.
 
-Each tick looks one answer-time ahead (horizon h = mean time to a live answer + the connect
-limit) and balances two random quantities:
+Each tick compares, at three horizons h (half the mean time to a live answer, the mean, and
+the ring timeout, each plus the connect limit), two random quantities:
 
-  demand D = answered calls already waiting + live answers expected from calls ringing now
-             (by their age) + p·G(h) per new dial,
-  supply S = ready agents + talking/wrapping agents expected to be free within h (by how long
-             they have been talking or wrapping, and the learnt talk and wrap distributions).
+  demand D(h) = answered calls already waiting + live answers expected within h from calls
+                ringing now (by their age) + p·G(h) per new dial,
+  supply S(h) = ready agents + talking/wrapping agents expected to be free within h (by how
+                long they have been talking or wrapping, and the learnt talk and wrap times).
 
-With a normal approximation of D − S, the expected number of answers that find no agent is
-E[(D − S)+]. The pacer places the largest number of new dials n for which this stays below
-α · E[D]: α is the share of answers it is willing to lose this tick. α is regulated from the
-rule window's counters: it aims at `setpoint_share × target`, rises while the realised rate
-is below it and falls as the rate nears the target; once the abandon budget of the window
-(target × answered − abandoned) is within `guard_abandons` of being spent, α is 0 and the
-pacer falls back to dialling one call per idle agent not already covered — which cannot
-abandon. With few agents or at shift start (no answers yet, so no budget) that fallback is
-what it does, and the estimators start from priors.
+With a normal approximation of D − S, E[(D − S)+] is the expected number of answers finding
+no agent. The pacer places the largest number of new dials n for which, at every horizon,
+this stays below α · E[D]: α is the share of answers it is willing to lose now, regulated
+from the rule window's counters (see `LookaheadPacer.allowance`). A guard keeps the window
+under its target: when the budget (target × answered − lost − the losses the calls already
+in flight are expected to cause) is within `guard_abandons` of being spent, the pacer only
+places dials that cannot abandon — one per idle agent not already covered by a call in
+flight. At shift start there is no budget yet, so it begins that way, with the estimators on
+their priors; with few agents the learnt α is small and it stays close to that.
 """
 from __future__ import annotations
 
