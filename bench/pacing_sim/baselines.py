@@ -199,7 +199,7 @@ class OraclePacer(PredictivePacer):
         answered = 0.5 * (1 + math.erf(z / math.sqrt(2)))
         return answered * (p * (1 - c.amd_false_positive) + (1 - p) * c.machine_share * c.amd_false_negative)
 
-    def allowance(self, counters: RuleCounters) -> tuple[float, str]:
+    def allowance(self, counters: RuleCounters, budget: float) -> tuple[float, str]:
         return self.alpha, "oracle"
 
     def budget(self, counters: RuleCounters) -> float:

@@ -54,6 +54,7 @@ class LookaheadConfig(PacerConfig):
     setpoint_share: float = Field(0.8, gt=0, le=1, description="aim at this share of the target")
     gain: float = Field(1.0, ge=0, le=10, description="how strongly α follows the realised rate")
     guard_abandons: float = Field(1.0, ge=0, description="budget margin (calls) below which only safe dials are placed")
+    budget_ramp: float = Field(3.0, ge=0, description="budget (calls) above the guard over which α ramps up from 0")
     prior_answers: float = Field(100.0, ge=0, description="weight (answers) of the setpoint in the smoothed realised rates")
     integral_gain: float = Field(0.15, ge=0, le=5, description="per minute: how fast the multiplier m learns from the recent rate")
     recent_s: float = Field(1800.0, gt=0, description="memory, seconds, of the recent rate the integral term follows")
@@ -156,18 +157,21 @@ class LookaheadPacer(Pacer):
     def losses(self, counters: RuleCounters) -> tuple[float, float]:
         """(answered, lost) in the rule window, as the rule counts them."""
 
-    def allowance(self, counters: RuleCounters) -> tuple[float, str]:
+    def allowance(self, counters: RuleCounters, budget: float) -> tuple[float, str]:
         """α: the share of this tick's expected answers the pacer may lose.
 
-        α = setpoint × m × P. P (proportional, on the window's rate, smoothed with a prior of
-        `prior_answers` at the setpoint) leans against the window drifting from the setpoint.
-        m (integral, on a recent rate with a `recent_s` memory) learns how the model's α maps
-        to realised losses for this campaign: the normal approximation is optimistic with few
-        agents, so m settles lower there. Both come from the counters only.
+        α = setpoint × m × P × R. P (proportional, on the window's rate, smoothed with a prior
+        of `prior_answers` at the setpoint) leans against the window drifting from the
+        setpoint. m (integral, on a recent rate with a `recent_s` memory) learns how the
+        model's α maps to realised losses for this campaign: the normal approximation is
+        optimistic with few agents, so m settles lower there. R ramps α down to 0 as the
+        budget falls from `guard_abandons + budget_ramp` to the guard, so a small window
+        slows down before it has to stop; m does not integrate while R < 1 (no wind-up).
         """
         cfg = self.config
         answered, lost = self.losses(counters)
         setpoint = cfg.setpoint_share * self.target
+        ramp = min(1.0, max(0.0, (budget - cfg.guard_abandons) / cfg.budget_ramp)) if cfg.budget_ramp > 0 else 1.0
         d_ans, d_lost = answered - self._last_counts[0], lost - self._last_counts[1]
         dt = self._now - self._last_t if self._last_t is not None else 0.0
         self._last_counts, self._last_t = (answered, lost), self._now
@@ -175,12 +179,13 @@ class LookaheadPacer(Pacer):
             decay = math.exp(-dt / cfg.recent_s)
             self._recent_ans = self._recent_ans * decay + d_ans
             self._recent_lost = self._recent_lost * decay + d_lost
-            recent = (self._recent_lost + setpoint * cfg.prior_answers) / (self._recent_ans + cfg.prior_answers)
-            self._log_m += cfg.integral_gain * (setpoint - recent) / setpoint * dt / 60.0
-            self._log_m = min(math.log(20.0), max(math.log(0.02), self._log_m))
+            if ramp >= 1.0:
+                recent = (self._recent_lost + setpoint * cfg.prior_answers) / (self._recent_ans + cfg.prior_answers)
+                self._log_m += cfg.integral_gain * (setpoint - recent) / setpoint * dt / 60.0
+                self._log_m = min(math.log(20.0), max(math.log(0.02), self._log_m))
         realised = (lost + setpoint * cfg.prior_answers) / (answered + cfg.prior_answers)
         prop = min(2.5, max(0.25, 1.0 + cfg.gain * (setpoint - realised) / setpoint))
-        return setpoint * math.exp(self._log_m) * prop, f"realised {lost / answered if answered else 0.0:.2%}"
+        return setpoint * math.exp(self._log_m) * prop * ramp, f"realised {lost / answered if answered else 0.0:.2%}"
 
     def budget(self, counters: RuleCounters) -> float:
         """Losses the window can still take before it is over the target."""
@@ -192,19 +197,19 @@ class LookaheadPacer(Pacer):
         self._now = snapshot.now.timestamp()
         self.observe(snapshot.events)
         self.hit.settle(self._now)
-        alpha, why = self.allowance(snapshot.counters)
+        p = self.hit_rate()
+        self._refresh(p)
+        checks = self._balance(snapshot)
+        committed = max(expected_overflow(d - s, v) for d, s, v, _ in checks)
+        budget = self.budget(snapshot.counters) - committed
+        alpha, why = self.allowance(snapshot.counters, budget)
         ready = len(snapshot.ready)
         staffed = snapshot.staffed
         if staffed == 0:
             return PacingDecision(0, "no agent staffed")
         in_flight = snapshot.in_flight
         safe = max(0, ready - in_flight)
-        p = self.hit_rate()
-        self._refresh(p)
-        checks = self._balance(snapshot)
-        committed = max(expected_overflow(d - s, v) for d, s, v, _ in checks)
-        budget = self.budget(snapshot.counters) - committed
-        if budget < self.config.guard_abandons:
+        if budget < self.config.guard_abandons or alpha <= 0.0:
             return PacingDecision(capped(safe, snapshot), f"budget {budget:.1f} < guard: safe dials only")
         cap = max(0, int(self.config.max_lines_per_agent * staffed) - in_flight - len(snapshot.talking))
 
