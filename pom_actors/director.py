@@ -48,6 +48,8 @@ class CampaignDirector:
         self.ticks = 0
         self.draining = False
         self._task: asyncio.Task | None = None
+        # Start the loop as soon as the actor is up, also after Ray restarted it.
+        ray.get_runtime_context().current_actor.ping.remote()
 
     # -- commands ------------------------------------------------------------------------------
     async def ping(self) -> str:
@@ -172,7 +174,8 @@ class CampaignDirector:
         return self.settings.managers_per_job or max(1, servers)
 
     async def _managers(self, job: dict) -> list[str]:
-        """Names of the job's managers that answer now; missing ones are (re)created."""
+        """Lease holder identities of the job's managers that answer now; missing ones are
+        (re)created."""
         job_id, count = job["id"], job["managers"]
         pg = self._placement_group(job_id, count)
         handles = {}
@@ -184,7 +187,7 @@ class CampaignDirector:
             ).remote(self.settings, job_id, i, count)
         pings = await asyncio.gather(*[asyncio.wait_for(h.ping.remote(), PING_TIMEOUT_S)
                                        for h in handles.values()], return_exceptions=True)
-        return [n for n, p in zip(handles, pings) if not isinstance(p, BaseException)]
+        return [p for p in pings if not isinstance(p, BaseException)]
 
     def _placement_group(self, job_id: int, count: int):
         try:
@@ -202,8 +205,8 @@ class CampaignDirector:
         moved = {s: h for s, h in target.items() if current.get(s) != h}
         if moved:
             jobstore.grant(self.conn, job_id, moved, self.settings.lease_ttl_s)
-            for name in set(moved.values()):
-                handle = _actor(name)
+            for holder in set(moved.values()):
+                handle = _actor(holder.split("#")[0])
                 if handle:
                     handle.refresh.remote()
             log.info("job %s: leased shards %s", job_id, moved)

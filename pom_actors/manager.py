@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import secrets
 import time
 from collections import Counter, defaultdict
 from datetime import datetime
@@ -49,9 +50,12 @@ class CampaignManager:
     def __init__(self, settings: Settings, job_id: int, index: int, managers: int):
         self.settings = settings
         self.name = manager_name(job_id, index)
+        # Leases name the incarnation, not the actor: a restarted manager is a new holder, so
+        # taking its shards back bumps their epochs and fences whatever the old one left.
+        self.holder = f"{self.name}#{secrets.token_hex(4)}"
         self.clock = clock_from_spec(settings.clock)
         self.conn = connect(settings.database_url, autocommit=True)
-        self.store = WorkStore(self.conn, job_id, self.name)
+        self.store = WorkStore(self.conn, job_id, self.holder)
         job = load_job(self.conn, job_id)
         self.job_id, self.campaign_id = job_id, job["campaign_id"]
         self.strategy: Strategy = catalog.load_strategy(self.conn, job["strategy_id"])
@@ -67,15 +71,18 @@ class CampaignManager:
         self.draining = False
         self.stats: Counter[str] = Counter()
         self._task: asyncio.Task | None = None
+        # Start the loop as soon as the actor is up, also after Ray restarted it.
+        ray.get_runtime_context().current_actor.ping.remote()
 
     # -- control ------------------------------------------------------------------------------
     async def ping(self) -> str:
-        """Liveness probe of the director; also (re)starts the loop after an actor restart."""
+        """Liveness probe of the director, answering the lease holder identity; also
+        (re)starts the loop after an actor restart."""
         if self._task is None or self._task.done():
             if self._task is not None and self._task.exception():
                 log.error("manager loop died: %r", self._task.exception())
             self._task = asyncio.get_running_loop().create_task(self._run())
-        return self.name
+        return self.holder
 
     async def refresh(self) -> None:
         """The director moved leases: renew (and adopt) at the next cycle, not in seconds."""
@@ -91,7 +98,7 @@ class CampaignManager:
         return len(self.inflight)
 
     async def status(self) -> dict:
-        return {"name": self.name, "job_id": self.job_id, "state": self.state, "shards": self.held,
+        return {"name": self.name, "holder": self.holder, "job_id": self.job_id, "state": self.state, "shards": self.held,
                 "in_flight": len(self.inflight), "node": ray.get_runtime_context().get_node_id(),
                 **self.stats}
 
