@@ -3,8 +3,10 @@
 VICIdial (re-implemented from docs/PREDICTIVE.txt and the behaviour of bin/AST_VDadapt.pl and
 AST_VDauto_dial.pl, written anew): a dial level L (lines per active agent) is applied every
 tick as `round(L × (talking + ready agents)) − active lines`, active lines being calls
-dialling, ringing, waiting or talking. Every second it samples ready agents, waiting calls and
-agents; every 15 s it takes the 15-sample averages, differential = ready − waiting (+ the
+dialling, ringing, waiting or talking (agents in wrap-up are paused in VICIdial's sense). Every
+tick it samples ready agents, waiting calls and agents (VICIdial samples every second; the
+simulation's tick is 2 s, so its 15 samples span 30 s); every 15 s it takes the 15-sample
+averages, differential = ready − waiting (+ the
 dl_diff_target), ratio = differential / average agents, scales it by the intensity modifier
 (up-moves × (1 + i/100), down-moves × |i/100 − 1|), sets L ← L × (1 + scaled ratio), clamps
 to [1, max level], then applies the drop cut-offs: more than 20 calls in the last minute with
@@ -30,6 +32,10 @@ from pom_actors.core.pacing.snapshot import (DIAL_RESULTS, EventKind, PacerSnaps
 
 
 class VicidialAdaptPacer(Pacer):
+    """One campaign's adaptive dial level, as described in the module docstring. Parameters
+    carry VICIdial's names: adaptive_dropped_percentage, adaptive_maximum_level,
+    adaptive_intensity, adaptive_dl_diff_target, auto_dial_level, adaptive_latest_server_time."""
+
     def __init__(self, method: Literal["ADAPT_HARD_LIMIT", "ADAPT_TAPERED", "ADAPT_AVERAGE"],
                  drop_limit_pct: float = 3.0, max_level: float = 3.0, intensity: float = 0.0,
                  dl_diff_target: float = 0.0, start_level: float = 1.0,
@@ -171,9 +177,9 @@ class OraclePacer(PredictivePacer):
         ring = ring[ring <= c.ring_timeout]
         self.talk = _Known(talk)
         self.wrap = _Known(wrap)
-        self.answers = AnswerModel(c.ring_mean, c.ring_timeout)
-        self.answers._live = _Known(ring, bin_s=1.0, max_age=c.ring_timeout)
-        self.answers._other = _Known(self._other_times(c, rng, n), bin_s=1.0, max_age=c.ring_timeout)
+        self.answers = AnswerModel(c.ring_mean, c.ring_timeout,
+                                   live=_Known(ring, bin_s=1.0, max_age=c.ring_timeout),
+                                   other=_Known(self._other_times(c, rng, n), bin_s=1.0, max_age=c.ring_timeout))
         self.centre = c
         self.alpha = alpha
 

@@ -153,11 +153,12 @@ class AnswerModel:
     puts on agents in the next `h` seconds.
     """
 
-    def __init__(self, prior_answer_s: float, ring_timeout: float, window: int = 600):
-        self._live = DurationModel(prior_answer_s, window=window, min_samples=20, bin_s=1.0,
-                                   max_age=ring_timeout)
-        self._other = DurationModel(ring_timeout * 0.6, window=window, min_samples=20, bin_s=1.0,
-                                    max_age=ring_timeout)
+    def __init__(self, prior_answer_s: float, ring_timeout: float, window: int = 600,
+                 live: DurationModel | None = None, other: DurationModel | None = None):
+        self._live = live or DurationModel(prior_answer_s, window=window, min_samples=20,
+                                           bin_s=1.0, max_age=ring_timeout)
+        self._other = other or DurationModel(ring_timeout * 0.6, window=window, min_samples=20,
+                                             bin_s=1.0, max_age=ring_timeout)
         self.max_age = ring_timeout + 15.0
 
     def add_live(self, seconds: float) -> None:

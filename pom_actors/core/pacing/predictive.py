@@ -144,8 +144,8 @@ class LookaheadPacer(Pacer):
             m = self.answers.mean_answer
             lim = self.connect_limit
             self._horizons = (0.5 * m + lim, m + lim, max(m, self.config.ring_timeout_s) + lim)
-            self._f_talk = _Table(self.talk.finish_tables(self._horizons, lag=self.wrap), 0.5)
-            self._f_wrap = _Table(self.wrap.finish_tables(self._horizons), 0.5)
+            self._f_talk = _Table(self.talk.finish_tables(self._horizons, lag=self.wrap), 1.0 / self.talk.bin_s)
+            self._f_wrap = _Table(self.wrap.finish_tables(self._horizons), 1.0 / self.wrap.bin_s)
             self._built_at = self._now
         q = self.answers.demand_tables(p, self._horizons)
         self._q = _Table(q, 1.0)

@@ -117,7 +117,7 @@ _RESULT_KINDS = (EventKind.MACHINE, EventKind.BUSY, EventKind.INVALID, EventKind
 def run_shift(centre: CallCentre, pacer: Pacer, seed: int) -> ShiftResult:
     """Simulate one shift of `centre` paced by `pacer`; deterministic in `seed`."""
     c = centre
-    rngs = [np.random.default_rng([seed, k]) for k in range(8)]
+    rngs = [np.random.default_rng([seed, k]) for k in range(7)]
     uniform = _Stream(rngs[0], lambda r, n: r.random(n))
     uniform2 = _Stream(rngs[1], lambda r, n: r.random(n))
     ring = _Stream(rngs[2], _ring(c.ring_mean, c.ring_sd))
