@@ -21,17 +21,21 @@ class HitRateEstimator:
     seconds, no-answers only at the ring timeout, so the estimate would first jump and then
     sag — and a sagging estimate makes a pacer over-dial.
 
-    Two exponentially weighted means over dials, a slow one (low noise) and a fast one (quick
-    reaction), both seeded with a prior worth `prior_weight` dials. The slow one is believed
-    unless the fast one has left its confidence band, which is how a mid-shift drop (or rise)
-    of the live-answer rate is caught within a few dozen answers instead of hundreds.
+    The estimate is a running mean over the dials since the last change, its memory growing
+    up to `slow_dials` (then an exponentially weighted mean). A fast exponentially weighted
+    mean (memory `fast_dials`) watches it: when the fast mean leaves the slow one's confidence
+    band by `z` standard deviations, the rate has changed (a new list, a mid-shift drop) and
+    the slow mean restarts from the fast one, weighted as the `fast_dials` it summarises, so a
+    change is followed within a few hundred dials without adopting the fast mean's noise.
     """
 
     def __init__(self, prior: float, prior_weight: float, fast_dials: float, slow_dials: float,
-                 settle_s: float, z: float = 3.0):
+                 settle_s: float, z: float = 4.0):
         self._a_fast = 1.0 / fast_dials
-        self._a_slow = 1.0 / slow_dials
+        self._fast_n = fast_dials
+        self._slow_max = slow_dials
         self._fast = self._slow = prior
+        self._slow_n = max(prior_weight, 1.0)   # dials behind the slow mean since the last change
         self._n = prior_weight
         self._z = z
         self._settle = settle_s
@@ -53,8 +57,14 @@ class HitRateEstimator:
             x = live / total
             # n updates with the same mean x, in closed form: m += (1 - (1 - a)^n)(x - m).
             self._fast += (1.0 - (1.0 - self._a_fast) ** total) * (x - self._fast)
-            self._slow += (1.0 - (1.0 - self._a_slow) ** total) * (x - self._slow)
+            self._slow_n = min(self._slow_max, self._slow_n + total)
+            self._slow += total / self._slow_n * (x - self._slow) if self._slow_n < self._slow_max \
+                else (1.0 - (1.0 - 1.0 / self._slow_max) ** total) * (x - self._slow)
             self._n += total
+            p = self._slow
+            band = self._z * math.sqrt(max(p * (1 - p), 1e-4) * self._a_fast / 2)
+            if abs(self._fast - p) > band:
+                self._slow, self._slow_n = self._fast, self._fast_n
 
     @property
     def samples(self) -> float:
@@ -63,13 +73,7 @@ class HitRateEstimator:
     @property
     def value(self) -> float:
         """The estimate to act on now."""
-        p = self._slow
-        # Band of the fast mean around the slow one: var of an EWMA of Bernoulli(p) ≈ p(1-p)·a/2.
-        band = self._z * math.sqrt(max(p * (1 - p), 1e-4) * self._a_fast / 2)
-        if abs(self._fast - p) > band:
-            self._slow = self._fast  # re-anchor: the old regime is gone
-            return self._fast
-        return p
+        return self._slow
 
 
 class DurationModel:
