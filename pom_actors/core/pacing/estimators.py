@@ -36,7 +36,6 @@ class HitRateEstimator:
         self._slow_max = slow_dials
         self._fast = self._slow = prior
         self._slow_n = max(prior_weight, 1.0)   # dials behind the slow mean since the last change
-        self._n = prior_weight
         self._z = z
         self._settle = settle_s
         self._pending: dict[int, list[int]] = {}   # dial second -> [live, resolved]
@@ -60,15 +59,10 @@ class HitRateEstimator:
             self._slow_n = min(self._slow_max, self._slow_n + total)
             self._slow += total / self._slow_n * (x - self._slow) if self._slow_n < self._slow_max \
                 else (1.0 - (1.0 - 1.0 / self._slow_max) ** total) * (x - self._slow)
-            self._n += total
             p = self._slow
             band = self._z * math.sqrt(max(p * (1 - p), 1e-4) * self._a_fast / 2)
             if abs(self._fast - p) > band:
                 self._slow, self._slow_n = self._fast, self._fast_n
-
-    @property
-    def samples(self) -> float:
-        return self._n
 
     @property
     def value(self) -> float:
