@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ray  # noqa: E402
 
 from pom_actors.config import Settings  # noqa: E402
+from pom_actors.manager import manager_name  # noqa: E402
 from pom_actors.runtime import Runtime  # noqa: E402
 from pom_actors.store import catalog, jobs as jobstore  # noqa: E402
 from pom_actors.store.work import ATTEMPT_COLUMNS  # noqa: E402
@@ -76,8 +77,10 @@ def main() -> dict:
             conn.execute("ANALYZE")
             start = time.perf_counter()
             job_id = ray.get(rt.director.create_job.remote(campaign))
+            phases: dict[str, dict] = {}
             while jobstore.job(conn, job_id)["state"] not in ("completed", "stopped", "failed"):
-                time.sleep(0.05)
+                phases.update(manager_phases(job_id, args.managers))
+                time.sleep(0.5)
             elapsed = time.perf_counter() - start
             attempts = conn.execute("SELECT count(*) FROM attempts WHERE job_id = %s", (job_id,)).fetchone()[0]
             done = jobstore.state_counts(conn, [job_id])[job_id].get("done", 0)
@@ -88,7 +91,19 @@ def main() -> dict:
     return {"contacts": args.contacts, "done": done, "attempts": attempts, "seconds": round(elapsed, 2),
             "attempts_per_s": round(rate), "copy_rows_per_s": round(copy_rows_per_s),
             "ratio": round(rate / copy_rows_per_s, 3), "managers": args.managers, "shards": args.shards,
-            "batch": args.batch}
+            "batch": args.batch, "manager_seconds_by_phase": phases}
+
+
+def manager_phases(job_id: int, managers: int) -> dict[str, dict]:
+    """Cumulative seconds per cycle phase of each manager (kept from the last sample)."""
+    out = {}
+    for i in range(managers):
+        try:
+            out[manager_name(job_id, i)] = ray.get(ray.get_actor(manager_name(job_id, i)).status.remote(),
+                                                   timeout=2)["seconds"]
+        except Exception:  # not started yet, or retired at the end of the job
+            continue
+    return out
 
 
 if __name__ == "__main__":

@@ -152,7 +152,8 @@ class CampaignDirector:
             jobstore.set_state(self.conn, job_id, state, transition(state, E.RESUMED))
         elif state == S.RUNNING:
             criteria = FinishCriteria(**job["finish"]) if job["finish"] else None
-            reason = finish_reason(criteria, jobstore.counts(self.conn, job_id), self.clock.now())
+            counts = jobstore.counts(self.conn, job_id, criteria.goal_codes if criteria else ())
+            reason = finish_reason(criteria, counts, self.clock.now())
             if reason:
                 jobstore.set_state(self.conn, job_id, state, transition(state, E.FINISH),
                                    reason=reason, finishing=True)

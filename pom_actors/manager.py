@@ -14,6 +14,7 @@ import math
 import secrets
 import time
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from datetime import datetime
 
 import ray
@@ -70,6 +71,7 @@ class CampaignManager:
         self.renewed = 0.0
         self.draining = False
         self.stats: Counter[str] = Counter()
+        self.timing: Counter[str] = Counter()
         self._task: asyncio.Task | None = None
         # Start the loop as soon as the actor is up, also after Ray restarted it.
         ray.get_runtime_context().current_actor.ping.remote()
@@ -100,7 +102,7 @@ class CampaignManager:
     async def status(self) -> dict:
         return {"name": self.name, "holder": self.holder, "job_id": self.job_id, "state": self.state, "shards": self.held,
                 "in_flight": len(self.inflight), "node": ray.get_runtime_context().get_node_id(),
-                **self.stats}
+                "seconds": {k: round(v, 3) for k, v in self.timing.items()}, **self.stats}
 
     async def _run(self) -> None:
         while True:
@@ -118,28 +120,35 @@ class CampaignManager:
     async def _cycle(self) -> bool:
         if time.monotonic() - self.renewed >= self.settings.lease_ttl_s / 3:
             await self._renew()
-        outcomes = await self._collect()
+        with self._timed("collect"):
+            outcomes = await self._collect()
         now = self.clock.now()
         dispatching = self.state in DISPATCHING and self.held and not self.draining
         budgets = self._budgets(now) if dispatching else {}
         if not outcomes and not any(budgets.values()):
             return False
         orders: dict[str, list[Order]] = defaultdict(list)
-        with self.store.fenced(self.held) as valid:
-            self._settle(outcomes, valid)
+        with self._timed("transaction"), self.store.fenced(self.held) as valid:
+            with self._timed("settle"):
+                self._settle(outcomes, valid)
             items = []
             for handler, n in budgets.items():
-                claimed = self.store.claim(valid, handler, now, n) if n and valid else []
-                items += [make_item(row, self.strategy) for row in claimed]
+                with self._timed("claim"):
+                    claimed = self.store.claim(valid, handler, now, n) if n and valid else []
+                with self._timed("items"):
+                    items += [make_item(row, self.strategy) for row in claimed]
                 self._unplaced(handler, n - len(claimed))
             if items:
-                verdicts = await self.rules.check.remote(
-                    [candidate(i, self.strategy, self.campaign_id) for i in items])
+                with self._timed("rules"):
+                    verdicts = await self.rules.check.remote(
+                        [candidate(i, self.strategy, self.campaign_id) for i in items])
                 gateway = self._gateway()
-                plans = [plan(i, v, self.strategy, campaign_id=self.campaign_id, epoch=valid[i.shard],
-                              gateway=gateway, reply_to=self.name, now=now) for i, v in zip(items, verdicts)]
-                self.store.write_attempts([p.attempt for p in plans])
-                self.store.update_items([p.update for p in plans])
+                with self._timed("plan"):
+                    plans = [plan(i, v, self.strategy, campaign_id=self.campaign_id, epoch=valid[i.shard],
+                                  gateway=gateway, reply_to=self.name, now=now) for i, v in zip(items, verdicts)]
+                with self._timed("intents"):
+                    self.store.write_attempts([p.attempt for p in plans])
+                    self.store.update_items([p.update for p in plans])
                 for i, p in zip(items, plans):
                     if p.order:
                         orders[gateway].append(Order(**p.order))
@@ -153,9 +162,17 @@ class CampaignManager:
                      "address": p.attempt.address, "code": p.attempt.code, "rule": p.attempt.rule,
                      "at": now.isoformat()} for p in restricted])
                 self.stats["restricted"] += len(restricted)
-        for name, batch in orders.items():
-            await self._dispatch(name, batch)
+        with self._timed("dispatch"):
+            for name, batch in orders.items():
+                await self._dispatch(name, batch)
         return bool(items) or bool(outcomes)
+
+    @contextmanager
+    def _timed(self, phase: str):
+        """Seconds spent per phase of the cycle, cumulative (reported by `status`)."""
+        start = time.perf_counter()
+        yield
+        self.timing[phase] += time.perf_counter() - start
 
     def _budgets(self, now: datetime) -> dict[str, int]:
         """Dials each handler may start now: its pacer over this manager's in-flight calls,

@@ -8,6 +8,7 @@ when it only joins a cluster.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -44,6 +45,8 @@ class Runtime:
         rt = cls(settings, embedded)
         if ray_init and not ray.is_initialized():
             local = settings.ray_address is None
+            # Ray lowers its workers' priority (nice 15) by default; here they are the server.
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(address=settings.ray_address, namespace=NAMESPACE, include_dashboard=False,
                      resources={SERVER_RESOURCE: 1} if local else None, log_to_driver=False,
                      logging_level=logging.WARNING)

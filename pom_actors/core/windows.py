@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 import pydantic
 from phonenumbers import timezone as phone_timezone
+from phonenumbers.tzdata import TIMEZONE_LONGEST_PREFIX
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HORIZON = dt.timedelta(days=14)
@@ -78,8 +79,21 @@ def zone_info(name: str) -> ZoneInfo | None:
         return None
 
 
-@lru_cache(maxsize=65536)
 def _zones_for_phone(phone: str) -> tuple[str, ...]:
+    """Zones of an E.164 number, computed once per block of numbers that share every digit the
+    zone data looks at (its prefixes have at most TIMEZONE_LONGEST_PREFIX digits): a parse
+    costs ~60 µs, and a list of 100,000 numbers holds far fewer blocks."""
+    spare = len(phone.lstrip("+")) - TIMEZONE_LONGEST_PREFIX
+    block = phone[:-spare] if spare > 0 else phone
+    zones = _BLOCK_ZONES.get(block)
+    if zones is None:
+        if len(_BLOCK_ZONES) >= _BLOCK_CACHE_SIZE:
+            _BLOCK_ZONES.clear()
+        zones = _BLOCK_ZONES[block] = _parse_zones(phone)
+    return zones
+
+
+def _parse_zones(phone: str) -> tuple[str, ...]:
     try:
         number = phonenumbers.parse(phone, None)
     except phonenumbers.NumberParseException:
@@ -88,6 +102,10 @@ def _zones_for_phone(phone: str) -> tuple[str, ...]:
     if not names or _UNKNOWN_ZONE in names or any(zone_info(n) is None for n in names):
         return ()
     return tuple(names)
+
+
+_BLOCK_ZONES: dict[str, tuple[str, ...]] = {}
+_BLOCK_CACHE_SIZE = 200_000
 
 
 def zones_for(explicit: Sequence[str] | None, phone: str | None) -> list[str]:

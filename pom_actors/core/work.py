@@ -150,7 +150,8 @@ def plan(item: Item, verdict: Verdict, strategy: Strategy, *, campaign_id: int, 
                  sender=handler.caller_id or handler.sender or "", url=handler.url or "",
                  method=handler.method, headers=dict(handler.headers), timeout=handler.timeout,
                  retries=handler.retries, ring_timeout=handler.ring_timeout,
-                 payload={"contact_id": item.contact_id, "job_id": item.job_id, **item.contact})
+                 payload={"contact_id": item.contact_id, "job_id": item.job_id, **item.contact}
+                 if handler.type == "custom" else {})
     return Planned(row, update, order=order)
 
 

@@ -6,7 +6,7 @@ the epoch; lease expiry is the database's `now()`, never business time.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,9 +17,6 @@ from psycopg.types.json import Jsonb
 from ..core.finish import JobCounts
 from ..core.lifecycle import JobState
 from .catalog import NotFound
-
-OPEN_STATES = ("ready", "in_flight", "scheduled")
-
 
 def create_job(conn: psycopg.Connection, campaign_id: int, shards: int, managers: int, now: datetime) -> int:
     """A queued job of the campaign over every contact of its list, with its shard leases."""
@@ -88,14 +85,15 @@ def state_counts(conn: psycopg.Connection, job_ids: list[int]) -> dict[int, dict
     return out
 
 
-def counts(conn: psycopg.Connection, job_id: int) -> JobCounts:
-    """What the finish criteria look at: totals, done items by final code, open items."""
-    by_state = state_counts(conn, [job_id])[job_id]
+def counts(conn: psycopg.Connection, job_id: int, goal_codes: Sequence[str] = ()) -> JobCounts:
+    """What the finish criteria look at, in one scan: totals, done, open, and the done items
+    ending with one of `goal_codes` (only when a goal asks for them)."""
+    total, done = conn.execute("SELECT count(*), count(*) FILTER (WHERE state = 'done') "
+                               "FROM work_items WHERE job_id = %s", (job_id,)).fetchone()
     by_code = dict(conn.execute(
         "SELECT last_code, count(*) FROM work_items WHERE job_id = %s AND state = 'done' "
-        "AND last_code IS NOT NULL GROUP BY 1", (job_id,)).fetchall())
-    return JobCounts(total=sum(by_state.values()), done=by_state.get("done", 0), by_code=by_code,
-                     open=sum(by_state.get(s, 0) for s in OPEN_STATES))
+        "AND last_code = ANY(%s) GROUP BY 1", (job_id, list(goal_codes))).fetchall()) if goal_codes else {}
+    return JobCounts(total=total, done=done, by_code=by_code, open=total - done)
 
 
 def attempt_codes(conn: psycopg.Connection, job_id: int) -> dict[str, int]:

@@ -1,4 +1,7 @@
-"""A voice job of a few thousand contacts runs end to end through the actors and PostgreSQL."""
+"""A voice job of a few thousand contacts runs end to end through the actors and PostgreSQL.
+
+No contact window here: business time runs 600x, so a session crosses several nights (the
+window rule and waits are proven in tests/unit)."""
 from __future__ import annotations
 
 from collections import Counter
@@ -13,7 +16,6 @@ VOICE = {
         "call": {
             "type": "call", "addresses": ["phone1"], "message": "Hello {first_name}",
             "caller_id": "+12125550100", "ring_timeout": 20,
-            "window": {"start": "08:00", "end": "21:00"},
             "pacing": {"max_concurrent": 400, "attempts_per_second": 200},
             "results": {
                 "answer_human": "done",
@@ -55,7 +57,7 @@ def test_retries_happen_at_their_times(campaigns, conn):
         "WHERE a.job_id = %s AND a.code IN ('busy', 'no_answer')", (job_id,)).fetchall()
     assert pairs, "no retries happened"
     delay = {"busy": timedelta(minutes=30), "no_answer": timedelta(hours=1)}
-    slack = timedelta(minutes=2)       # a manager cycle in business time at x600
+    slack = timedelta(minutes=10)      # one busy second of real time at x600
     for code, completed, retried in pairs:
         assert delay[code] <= retried - completed <= delay[code] + slack, (code, retried - completed)
     retried_max = conn.execute(
