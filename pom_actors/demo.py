@@ -25,8 +25,9 @@ def strategy_text() -> str:
 
 def _number(rng: random.Random, region: str, prefix: str) -> str:
     code = phonenumbers.country_code_for_region(region)
+    length = len(str(phonenumbers.example_number(region).national_number))
     while True:
-        national = prefix + "".join(rng.choice("0123456789") for _ in range(10 - len(prefix)))
+        national = prefix + "".join(rng.choice("0123456789") for _ in range(length - len(prefix)))
         number = phonenumbers.parse(f"+{code}{national}")
         if phonenumbers.is_valid_number(number):
             return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

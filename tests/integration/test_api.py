@@ -1,0 +1,67 @@
+"""The gateway, through its own HTTP interface: health, definitions, jobs, errors."""
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+
+from .conftest import phone_contacts
+
+
+@pytest.fixture(scope="module")
+def http(pom):
+    with TestClient(create_app(pom.settings)) as client:
+        yield client
+
+
+def test_health_reports_each_component(http):
+    body = http.get("/health").json()
+    assert body["status"] == "up"
+    components = body["components"]
+    assert {"database", "director", "rule_engine"} <= set(components)
+    assert any(name.startswith("pom-gateway-") for name in components)
+
+
+def test_campaign_defined_and_run_through_the_api(http):
+    lst = http.post("/api/v1/lists", json={"name": "api-list", "attributes": ["segment"]}).json()
+    rows = phone_contacts(40)
+    rows[3]["phone1"] = "12"                       # a bad row: reported, the others land
+    rows[7]["email"] = "not-an-address"
+    r = http.post(f"/api/v1/lists/{lst['id']}/contacts", json=rows)
+    assert r.status_code == 422
+    body = r.json()
+    assert body["error"] == "invalid_contacts" and body["imported"] == 38
+    assert [(e["line"], e["field"]) for e in body["errors"]] == [(4, "phone1"), (8, "email")]
+
+    bad = {"name": "api", "initial": "call", "handlers": {"call": {
+        "type": "call", "message": "Hi {nickname}", "results": {"busy": "goto nowhere"}}}}
+    r = http.post("/api/v1/strategies", params={"list_id": lst["id"]}, json=bad)
+    assert r.status_code == 422 and r.json()["error"] == "invalid_strategy"
+    paths = {e["path"] for e in r.json()["errors"]}
+    assert paths == {"handlers.call.results.busy.handler", "handlers.call.message"}
+
+    good = {"name": "api", "initial": "call", "handlers": {"call": {
+        "type": "call", "message": "Hi {first_name}", "pacing": {"max_concurrent": 5},
+        "results": {"default": "done"}}}}
+    strategy = http.post("/api/v1/strategies", params={"list_id": lst["id"]}, json=good).json()
+    camp = http.post("/api/v1/campaigns", json={"name": "api-campaign", "strategy_id": strategy["id"],
+                                                "list_id": lst["id"]}).json()
+    job = http.post("/api/v1/jobs", json={"campaign": "api-campaign", "start": False})
+    assert job.status_code == 201 and job.json()["state"] == "queued"
+    job_id = job.json()["id"]
+    assert job.json()["total"] == 38 and job.json()["actions"] == ["start", "stop"]
+
+    r = http.post(f"/api/v1/jobs/{job_id}/pause")
+    assert r.status_code == 409
+    assert r.json()["error"] == "illegal_transition" and r.json()["allowed"] == ["start", "stop"]
+    assert http.post(f"/api/v1/jobs/{job_id}/start").json()["state"] == "running"
+    listed = {j["id"]: j for j in http.get("/api/v1/jobs").json()}
+    assert listed[job_id]["campaign_id"] == camp["id"]
+    assert sum(listed[job_id]["work_items"].values()) == 38
+
+
+def test_unknown_things_are_404(http):
+    assert http.get("/api/v1/jobs/999999").json()["error"] == "not_found"
+    r = http.post("/api/v1/jobs", json={"campaign": "no-such-campaign"})
+    assert r.status_code == 404 and "no-such-campaign" in r.json()["message"]
