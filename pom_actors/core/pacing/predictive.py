@@ -51,9 +51,9 @@ def expected_overflow(mu: float, var: float) -> float:
 class LookaheadConfig(PacerConfig):
     """Estimator priors and regulation settings shared by predictive and cruise control."""
 
-    setpoint_share: float = Field(0.8, gt=0, le=1, description="aim at this share of the target")
-    gain: float = Field(1.0, ge=0, le=10, description="how strongly α follows the realised rate")
-    guard_abandons: float = Field(1.5, ge=0, description="budget margin (calls) below which only safe dials are placed")
+    setpoint_share: float = Field(0.7, gt=0, le=1, description="aim at this share of the target")
+    gain: float = Field(3.0, ge=0, le=10, description="how strongly α follows the realised rate")
+    guard_abandons: float = Field(2.5, ge=0, description="budget margin (calls) below which only safe dials are placed")
     budget_ramp: float = Field(3.0, ge=0, description="budget (calls) above the guard over which α ramps up from 0")
     prior_answers: float = Field(100.0, ge=0, description="weight (answers) of the setpoint in the smoothed realised rates")
     integral_gain: float = Field(0.15, ge=0, le=5, description="per minute: how fast the multiplier m learns from the recent rate")
