@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
+import pydantic
 import ray
 from fastapi import Body, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -87,6 +89,21 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse(status_code=409, content={
             "error": "illegal_transition", "state": str(exc.state), "event": str(exc.event),
             "allowed": [str(e) for e in allowed_events(exc.state)], "message": str(exc)})
+
+    @app.exception_handler(pydantic.ValidationError)
+    async def _invalid(_: Request, exc: pydantic.ValidationError):
+        return JSONResponse(status_code=422, content={"error": "invalid", "errors": [
+            {"path": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]})
+
+    @app.exception_handler(psycopg.errors.UniqueViolation)
+    async def _conflict(_: Request, exc: psycopg.errors.UniqueViolation):
+        return JSONResponse(status_code=409, content={"error": "conflict", "message": exc.diag.message_detail
+                                                      or str(exc)})
+
+    @app.exception_handler(psycopg.errors.ForeignKeyViolation)
+    async def _dangling(_: Request, exc: psycopg.errors.ForeignKeyViolation):
+        return JSONResponse(status_code=404, content={"error": "not_found", "message": exc.diag.message_detail
+                                                      or str(exc)})
 
     @app.exception_handler(ContactRowError)
     async def _bad_rows(_: Request, exc: ContactRowError):
@@ -176,8 +193,9 @@ def create_app(settings: Settings) -> FastAPI:
         catalog.list_attributes(conn, list_id)
         good, errors = parse_contacts(rows)
         taken = catalog.existing_external_ids(conn, list_id, [c["external_id"] for c in good])
-        errors += [{"line": line, "field": "external_id", "message": "already in this list"}
-                   for line, c in enumerate(good, start=1) if c["external_id"] in taken]
+        errors += [{"line": c["line"], "field": "external_id", "message": "already in this list"}
+                   for c in good if c["external_id"] in taken]
+        errors.sort(key=lambda e: e["line"])
         good = [c for c in good if c["external_id"] not in taken]
         with conn.transaction():
             imported = catalog.add_contacts(conn, list_id, good)

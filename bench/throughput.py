@@ -78,12 +78,18 @@ def main() -> dict:
             start = time.perf_counter()
             job_id = ray.get(rt.director.create_job.remote(campaign))
             phases: dict[str, dict] = {}
+            cpu_by_pid: dict[int, tuple[str, float]] = {}
             while jobstore.job(conn, job_id)["state"] not in ("completed", "stopped", "failed"):
                 phases.update(manager_phases(job_id, args.managers))
+                sample_cpu(cpu_by_pid)
                 time.sleep(0.5)
             elapsed = time.perf_counter() - start
             attempts = conn.execute("SELECT count(*) FROM attempts WHERE job_id = %s", (job_id,)).fetchone()[0]
             done = jobstore.state_counts(conn, [job_id])[job_id].get("done", 0)
+            sample_cpu(cpu_by_pid)
+            cpu: dict[str, float] = {}
+            for kind, seconds in cpu_by_pid.values():
+                cpu[kind] = round(cpu.get(kind, 0) + seconds, 2)
             copy_rows_per_s = copy_rate(conn, attempts)
     finally:
         rt.stop(drain_s=1)
@@ -91,7 +97,7 @@ def main() -> dict:
     return {"contacts": args.contacts, "done": done, "attempts": attempts, "seconds": round(elapsed, 2),
             "attempts_per_s": round(rate), "copy_rows_per_s": round(copy_rows_per_s),
             "ratio": round(rate / copy_rows_per_s, 3), "managers": args.managers, "shards": args.shards,
-            "batch": args.batch, "manager_seconds_by_phase": phases}
+            "batch": args.batch, "cpu_seconds": cpu, "manager_seconds_by_phase": phases}
 
 
 def manager_phases(job_id: int, managers: int) -> dict[str, dict]:
@@ -104,6 +110,20 @@ def manager_phases(job_id: int, managers: int) -> dict[str, dict]:
         except Exception:  # not started yet, or retired at the end of the job
             continue
     return out
+
+
+def sample_cpu(seen: dict[int, tuple[str, float]]) -> None:
+    """Record the CPU seconds so far of each process of this system (Ray actors, PostgreSQL),
+    by pid: sampled while the job runs, since managers end with it."""
+    import psutil
+
+    for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+        line = " ".join(proc.info["cmdline"] or [])
+        kind = ("postgres" if proc.info["name"] == "postgres" else
+                line.split("::")[1].split(".")[0].split()[0] if line.startswith("ray::") else None)
+        if kind and kind != "IDLE" and proc.info["cpu_times"]:
+            times = proc.info["cpu_times"]
+            seen[proc.pid] = (kind, times.user + times.system)
 
 
 if __name__ == "__main__":

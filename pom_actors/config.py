@@ -1,7 +1,7 @@
 """Settings of a POM server, read from `POM_*` environment variables (and a `.env` file).
 
 Every actor receives the same `Settings` object from the process that started it, so a
-cluster runs on one configuration; docs/configuration.md lists every variable.
+cluster runs on one configuration; README.md's configuration table lists every variable.
 """
 from __future__ import annotations
 

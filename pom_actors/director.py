@@ -30,7 +30,6 @@ from .store.database import connect
 log = logging.getLogger(__name__)
 NAME = "pom-director"
 SERVER_RESOURCE = "pom_server"
-PING_TIMEOUT_S = 2.0
 E, S = JobEvent, JobState
 
 
@@ -89,6 +88,15 @@ class CampaignDirector:
         left = await asyncio.gather(*[h.drain.remote(timeout_s) for h in handles], return_exceptions=True)
         return {n: (r if isinstance(r, int) else -1) for n, r in zip(names, left)}
 
+    async def serve(self) -> None:
+        """Leave a drain: schedules and managers work again (after `drain`, on a new start)."""
+        self.draining = False
+        for job in jobstore.jobs(self.conn, tuple(ACTIVE)):
+            for i in range(job["managers"]):
+                handle = _actor(manager_name(job["id"], i))
+                if handle:
+                    await handle.serve.remote()
+
     async def status(self) -> dict:
         return {"state": "draining" if self.draining else "up", "ticks": self.ticks,
                 "gateways": sorted(gateways()), "node": ray.get_runtime_context().get_node_id()}
@@ -100,6 +108,8 @@ class CampaignDirector:
                 await self._tick()
             except Exception:
                 log.exception("director tick failed")
+                if self.conn.broken or self.conn.closed:       # e.g. the database restarted
+                    self.conn = connect(self.settings.database_url, autocommit=True)
             await asyncio.sleep(self.settings.tick_s)
 
     async def _tick(self) -> None:
@@ -109,7 +119,10 @@ class CampaignDirector:
             if not self.draining:
                 self._run_schedules()
             for job in jobstore.jobs(self.conn, tuple(ACTIVE)):
-                await self._drive(job)
+                try:
+                    await self._drive(job)
+                except Exception:   # one job's fault must not stop the others
+                    log.exception("driving job %s failed", job["id"])
 
     def _ensure_gateways(self) -> None:
         present = gateways()
@@ -132,7 +145,11 @@ class CampaignDirector:
         for camp in catalog.campaigns(self.conn):
             if not camp["schedule"] or not camp["enabled"]:
                 continue
-            schedule = Schedule(**camp["schedule"])
+            try:
+                schedule = Schedule(**camp["schedule"])
+            except ValueError as exc:   # refused at creation; an old row must not stop the tick
+                log.error("campaign %s has an invalid schedule: %s", camp["name"], exc)
+                continue
             run_at = due_runs(schedule, camp["last_scheduled_at"] or camp["created_at"], now)
             if run_at is None:
                 continue
@@ -186,7 +203,7 @@ class CampaignDirector:
                 name=name, lifetime="detached", resources={SERVER_RESOURCE: 0.001},
                 scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i),
             ).remote(self.settings, job_id, i, count)
-        pings = await asyncio.gather(*[asyncio.wait_for(h.ping.remote(), PING_TIMEOUT_S)
+        pings = await asyncio.gather(*[asyncio.wait_for(h.ping.remote(), self.settings.lease_ttl_s)
                                        for h in handles.values()], return_exceptions=True)
         return [p for p in pings if not isinstance(p, BaseException)]
 

@@ -99,6 +99,10 @@ class CampaignManager:
             await asyncio.sleep(0.1)
         return len(self.inflight)
 
+    async def serve(self) -> None:
+        """Claim again after a drain (a new `pom run` attached to this running cluster)."""
+        self.draining = False
+
     async def status(self) -> dict:
         return {"name": self.name, "holder": self.holder, "job_id": self.job_id, "state": self.state, "shards": self.held,
                 "in_flight": len(self.inflight), "node": ray.get_runtime_context().get_node_id(),
@@ -111,6 +115,9 @@ class CampaignManager:
             except Exception:  # a failed cycle rolls back; the next one starts from the database
                 log.exception("%s: cycle failed", self.name)
                 self.stats["cycle_errors"] += 1
+                if self.conn.broken or self.conn.closed:       # e.g. the database restarted
+                    self.conn = connect(self.settings.database_url, autocommit=True)
+                    self.store = WorkStore(self.conn, self.job_id, self.holder)
                 busy = False
                 await asyncio.sleep(0.5)
             if not busy:
@@ -148,7 +155,7 @@ class CampaignManager:
                                   gateway=gateway, reply_to=self.name, now=now) for i, v in zip(items, verdicts)]
                 with self._timed("intents"):
                     self.store.write_attempts([p.attempt for p in plans])
-                    self.store.update_items([p.update for p in plans])
+                    self.store.update_items([p.update for p in plans if p.update])
                 for i, p in zip(items, plans):
                     if p.order:
                         orders[gateway].append(Order(**p.order))
@@ -209,10 +216,16 @@ class CampaignManager:
         names = {gw for _, _, gw in self.inflight.values()}
         handles = gateways()
         found: list[Outcome] = []
-        polls = [handles[n].poll.remote(self.name) for n in names if n in handles]
-        for result in await asyncio.gather(*polls, return_exceptions=True):
-            if not isinstance(result, BaseException):
+        live = [n for n in names if n in handles]
+        polls = [handles[n].poll.remote(self.name) for n in live]
+        failed = set(names) - set(live)
+        for name, result in zip(live, await asyncio.gather(*polls, return_exceptions=True)):
+            if isinstance(result, BaseException):
+                failed.add(name)
+            else:
                 found.extend(result)
+        if failed:    # their outcomes can only be looked up now (and are in doubt if gone)
+            self.watch.update(aid for aid, (_, _, gw) in self.inflight.items() if gw in failed)
         if self.watch:
             found.extend(await self._lookup(self.watch))
         return found
@@ -297,7 +310,7 @@ class CampaignManager:
         if not handles:
             raise RuntimeError("no media gateway is running")
         node = ray.get_runtime_context().get_node_id()
-        local = [n for n in handles if n.endswith(node[:12])]
+        local = [n for n in handles if node[:12] in n]
         return (local or sorted(handles))[hash(self.name) % len(local or handles)]
 
 

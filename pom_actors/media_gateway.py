@@ -1,7 +1,8 @@
 """MediaGateway actor: one per POM server, a thin shell over `media.gateway.Gateway`.
 
-It is named after its node (`pom-gateway-<node id prefix>`) so that a manager can prefer the
-gateway of its own server and any process can find all of them.
+It is named after its node and incarnation (`pom-gateway-<node id prefix>-<token>`), so that a
+manager can prefer the gateway of its own server, any process can find all of them, and a
+gateway started anew is never taken for the one that died (whose record died with it).
 """
 from __future__ import annotations
 
@@ -13,15 +14,10 @@ from .config import Settings
 from .core.clock import clock_from_spec
 from .media.base import Order, Outcome, Refusal
 from .media.gateway import Gateway, GatewayConfig
-from .media.voice_sim import VoiceProfile
 
 PREFIX = "pom-gateway-"
 _CACHE_S = 2.0
 _cache: tuple[float, dict] = (0.0, {})
-
-
-def gateway_name(node_id: str) -> str:
-    return PREFIX + node_id[:12]
 
 
 def gateways(refresh: bool = False) -> dict[str, "ray.actor.ActorHandle"]:
@@ -41,11 +37,16 @@ def gateways(refresh: bool = False) -> dict[str, "ray.actor.ActorHandle"]:
 
 
 def gateway_config(settings: Settings, name: str) -> GatewayConfig:
-    voice = VoiceProfile(instant=settings.voice_instant, seed=settings.voice_seed)
-    return GatewayConfig(name=name, voice=voice, smtp_host=settings.smtp_host, smtp_port=settings.smtp_port,
-                         smtp_user=settings.smtp_user, smtp_password=settings.smtp_password,
-                         smtp_starttls=settings.smtp_starttls, sms_url=settings.sms_url,
-                         sms_token=settings.sms_token)
+    """The server's settings over the gateway's own environment (POM_SMTP_*, POM_SMS_*,
+    POM_VOICE_PROFILE: see docs/media.md)."""
+    given = {"smtp_host": settings.smtp_host, "smtp_port": settings.smtp_port,
+             "smtp_user": settings.smtp_user, "smtp_password": settings.smtp_password,
+             "smtp_starttls": settings.smtp_starttls, "sms_url": settings.sms_url,
+             "sms_token": settings.sms_token}
+    config = GatewayConfig.from_env(name, **{k: v for k, v in given.items() if v is not None})
+    voice = config.voice.model_copy(update={"instant": settings.voice_instant or config.voice.instant,
+                                            "seed": settings.voice_seed or config.voice.seed})
+    return config.model_copy(update={"voice": voice})
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0)

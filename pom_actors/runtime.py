@@ -55,6 +55,7 @@ class Runtime:
         rt.director = CampaignDirector.options(name=DIRECTOR, lifetime="detached",
                                                get_if_exists=True).remote(settings)
         ray.get(rt.director.ping.remote())
+        ray.get(rt.director.serve.remote())
         return rt
 
     def connect(self) -> psycopg.Connection:

@@ -77,7 +77,8 @@ def parse_contact(row: Mapping[str, Any], default_region: str | None = None) -> 
 
 def parse_contacts(rows: Iterable[Mapping[str, Any]], default_region: str | None = None,
                    first_line: int = 1) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(good contacts, errors); a duplicate external_id in the batch is an error of the later line."""
+    """(good contacts, errors); a duplicate external_id in the batch is an error of the later line.
+    Each good contact carries its line under the key `line` (not a column: callers drop it)."""
     good, errors, seen = [], [], set()
     for line, row in enumerate(rows, start=first_line):
         try:
@@ -91,5 +92,6 @@ def parse_contacts(rows: Iterable[Mapping[str, Any]], default_region: str | None
             errors.append({"line": line, "field": field, "message": message})
             continue
         seen.add(contact["external_id"])
+        contact["line"] = line
         good.append(contact)
     return good, errors

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterable, Mapping
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -204,12 +205,13 @@ class Strategy(BaseModel):
     handlers: dict[str, Handler] = Field(min_length=1)
     custom_codes: list[CustomCode] = Field(default_factory=list)
     description: str = ""
-    _book: CodeBook | None = pydantic.PrivateAttr(default=None)
-
     def codebook(self) -> CodeBook:
-        if self._book is None:
-            self._book = CodeBook(c.code() for c in self.custom_codes)
-        return self._book
+        return self._codebook
+
+    @cached_property
+    def _codebook(self) -> CodeBook:
+        """Built once: next_step asks for it on every outcome (a plain attribute after that)."""
+        return CodeBook(c.code() for c in self.custom_codes)
 
 
 _CUSTOM_CODES = pydantic.TypeAdapter(list[CustomCode])

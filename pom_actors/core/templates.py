@@ -8,21 +8,26 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FORMATTER = string.Formatter()
 
 
-def _parts(template: str) -> Iterator[tuple[str, str | None]]:
-    """(literal text, placeholder name or None); ValueError on a malformed template."""
+@lru_cache(maxsize=1024)
+def _parts(template: str) -> tuple[tuple[str, str | None], ...]:
+    """(literal text, placeholder name or None) pairs, parsed once per template (render runs
+    per attempt); ValueError on a malformed template."""
+    parts = []
     for literal, name, spec, conversion in _FORMATTER.parse(template):
         if name is not None:
             if not _NAME.match(name) or spec or conversion:
                 shown = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
                 raise ValueError(f"placeholder {{{shown}}} must be a bare attribute name like {{first_name}}")
-        yield literal, name
+        parts.append((literal, name))
+    return tuple(parts)
 
 
 def placeholders(template: str) -> set[str]:

@@ -86,10 +86,12 @@ class AttemptRow:
 
 @dataclass(slots=True)
 class Planned:
+    """An allowed attempt has an order (its item stays as the claim left it: in flight); a
+    restricted one has the item's next step and its update instead."""
     attempt: AttemptRow
-    update: ItemUpdate
     order: dict[str, Any] | None = None    # fields of media.base.Order when the attempt is allowed
-    step: NextStep | None = None           # the next step when the attempt was restricted
+    update: ItemUpdate | None = None
+    step: NextStep | None = None
 
 
 @dataclass(slots=True)
@@ -100,7 +102,9 @@ class Settled:
 
 
 def make_item(row: dict[str, Any], strategy: Strategy) -> Item:
-    """An Item from a claimed row (work item columns + contact columns), address resolved."""
+    """An Item from a claimed row (work item columns + contact columns), address resolved;
+    `attempts` is, for a fresh claim, the count before this attempt and, for an item found in
+    flight (reconciliation), the number of the attempt in flight."""
     contact = dict(row.get("attributes") or {})
     for name in CONTACT_FIELDS:
         contact[name] = row.get(name)
@@ -134,15 +138,10 @@ def plan(item: Item, verdict: Verdict, strategy: Strategy, *, campaign_id: int, 
                      item.handler, handler.type, item.address, "allowed" if allowed else "restricted",
                      verdict.rule, verdict.reason, gateway if allowed else None,
                      None if allowed else verdict.code, now, None if allowed else now)
+    item.attempts = attempt_no
     if not allowed:
-        item.attempts = attempt_no
         step = next_step(strategy, item.progress, verdict.code, now, item.zones, item.contact)
-        return Planned(row, _after(item, step, verdict.code, now), step=step)
-    address_attempts = dict(item.address_attempts)
-    address_attempts[item.address_field] = address_attempts.get(item.address_field, 0) + 1
-    item.attempts, item.address_attempts = attempt_no, address_attempts
-    update = ItemUpdate(item.id, "in_flight", now, item.handler, item.address_index, dict(item.retries),
-                        address_attempts, attempt_no, item.last_code, epoch)
+        return Planned(row, update=_after(item, step, verdict.code, now), step=step)
     order = dict(attempt_id=item.attempt_id, job_id=item.job_id, shard=item.shard, epoch=epoch,
                  channel=handler.type, address=item.address, reply_to=reply_to,
                  message=render(handler.message or "", item.contact),
@@ -152,12 +151,15 @@ def plan(item: Item, verdict: Verdict, strategy: Strategy, *, campaign_id: int, 
                  retries=handler.retries, ring_timeout=handler.ring_timeout,
                  payload={"contact_id": item.contact_id, "job_id": item.job_id, **item.contact}
                  if handler.type == "custom" else {})
-    return Planned(row, update, order=order)
+    return Planned(row, order=order)
 
 
 def settle(item: Item, code: str, strategy: Strategy, now: datetime) -> Settled:
-    """Apply the strategy's result processor for the outcome of the item's in-flight attempt."""
+    """Apply the strategy's result processor for the outcome of the item's in-flight attempt
+    (which now counts against its address)."""
     step = next_step(strategy, item.progress, code, now, item.zones, item.contact)
+    if item.address_field:
+        item.address_attempts[item.address_field] = item.address_attempts.get(item.address_field, 0) + 1
     update = _after(item, step, code, now)
     event = {"attempt_id": item.attempt_id, "job_id": item.job_id, "contact_id": item.contact_id,
              "handler": item.handler, "address": item.address, "code": code, "at": now.isoformat(),
@@ -169,11 +171,8 @@ def settle(item: Item, code: str, strategy: Strategy, now: datetime) -> Settled:
 def resend(item: Item, at: datetime) -> ItemUpdate:
     """An attempt whose order provably never reached a gateway: the item is due again at `at`
     as it was; the attempt number stays spent (the ledger row keeps its code `cancelled`)."""
-    attempts = dict(item.address_attempts)
-    if item.address_field and attempts.get(item.address_field):
-        attempts[item.address_field] -= 1
     return ItemUpdate(item.id, "scheduled", at, item.handler, item.address_index, dict(item.retries),
-                      attempts, item.attempts, item.last_code, None)
+                      dict(item.address_attempts), item.attempts, item.last_code, None)
 
 
 def _after(item: Item, step: NextStep, code: str, now: datetime) -> ItemUpdate:

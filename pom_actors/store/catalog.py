@@ -12,7 +12,9 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from ..core.finish import FinishCriteria
 from ..core.rules import Rule
+from ..core.schedule import Schedule
 from ..core.strategy import Strategy, parse_strategy
 
 CONTACT_COLUMNS = ("list_id", "external_id", "first_name", "last_name", "phone1", "phone2", "email",
@@ -88,6 +90,10 @@ def load_strategy(conn: psycopg.Connection, strategy_id: int) -> Strategy:
 def create_campaign(conn: psycopg.Connection, name: str, strategy_id: int, list_id: int, *,
                     description: str = "", finish: Mapping[str, Any] | None = None,
                     schedule: Mapping[str, Any] | None = None, priority: int = 5) -> int:
+    """A campaign; its finish criteria and schedule are validated (pydantic.ValidationError)."""
+    finish = FinishCriteria(**(finish or {})).model_dump(mode="json", exclude_none=True,
+                                                        exclude_defaults=True)
+    schedule = Schedule(**schedule).model_dump(mode="json") if schedule else None
     cid = conn.execute(
         "INSERT INTO campaigns (name, description, strategy_id, list_id, finish, schedule, priority) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",

@@ -7,7 +7,7 @@ nothing. Batches move as JSON documents and COPY; no per-row round trips.
 """
 from __future__ import annotations
 
-import json
+import orjson
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -15,7 +15,6 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
 from ..core.work import AttemptRow, ItemUpdate
 
@@ -23,15 +22,25 @@ ATTEMPT_COLUMNS = ("work_item_id", "attempt_no", "job_id", "campaign_id", "conta
                    "handler", "channel", "address", "verdict", "rule", "reason", "gateway", "code",
                    "created_at", "completed_at")
 
+# The claim itself takes the items: locked, in flight under the lease epoch of their shard,
+# attempt number spent — all undone if the transaction (rules, intents) does not commit.
 CLAIM_SQL = """
-SELECT w.id, w.job_id, w.contact_id, w.shard, w.handler, w.address_index, w.retries,
-       w.address_attempts, w.attempts, w.last_code,
-       c.external_id, c.first_name, c.last_name, c.phone1, c.phone2, c.email, c.timezones, c.attributes
-FROM work_items w JOIN contacts c ON c.id = w.contact_id
-WHERE w.job_id = %(job)s AND w.shard = ANY(%(shards)s) AND w.handler = %(handler)s
-  AND w.state IN ('ready', 'scheduled') AND w.next_at <= %(now)s
-LIMIT %(limit)s
-FOR UPDATE OF w SKIP LOCKED
+WITH due AS (
+    SELECT id FROM work_items
+    WHERE job_id = %(job)s AND shard = ANY(%(shards)s) AND handler = %(handler)s
+      AND state IN ('ready', 'scheduled') AND next_at <= %(now)s
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), taken AS (
+    UPDATE work_items w SET state = 'in_flight', attempts = w.attempts + 1,
+           in_flight_epoch = (%(epochs)s::jsonb ->> w.shard::text)::bigint
+    FROM due WHERE w.id = due.id
+    RETURNING w.id, w.job_id, w.contact_id, w.shard, w.handler, w.address_index, w.retries,
+              w.address_attempts, w.attempts - 1 AS attempts, w.last_code
+)
+SELECT t.*, c.external_id, c.first_name, c.last_name, c.phone1, c.phone2, c.email, c.timezones,
+       c.attributes
+FROM taken t JOIN contacts c ON c.id = t.contact_id
 """
 
 # Batches travel as one JSON document read by jsonb_to_recordset: one C-speed dump on the
@@ -61,8 +70,9 @@ WHERE a.work_item_id = d.id AND a.attempt_no = d.no AND a.code IS NULL
 """
 
 
-def _json(rows: list) -> str:
-    return json.dumps(rows, default=str)
+def _json(value: Any) -> str:
+    """orjson: ~10x the stdlib's speed, and datetimes natively (ISO 8601 with offset)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 class WorkStore:
@@ -95,11 +105,11 @@ class WorkStore:
             yield {shard: epoch for shard, epoch in rows if held.get(shard) == epoch}
 
     # -- claims and intents --------------------------------------------------------------
-    def claim(self, shards: Iterable[int], handler: str, now: datetime, limit: int) -> list[dict[str, Any]]:
-        """Lock up to `limit` due items of `shards` (call inside `fenced`)."""
+    def claim(self, epochs: dict[int, int], handler: str, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """Take up to `limit` due items of the shards in `epochs` (call inside `fenced`)."""
         with self.conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(CLAIM_SQL, {"job": self.job_id, "shards": list(shards), "handler": handler,
-                                    "now": now, "limit": limit})
+            cur.execute(CLAIM_SQL, {"job": self.job_id, "shards": list(epochs), "handler": handler,
+                                    "now": now, "limit": limit, "epochs": _json(epochs)})
             return cur.fetchall()
 
     def write_attempts(self, rows: Sequence[AttemptRow]) -> None:
@@ -135,8 +145,8 @@ class WorkStore:
     def outbox(self, topic: str, key: str, events: list[dict[str, Any]]) -> None:
         """One outbox row per batch: the relay fans it out into one Kafka message per event."""
         if events:
-            self.conn.execute("INSERT INTO event_outbox (topic, key, payload) VALUES (%s, %s, %s)",
-                              (topic, key, Jsonb(events)))
+            self.conn.execute("INSERT INTO event_outbox (topic, key, payload) VALUES (%s, %s, %s::jsonb)",
+                              (topic, key, _json(events)))
 
     # -- recovery ---------------------------------------------------------------------------
     def in_flight(self, shards: Iterable[int]) -> list[dict[str, Any]]:

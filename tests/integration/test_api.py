@@ -61,6 +61,27 @@ def test_campaign_defined_and_run_through_the_api(http):
     assert sum(listed[job_id]["work_items"].values()) == 38
 
 
+def test_conflicts_and_bad_definitions_are_4xx_with_the_fault(http):
+    lst = http.post("/api/v1/lists", json={"name": "dup-list"}).json()
+    again = http.post("/api/v1/lists", json={"name": "dup-list"})
+    assert again.status_code == 409 and again.json()["error"] == "conflict"
+    rows = phone_contacts(3)
+    assert http.post(f"/api/v1/lists/{lst['id']}/contacts", json=rows[:2]).status_code == 200
+    r = http.post(f"/api/v1/lists/{lst['id']}/contacts", json=[rows[2], {"external_id": ""}, rows[0]])
+    assert r.status_code == 422 and r.json()["imported"] == 1
+    assert [(e["line"], e["field"]) for e in r.json()["errors"]] == [(2, "external_id"), (3, "external_id")]
+    strategy = http.post("/api/v1/strategies", json={"name": "dup", "initial": "c", "handlers": {
+        "c": {"type": "call", "message": "x", "results": {"default": "done"}}}}).json()
+    bad = http.post("/api/v1/campaigns", json={"name": "bad-finish", "strategy_id": strategy["id"],
+                                               "list_id": lst["id"], "finish": {"max_processed": -3},
+                                               "schedule": {"cron": "not a cron"}})
+    assert bad.status_code == 422
+    assert {e["path"] for e in bad.json()["errors"]} == {"max_processed"}
+    dangling = http.post("/api/v1/campaigns", json={"name": "dangling", "strategy_id": strategy["id"],
+                                                    "list_id": 999999})
+    assert dangling.status_code == 404
+
+
 def test_unknown_things_are_404(http):
     assert http.get("/api/v1/jobs/999999").json()["error"] == "not_found"
     r = http.post("/api/v1/jobs", json={"campaign": "no-such-campaign"})
