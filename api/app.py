@@ -15,12 +15,15 @@ import psycopg
 import pydantic
 import ray
 from fastapi import Body, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, Field
 
 from pom_actors.config import Settings
 from pom_actors.core.lifecycle import IllegalTransition, JobState, allowed_events
+from pom_actors.core.finish import FinishCriteria
+from pom_actors.core.schedule import Schedule
 from pom_actors.core.contacts import ContactRowError, parse_contacts
 from pom_actors.core.strategy import STANDARD_ATTRIBUTES, StrategyError
 from pom_actors.director import NAME as DIRECTOR
@@ -50,8 +53,8 @@ class CampaignCreate(BaseModel):
     strategy_id: int
     list_id: int
     description: str = ""
-    finish: dict[str, Any] = {}
-    schedule: dict[str, Any] | None = None
+    finish: FinishCriteria = FinishCriteria()
+    schedule: Schedule | None = None
     priority: int = Field(default=5, ge=1, le=10)
 
 
@@ -90,10 +93,12 @@ def create_app(settings: Settings) -> FastAPI:
             "error": "illegal_transition", "state": str(exc.state), "event": str(exc.event),
             "allowed": [str(e) for e in allowed_events(exc.state)], "message": str(exc)})
 
+    @app.exception_handler(RequestValidationError)
     @app.exception_handler(pydantic.ValidationError)
-    async def _invalid(_: Request, exc: pydantic.ValidationError):
+    async def _invalid(_: Request, exc: RequestValidationError | pydantic.ValidationError):
         return JSONResponse(status_code=422, content={"error": "invalid", "errors": [
-            {"path": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]})
+            {"path": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
+            for e in exc.errors()]})
 
     @app.exception_handler(psycopg.errors.UniqueViolation)
     async def _conflict(_: Request, exc: psycopg.errors.UniqueViolation):
@@ -206,9 +211,11 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/api/v1/campaigns", status_code=201)
     def create_campaign(body: CampaignCreate, conn=Depends(db)) -> dict:
         with conn.transaction():
-            cid = catalog.create_campaign(conn, body.name, body.strategy_id, body.list_id,
-                                          description=body.description, finish=body.finish,
-                                          schedule=body.schedule, priority=body.priority)
+            cid = catalog.create_campaign(
+                conn, body.name, body.strategy_id, body.list_id, description=body.description,
+                finish=body.finish.model_dump(mode="json", exclude_none=True, exclude_defaults=True),
+                schedule=body.schedule.model_dump(mode="json") if body.schedule else None,
+                priority=body.priority)
         return catalog.campaign(conn, cid)
 
     @app.get("/api/v1/campaigns")

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import secrets
 
+import psycopg
 import ray
 from ray.util.placement_group import get_placement_group, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
@@ -109,7 +110,10 @@ class CampaignDirector:
             except Exception:
                 log.exception("director tick failed")
                 if self.conn.broken or self.conn.closed:       # e.g. the database restarted
-                    self.conn = connect(self.settings.database_url, autocommit=True)
+                    try:
+                        self.conn = connect(self.settings.database_url, autocommit=True)
+                    except psycopg.OperationalError as exc:    # still down: try again next tick
+                        log.warning("database unreachable: %s", exc)
             await asyncio.sleep(self.settings.tick_s)
 
     async def _tick(self) -> None:

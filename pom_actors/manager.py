@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from contextlib import contextmanager
 from datetime import datetime
 
+import psycopg
 import ray
 
 from .config import Settings
@@ -104,8 +105,9 @@ class CampaignManager:
         self.draining = False
 
     async def status(self) -> dict:
-        return {"name": self.name, "holder": self.holder, "job_id": self.job_id, "state": self.state, "shards": self.held,
-                "in_flight": len(self.inflight), "node": ray.get_runtime_context().get_node_id(),
+        return {"name": self.name, "holder": self.holder, "job_id": self.job_id, "state": self.state,
+                "shards": self.held, "in_flight": len(self.inflight),
+                "node": ray.get_runtime_context().get_node_id(),
                 "seconds": {k: round(v, 3) for k, v in self.timing.items()}, **self.stats}
 
     async def _run(self) -> None:
@@ -116,8 +118,11 @@ class CampaignManager:
                 log.exception("%s: cycle failed", self.name)
                 self.stats["cycle_errors"] += 1
                 if self.conn.broken or self.conn.closed:       # e.g. the database restarted
-                    self.conn = connect(self.settings.database_url, autocommit=True)
-                    self.store = WorkStore(self.conn, self.job_id, self.holder)
+                    try:
+                        self.conn = connect(self.settings.database_url, autocommit=True)
+                        self.store = WorkStore(self.conn, self.job_id, self.holder)
+                    except psycopg.OperationalError as exc:    # still down: try again next cycle
+                        log.warning("%s: database unreachable: %s", self.name, exc)
                 busy = False
                 await asyncio.sleep(0.5)
             if not busy:

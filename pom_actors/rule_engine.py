@@ -28,6 +28,7 @@ RELOAD_S = 5.0
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
 class RuleEngine:
     def __init__(self, settings: Settings):
+        self.settings = settings
         self.clock = clock_from_spec(settings.clock)
         self.conn = connect(settings.database_url, autocommit=True)
         self.checked = 0
@@ -57,6 +58,8 @@ class RuleEngine:
 
     def check(self, candidates: list[Candidate]) -> list[Verdict]:
         """Verdicts for one batch, in order."""
+        if self.conn.broken or self.conn.closed:       # the database restarted since the last batch
+            self.conn = connect(self.settings.database_url, autocommit=True)
         if time.monotonic() - self.loaded_at > RELOAD_S:
             self._load_rules()
         addresses = list({c.address for c in candidates if c.address})

@@ -76,7 +76,7 @@ def test_conflicts_and_bad_definitions_are_4xx_with_the_fault(http):
                                                "list_id": lst["id"], "finish": {"max_processed": -3},
                                                "schedule": {"cron": "not a cron"}})
     assert bad.status_code == 422
-    assert {e["path"] for e in bad.json()["errors"]} == {"max_processed"}
+    assert {e["path"] for e in bad.json()["errors"]} == {"finish.max_processed", "schedule.cron"}
     dangling = http.post("/api/v1/campaigns", json={"name": "dangling", "strategy_id": strategy["id"],
                                                     "list_id": 999999})
     assert dangling.status_code == 404
