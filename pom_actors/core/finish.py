@@ -17,6 +17,8 @@ from pydantic import Field
 class FinishCriteria(pydantic.BaseModel):
     """Optional limits of a job; the first one met finishes it."""
 
+    model_config = pydantic.ConfigDict(extra="forbid")
+
     end_time: datetime | None = None
     max_processed: Annotated[int, Field(ge=1)] | None = None
     goal_count: Annotated[int, Field(ge=1)] | None = None

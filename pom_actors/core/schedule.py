@@ -20,6 +20,8 @@ _MAX_SHIFT = timedelta(hours=3)
 
 
 class Schedule(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
     cron: str
     timezone: str = "UTC"
     enabled: bool = True
