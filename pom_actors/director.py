@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 
 import psycopg
 import ray
@@ -31,6 +32,7 @@ from .store.database import connect
 log = logging.getLogger(__name__)
 NAME = "pom-director"
 SERVER_RESOURCE = "pom_server"
+GATEWAY_CHECK_S = 5.0
 E, S = JobEvent, JobState
 
 
@@ -47,6 +49,7 @@ class CampaignDirector:
         self.lock = asyncio.Lock()
         self.ticks = 0
         self.draining = False
+        self.gateways_checked = 0.0
         self._task: asyncio.Task | None = None
         # Start the loop as soon as the actor is up, also after Ray restarted it.
         ray.get_runtime_context().current_actor.ping.remote()
@@ -129,6 +132,11 @@ class CampaignDirector:
                     log.exception("driving job %s failed", job["id"])
 
     def _ensure_gateways(self) -> None:
+        """One gateway per live POM server; the node list is a GCS round trip, so it is read
+        every GATEWAY_CHECK_S (a server added or lost is served within that)."""
+        if time.monotonic() - self.gateways_checked < GATEWAY_CHECK_S and gateways():
+            return
+        self.gateways_checked = time.monotonic()
         present = gateways()
         for node in ray.nodes():
             if not node["Alive"] or SERVER_RESOURCE not in node["Resources"]:
