@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	POM_CLOCK_SCALE=$${POM_CLOCK_SCALE:-60} $(BIN)/pom run
+	POM_CLOCK_SCALE=$${POM_CLOCK_SCALE:-300} $(BIN)/pom run
 
 test: $(STAMP)
 	$(BIN)/pytest -q tests

