@@ -26,7 +26,7 @@ from pom_actors.core.finish import FinishCriteria
 from pom_actors.core.schedule import Schedule
 from pom_actors.core.contacts import ContactRowError, parse_contacts
 from pom_actors.core.strategy import STANDARD_ATTRIBUTES, StrategyError
-from pom_actors.director import NAME as DIRECTOR
+from pom_actors.director import NAME as DIRECTOR, StateChanged
 from pom_actors.media_gateway import gateways
 from pom_actors.rule_engine import NAME as RULE_ENGINE
 from pom_actors.store import catalog, jobs as jobstore
@@ -171,6 +171,8 @@ def create_app(settings: Settings) -> FastAPI:
         except ray.exceptions.RayTaskError as exc:
             if isinstance(exc.cause, IllegalTransition):
                 raise exc.cause from None
+            if isinstance(exc.cause, StateChanged):
+                return JSONResponse(status_code=409, content={"error": "conflict", "message": str(exc.cause)})
             raise
         return get_job(job_id, conn)
 

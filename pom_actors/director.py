@@ -36,6 +36,10 @@ GATEWAY_CHECK_S = 5.0
 E, S = JobEvent, JobState
 
 
+class StateChanged(RuntimeError):
+    """A command lost a race with another change of the job's state; the caller may retry."""
+
+
 def pg_name(job_id: int) -> str:
     return f"pom-pg-{job_id}"
 
@@ -79,7 +83,7 @@ class CampaignDirector:
             state = JobState(job["state"])
             new = transition(state, JobEvent(event))
             if not jobstore.set_state(self.conn, job_id, state, new, reason=f"user {event}"):
-                raise RuntimeError(f"job {job_id} changed state concurrently; try again")
+                raise StateChanged(f"job {job_id} changed state concurrently; try again")
         await self._tick()
         return str(new)
 
