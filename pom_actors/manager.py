@@ -252,7 +252,8 @@ class CampaignManager:
                 if rec is None:
                     out.append(Outcome(aid, IN_DOUBT, now, {"reason": f"gateway {name} unreachable"}))
                 elif rec["state"] == "absent":
-                    out.append(Outcome(aid, NOT_SENT, now, {"reason": "order never reached a gateway"}))
+                    out.append(Outcome(aid, NOT_SENT, now, {"not_sent": True,
+                                                            "reason": "order never reached a gateway"}))
                 elif rec["state"] == "completed":
                     out.append(Outcome(aid, rec["code"], datetime.fromisoformat(rec["at"]), {"adopted": True}))
         return out
@@ -267,7 +268,7 @@ class CampaignManager:
                 continue
             item, epoch, _ = entry
             # An order that never left: the item is due again, only its attempt number is spent.
-            s = None if o.code == NOT_SENT else settle(item, o.code, self.strategy, o.at)
+            s = None if o.details.get("not_sent") else settle(item, o.code, self.strategy, o.at)
             settled.append((item, epoch, o, s))
         if not settled:
             return
