@@ -49,9 +49,9 @@ class Item:
 
 @dataclass(slots=True)
 class ItemUpdate:
-    """The new state of a work item, written back in one batched UPDATE."""
+    """The new state of a work item leaving flight, written back in one batched UPDATE."""
     id: int
-    state: str                      # in_flight | scheduled | done
+    state: str                      # scheduled | done
     next_at: datetime
     handler: str
     address_index: int
@@ -59,7 +59,6 @@ class ItemUpdate:
     address_attempts: dict[str, int]
     attempts: int
     last_code: str | None
-    in_flight_epoch: int | None
 
 
 @dataclass(slots=True)
@@ -91,13 +90,11 @@ class Planned:
     attempt: AttemptRow
     order: dict[str, Any] | None = None    # fields of media.base.Order when the attempt is allowed
     update: ItemUpdate | None = None
-    step: NextStep | None = None
 
 
 @dataclass(slots=True)
 class Settled:
     update: ItemUpdate
-    step: NextStep
     event: dict[str, Any] = field(default_factory=dict)
 
 
@@ -141,7 +138,7 @@ def plan(item: Item, verdict: Verdict, strategy: Strategy, *, campaign_id: int, 
     item.attempts = attempt_no
     if not allowed:
         step = next_step(strategy, item.progress, verdict.code, now, item.zones, item.contact)
-        return Planned(row, update=_after(item, step, verdict.code, now), step=step)
+        return Planned(row, update=_after(item, step, verdict.code, now))
     order = dict(attempt_id=item.attempt_id, job_id=item.job_id, shard=item.shard, epoch=epoch,
                  channel=handler.type, address=item.address, reply_to=reply_to,
                  message=render(handler.message or "", item.contact),
@@ -165,20 +162,20 @@ def settle(item: Item, code: str, strategy: Strategy, now: datetime) -> Settled:
              "handler": item.handler, "address": item.address, "code": code, "at": now.isoformat(),
              "next": "done" if step.done else step.progress.handler,
              "next_at": None if step.done else step.at.isoformat()}
-    return Settled(update, step, event)
+    return Settled(update, event)
 
 
 def resend(item: Item, at: datetime) -> ItemUpdate:
     """An attempt whose order provably never reached a gateway: the item is due again at `at`
     as it was; the attempt number stays spent (the ledger row keeps its code `cancelled`)."""
     return ItemUpdate(item.id, "scheduled", at, item.handler, item.address_index, dict(item.retries),
-                      dict(item.address_attempts), item.attempts, item.last_code, None)
+                      dict(item.address_attempts), item.attempts, item.last_code)
 
 
 def _after(item: Item, step: NextStep, code: str, now: datetime) -> ItemUpdate:
     if step.done:
         return ItemUpdate(item.id, "done", now, item.handler, item.address_index, dict(item.retries),
-                          dict(item.address_attempts), item.attempts, code, None)
+                          dict(item.address_attempts), item.attempts, code)
     p = step.progress
     return ItemUpdate(item.id, "scheduled", step.at, p.handler, p.address_index, dict(p.retries),
-                      dict(item.address_attempts), item.attempts, code, None)
+                      dict(item.address_attempts), item.attempts, code)

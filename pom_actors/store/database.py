@@ -1,8 +1,7 @@
 """Where the database is: an embedded PostgreSQL by default, any PostgreSQL 14+ by URL.
 
-`Database` resolves the URL once (starting the embedded server if needed), applies the
-migrations, and hands out SQLAlchemy engines (for CRUD) and raw psycopg connections (for
-the hot path, where COPY and array parameters matter).
+`EmbeddedPostgres` starts the default server, `migrate` applies the migrations at every start,
+and `connect` hands out psycopg connections (COPY and JSON batches on the hot path).
 """
 from __future__ import annotations
 
@@ -11,8 +10,6 @@ import warnings
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import create_engine
-from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -70,10 +67,6 @@ def migrate(url: str) -> None:
     from .seed import seed_default_rules, seed_reference_data
     seed_reference_data(url)
     seed_default_rules(url)
-
-
-def make_engine(url: str, **kwargs) -> Engine:
-    return create_engine(sqlalchemy_url(url), pool_pre_ping=True, **kwargs)
 
 
 def connect(url: str, **kwargs) -> psycopg.Connection:

@@ -47,15 +47,16 @@ FROM taken t JOIN contacts c ON c.id = t.contact_id
 # client, and a row estimate (100) that keeps the planner on the primary key — an `unnest` of
 # known length makes it hash-join the whole table instead.
 # `expect_*` set: an outcome, which applies only to the attempt in flight under the epoch
-# that sent it; NULL: a fresh claim, already locked by this transaction.
+# that sent it; NULL: an item claimed in this transaction and restricted by a rule. Either
+# way the item leaves flight.
 UPDATE_ITEMS_SQL = """
 UPDATE work_items w SET state = u.state, next_at = u.next_at, handler = u.handler,
        address_index = u.address_index, retries = u.retries,
        address_attempts = u.address_attempts, attempts = u.attempts,
-       last_code = u.last_code, in_flight_epoch = u.in_flight_epoch
+       last_code = u.last_code, in_flight_epoch = NULL
 FROM jsonb_to_recordset(%s::jsonb)
      AS u(id bigint, state text, next_at timestamptz, handler text, address_index int, retries jsonb,
-          address_attempts jsonb, attempts int, last_code text, in_flight_epoch bigint,
+          address_attempts jsonb, attempts int, last_code text,
           expect_epoch bigint, expect_attempt int)
 WHERE w.id = u.id
   AND (u.expect_attempt IS NULL OR (w.state = 'in_flight' AND w.in_flight_epoch = u.expect_epoch
@@ -132,7 +133,7 @@ class WorkStore:
         rows = [{"id": u.id, "state": u.state, "next_at": u.next_at, "handler": u.handler,
                  "address_index": u.address_index, "retries": u.retries,
                  "address_attempts": u.address_attempts, "attempts": u.attempts,
-                 "last_code": u.last_code, "in_flight_epoch": u.in_flight_epoch,
+                 "last_code": u.last_code,
                  "expect_epoch": e, "expect_attempt": n} for u, (e, n) in zip(updates, expect)]
         return {r[0] for r in self.conn.execute(UPDATE_ITEMS_SQL, (_json(rows),)).fetchall()}
 
