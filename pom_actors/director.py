@@ -185,7 +185,7 @@ class CampaignDirector:
             jobstore.set_state(self.conn, job_id, state, transition(state, E.RESUMED))
         elif state == S.RUNNING:
             criteria = FinishCriteria(**job["finish"]) if job["finish"] else None
-            counts = jobstore.counts(self.conn, job_id, criteria.goal_codes if criteria else ())
+            counts = jobstore.counts(self.conn, job_id, criteria)
             reason = finish_reason(criteria, counts, self.clock.now())
             if reason:
                 jobstore.set_state(self.conn, job_id, state, transition(state, E.FINISH),

@@ -26,6 +26,8 @@ from .core.lifecycle import DISPATCHING, JobState
 from .core.pacing import make_pacer
 from .core.pacing.snapshot import EventKind, PacerEvent, PacerSnapshot
 from .core.strategy import Handler, Strategy
+from .core.rules import Verdict
+from .core.wire import pack, unpack
 from .core.work import Item, candidate, make_item, plan, resend, settle
 from .media.base import Order, Outcome
 from .media_gateway import gateways
@@ -152,8 +154,8 @@ class CampaignManager:
                 self._unplaced(handler, n - len(claimed))
             if items:
                 with self._timed("rules"):
-                    verdicts = await self.rules.check.remote(
-                        [candidate(i, self.strategy, self.campaign_id) for i in items])
+                    verdicts = unpack(Verdict, await self.rules.check.remote(
+                        pack([candidate(i, self.strategy, self.campaign_id) for i in items])))
                 gateway = self._gateway()
                 with self._timed("plan"):
                     plans = [plan(i, v, self.strategy, campaign_id=self.campaign_id, epoch=valid[i.shard],
@@ -206,7 +208,7 @@ class CampaignManager:
         try:
             if handle is None:
                 raise ray.exceptions.ActorDiedError()
-            refused = await handle.submit.remote(batch)
+            refused = await handle.submit.remote(pack(batch))
         except ray.exceptions.RayActorError:
             # Whether the orders arrived is unknowable now: reconcile them by lookup.
             self.watch.update(o.attempt_id for o in batch)
@@ -228,7 +230,7 @@ class CampaignManager:
             if isinstance(result, BaseException):
                 failed.add(name)
             else:
-                found.extend(result)
+                found.extend(unpack(Outcome, result))
         if failed:    # their outcomes can only be looked up now (and are in doubt if gone)
             self.watch.update(aid for aid, (_, _, gw) in self.inflight.items() if gw in failed)
         if self.watch:

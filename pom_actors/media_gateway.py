@@ -12,7 +12,8 @@ import ray
 
 from .config import Settings
 from .core.clock import clock_from_spec
-from .media.base import Order, Outcome, Refusal
+from .core.wire import pack, unpack
+from .media.base import Order, Refusal
 from .media.gateway import Gateway, GatewayConfig
 
 PREFIX = "pom-gateway-"
@@ -54,11 +55,13 @@ class MediaGateway:
     def __init__(self, settings: Settings, name: str):
         self.gateway = Gateway(gateway_config(settings, name), clock_from_spec(settings.clock))
 
-    async def submit(self, orders: list[Order]) -> list[Refusal]:
-        return await self.gateway.submit(orders)
+    async def submit(self, orders: list[tuple]) -> list[Refusal]:
+        """Orders as `core.wire` tuples (Order fields)."""
+        return await self.gateway.submit(unpack(Order, orders))
 
-    async def poll(self, reply_to: str, max_items: int = 10_000) -> list[Outcome]:
-        return await self.gateway.poll(reply_to, max_items)
+    async def poll(self, reply_to: str, max_items: int = 10_000) -> list[tuple]:
+        """Outcomes for `reply_to` as `core.wire` tuples (Outcome fields)."""
+        return pack(await self.gateway.poll(reply_to, max_items))
 
     async def lookup(self, attempt_ids: list[str]) -> dict[str, dict]:
         return await self.gateway.lookup(attempt_ids)

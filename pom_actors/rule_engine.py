@@ -16,7 +16,8 @@ import ray
 from .config import Settings
 from .core.clock import clock_from_spec
 from .core.nuisance import NuisanceTracker
-from .core.rules import Candidate, RuleSet, Verdict, evaluate
+from .core.rules import Candidate, RuleSet, evaluate
+from .core.wire import pack, unpack
 from .store import catalog
 from .store.database import connect
 
@@ -56,8 +57,9 @@ class RuleEngine:
             self.sets[campaign_id] = RuleSet.compile(self.rules, campaign_id)
         return self.sets[campaign_id]
 
-    def check(self, candidates: list[Candidate]) -> list[Verdict]:
-        """Verdicts for one batch, in order."""
+    def check(self, packed: list[tuple]) -> list[tuple]:
+        """Verdicts for one batch of candidates, in order (both as `core.wire` tuples)."""
+        candidates = unpack(Candidate, packed)
         if self.conn.broken or self.conn.closed:       # the database restarted since the last batch
             self.conn = connect(self.settings.database_url, autocommit=True)
         if time.monotonic() - self.loaded_at > RELOAD_S:
@@ -71,7 +73,7 @@ class RuleEngine:
         sets = {c: self._set(c) for c in {c.campaign_id for c in candidates}}
         verdicts = evaluate(candidates, sets, self.clock.now(), dnc_addresses, dnc_contacts, self.nuisance)
         self.checked += len(candidates)
-        return verdicts
+        return pack(verdicts)
 
     def reload(self) -> int:
         """Re-read the rules now (after an administrative change); returns their count."""

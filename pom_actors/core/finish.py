@@ -40,10 +40,9 @@ class FinishCriteria(pydantic.BaseModel):
 
 @dataclass
 class JobCounts:
-    total: int
-    done: int
-    by_code: Mapping[str, int]   # final completion codes of done items
-    open: int                    # ready + in_flight + scheduled + claimed
+    done: int                    # items done (counted only when max_processed asks)
+    by_code: Mapping[str, int]   # done items by final code (counted only for a goal's codes)
+    has_open: bool               # any item ready, scheduled or in flight
 
 
 def finish_reason(criteria: FinishCriteria | None, counts: JobCounts, now: datetime) -> str | None:
@@ -59,6 +58,6 @@ def finish_reason(criteria: FinishCriteria | None, counts: JobCounts, now: datet
             if reached >= criteria.goal_count:
                 return (f"goal: {criteria.goal_count} contacts reached with "
                         f"{' or '.join(criteria.goal_codes)}")
-    if counts.open == 0:
+    if not counts.has_open:
         return "all contacts processed"
     return None

@@ -188,7 +188,7 @@ class RuleSet:
         return None if self.nuisance_period is None else self.nuisance_period.total_seconds()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Candidate:
     """One claimed work item about to be attempted; verdicts come back keyed by `key`."""
 
@@ -204,7 +204,7 @@ class Candidate:
     last_code: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Verdict:
     key: int
     allowed: bool

@@ -9,7 +9,9 @@ import logging
 import warnings
 from pathlib import Path
 
+import orjson
 import psycopg
+from psycopg.types.json import set_json_loads
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -70,4 +72,8 @@ def migrate(url: str) -> None:
 
 
 def connect(url: str, **kwargs) -> psycopg.Connection:
-    return psycopg.connect(libpq_url(url), **kwargs)
+    """A connection that parses JSON/JSONB columns with orjson (claims read a JSONB document
+    per contact; the standard library's parser was ~5% of a manager's time)."""
+    conn = psycopg.connect(libpq_url(url), **kwargs)
+    set_json_loads(orjson.loads, conn)
+    return conn

@@ -6,7 +6,7 @@ the epoch; lease expiry is the database's `now()`, never business time.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +14,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ..core.finish import JobCounts
+from ..core.finish import FinishCriteria, JobCounts
 from ..core.lifecycle import JobState
 from .catalog import NotFound
 
@@ -85,15 +85,21 @@ def state_counts(conn: psycopg.Connection, job_ids: list[int]) -> dict[int, dict
     return out
 
 
-def counts(conn: psycopg.Connection, job_id: int, goal_codes: Sequence[str] = ()) -> JobCounts:
-    """What the finish criteria look at, in one scan: totals, done, open, and the done items
-    ending with one of `goal_codes` (only when a goal asks for them)."""
-    total, done = conn.execute("SELECT count(*), count(*) FILTER (WHERE state = 'done') "
-                               "FROM work_items WHERE job_id = %s", (job_id,)).fetchone()
+def counts(conn: psycopg.Connection, job_id: int, criteria: FinishCriteria | None) -> JobCounts:
+    """What the finish criteria look at, and only that: the director asks every tick, so the
+    open check walks the partial indexes (a count of a whole job's items would scan it all)
+    and the done and goal counts run only when a criterion needs them."""
+    has_open = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM work_items WHERE job_id = %(j)s AND state IN ('ready', 'scheduled')) "
+        "OR EXISTS (SELECT 1 FROM work_items WHERE job_id = %(j)s AND state = 'in_flight')",
+        {"j": job_id}).fetchone()[0]
+    done = conn.execute("SELECT count(*) FROM work_items WHERE job_id = %s AND state = 'done'",
+                        (job_id,)).fetchone()[0] if criteria and criteria.max_processed else 0
+    goal_codes = criteria.goal_codes if criteria else []
     by_code = dict(conn.execute(
         "SELECT last_code, count(*) FROM work_items WHERE job_id = %s AND state = 'done' "
         "AND last_code = ANY(%s) GROUP BY 1", (job_id, list(goal_codes))).fetchall()) if goal_codes else {}
-    return JobCounts(total=total, done=done, by_code=by_code, open=total - done)
+    return JobCounts(done=done, by_code=by_code, has_open=has_open)
 
 
 def attempt_codes(conn: psycopg.Connection, job_id: int) -> dict[str, int]:

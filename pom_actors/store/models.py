@@ -126,11 +126,13 @@ class Job(SQLModel, table=True):
 class WorkItem(SQLModel, table=True):
     """One contact in one job: where it stands in the strategy and when it is next due."""
     __tablename__ = "work_items"
+    # Every claim and settlement moves `state`, so neither update can be HOT and each index is
+    # written again: only the two partial indexes the hot path reads (due items; items in flight,
+    # for reconciliation and drains). One item per contact holds by construction (create_job).
     __table_args__ = (
-        UniqueConstraint("job_id", "contact_id"),
         Index("ix_work_items_due", "job_id", "shard", "next_at",
               postgresql_where=text("state IN ('ready', 'scheduled')")),
-        Index("ix_work_items_state", "job_id", "state"),
+        Index("ix_work_items_in_flight", "job_id", "shard", postgresql_where=text("state = 'in_flight'")),
     )
     id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
     job_id: int = Field(foreign_key="jobs.id")
@@ -160,8 +162,11 @@ class ShardLease(SQLModel, table=True):
 class Attempt(SQLModel, table=True):
     """The ledger: one row per attempt, written as an intent before the order leaves."""
     __tablename__ = "attempts"
+    # Half-full pages: the outcome's update of an intent row (no indexed column changes) stays
+    # on its page as a HOT update, with no index writes.
     __table_args__ = (Index("ix_attempts_address_at", "address", "created_at"),
-                      Index("ix_attempts_job", "job_id"))
+                      Index("ix_attempts_job", "job_id"),
+                      {"postgresql_with": {"fillfactor": 50}})
     work_item_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
     attempt_no: int = Field(sa_column=Column(Integer, primary_key=True))
     job_id: int
