@@ -45,7 +45,7 @@ def copy_rate(conn, n: int) -> float:
     buf = io.StringIO()
     for i in range(n):
         buf.write(f"{i}\t1\t1\t1\t{i}\t{i % 8}\t1\tcall\tcall\t+1212{2000000 + i:07d}\tallowed\tallowed\t"
-                  f"allowed\tgw\tanswer_human\t2026-11-25 15:00:00+00\t2026-11-25 15:00:30+00\n")
+                  f"allowed\tgw\tanswer_human\t2026-11-25 15:00:00+00\t2026-11-25 15:00:30+00\t{{}}\n")
     data = buf.getvalue()
     start = time.perf_counter()
     with conn.transaction(), conn.cursor() as cur:

@@ -2,8 +2,9 @@
 
 One cycle, in batches: renew leases (and reconcile shards newly gained), collect outcomes
 from the media gateways, then in ONE fenced transaction settle those outcomes (next step +
-ledger + outbox), claim due items, ask the rule engine for the batch and commit the attempt
-intents; only after the commit do the orders leave for a gateway. Every decision is a
+ledger + outbox), claim due items (the claim records each attempt's intent on its work item),
+ask the rule engine for the batch and record the restricted ones; only after the commit do
+the orders leave for a gateway. Every decision is a
 `core.work` call; this shell owns the timing, the connections and the recovery.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .core.pacing.snapshot import EventKind, PacerEvent, PacerSnapshot
 from .core.strategy import Handler, Strategy
 from .core.rules import Verdict
 from .core.wire import pack, unpack
-from .core.work import Item, candidate, make_item, plan, resend, settle
+from .core.work import AttemptRow, Item, candidate, in_flight_row, make_item, plan, resend, settle
 from .media.base import Order, Outcome
 from .media_gateway import gateways
 from .rule_engine import NAME as RULE_ENGINE
@@ -68,8 +69,8 @@ class CampaignManager:
         self.rules = ray.get_actor(RULE_ENGINE)
         self.held: dict[int, int] = {}
         self.state: str | None = job["state"]
-        # attempt id -> (item, epoch it was sent under, gateway name)
-        self.inflight: dict[str, tuple[Item, int, str]] = {}
+        # attempt id -> (item, its pending ledger row: epoch sent under, gateway, time sent)
+        self.inflight: dict[str, tuple[Item, AttemptRow]] = {}
         self.watch: set[str] = set()          # adopted attempts whose outcome we must look up
         self.renewed = 0.0
         self.draining = False
@@ -116,9 +117,14 @@ class CampaignManager:
         while True:
             try:
                 busy = await self._cycle()
-            except Exception:  # a failed cycle rolls back; the next one starts from the database
+            except Exception:  # a failed cycle rolled back: start again from the database
                 log.exception("%s: cycle failed", self.name)
                 self.stats["cycle_errors"] += 1
+                # Outcomes taken from the gateways may not have settled: forget what is in
+                # memory and adopt every shard anew (items in flight are looked up by id).
+                self.held, self.renewed = {}, 0.0
+                self.inflight.clear()
+                self.watch.clear()
                 if self.conn.broken or self.conn.closed:       # e.g. the database restarted
                     try:
                         self.conn = connect(self.settings.database_url, autocommit=True)
@@ -138,17 +144,19 @@ class CampaignManager:
             outcomes = await self._collect()
         now = self.clock.now()
         dispatching = self.state in DISPATCHING and self.held and not self.draining
-        budgets = self._budgets(now) if dispatching else {}
+        gateway = self._gateway() if dispatching else None     # none running yet: settle only
+        budgets = self._budgets(now) if gateway else {}
         if not outcomes and not any(budgets.values()):
             return False
-        orders: dict[str, list[Order]] = defaultdict(list)
+        orders: list[Order] = []
+        sent: list[tuple[Item, AttemptRow]] = []
         with self._timed("transaction"), self.store.fenced(self.held) as valid:
             with self._timed("settle"):
                 self._settle(outcomes, valid)
             items = []
             for handler, n in budgets.items():
                 with self._timed("claim"):
-                    claimed = self.store.claim(valid, handler, now, n) if n and valid else []
+                    claimed = self.store.claim(valid, handler, gateway, now, n) if n and valid else []
                 with self._timed("items"):
                     items += [make_item(row, self.strategy) for row in claimed]
                 self._unplaced(handler, n - len(claimed))
@@ -156,18 +164,17 @@ class CampaignManager:
                 with self._timed("rules"):
                     verdicts = unpack(Verdict, await self.rules.check.remote(
                         pack([candidate(i, self.strategy, self.campaign_id) for i in items])))
-                gateway = self._gateway()
                 with self._timed("plan"):
                     plans = [plan(i, v, self.strategy, campaign_id=self.campaign_id, epoch=valid[i.shard],
                                   gateway=gateway, reply_to=self.name, now=now) for i, v in zip(items, verdicts)]
-                with self._timed("intents"):
-                    self.store.write_attempts([p.attempt for p in plans])
-                    self.store.update_items([p.update for p in plans if p.update])
+                restricted = [p for p in plans if not p.order]
+                with self._timed("restricted"):
+                    self.store.write_attempts([p.attempt for p in restricted])
+                    self.store.update_items([p.update for p in restricted])
                 for i, p in zip(items, plans):
                     if p.order:
-                        orders[gateway].append(Order(**p.order))
-                        self.inflight[i.attempt_id] = (i, valid[i.shard], gateway)
-                restricted = [p for p in plans if not p.order]
+                        orders.append(Order(**p.order))
+                        sent.append((i, p.attempt))
                 for p in restricted:
                     self._unplaced(p.attempt.handler, 1)
                 self.store.outbox(EVENTS_TOPIC, f"job-{self.job_id}", [
@@ -176,9 +183,11 @@ class CampaignManager:
                      "address": p.attempt.address, "code": p.attempt.code, "rule": p.attempt.rule,
                      "at": now.isoformat()} for p in restricted])
                 self.stats["restricted"] += len(restricted)
-        with self._timed("dispatch"):
-            for name, batch in orders.items():
-                await self._dispatch(name, batch)
+        # Committed: these attempts are in flight (a rolled-back cycle leaves nothing behind).
+        self.inflight.update((item.attempt_id, (item, row)) for item, row in sent)
+        if orders:
+            with self._timed("dispatch"):
+                await self._dispatch(gateway, orders)
         return bool(items) or bool(outcomes)
 
     @contextmanager
@@ -191,7 +200,7 @@ class CampaignManager:
     def _budgets(self, now: datetime) -> dict[str, int]:
         """Dials each handler may start now: its pacer over this manager's in-flight calls,
         at most one batch (what the pacer grants beyond that is given back)."""
-        flying = Counter(item.handler for item, _, _ in self.inflight.values())
+        flying = Counter(item.handler for item, _ in self.inflight.values())
         budgets = {}
         for name, pacer in self.pacers.items():
             granted = pacer.decide(PacerSnapshot(now=now, dialling=(0.0,) * flying[name])).dials
@@ -220,7 +229,7 @@ class CampaignManager:
 
     async def _collect(self) -> list[Outcome]:
         """Outcomes addressed to this manager, plus those of adopted attempts found by lookup."""
-        names = {gw for _, _, gw in self.inflight.values()}
+        names = {row.gateway for _, row in self.inflight.values()}
         handles = gateways()
         found: list[Outcome] = []
         live = [n for n in names if n in handles]
@@ -232,7 +241,7 @@ class CampaignManager:
             else:
                 found.extend(unpack(Outcome, result))
         if failed:    # their outcomes can only be looked up now (and are in doubt if gone)
-            self.watch.update(aid for aid, (_, _, gw) in self.inflight.items() if gw in failed)
+            self.watch.update(aid for aid, (_, row) in self.inflight.items() if row.gateway in failed)
         if self.watch:
             found.extend(await self._lookup(self.watch))
         return found
@@ -242,7 +251,7 @@ class CampaignManager:
         by_gateway: dict[str, list[str]] = defaultdict(list)
         for aid in attempt_ids:
             if aid in self.inflight:
-                by_gateway[self.inflight[aid][2]].append(aid)
+                by_gateway[self.inflight[aid][1].gateway].append(aid)
         handles, now, out = gateways(), self.clock.now(), []
         for name, ids in by_gateway.items():
             try:
@@ -261,24 +270,23 @@ class CampaignManager:
         return out
 
     def _settle(self, outcomes: list[Outcome], valid: dict[int, int]) -> None:
-        """Next steps, ledger and outbox for outcomes of shards still held (inside `fenced`)."""
+        """Next steps, ledger rows and outbox for outcomes of shards still held (inside `fenced`)."""
         settled = []
         for o in outcomes:
             entry = self.inflight.pop(o.attempt_id, None)
             self.watch.discard(o.attempt_id)
             if entry is None or entry[0].shard not in valid:
                 continue
-            item, epoch, _ = entry
+            item, row = entry
             # An order that never left: the item is due again, only its attempt number is spent.
             s = None if o.details.get("not_sent") else settle(item, o.code, self.strategy, o.at)
-            settled.append((item, epoch, o, s))
+            settled.append((item, row, o, s))
         if not settled:
             return
         updates = [s.update if s else resend(item, o.at) for item, _, o, s in settled]
-        applied = self.store.update_items(updates, [(epoch, item.attempts) for item, epoch, _, _ in settled])
-        done = [(item.id, item.attempts, o.code, o.at, o.details) for item, _, o, _ in settled
-                if item.id in applied]
-        self.store.complete_attempts(done)
+        applied = self.store.update_items(updates, [(row.epoch, item.attempts) for item, row, _, _ in settled])
+        done = [row.complete(o.code, o.at, o.details) for item, row, o, _ in settled if item.id in applied]
+        self.store.write_attempts(done)
         self.store.outbox(EVENTS_TOPIC, f"job-{self.job_id}",
                           [s.event for item, _, _, s in settled if s and item.id in applied])
         self.stats["settled"] += len(done)
@@ -290,7 +298,7 @@ class CampaignManager:
         gained = {s: e for s, e in held.items() if self.held.get(s) != e}
         self.held = held
         self.renewed = time.monotonic()
-        for aid, (item, _, _) in list(self.inflight.items()):
+        for aid, (item, _) in list(self.inflight.items()):
             if item.shard not in held:      # lost: the new holder reconciles it
                 del self.inflight[aid]
                 self.watch.discard(aid)
@@ -307,16 +315,17 @@ class CampaignManager:
         self.conn.commit()
         for row in rows:
             item = make_item(row, self.strategy)
-            aid = item.attempt_id
-            self.inflight[aid] = (item, row["in_flight_epoch"], row["gateway"])
-            self.watch.add(aid)
+            self.inflight[item.attempt_id] = (item, in_flight_row(
+                item, self.strategy, campaign_id=self.campaign_id, epoch=row["in_flight_epoch"],
+                gateway=row["in_flight_gateway"], at=row["in_flight_at"]))
+            self.watch.add(item.attempt_id)
         self.stats["adopted"] += len(rows)
 
-    def _gateway(self) -> str:
+    def _gateway(self) -> str | None:
         """The gateway on this manager's node if there is one, else any live one."""
         handles = gateways()
         if not handles:
-            raise RuntimeError("no media gateway is running")
+            return None
         node = ray.get_runtime_context().get_node_id()
         local = [n for n in handles if node[:12] in n]
         return (local or sorted(handles))[hash(self.name) % len(local or handles)]

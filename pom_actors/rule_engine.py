@@ -3,13 +3,13 @@
 It holds what the verdicts need across campaigns: the compiled rule sets (reloaded every few
 seconds), and the nuisance tracker — every allowed attempt of every campaign passes through
 here, so the rolling count per address is exact. After a restart it rebuilds the tracker from
-the attempt ledger. DNC entries are looked up per batch, so a new entry counts at once.
+the attempt ledger and the intents of the attempts still in flight. DNC entries are looked up per batch, so a new entry counts at once.
 """
 from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import ray
 
@@ -17,9 +17,12 @@ from .config import Settings
 from .core.clock import clock_from_spec
 from .core.nuisance import NuisanceTracker
 from .core.rules import Candidate, RuleSet, evaluate
+from .core.strategy import Strategy
 from .core.wire import pack, unpack
+from .core.work import make_item
 from .store import catalog
 from .store.database import connect
+from .store.work import in_flight_items
 
 log = logging.getLogger(__name__)
 NAME = "pom-rule-engine"
@@ -37,11 +40,26 @@ class RuleEngine:
         horizon = max([r.nuisance_period_s or 0 for r in self._all_sets()] + [86400.0])
         self.nuisance = NuisanceTracker(horizon_s=horizon)
         since = self.clock.now() - timedelta(seconds=horizon)
-        for address, at in self.conn.execute(
-                "SELECT address, created_at FROM attempts WHERE verdict = 'allowed' AND address IS NOT NULL "
-                "AND created_at > %s ORDER BY created_at", (since,)):
+        recorded = self.conn.execute(
+            "SELECT address, created_at FROM attempts WHERE verdict = 'allowed' AND address IS NOT NULL "
+            "AND created_at > %s", (since,)).fetchall()
+        for address, at in sorted(recorded + self._in_flight(), key=lambda r: r[1]):
             self.nuisance.record(address, at)
         log.info("rule engine up: %d addresses tracked", len(self.nuisance))
+
+    def _in_flight(self) -> list[tuple[str, datetime]]:
+        """(address, time sent) of every attempt in flight: its address is the one the
+        manager derived from the item's progress, derived again the same way."""
+        strategies: dict[int, Strategy] = {}
+        out = []
+        for row in in_flight_items(self.conn):
+            sid = row["strategy_id"]
+            if sid not in strategies:
+                strategies[sid] = catalog.load_strategy(self.conn, sid)
+            address = make_item(row, strategies[sid]).address
+            if address:
+                out.append((address, row["in_flight_at"]))
+        return out
 
     def _load_rules(self) -> None:
         self.rules = catalog.rules(self.conn)

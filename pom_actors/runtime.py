@@ -82,7 +82,8 @@ def _clock_spec(settings: Settings, url: str) -> dict:
     if settings.clock_scale == 1.0 and not settings.clock_start:
         return SystemClock().spec()
     with connect(url) as conn:
-        seen = conn.execute("SELECT max(created_at) FROM attempts").fetchone()[0]
+        seen = conn.execute("SELECT greatest((SELECT max(created_at) FROM attempts), "
+                            "(SELECT max(in_flight_at) FROM work_items))").fetchone()[0]
     start = datetime.fromisoformat(settings.clock_start) if settings.clock_start else datetime.now(timezone.utc)
     start = max(start, seen or start)
     return ScaledClock.starting(start, settings.clock_scale).spec()

@@ -3,7 +3,8 @@
 The manager claims items (store.work), asks the rule engine, and then, per batch, calls
 `plan()` to turn each (item, verdict) into an attempt row, an order for the media gateway (if
 allowed) and the item's new state; when an outcome comes back, `settle()` applies the
-strategy's result processor. Pure functions: no Ray, no database, time passed in.
+strategy's result processor and `AttemptRow.complete` finishes the ledger row. Pure
+functions: no Ray, no database, time passed in.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from .nextstep import NextStep, Progress, address_for, next_step
-from .rules import Candidate, Verdict
+from .rules import ALLOWED, Candidate, Verdict
 from .strategy import Strategy
 from .templates import render
 from .windows import zones_for
@@ -63,7 +64,8 @@ class ItemUpdate:
 
 @dataclass(slots=True)
 class AttemptRow:
-    """One ledger row; restricted attempts are complete at birth, allowed ones are intents."""
+    """One ledger row. A restricted attempt's is complete at birth; an allowed one's waits in
+    the manager (its intent is on the work item) until the outcome completes it."""
     work_item_id: int
     attempt_no: int
     job_id: int
@@ -81,6 +83,11 @@ class AttemptRow:
     code: str | None
     created_at: datetime
     completed_at: datetime | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def complete(self, code: str, at: datetime, details: dict[str, Any]) -> "AttemptRow":
+        self.code, self.completed_at, self.details = code, at, details
+        return self
 
 
 @dataclass(slots=True)
@@ -129,14 +136,12 @@ def plan(item: Item, verdict: Verdict, strategy: Strategy, *, campaign_id: int, 
          gateway: str, reply_to: str, now: datetime) -> Planned:
     """Attempt row, order and new item state for one claimed item and its rule verdict."""
     handler = strategy.handlers[item.handler]
-    attempt_no = item.attempts + 1
     allowed = verdict.allowed
-    row = AttemptRow(item.id, attempt_no, item.job_id, campaign_id, item.contact_id, item.shard, epoch,
-                     item.handler, handler.type, item.address, "allowed" if allowed else "restricted",
-                     verdict.rule, verdict.reason, gateway if allowed else None,
-                     None if allowed else verdict.code, now, None if allowed else now)
-    item.attempts = attempt_no
+    item.attempts += 1
+    row = _row(item, handler.type, campaign_id, epoch, "allowed" if allowed else "restricted",
+               verdict.rule, verdict.reason, gateway if allowed else None, now)
     if not allowed:
+        row.complete(verdict.code, now, {})
         step = next_step(strategy, item.progress, verdict.code, now, item.zones, item.contact)
         return Planned(row, update=_after(item, step, verdict.code, now))
     order = dict(attempt_id=item.attempt_id, job_id=item.job_id, shard=item.shard, epoch=epoch,
@@ -149,6 +154,20 @@ def plan(item: Item, verdict: Verdict, strategy: Strategy, *, campaign_id: int, 
                  payload={"contact_id": item.contact_id, "job_id": item.job_id, **item.contact}
                  if handler.type == "custom" else {})
     return Planned(row, order=order)
+
+
+def in_flight_row(item: Item, strategy: Strategy, *, campaign_id: int, epoch: int, gateway: str,
+                  at: datetime) -> AttemptRow:
+    """The pending ledger row of an allowed attempt found in flight (`item.attempts` is its
+    number), rebuilt from the intent on its work item when a new holder adopts it."""
+    return _row(item, strategy.handlers[item.handler].type, campaign_id, epoch, "allowed", ALLOWED, ALLOWED,
+                gateway, at)
+
+
+def _row(item: Item, channel: str, campaign_id: int, epoch: int, verdict: str, rule: str, reason: str,
+         gateway: str | None, at: datetime) -> AttemptRow:
+    return AttemptRow(item.id, item.attempts, item.job_id, campaign_id, item.contact_id, item.shard, epoch,
+                      item.handler, channel, item.address, verdict, rule, reason, gateway, None, at, None)
 
 
 def settle(item: Item, code: str, strategy: Strategy, now: datetime) -> Settled:

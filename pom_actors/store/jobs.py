@@ -103,9 +103,12 @@ def counts(conn: psycopg.Connection, job_id: int, criteria: FinishCriteria | Non
 
 
 def attempt_codes(conn: psycopg.Connection, job_id: int) -> dict[str, int]:
-    """Attempts of a job by completion code (NULL code: still in flight)."""
-    return {code or "in_flight": n for code, n in conn.execute(
-        "SELECT code, count(*) FROM attempts WHERE job_id = %s GROUP BY 1 ORDER BY 2 DESC", (job_id,))}
+    """Attempts of a job by completion code, most frequent first, then `in_flight` (attempts
+    not finished yet, which the ledger holds only once they are)."""
+    codes = dict(conn.execute(
+        "SELECT code, count(*) FROM attempts WHERE job_id = %s GROUP BY 1 ORDER BY 2 DESC", (job_id,)).fetchall())
+    flying = in_flight(conn, job_id)
+    return {**codes, "in_flight": flying} if flying else codes
 
 
 def cancel_open(conn: psycopg.Connection, job_id: int) -> int:

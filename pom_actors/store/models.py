@@ -146,7 +146,11 @@ class WorkItem(SQLModel, table=True):
     address_attempts: dict[str, int] = Field(default_factory=dict, sa_column=_json())
     attempts: int = _d(0)
     last_code: Optional[str] = None
+    # The intent of the attempt in flight (number `attempts`): set by the claim, committed
+    # before the order leaves, cleared when its outcome settles and the ledger row is written.
     in_flight_epoch: Optional[int] = None
+    in_flight_gateway: Optional[str] = None
+    in_flight_at: Optional[datetime] = Field(default=None, sa_column=_ts())
 
 
 class ShardLease(SQLModel, table=True):
@@ -160,13 +164,14 @@ class ShardLease(SQLModel, table=True):
 
 
 class Attempt(SQLModel, table=True):
-    """The ledger: one row per attempt, written as an intent before the order leaves."""
+    """The ledger: one row per finished attempt, appended (COPY) and never updated. A
+    restricted attempt is written when the rule refuses it, an allowed one when its outcome
+    settles; until then its intent lives on the work item (`in_flight_*`)."""
     __tablename__ = "attempts"
-    # Half-full pages: the outcome's update of an intent row (no indexed column changes) stays
-    # on its page as a HOT update, with no index writes.
-    __table_args__ = (Index("ix_attempts_address_at", "address", "created_at"),
-                      Index("ix_attempts_job", "job_id"),
-                      {"postgresql_with": {"fillfactor": 50}})
+    # Rows arrive in time order: a BRIN index serves the rule engine's rolling-period rebuild
+    # at almost no cost per row.
+    __table_args__ = (Index("ix_attempts_created_at", "created_at", postgresql_using="brin"),
+                      Index("ix_attempts_job", "job_id"))
     work_item_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
     attempt_no: int = Field(sa_column=Column(Integer, primary_key=True))
     job_id: int
@@ -181,7 +186,7 @@ class Attempt(SQLModel, table=True):
     rule: str                             # the rule that decided the verdict
     reason: str = _d("")
     gateway: Optional[str] = None
-    code: Optional[str] = None            # completion code; NULL while in flight
+    code: Optional[str] = None            # completion code
     created_at: datetime = Field(sa_column=_ts(False))
     completed_at: Optional[datetime] = Field(default=None, sa_column=_ts())
     details: dict[str, Any] = Field(default_factory=dict, sa_column=_json())

@@ -20,10 +20,11 @@ from ..core.work import AttemptRow, ItemUpdate
 
 ATTEMPT_COLUMNS = ("work_item_id", "attempt_no", "job_id", "campaign_id", "contact_id", "shard", "epoch",
                    "handler", "channel", "address", "verdict", "rule", "reason", "gateway", "code",
-                   "created_at", "completed_at")
+                   "created_at", "completed_at", "details")
 
-# The claim itself takes the items: locked, in flight under the lease epoch of their shard,
-# attempt number spent — all undone if the transaction (rules, intents) does not commit.
+# The claim itself takes the items and records the intent of their attempts: locked, in
+# flight under the lease epoch of their shard, to the gateway chosen, attempt number spent —
+# all undone if the transaction (rules, restrictions) does not commit.
 CLAIM_SQL = """
 WITH due AS (
     SELECT id FROM work_items
@@ -33,7 +34,8 @@ WITH due AS (
     FOR UPDATE SKIP LOCKED
 ), taken AS (
     UPDATE work_items w SET state = 'in_flight', attempts = w.attempts + 1,
-           in_flight_epoch = (%(epochs)s::jsonb ->> w.shard::text)::bigint
+           in_flight_epoch = (%(epochs)s::jsonb ->> w.shard::text)::bigint,
+           in_flight_gateway = %(gateway)s, in_flight_at = %(now)s
     FROM due WHERE w.id = due.id
     RETURNING w.id, w.job_id, w.contact_id, w.shard, w.handler, w.address_index, w.retries,
               w.address_attempts, w.attempts - 1 AS attempts, w.last_code
@@ -53,7 +55,7 @@ UPDATE_ITEMS_SQL = """
 UPDATE work_items w SET state = u.state, next_at = u.next_at, handler = u.handler,
        address_index = u.address_index, retries = u.retries,
        address_attempts = u.address_attempts, attempts = u.attempts,
-       last_code = u.last_code, in_flight_epoch = NULL
+       last_code = u.last_code, in_flight_epoch = NULL, in_flight_gateway = NULL, in_flight_at = NULL
 FROM jsonb_to_recordset(%s::jsonb)
      AS u(id bigint, state text, next_at timestamptz, handler text, address_index int, retries jsonb,
           address_attempts jsonb, attempts int, last_code text,
@@ -62,12 +64,6 @@ WHERE w.id = u.id
   AND (u.expect_attempt IS NULL OR (w.state = 'in_flight' AND w.in_flight_epoch = u.expect_epoch
                                     AND w.attempts = u.expect_attempt))
 RETURNING w.id
-"""
-
-COMPLETE_ATTEMPTS_SQL = """
-UPDATE attempts a SET code = d.code, completed_at = d.at, details = d.details
-FROM jsonb_to_recordset(%s::jsonb) AS d(id bigint, no int, code text, at timestamptz, details jsonb)
-WHERE a.work_item_id = d.id AND a.attempt_no = d.no AND a.code IS NULL
 """
 
 
@@ -106,14 +102,17 @@ class WorkStore:
             yield {shard: epoch for shard, epoch in rows if held.get(shard) == epoch}
 
     # -- claims and intents --------------------------------------------------------------
-    def claim(self, epochs: dict[int, int], handler: str, now: datetime, limit: int) -> list[dict[str, Any]]:
-        """Take up to `limit` due items of the shards in `epochs` (call inside `fenced`)."""
+    def claim(self, epochs: dict[int, int], handler: str, gateway: str, now: datetime,
+              limit: int) -> list[dict[str, Any]]:
+        """Take up to `limit` due items of the shards in `epochs`, in flight to `gateway`
+        (call inside `fenced`)."""
         with self.conn.cursor(row_factory=dict_row) as cur:
             cur.execute(CLAIM_SQL, {"job": self.job_id, "shards": list(epochs), "handler": handler,
-                                    "now": now, "limit": limit, "epochs": _json(epochs)})
+                                    "gateway": gateway, "now": now, "limit": limit, "epochs": _json(epochs)})
             return cur.fetchall()
 
     def write_attempts(self, rows: Sequence[AttemptRow]) -> None:
+        """Append finished attempts to the ledger (COPY)."""
         if not rows:
             return
         with self.conn.cursor() as cur:
@@ -121,7 +120,8 @@ class WorkStore:
                 for r in rows:
                     copy.write_row((r.work_item_id, r.attempt_no, r.job_id, r.campaign_id, r.contact_id,
                                     r.shard, r.epoch, r.handler, r.channel, r.address, r.verdict, r.rule,
-                                    r.reason, r.gateway, r.code, r.created_at, r.completed_at))
+                                    r.reason, r.gateway, r.code, r.created_at, r.completed_at,
+                                    _json(r.details)))
 
     def update_items(self, updates: Sequence[ItemUpdate],
                      expect: Sequence[tuple[int, int]] | None = None) -> set[int]:
@@ -137,12 +137,6 @@ class WorkStore:
                  "expect_epoch": e, "expect_attempt": n} for u, (e, n) in zip(updates, expect)]
         return {r[0] for r in self.conn.execute(UPDATE_ITEMS_SQL, (_json(rows),)).fetchall()}
 
-    def complete_attempts(self, done: Sequence[tuple[int, int, str, datetime, dict]]) -> None:
-        """Record (work_item_id, attempt_no, code, at, details) on the attempt rows."""
-        if done:
-            rows = [{"id": i, "no": n, "code": c, "at": at, "details": d} for i, n, c, at, d in done]
-            self.conn.execute(COMPLETE_ATTEMPTS_SQL, (_json(rows),))
-
     def outbox(self, topic: str, key: str, events: list[dict[str, Any]]) -> None:
         """One outbox row per batch: the relay fans it out into one Kafka message per event."""
         if events:
@@ -151,20 +145,33 @@ class WorkStore:
 
     # -- recovery ---------------------------------------------------------------------------
     def in_flight(self, shards: Iterable[int]) -> list[dict[str, Any]]:
-        """Items left in flight on `shards` (by any epoch), with the attempt that is out."""
-        with self.conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(
-                "SELECT w.id, w.job_id, w.contact_id, w.shard, w.handler, w.address_index, w.retries, "
-                "w.address_attempts, w.attempts, w.last_code, w.in_flight_epoch, a.gateway, a.epoch, "
-                "c.external_id, c.first_name, c.last_name, c.phone1, c.phone2, c.email, c.timezones, "
-                "c.attributes "
-                "FROM work_items w JOIN contacts c ON c.id = w.contact_id "
-                "JOIN attempts a ON a.work_item_id = w.id AND a.attempt_no = w.attempts "
-                "WHERE w.job_id = %s AND w.shard = ANY(%s) AND w.state = 'in_flight'",
-                (self.job_id, list(shards)))
-            return cur.fetchall()
+        """Items left in flight on `shards` (by any epoch), with the intent of the attempt out."""
+        return in_flight_items(self.conn, self.job_id, shards)
 
     def job_state(self) -> str | None:
         row = self.conn.execute("SELECT state FROM jobs WHERE id = %s", (self.job_id,)).fetchone()
         self.conn.commit()
         return row[0] if row else None
+
+
+def in_flight_items(conn: psycopg.Connection, job_id: int | None = None,
+                    shards: Iterable[int] | None = None) -> list[dict[str, Any]]:
+    """Work items in flight (of one job's `shards`, or of every job) with their contact, the
+    intent of the attempt out (`in_flight_*`) and the job's strategy id."""
+    where = ["w.state = 'in_flight'"]
+    params: list[Any] = []
+    if job_id is not None:
+        where.append("w.job_id = %s")
+        params.append(job_id)
+    if shards is not None:
+        where.append("w.shard = ANY(%s)")
+        params.append(list(shards))
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT w.id, w.job_id, w.contact_id, w.shard, w.handler, w.address_index, w.retries, "
+            "w.address_attempts, w.attempts, w.last_code, w.in_flight_epoch, w.in_flight_gateway, "
+            "w.in_flight_at, j.strategy_id, j.campaign_id, c.external_id, c.first_name, c.last_name, "
+            "c.phone1, c.phone2, c.email, c.timezones, c.attributes "
+            "FROM work_items w JOIN contacts c ON c.id = w.contact_id JOIN jobs j ON j.id = w.job_id "
+            f"WHERE {' AND '.join(where)}", params)
+        return cur.fetchall()

@@ -15,8 +15,10 @@ def test_migrated_database_matches_the_models(pom):
     try:
         with engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
-            options = conn.exec_driver_sql(
-                "SELECT reloptions FROM pg_class WHERE relname = 'attempts'").scalar()
+            methods = dict(conn.exec_driver_sql(
+                "SELECT i.relname, am.amname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+                "JOIN pg_class t ON t.oid = x.indrelid JOIN pg_am am ON am.oid = i.relam "
+                "WHERE t.relname = 'attempts'").fetchall())
     finally:
         engine.dispose()
-    assert options == ["fillfactor=50"]
+    assert methods == {"attempts_pkey": "btree", "ix_attempts_job": "btree", "ix_attempts_created_at": "brin"}
