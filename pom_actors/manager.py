@@ -22,6 +22,7 @@ import psycopg
 import ray
 
 from .config import Settings
+from .heap import tune_for_batches
 from .core.clock import clock_from_spec
 from .core.lifecycle import DISPATCHING, JobState
 from .core.pacing import make_pacer
@@ -77,6 +78,7 @@ class CampaignManager:
         self.stats: Counter[str] = Counter()
         self.timing: Counter[str] = Counter()
         self._task: asyncio.Task | None = None
+        tune_for_batches()
         # Start the loop as soon as the actor is up, also after Ray restarted it.
         ray.get_runtime_context().current_actor.ping.remote()
 

@@ -11,6 +11,7 @@ import time
 import ray
 
 from .config import Settings
+from .heap import tune_for_batches
 from .core.clock import clock_from_spec
 from .core.wire import pack, unpack
 from .media.base import Order, Refusal
@@ -54,6 +55,7 @@ def gateway_config(settings: Settings, name: str) -> GatewayConfig:
 class MediaGateway:
     def __init__(self, settings: Settings, name: str):
         self.gateway = Gateway(gateway_config(settings, name), clock_from_spec(settings.clock))
+        tune_for_batches()
 
     async def submit(self, orders: list[tuple]) -> list[Refusal]:
         """Orders as `core.wire` tuples (Order fields)."""

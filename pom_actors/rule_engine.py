@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 import ray
 
 from .config import Settings
+from .heap import tune_for_batches
 from .core.clock import clock_from_spec
 from .core.nuisance import NuisanceTracker
 from .core.rules import Candidate, RuleSet, evaluate
@@ -46,6 +47,7 @@ class RuleEngine:
         for address, at in sorted(recorded + self._in_flight(), key=lambda r: r[1]):
             self.nuisance.record(address, at)
         log.info("rule engine up: %d addresses tracked", len(self.nuisance))
+        tune_for_batches()
 
     def _in_flight(self) -> list[tuple[str, datetime]]:
         """(address, time sent) of every attempt in flight: its address is the one the
