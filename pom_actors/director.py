@@ -166,7 +166,13 @@ class CampaignDirector:
             except ValueError as exc:   # refused at creation; an old row must not stop the tick
                 log.error("campaign %s has an invalid schedule: %s", camp["name"], exc)
                 continue
-            run_at = due_runs(schedule, camp["last_scheduled_at"] or camp["created_at"], now)
+            since = camp["last_scheduled_at"] or camp["created_at"]
+            if since > now:
+                # created_at is the database's time: on a scaled clock that runs behind it, the
+                # first run would wait out the gap. Count from the business clock's now instead.
+                self.conn.execute("UPDATE campaigns SET last_scheduled_at = %s WHERE id = %s", (now, camp["id"]))
+                continue
+            run_at = due_runs(schedule, since, now)
             if run_at is None:
                 continue
             with self.conn.transaction():

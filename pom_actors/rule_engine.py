@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import ray
 
@@ -18,12 +18,10 @@ from .heap import tune_for_batches
 from .core.clock import clock_from_spec
 from .core.nuisance import NuisanceTracker
 from .core.rules import Candidate, RuleSet, evaluate
-from .core.strategy import Strategy
 from .core.wire import pack, unpack
-from .core.work import make_item
 from .store import catalog
 from .store.database import connect
-from .store.work import in_flight_items
+from .store.work import in_flight_attempts
 
 log = logging.getLogger(__name__)
 NAME = "pom-rule-engine"
@@ -44,24 +42,10 @@ class RuleEngine:
         recorded = self.conn.execute(
             "SELECT address, created_at FROM attempts WHERE verdict = 'allowed' AND address IS NOT NULL "
             "AND created_at > %s", (since,)).fetchall()
-        for address, at in sorted(recorded + self._in_flight(), key=lambda r: r[1]):
+        for address, at in sorted(recorded + in_flight_attempts(self.conn), key=lambda r: r[1]):
             self.nuisance.record(address, at)
         log.info("rule engine up: %d addresses tracked", len(self.nuisance))
         tune_for_batches()
-
-    def _in_flight(self) -> list[tuple[str, datetime]]:
-        """(address, time sent) of every attempt in flight: its address is the one the
-        manager derived from the item's progress, derived again the same way."""
-        strategies: dict[int, Strategy] = {}
-        out = []
-        for row in in_flight_items(self.conn):
-            sid = row["strategy_id"]
-            if sid not in strategies:
-                strategies[sid] = catalog.load_strategy(self.conn, sid)
-            address = make_item(row, strategies[sid]).address
-            if address:
-                out.append((address, row["in_flight_at"]))
-        return out
 
     def _load_rules(self) -> None:
         self.rules = catalog.rules(self.conn)

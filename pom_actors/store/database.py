@@ -57,15 +57,21 @@ class EmbeddedPostgres:
         self.server.cleanup()
 
 
-def migrate(url: str) -> None:
-    """Bring the schema to the newest Alembic revision (idempotent, safe at every start)."""
-    from alembic import command
+def alembic_config(url: str):
+    """Alembic's configuration for the project's migrations against `url`."""
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
-    command.upgrade(cfg, "head")
+    return cfg
+
+
+def migrate(url: str) -> None:
+    """Bring the schema to the newest Alembic revision (idempotent, safe at every start)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), "head")
     from .seed import seed_default_rules, seed_reference_data
     seed_reference_data(url)
     seed_default_rules(url)

@@ -16,7 +16,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from ..core.work import AttemptRow, ItemUpdate
+from ..core.strategy import Strategy
+from ..core.work import AttemptRow, ItemUpdate, make_item
+from . import catalog
 
 ATTEMPT_COLUMNS = ("work_item_id", "attempt_no", "job_id", "campaign_id", "contact_id", "shard", "epoch",
                    "handler", "channel", "address", "verdict", "rule", "reason", "gateway", "code",
@@ -175,3 +177,18 @@ def in_flight_items(conn: psycopg.Connection, job_id: int | None = None,
             "FROM work_items w JOIN contacts c ON c.id = w.contact_id JOIN jobs j ON j.id = w.job_id "
             f"WHERE {' AND '.join(where)}", params)
         return cur.fetchall()
+
+
+def in_flight_attempts(conn: psycopg.Connection) -> list[tuple[str, datetime]]:
+    """(address, time sent) of every attempt in flight in any job. The address is not stored
+    with the intent: it is derived from the item's progress exactly as the manager derived it."""
+    strategies: dict[int, Strategy] = {}
+    out = []
+    for row in in_flight_items(conn):
+        sid = row["strategy_id"]
+        if sid not in strategies:
+            strategies[sid] = catalog.load_strategy(conn, sid)
+        address = make_item(row, strategies[sid]).address
+        if address:
+            out.append((address, row["in_flight_at"]))
+    return out

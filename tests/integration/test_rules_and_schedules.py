@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
+
+import ray
 
 from pom_actors.store import catalog
+from pom_actors.store.work import in_flight_attempts
 
 from .conftest import phone_contacts
 
@@ -60,3 +64,29 @@ def test_a_schedule_starts_jobs_of_its_campaign(campaigns, conn):
     assert jobs, "the schedule started no job"
     assert jobs[0][1].startswith("schedule ")
     assert campaigns.wait(jobs[0][0])["state"] == "completed"
+
+
+def test_attempts_in_flight_count_for_the_rule_engines_rebuild(campaigns, conn, pom):
+    """A restarted rule engine counts the attempts still out (their intent is on the work
+    item, not yet in the ledger), at the address the item's progress points to."""
+    two_numbers = {**NOTIFY, "handlers": {"call": {**NOTIFY["handlers"]["call"],
+                                                    "addresses": ["phone1", "phone2"]}}}
+    contacts = phone_contacts(3)
+    for c in contacts:
+        c["phone2"] = c["phone1"].replace("+1212", "+1718")
+    campaign = campaigns.make(two_numbers, contacts)
+    job_id = ray.get(pom.director.create_job.remote(campaign, start=False))
+    sent = datetime(2026, 11, 25, 15, 30, tzinfo=timezone.utc)
+    ids = [r[0] for r in conn.execute("SELECT id FROM work_items WHERE job_id = %s ORDER BY id", (job_id,))]
+    try:
+        with conn.transaction():
+            conn.execute("UPDATE work_items SET state = 'in_flight', attempts = 1, in_flight_epoch = 1, "
+                         "in_flight_gateway = 'gw', in_flight_at = %s, address_index = (id = %s)::int "
+                         "WHERE id = ANY(%s)", (sent, ids[1], ids[:2]))
+        found = set(in_flight_attempts(conn))
+        assert {(contacts[0]["phone1"], sent), (contacts[1]["phone2"], sent)} <= found
+        assert not {a for a, _ in found} & {contacts[2]["phone1"], contacts[2]["phone2"],
+                                            contacts[0]["phone2"], contacts[1]["phone1"]}
+    finally:
+        with conn.transaction():
+            conn.execute("UPDATE work_items SET state = 'done' WHERE job_id = %s", (job_id,))
