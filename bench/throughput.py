@@ -2,7 +2,7 @@
 director, managers, rule engine, gateways and PostgreSQL — against the rate at which raw COPY
 writes the same number of attempt rows into the same database (this machine's limit).
 
-    python bench/throughput.py [--contacts 100000] [--managers 2] [--shards 8] [--batch 2000]
+    python bench/throughput.py [--contacts 100000] [--managers 2] [--shards 8] [--batch N]
 
 The last line printed is one JSON object: attempts_per_s, copy_rows_per_s, ratio, ...
 """
@@ -57,13 +57,15 @@ def copy_rate(conn, n: int) -> float:
 
 
 def main() -> dict:
+    configured = Settings.from_env()
     ap = argparse.ArgumentParser()
     ap.add_argument("--contacts", type=int, default=100_000)
     ap.add_argument("--managers", type=int, default=2)
     ap.add_argument("--shards", type=int, default=8)
-    ap.add_argument("--batch", type=int, default=2000)
+    ap.add_argument("--batch", type=int, default=configured.batch_size,
+                    help="work items per manager cycle (default: the product's, POM_BATCH_SIZE)")
     args = ap.parse_args()
-    settings = Settings.from_env().replace(
+    settings = configured.replace(
         data_dir=tempfile.mkdtemp(prefix="pom-bench-"), demo=False, voice_instant=True,
         managers_per_job=args.managers, shards_per_job=args.shards, batch_size=args.batch)
     rt = Runtime.start(settings)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from .strategy import Handler, ResultAction, Strategy
@@ -76,7 +76,7 @@ def next_step(strategy: Strategy, progress: Progress, code: str, now: dt.datetim
         raise ValueError("`now` must be a timezone-aware datetime")
     flags = strategy.codebook()[code]
     handler = strategy.handlers[progress.handler]
-    p = replace(progress, retries=dict(progress.retries))
+    p = Progress(progress.handler, progress.address_index, dict(progress.retries), progress.attempts)
     if contact is not None:
         used = _address_index(handler, p.address_index, contact)
         p.address_index = p.address_index if used is None else used

@@ -37,6 +37,8 @@ def placeholders(template: str) -> set[str]:
 
 def render(template: str, contact: Mapping[str, Any]) -> str:
     """Substitute contact attributes; a missing attribute raises KeyError naming it, None renders empty."""
+    if not template:
+        return ""
     out: list[str] = []
     for literal, name in _parts(template):
         out.append(literal)
