@@ -57,12 +57,12 @@ class MediaGateway:
         self.gateway = Gateway(gateway_config(settings, name), clock_from_spec(settings.clock))
         tune_for_batches()
 
-    async def submit(self, orders: list[tuple]) -> list[Refusal]:
-        """Orders as `core.wire` tuples (Order fields)."""
+    async def submit(self, orders: bytes) -> list[Refusal]:
+        """Orders packed by `core.wire`."""
         return await self.gateway.submit(unpack(Order, orders))
 
-    async def poll(self, reply_to: str, max_items: int = 10_000) -> list[tuple]:
-        """Outcomes for `reply_to` as `core.wire` tuples (Outcome fields)."""
+    async def poll(self, reply_to: str, max_items: int = 10_000) -> bytes:
+        """Outcomes for `reply_to`, packed by `core.wire`."""
         return pack(await self.gateway.poll(reply_to, max_items))
 
     async def lookup(self, attempt_ids: list[str]) -> dict[str, dict]:

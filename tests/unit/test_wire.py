@@ -1,22 +1,37 @@
-from datetime import datetime, timezone
+from datetime import datetime, time, timezone
 
 import ray.cloudpickle as cloudpickle
 
-from pom_actors.core.rules import Verdict
+from pom_actors.core.rules import Candidate, Verdict
+from pom_actors.core.windows import ContactWindow
 from pom_actors.core.wire import pack, unpack
 from pom_actors.media.base import Order, Outcome
 
+WINDOW = ContactWindow(days=["mon", "tue"], start=time(9), end=time(17, 30))
 
-def test_round_trip_through_ray_pickling_keeps_every_field():
+
+def test_round_trip_through_ray_pickling_keeps_every_field_and_type():
     orders = [Order(f"{i}.1", 7, i % 3, 2, "call", f"+1212555{i:04d}", "m-1", message="hi",
-                    headers={"x": "y"}, payload={"k": i}) for i in range(5)]
-    outcomes = [Outcome("1.1", "busy", datetime(2026, 11, 25, 15, tzinfo=timezone.utc), {"a": 1}, 7, 2, 3)]
-    verdicts = [Verdict(1, False, "dnc", "address on DNC", "dnc_restricted")]
-    for cls, batch in ((Order, orders), (Outcome, outcomes), (Verdict, verdicts)):
+                    headers={"x": "y"}, timeout=2.5, payload={"k": i}) for i in range(5)]
+    outcomes = [Outcome("1.1", "busy", datetime(2026, 11, 25, 15, 0, 0, 123456, tzinfo=timezone.utc),
+                        {"a": 1}, 7, 2, 3)]
+    verdicts = [Verdict(1, False, "dnc", "address on DNC", "dnc_restricted"), Verdict(2, True, "allowed", "", None)]
+    candidates = [Candidate(k, 3, 40 + k, "call", "+12125550100", ("America/New_York", "America/Chicago"),
+                            WINDOW if k else None, 1, 0, "busy") for k in range(3)]
+    for cls, batch in ((Order, orders), (Outcome, outcomes), (Verdict, verdicts), (Candidate, candidates)):
         wire = cloudpickle.loads(cloudpickle.dumps(pack(batch)))
-        assert all(type(row) is tuple for row in wire)
-        assert unpack(cls, wire) == batch
+        assert isinstance(wire, bytes)
+        back = unpack(cls, wire)
+        assert back == batch
+        assert [type(getattr(b, f)) for b in back for f in cls.__slots__] == \
+            [type(getattr(b, f)) for b in batch for f in cls.__slots__]
+
+
+def test_one_window_object_per_distinct_window_in_a_batch():
+    candidates = [Candidate(k, 3, k, "call", None, (), WINDOW, 0, 0, None) for k in range(4)]
+    back = unpack(Candidate, pack(candidates))
+    assert len({id(c.window) for c in back}) == 1
 
 
 def test_empty_batch():
-    assert pack([]) == [] and unpack(Order, []) == []
+    assert unpack(Order, pack([])) == []
