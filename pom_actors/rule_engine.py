@@ -3,7 +3,8 @@
 It holds what the verdicts need across campaigns: the compiled rule sets (reloaded every few
 seconds), and the nuisance tracker — every allowed attempt of every campaign passes through
 here, so the rolling count per address is exact. After a restart it rebuilds the tracker from
-the attempt ledger and the intents of the attempts still in flight. DNC entries are looked up per batch, so a new entry counts at once.
+the attempt ledger and the intents of the attempts still in flight. DNC entries are looked
+up per batch, so a new entry counts at once.
 """
 from __future__ import annotations
 

@@ -172,7 +172,7 @@ def in_flight_items(conn: psycopg.Connection, job_id: int | None = None,
         cur.execute(
             "SELECT w.id, w.job_id, w.contact_id, w.shard, w.handler, w.address_index, w.retries, "
             "w.address_attempts, w.attempts, w.last_code, w.in_flight_epoch, w.in_flight_gateway, "
-            "w.in_flight_at, j.strategy_id, j.campaign_id, c.external_id, c.first_name, c.last_name, "
+            "w.in_flight_at, j.strategy_id, c.external_id, c.first_name, c.last_name, "
             "c.phone1, c.phone2, c.email, c.timezones, c.attributes "
             "FROM work_items w JOIN contacts c ON c.id = w.contact_id JOIN jobs j ON j.id = w.job_id "
             f"WHERE {' AND '.join(where)}", params)
