@@ -7,6 +7,7 @@ gateway started anew is never taken for the one that died (whose record died wit
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 import ray
 
@@ -38,14 +39,16 @@ def gateways(refresh: bool = False) -> dict[str, "ray.actor.ActorHandle"]:
     return handles
 
 
-def gateway_config(settings: Settings, name: str) -> GatewayConfig:
-    """The server's settings over the gateway's own environment (POM_SMTP_*, POM_SMS_*,
-    POM_VOICE_PROFILE: see docs/media.md)."""
+def gateway_config(settings: Settings, name: str, env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """The gateway's own environment (POM_SMTP_*, POM_SMS_*, POM_VOICE_PROFILE: see
+    docs/media.md) over the server's settings: each POM server of a cluster may set its own
+    mail relay or SMS gateway; what it leaves unset comes from the process that started the
+    director."""
     given = {"smtp_host": settings.smtp_host, "smtp_port": settings.smtp_port,
              "smtp_user": settings.smtp_user, "smtp_password": settings.smtp_password,
              "smtp_starttls": settings.smtp_starttls, "sms_url": settings.sms_url,
              "sms_token": settings.sms_token}
-    config = GatewayConfig.from_env(name, **{k: v for k, v in given.items() if v is not None})
+    config = GatewayConfig.from_env(name, env, defaults={k: v for k, v in given.items() if v is not None})
     voice = config.voice.model_copy(update={"instant": settings.voice_instant or config.voice.instant,
                                             "seed": settings.voice_seed or config.voice.seed})
     return config.model_copy(update={"voice": voice})

@@ -67,14 +67,14 @@ class GatewayConfig(pydantic.BaseModel):
 
     @classmethod
     def from_env(cls, name: str, env: Mapping[str, str] | None = None,
-                 **overrides) -> "GatewayConfig":
+                 defaults: Mapping[str, object] | None = None, **overrides) -> "GatewayConfig":
         """Configuration from POM_SMTP_*, POM_SMS_* and POM_VOICE_PROFILE (a JSON object of
-        VoiceProfile keys); `overrides` win over the environment."""
+        VoiceProfile keys) over `defaults`; `overrides` win over the environment."""
         env = os.environ if env is None else env
         values: dict = {field: env[var] for var, field in _ENV.items() if env.get(var)}
         if env.get("POM_VOICE_PROFILE"):
             values["voice"] = json.loads(env["POM_VOICE_PROFILE"])
-        return cls(name=name, **{**values, **overrides})
+        return cls(name=name, **{**(defaults or {}), **values, **overrides})
 
 
 class Gateway:

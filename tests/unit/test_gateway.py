@@ -6,10 +6,12 @@ from datetime import datetime, timedelta, timezone
 import pydantic
 import pytest
 
+from pom_actors.config import Settings
 from pom_actors.core.clock import ManualClock, ScaledClock
 from pom_actors.media.base import Order, Outcome, Refusal
 from pom_actors.media.gateway import Gateway, GatewayConfig
 from pom_actors.media.voice_sim import VoiceProfile
+from pom_actors.media_gateway import gateway_config
 from tests.unit.test_media_drivers import email, free_port, hook, http_server, sms, \
     smtp_server  # noqa: F401 (fixtures)
 
@@ -231,3 +233,12 @@ def test_config_from_env():
     assert GatewayConfig.from_env("gw-c", {}).smtp_port == 25
     with pytest.raises(pydantic.ValidationError):
         GatewayConfig.from_env("gw-d", {"POM_SMTP_PORT": "twenty-five"})
+
+
+def test_a_servers_own_environment_wins_over_the_cluster_settings():
+    settings = Settings(smtp_host="relay.head", smtp_port=2525, sms_url="http://head/sms", sms_token="t-head")
+    node_env = {"POM_SMTP_HOST": "relay.node-b", "POM_SMS_TOKEN": "t-node-b"}
+    config = gateway_config(settings, "gw-b", node_env)
+    assert (config.smtp_host, config.smtp_port) == ("relay.node-b", 2525)
+    assert (config.sms_url, config.sms_token) == ("http://head/sms", "t-node-b")
+    assert gateway_config(settings, "gw-a", {}).smtp_host == "relay.head"
