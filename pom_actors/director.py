@@ -225,7 +225,8 @@ class CampaignDirector:
                 name=name, lifetime="detached", resources={SERVER_RESOURCE: 0.001},
                 scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i),
             ).remote(self.settings, job_id, i, count)
-        pings = await asyncio.gather(*[asyncio.wait_for(h.ping.remote(), self.settings.lease_ttl_s)
+        # The ping also tells each manager whether to claim (a restarted one waits for it).
+        pings = await asyncio.gather(*[asyncio.wait_for(h.ping.remote(self.draining), self.settings.lease_ttl_s)
                                        for h in handles.values()], return_exceptions=True)
         return [p for p in pings if not isinstance(p, BaseException)]
 

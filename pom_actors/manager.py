@@ -74,7 +74,9 @@ class CampaignManager:
         self.inflight: dict[str, tuple[Item, AttemptRow]] = {}
         self.watch: set[str] = set()          # adopted attempts whose outcome we must look up
         self.renewed = 0.0
-        self.draining = False
+        # No claims until the director's ping says the server is not draining: a manager that
+        # Ray restarts while `pom run` is away must not start dialling on its own.
+        self.draining = True
         self.stats: Counter[str] = Counter()
         self.timing: Counter[str] = Counter()
         self._task: asyncio.Task | None = None
@@ -83,9 +85,11 @@ class CampaignManager:
         ray.get_runtime_context().current_actor.ping.remote()
 
     # -- control ------------------------------------------------------------------------------
-    async def ping(self) -> str:
-        """Liveness probe of the director, answering the lease holder identity; also
-        (re)starts the loop after an actor restart."""
+    async def ping(self, draining: bool | None = None) -> str:
+        """Liveness probe of the director, answering the lease holder identity and passing
+        on whether the server is draining; also (re)starts the loop after an actor restart."""
+        if draining is not None:
+            self.draining = draining
         if self._task is None or self._task.done():
             if self._task is not None and self._task.exception():
                 log.error("manager loop died: %r", self._task.exception())
@@ -111,7 +115,7 @@ class CampaignManager:
 
     async def status(self) -> dict:
         return {"name": self.name, "holder": self.holder, "job_id": self.job_id, "state": self.state,
-                "shards": self.held, "in_flight": len(self.inflight),
+                "draining": self.draining, "shards": self.held, "in_flight": len(self.inflight),
                 "node": ray.get_runtime_context().get_node_id(),
                 "seconds": {k: round(v, 3) for k, v in self.timing.items()}, **self.stats}
 

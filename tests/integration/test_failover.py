@@ -80,3 +80,31 @@ def _answers(name: str) -> bool:
         return True
     except Exception:
         return False
+
+
+def _status(name: str) -> dict | None:
+    try:
+        return ray.get(ray.get_actor(name).status.remote(), timeout=2)
+    except Exception:
+        return None
+
+
+def test_a_manager_restarted_during_a_drain_does_not_dial_until_served(campaigns, conn, pom):
+    n = 2000
+    job_id = campaigns.start(campaigns.make(PACED, phone_contacts(n)))
+    _until(lambda: campaigns.items(job_id).get("done", 0) > 200)
+    name = manager_name(job_id, 0)
+    try:
+        ray.get(pom.director.drain.remote(10))                # what `pom run` does on Ctrl-C
+        old = _status(name)["holder"]
+        ray.kill(ray.get_actor(name), no_restart=False)       # Ray restarts it, as after a crash
+        _until(lambda: (_status(name) or {}).get("holder", old) != old)
+        _until(lambda: campaigns.items(job_id).get("in_flight", 0) == 0)
+        frozen = campaigns.items(job_id)
+        time.sleep(2)
+        assert campaigns.items(job_id) == frozen, "a manager dialled during the drain"
+        assert _status(name)["draining"]
+    finally:
+        ray.get(pom.director.serve.remote())                  # the next `pom run`
+    assert campaigns.wait(job_id, timeout=180)["state"] == "completed"
+    _assert_exactly_once(conn, job_id, n)
