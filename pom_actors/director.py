@@ -21,7 +21,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, Place
 from .config import Settings
 from .core.clock import clock_from_spec
 from .core.finish import FinishCriteria, finish_reason
-from .core.lifecycle import ACTIVE, JobEvent, JobState, transition
+from .core.lifecycle import ACTIVE, JobEvent, JobState, StateChanged, transition
 from .core.schedule import Schedule, due_runs
 from .core.shards import allocate
 from .manager import CampaignManager, manager_name
@@ -34,10 +34,6 @@ NAME = "pom-director"
 SERVER_RESOURCE = "pom_server"
 GATEWAY_CHECK_S = 5.0
 E, S = JobEvent, JobState
-
-
-class StateChanged(RuntimeError):
-    """A command lost a race with another change of the job's state; the caller may retry."""
 
 
 def pg_name(job_id: int) -> str:

@@ -52,6 +52,10 @@ class IllegalTransition(ValueError):
         return IllegalTransition, (self.state, self.event)
 
 
+class StateChanged(RuntimeError):
+    """A command lost a race with another change of the job's state; the caller may retry."""
+
+
 S, E = JobState, JobEvent
 _LIVE = (S.RUNNING, S.PAUSING, S.PAUSED, S.RESUMING)
 

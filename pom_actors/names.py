@@ -1,0 +1,87 @@
+"""Every actor's name: how it is formatted, parsed and found, in one module.
+
+Names are a protocol between processes: the director creates managers and gateways by name,
+a manager finds the gateway of its own server by name, a lease names the incarnation of a
+manager that holds it, and the API finds the actors it probes. Formatting and parsing are
+plain functions (no Ray); only `actor` and `gateways` ask Ray, which they import when called.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+NAMESPACE = "pom"
+SERVER_RESOURCE = "pom_server"          # the Ray resource every POM server offers
+DIRECTOR = "pom-director"
+RULE_ENGINE = "pom-rule-engine"
+GATEWAY_PREFIX = "pom-gateway-"
+NODE_ID_CHARS = 12                      # how much of a Ray node id a gateway name carries
+_HOLDER_SEP = "#"
+
+
+def manager_name(job_id: int, index: int) -> str:
+    return f"pom-manager-{job_id}-{index}"
+
+
+def placement_group_name(job_id: int) -> str:
+    return f"pom-pg-{job_id}"
+
+
+def new_holder(actor_name: str) -> str:
+    """A lease holder: one incarnation of an actor. A restarted manager is a new holder, so
+    taking its shards back bumps their epochs and fences whatever the old one left."""
+    return f"{actor_name}{_HOLDER_SEP}{secrets.token_hex(4)}"
+
+
+def holder_actor(holder: str) -> str:
+    """The actor name of a lease holder."""
+    return holder.split(_HOLDER_SEP, 1)[0]
+
+
+def gateway_name(node_id: str) -> str:
+    """A new gateway incarnation on `node_id`: one that starts anew is never taken for the
+    one that died (whose order record died with it)."""
+    return f"{GATEWAY_PREFIX}{node_id[:NODE_ID_CHARS]}-{secrets.token_hex(3)}"
+
+
+def gateway_node(name: str) -> str | None:
+    """The node id prefix a gateway name carries; None for a name that is not a gateway's."""
+    if not name.startswith(GATEWAY_PREFIX):
+        return None
+    node = name[len(GATEWAY_PREFIX):].rsplit("-", 1)[0]
+    return node or None
+
+
+def on_node(gateway: str, node_id: str) -> bool:
+    return gateway_node(gateway) == node_id[:NODE_ID_CHARS]
+
+
+# -- finding (the only part that asks Ray) ----------------------------------------------------
+_CACHE_S = 2.0
+_cache: tuple[float, dict[str, Any]] = (0.0, {})
+
+
+def actor(name: str) -> Any | None:
+    """The handle of the live actor called `name` in this namespace, or None."""
+    import ray
+
+    try:
+        return ray.get_actor(name)
+    except ValueError:
+        return None
+
+
+def gateways(refresh: bool = False) -> dict[str, Any]:
+    """Handles of every live media gateway of the cluster, by name (cached for a moment)."""
+    import ray
+
+    global _cache
+    at, handles = _cache
+    if refresh or time.monotonic() - at > _CACHE_S:
+        handles = {}
+        for name in ray.util.list_named_actors():
+            if gateway_node(name) is not None and (handle := actor(name)) is not None:
+                handles[name] = handle
+        _cache = (time.monotonic(), handles)
+    return handles
