@@ -86,3 +86,22 @@ def test_unknown_things_are_404(http):
     assert http.get("/api/v1/jobs/999999").json()["error"] == "not_found"
     r = http.post("/api/v1/jobs", json={"campaign": "no-such-campaign"})
     assert r.status_code == 404 and "no-such-campaign" in r.json()["message"]
+
+
+def _queued_job(http, name: str) -> int:
+    lst = http.post("/api/v1/lists", json={"name": name}).json()
+    assert http.post(f"/api/v1/lists/{lst['id']}/contacts", json=phone_contacts(2)).status_code == 200
+    strategy = http.post("/api/v1/strategies", json={"name": name, "initial": "c", "handlers": {
+        "c": {"type": "call", "message": "x", "results": {"default": "done"}}}}).json()
+    http.post("/api/v1/campaigns", json={"name": name, "strategy_id": strategy["id"], "list_id": lst["id"]})
+    return http.post("/api/v1/jobs", json={"campaign": name, "start": False}).json()["id"]
+
+
+def test_the_command_comes_from_the_path_never_a_parameter(http):
+    job_id = _queued_job(http, "path-action")
+    r = http.post(f"/api/v1/jobs/{job_id}/pause", params={"_event": "start"})
+    assert r.status_code == 409 and r.json()["event"] == "pause"
+    assert http.get(f"/api/v1/jobs/{job_id}").json()["state"] == "queued"     # nothing started
+    r = http.post(f"/api/v1/jobs/{job_id}/stop", params={"_event": "start"})
+    assert r.status_code == 200 and r.json()["state"] == "stopped"
+    assert http.post(f"/api/v1/jobs/{job_id}/finish").status_code == 404

@@ -1,0 +1,93 @@
+"""How the gateway's errors look: one handler per kind of fault, each a JSON body with a
+machine-readable `error` (and, for bad input, the path of every fault).
+
+`install(app)` registers them all; routers raise the domain's own exceptions (NotFound,
+StrategyError, IllegalTransition, ...) and never build error responses themselves.
+"""
+from __future__ import annotations
+
+import psycopg
+import pydantic
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from pom_actors.core.contacts import ContactRowError
+from pom_actors.core.lifecycle import IllegalTransition, StateChanged, allowed_events
+from pom_actors.core.strategy import StrategyError
+from pom_actors.store.catalog import NotFound
+
+
+class Unavailable(RuntimeError):
+    """An actor the request needs is not running (503)."""
+
+
+class NoAnswer(TimeoutError):
+    """An actor did not answer in time (504); what it was asked may still take effect."""
+
+
+def _error(status: int, error: str, **fields) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": error, **fields})
+
+
+async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+    return _error(404, "not_found", message=str(exc))
+
+
+async def bad_strategy(_: Request, exc: StrategyError) -> JSONResponse:
+    return _error(422, "invalid_strategy", errors=exc.errors)
+
+
+async def illegal_transition(_: Request, exc: IllegalTransition) -> JSONResponse:
+    return _error(409, "illegal_transition", state=str(exc.state), event=str(exc.event),
+                  allowed=[str(e) for e in allowed_events(exc.state)], message=str(exc))
+
+
+async def state_changed(_: Request, exc: StateChanged) -> JSONResponse:
+    return _error(409, "conflict", message=str(exc))
+
+
+async def invalid(_: Request, exc: RequestValidationError | pydantic.ValidationError) -> JSONResponse:
+    return _error(422, "invalid", errors=[
+        {"path": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
+        for e in exc.errors()])
+
+
+async def unique_violation(_: Request, exc: psycopg.errors.UniqueViolation) -> JSONResponse:
+    return _error(409, "conflict", message=exc.diag.message_detail or str(exc))
+
+
+async def foreign_key_violation(_: Request, exc: psycopg.errors.ForeignKeyViolation) -> JSONResponse:
+    return _error(404, "not_found", message=exc.diag.message_detail or str(exc))
+
+
+async def bad_contacts(_: Request, exc: ContactRowError) -> JSONResponse:
+    return _error(422, "invalid_contacts", errors=exc.errors, imported=exc.imported)
+
+
+async def unavailable(_: Request, exc: Unavailable) -> JSONResponse:
+    return _error(503, "unavailable", message=str(exc))
+
+
+async def no_answer(_: Request, exc: NoAnswer) -> JSONResponse:
+    return _error(504, "timeout", message=str(exc))
+
+
+HANDLERS = {
+    NotFound: not_found,
+    StrategyError: bad_strategy,
+    IllegalTransition: illegal_transition,
+    StateChanged: state_changed,
+    RequestValidationError: invalid,
+    pydantic.ValidationError: invalid,
+    psycopg.errors.UniqueViolation: unique_violation,
+    psycopg.errors.ForeignKeyViolation: foreign_key_violation,
+    ContactRowError: bad_contacts,
+    Unavailable: unavailable,
+    NoAnswer: no_answer,
+}
+
+
+def install(app: FastAPI) -> None:
+    for exc_class, handler in HANDLERS.items():
+        app.add_exception_handler(exc_class, handler)

@@ -1,0 +1,1 @@
+"""The gateway's routers, one per resource (included by `api.app.create_app`)."""

@@ -1,0 +1,22 @@
+"""The demo's SMS gateway: `pom run` points POM_SMS_URL here when the demo runs (included
+only when `settings.demo` is on). Messages are kept in memory on `app.state.sms_sink`."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+router = APIRouter(tags=["demo"])
+
+
+@router.post("/demo/sms")
+def demo_sms(message: dict[str, Any], request: Request) -> dict:
+    sink = request.app.state.sms_sink
+    sink.append(message)
+    return {"status": "accepted", "id": len(sink)}
+
+
+@router.get("/demo/sms")
+def demo_sms_count(request: Request) -> dict:
+    sink = request.app.state.sms_sink
+    return {"received": len(sink), "last": sink[-5:]}
