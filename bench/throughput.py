@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ray  # noqa: E402
 
 from pom_actors.config import Settings  # noqa: E402
-from pom_actors.manager import manager_name  # noqa: E402
+from pom_actors.names import manager_name  # noqa: E402
 from pom_actors.runtime import Runtime  # noqa: E402
 from pom_actors.store import catalog, jobs as jobstore  # noqa: E402
 from pom_actors.store.work import ATTEMPT_COLUMNS  # noqa: E402

@@ -48,7 +48,7 @@ def contacts(n: int, seed: int = 7) -> Iterator[dict]:
 
 def seed(conn, n_contacts: int) -> int | None:
     """Create the demo campaign in an empty database; returns its id (None if not empty)."""
-    if conn.execute("SELECT 1 FROM campaigns LIMIT 1").fetchone():
+    if catalog.has_campaigns(conn):
         return None
     with conn.transaction():
         list_id = catalog.create_list(conn, "demo-contacts", "generated demo contacts", ["segment"])

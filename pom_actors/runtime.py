@@ -17,12 +17,13 @@ import ray
 
 from .config import Settings
 from .core.clock import ScaledClock, SystemClock
-from .director import NAME as DIRECTOR, SERVER_RESOURCE, CampaignDirector
-from .rule_engine import NAME as RULE_ENGINE, RuleEngine
+from .director import CampaignDirector
+from .names import DIRECTOR, NAMESPACE, RULE_ENGINE, SERVER_RESOURCE
+from .rule_engine import RuleEngine
 from .store.database import EmbeddedPostgres, connect, migrate
+from .store.work import latest_business_time
 
 log = logging.getLogger(__name__)
-NAMESPACE = "pom"
 
 
 @dataclass
@@ -82,8 +83,7 @@ def _clock_spec(settings: Settings, url: str) -> dict:
     if settings.clock_scale == 1.0 and not settings.clock_start:
         return SystemClock().spec()
     with connect(url) as conn:
-        seen = conn.execute("SELECT greatest((SELECT max(created_at) FROM attempts), "
-                            "(SELECT max(in_flight_at) FROM work_items))").fetchone()[0]
+        seen = latest_business_time(conn)
     start = datetime.fromisoformat(settings.clock_start) if settings.clock_start else datetime.now(timezone.utc)
     start = max(start, seen or start)
     return ScaledClock.starting(start, settings.clock_scale).spec()

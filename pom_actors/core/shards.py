@@ -6,6 +6,7 @@ so reallocation after a manager joins or dies keeps as many current holders as b
 """
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 
 
@@ -54,3 +55,10 @@ def moves(before: Mapping[int, str], after: Mapping[int, str]) -> dict[int, tupl
     """
     return {shard: (before.get(shard), holder) for shard, holder in sorted(after.items())
             if before.get(shard) != holder}
+
+
+def choose_gateway(live: Sequence[str], local: Sequence[str], key: str) -> str | None:
+    """The gateway a manager sends its orders to: one on its own server when there is one,
+    else any live one; managers spread over several by `key` (stable across processes)."""
+    pool = sorted(local) or sorted(live)
+    return pool[zlib.crc32(key.encode()) % len(pool)] if pool else None

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from .nextstep import NextStep, Progress, address_for, next_step
+from .orders import Order
 from .rules import ALLOWED, Candidate, Verdict
 from .strategy import Strategy
 from .templates import render
@@ -95,14 +96,14 @@ class Planned:
     """An allowed attempt has an order (its item stays as the claim left it: in flight); a
     restricted one has the item's next step and its update instead."""
     attempt: AttemptRow
-    order: dict[str, Any] | None = None    # fields of media.base.Order when the attempt is allowed
+    order: Order | None = None             # when the attempt is allowed
     update: ItemUpdate | None = None
 
 
 @dataclass(slots=True)
 class Settled:
     update: ItemUpdate
-    event: dict[str, Any] = field(default_factory=dict)
+    step: NextStep
 
 
 def make_item(row: dict[str, Any], strategy: Strategy) -> Item:
@@ -144,7 +145,7 @@ def plan(item: Item, verdict: Verdict, strategy: Strategy, *, campaign_id: int, 
         row.complete(verdict.code, now, {})
         step = next_step(strategy, item.progress, verdict.code, now, item.zones, item.contact)
         return Planned(row, update=_after(item, step, verdict.code, now))
-    order = dict(attempt_id=item.attempt_id, job_id=item.job_id, shard=item.shard, epoch=epoch,
+    order = Order(attempt_id=item.attempt_id, job_id=item.job_id, shard=item.shard, epoch=epoch,
                  channel=handler.type, address=item.address, reply_to=reply_to,
                  message=render(handler.message or "", item.contact),
                  subject=render(handler.subject or "", item.contact),
@@ -176,12 +177,7 @@ def settle(item: Item, code: str, strategy: Strategy, now: datetime) -> Settled:
     step = next_step(strategy, item.progress, code, now, item.zones, item.contact)
     if item.address_field:
         item.address_attempts[item.address_field] = item.address_attempts.get(item.address_field, 0) + 1
-    update = _after(item, step, code, now)
-    event = {"attempt_id": item.attempt_id, "job_id": item.job_id, "contact_id": item.contact_id,
-             "handler": item.handler, "address": item.address, "code": code, "at": now.isoformat(),
-             "next": "done" if step.done else step.progress.handler,
-             "next_at": None if step.done else step.at.isoformat()}
-    return Settled(update, event)
+    return Settled(_after(item, step, code, now), step)
 
 
 def resend(item: Item, at: datetime) -> ItemUpdate:

@@ -18,9 +18,10 @@ from typing import Awaitable, Callable, Mapping
 
 import pydantic
 
+from pom_actors.config import Settings
 from pom_actors.core.clock import Clock
 from pom_actors.core.codes import SYSTEM_CODES
-from pom_actors.media.base import CHANNELS, Order, Outcome, Refusal, outcome_for
+from pom_actors.core.orders import CHANNELS, Order, OrderRecord, Outcome, Refusal, outcome_for
 from pom_actors.media.orderbook import OrderBook
 from pom_actors.media.sms_http import SmsDriver
 from pom_actors.media.smtp import SmtpDriver
@@ -75,6 +76,21 @@ class GatewayConfig(pydantic.BaseModel):
         if env.get("POM_VOICE_PROFILE"):
             values["voice"] = json.loads(env["POM_VOICE_PROFILE"])
         return cls(name=name, **{**(defaults or {}), **values, **overrides})
+
+
+def gateway_config(settings: Settings, name: str, env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """The gateway's own environment (POM_SMTP_*, POM_SMS_*, POM_VOICE_PROFILE: see
+    docs/media.md) over the server's settings: each POM server of a cluster may set its own
+    mail relay or SMS gateway; what it leaves unset comes from the process that started the
+    director."""
+    given = {"smtp_host": settings.smtp_host, "smtp_port": settings.smtp_port,
+             "smtp_user": settings.smtp_user, "smtp_password": settings.smtp_password,
+             "smtp_starttls": settings.smtp_starttls, "sms_url": settings.sms_url,
+             "sms_token": settings.sms_token}
+    config = GatewayConfig.from_env(name, env, defaults={k: v for k, v in given.items() if v is not None})
+    voice = config.voice.model_copy(update={"instant": settings.voice_instant or config.voice.instant,
+                                            "seed": settings.voice_seed or config.voice.seed})
+    return config.model_copy(update={"voice": voice})
 
 
 class Gateway:
@@ -148,7 +164,7 @@ class Gateway:
             return taken
         return [queue.popleft() for _ in range(max_items)]
 
-    async def lookup(self, attempt_ids: list[str]) -> dict[str, dict]:
+    async def lookup(self, attempt_ids: list[str]) -> dict[str, OrderRecord]:
         """The record of each attempt id this gateway received (see OrderBook.lookup);
         an id absent from the answer never reached this gateway."""
         due = self._voice.due(self._clock.now())

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import replace
 from typing import Iterable, Mapping, Sequence
 
-from pom_actors.media.base import Order, Outcome, Refusal
+from pom_actors.core.orders import COMPLETED, PENDING, Order, OrderRecord, Outcome, Refusal
 
 DUPLICATE = "duplicate attempt id"
 
@@ -72,22 +72,19 @@ class OrderBook:
             self._entries[outcome.attempt_id] = outcome
             self._completed += 1
 
-    def lookup(self, attempt_ids: Iterable[str]) -> dict[str, dict]:
-        """id -> {"state": "pending"|"completed", "code", "at" (ISO or None), "epoch",
-        "details"}; ids never received are absent, which tells the caller the order never
-        reached this gateway."""
-        found: dict[str, dict] = {}
+    def lookup(self, attempt_ids: Iterable[str]) -> dict[str, OrderRecord]:
+        """The record of each attempt id received; ids never received are absent, which tells
+        the caller the order never reached this gateway."""
+        found: dict[str, OrderRecord] = {}
         for attempt_id in attempt_ids:
             entry = self._entries.get(attempt_id)
             if entry is None:
                 continue
             if entry.__class__ is int:
-                found[attempt_id] = {"state": "pending", "code": None, "at": None,
-                                     "epoch": entry, "details": {}}
+                found[attempt_id] = OrderRecord(attempt_id, PENDING, entry)
             else:
-                found[attempt_id] = {"state": "completed", "code": entry.code,
-                                     "at": entry.at.isoformat(), "epoch": entry.epoch,
-                                     "details": dict(entry.details)}
+                found[attempt_id] = OrderRecord(attempt_id, COMPLETED, entry.epoch, entry.code, entry.at,
+                                                dict(entry.details))
         return found
 
     def order_ids(self) -> list[str]:

@@ -21,8 +21,8 @@ import re
 import httpx
 
 from pom_actors.core.clock import Clock
-from pom_actors.media.base import HttpResult, Order, Outcome, http_details, outcome_for, \
-    send_with_retry
+from pom_actors.core.orders import Order, Outcome, outcome_for
+from pom_actors.media.base import HttpResult, http_details, send_with_retry
 
 # "invalid_number", "Invalid number", "invalid phone number", "INVALID-NUMBER", ...
 INVALID_NUMBER = re.compile(r"invalid[ _-]?(phone[ _-]?)?number", re.IGNORECASE)

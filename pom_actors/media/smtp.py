@@ -22,7 +22,7 @@ from email.utils import make_msgid
 from typing import Sequence
 
 from pom_actors.core.clock import Clock
-from pom_actors.media.base import Order, Outcome, outcome_for
+from pom_actors.core.orders import Order, Outcome, outcome_for
 
 
 def _by_reply(code: int, error: str) -> tuple[str, dict]:

@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import pydantic
 
 from pom_actors.core.clock import Clock
-from pom_actors.media.base import Order, Outcome
+from pom_actors.core.orders import Order, Outcome
 
 CODES = ("answer_human", "answer_machine", "busy", "no_answer", "invalid_number", "fax",
          "network_refusal")

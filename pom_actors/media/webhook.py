@@ -23,8 +23,8 @@ from typing import Container
 import httpx
 
 from pom_actors.core.clock import Clock
-from pom_actors.media.base import HttpResult, Order, Outcome, http_details, outcome_for, \
-    send_with_retry
+from pom_actors.core.orders import Order, Outcome, outcome_for
+from pom_actors.media.base import HttpResult, http_details, send_with_retry
 
 
 def answered_code(response: httpx.Response) -> str | None:

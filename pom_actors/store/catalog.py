@@ -118,6 +118,10 @@ def campaign(conn: psycopg.Connection, ref: int | str) -> dict[str, Any]:
     return row
 
 
+def has_campaigns(conn: psycopg.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM campaigns LIMIT 1").fetchone() is not None
+
+
 def campaigns(conn: psycopg.Connection) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute("SELECT * FROM campaigns ORDER BY id").fetchall()

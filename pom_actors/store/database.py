@@ -13,6 +13,8 @@ import orjson
 import psycopg
 from psycopg.types.json import set_json_loads
 
+from .seed import seed_default_rules, seed_reference_data
+
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 DATABASE_NAME = "pom"
@@ -72,9 +74,9 @@ def migrate(url: str) -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url), "head")
-    from .seed import seed_default_rules, seed_reference_data
-    seed_reference_data(url)
-    seed_default_rules(url)
+    with connect(url, autocommit=True) as conn:
+        seed_reference_data(conn)
+        seed_default_rules(conn)
 
 
 def connect(url: str, **kwargs) -> psycopg.Connection:

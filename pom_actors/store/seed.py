@@ -4,15 +4,15 @@ from __future__ import annotations
 import psycopg
 
 from ..core.codes import SYSTEM_CODES
+from ..core.rules import DEFAULT_RULES
+from .catalog import add_rule
 
 
-def seed_reference_data(url: str) -> None:
+def seed_reference_data(conn: psycopg.Connection) -> None:
     """Upsert the system codes (campaign_id NULL), so flags follow the code's definition."""
-    from .database import libpq_url
-
     rows = [(c.name, c.final, c.contact_uncallable, c.address_uncallable, c.human_contact,
              c.counts_as_abandon) for c in SYSTEM_CODES.values()]
-    with psycopg.connect(libpq_url(url)) as conn:
+    with conn.transaction():
         conn.execute("DELETE FROM completion_codes WHERE campaign_id IS NULL AND name <> ALL(%s)",
                      ([r[0] for r in rows],))
         with conn.cursor() as cur:
@@ -28,13 +28,9 @@ def seed_reference_data(url: str) -> None:
                         "VALUES (NULL, %s, %s, %s, %s, %s, %s)", r)
 
 
-def seed_default_rules(url: str) -> None:
+def seed_default_rules(conn: psycopg.Connection) -> None:
     """A database without system rules gets the documented defaults (core.rules.DEFAULT_RULES)."""
-    from ..core.rules import DEFAULT_RULES
-    from .catalog import add_rule
-    from .database import libpq_url
-
-    with psycopg.connect(libpq_url(url)) as conn:
+    with conn.transaction():
         if not conn.execute("SELECT 1 FROM rules WHERE campaign_id IS NULL LIMIT 1").fetchone():
             for rule in DEFAULT_RULES:
                 add_rule(conn, rule)

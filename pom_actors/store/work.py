@@ -18,7 +18,8 @@ from psycopg.rows import dict_row
 
 from ..core.strategy import Strategy
 from ..core.work import AttemptRow, ItemUpdate, make_item
-from . import catalog
+from . import catalog, jobs
+from .database import connect
 
 ATTEMPT_COLUMNS = ("work_item_id", "attempt_no", "job_id", "campaign_id", "contact_id", "shard", "epoch",
                    "handler", "channel", "address", "verdict", "rule", "reason", "gateway", "code",
@@ -81,6 +82,21 @@ class WorkStore:
         self.conn = conn
         self.job_id = job_id
         self.holder = holder
+
+    @classmethod
+    def open(cls, url: str, job_id: int, holder: str) -> "WorkStore":
+        return cls(connect(url, autocommit=True), job_id, holder)
+
+    @property
+    def broken(self) -> bool:
+        """The connection is gone (the database restarted): open a new store."""
+        return self.conn.broken or self.conn.closed
+
+    def job(self) -> dict[str, Any]:
+        return jobs.job(self.conn, self.job_id)
+
+    def strategy(self, strategy_id: int) -> Strategy:
+        return catalog.load_strategy(self.conn, strategy_id)
 
     # -- leases ---------------------------------------------------------------------------
     def renew(self, ttl_s: float) -> dict[int, int]:
@@ -152,7 +168,6 @@ class WorkStore:
 
     def job_state(self) -> str | None:
         row = self.conn.execute("SELECT state FROM jobs WHERE id = %s", (self.job_id,)).fetchone()
-        self.conn.commit()
         return row[0] if row else None
 
 
@@ -192,3 +207,9 @@ def in_flight_attempts(conn: psycopg.Connection) -> list[tuple[str, datetime]]:
         if address:
             out.append((address, row["in_flight_at"]))
     return out
+
+
+def latest_business_time(conn: psycopg.Connection) -> datetime | None:
+    """The latest business time the database has seen (an attempt recorded or sent)."""
+    return conn.execute("SELECT greatest((SELECT max(created_at) FROM attempts), "
+                        "(SELECT max(in_flight_at) FROM work_items))").fetchone()[0]

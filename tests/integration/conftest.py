@@ -22,7 +22,7 @@ import ray
 
 from pom_actors.config import Settings
 from pom_actors.core.lifecycle import TERMINAL, JobState
-from pom_actors.media_gateway import gateways
+from pom_actors.names import gateways
 from pom_actors.runtime import Runtime
 from pom_actors.store import catalog, jobs as jobstore
 

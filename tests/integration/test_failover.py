@@ -6,8 +6,7 @@ from collections import Counter
 
 import ray
 
-from pom_actors.director import NAME as DIRECTOR
-from pom_actors.manager import manager_name
+from pom_actors.names import DIRECTOR, manager_name
 
 from .conftest import gateway_orders, phone_contacts
 

@@ -8,10 +8,9 @@ import pytest
 
 from pom_actors.config import Settings
 from pom_actors.core.clock import ManualClock, ScaledClock
-from pom_actors.media.base import Order, Outcome, Refusal
-from pom_actors.media.gateway import Gateway, GatewayConfig
+from pom_actors.core.orders import Order, OrderRecord, Outcome, Refusal
+from pom_actors.media.gateway import gateway_config, Gateway, GatewayConfig
 from pom_actors.media.voice_sim import VoiceProfile
-from pom_actors.media_gateway import gateway_config
 from tests.unit.test_media_drivers import email, free_port, hook, http_server, sms, \
     smtp_server  # noqa: F401 (fixtures)
 
@@ -81,13 +80,11 @@ def test_lookup_tells_pending_completed_and_never_received():
         clock = ManualClock(T0)
         gateway = Gateway(GatewayConfig(name="gw-a", voice=ALL_BUSY), clock)
         await gateway.submit([call("1.1", epoch=2)])
-        assert (await gateway.lookup(["1.1", "7.1"])) == {
-            "1.1": {"state": "pending", "code": None, "at": None, "epoch": 2, "details": {}}}
+        assert (await gateway.lookup(["1.1", "7.1"])) == {"1.1": OrderRecord("1.1", "pending", 2)}
         clock.advance(2)
         # a lookup sees completions even when the manager has not polled them
         record = (await gateway.lookup(["1.1"]))["1.1"]
-        assert (record["state"], record["code"], record["at"]) == \
-            ("completed", "busy", (T0 + timedelta(seconds=2)).isoformat())
+        assert (record.state, record.code, record.at) == ("completed", "busy", T0 + timedelta(seconds=2))
         assert [o.attempt_id for o in await gateway.poll("mgr-1")] == ["1.1"]
         await gateway.close()
     asyncio.run(go())
@@ -190,8 +187,7 @@ def test_failing_drivers_yield_failure_outcomes_not_exceptions():
             "4.1": "webhook_failed"}
         assert outcomes["2.1"].details["error"] == "no SMS gateway configured (POM_SMS_URL)"
         assert all(o.details["error"] for o in outcomes.values())
-        assert {r["state"] for r in (await gateway.lookup(list(outcomes))).values()} == \
-            {"completed"}
+        assert {r.state for r in (await gateway.lookup(list(outcomes))).values()} == {"completed"}
         await gateway.close()
     asyncio.run(go())
 
@@ -207,7 +203,7 @@ def test_close_leaves_cut_off_orders_pending_in_the_record(http_server):  # noqa
                 break
             await asyncio.sleep(0.01)
         await gateway.close()
-        assert (await gateway.lookup(["1.1"]))["1.1"]["state"] == "pending"
+        assert (await gateway.lookup(["1.1"]))["1.1"].state == "pending"
     asyncio.run(go())
 
 

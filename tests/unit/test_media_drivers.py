@@ -21,7 +21,7 @@ from aiosmtpd.smtp import AuthResult
 
 from pom_actors.core.clock import ManualClock
 from pom_actors.core.codes import SYSTEM_CODES
-from pom_actors.media.base import Order
+from pom_actors.core.orders import Order
 from pom_actors.media.sms_http import SmsDriver
 from pom_actors.media.smtp import SmtpDriver
 from pom_actors.media.webhook import WebhookDriver

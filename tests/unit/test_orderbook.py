@@ -1,6 +1,6 @@
 from datetime import datetime, timezone
 
-from pom_actors.media.base import Order, Outcome
+from pom_actors.core.orders import Order, OrderRecord, Outcome
 from pom_actors.media.orderbook import OrderBook
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
@@ -44,10 +44,8 @@ def test_lookup_reports_pending_completed_and_omits_unknown_ids():
     book.accept([order("1.1", epoch=3), order("2.1", epoch=3)])
     book.complete(Outcome("1.1", "busy", T0, {"setup_s": 1.0}, 7, 0, 3))
     found = book.lookup(["1.1", "2.1", "9.9"])
-    assert found["1.1"] == {"state": "completed", "code": "busy", "at": T0.isoformat(),
-                            "epoch": 3, "details": {"setup_s": 1.0}}
-    assert found["2.1"] == {"state": "pending", "code": None, "at": None, "epoch": 3,
-                            "details": {}}
+    assert found["1.1"] == OrderRecord("1.1", "completed", 3, "busy", T0, {"setup_s": 1.0})
+    assert found["2.1"] == OrderRecord("2.1", "pending", 3)
     assert "9.9" not in found
 
 
@@ -57,7 +55,7 @@ def test_first_outcome_stands_and_the_epoch_is_the_accepted_one():
     book.complete(Outcome("1.1", "busy", T0))  # an outcome built without fencing fields
     book.complete(Outcome("1.1", "answer_human", T0))
     record = book.lookup(["1.1"])["1.1"]
-    assert (record["code"], record["epoch"]) == ("busy", 2)
+    assert (record.code, record.epoch) == ("busy", 2)
     assert book.stats()["completed"] == 1
 
 

@@ -7,7 +7,7 @@ import pydantic
 import pytest
 
 from pom_actors.core.clock import ManualClock
-from pom_actors.media.base import Order
+from pom_actors.core.orders import Order
 from pom_actors.media.voice_sim import CODES, VoiceProfile, VoiceSimulator, sampler
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)

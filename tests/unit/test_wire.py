@@ -1,16 +1,17 @@
 from datetime import datetime, time, timezone
 
-import ray.cloudpickle as cloudpickle
+import pickle
 
 from pom_actors.core.rules import Candidate, Verdict
 from pom_actors.core.windows import ContactWindow
 from pom_actors.core.wire import pack, unpack
-from pom_actors.media.base import Order, Outcome
+from pom_actors.core.orders import Order, OrderRecord, Outcome, Refusal
 
 WINDOW = ContactWindow(days=["mon", "tue"], start=time(9), end=time(17, 30))
 
 
-def test_round_trip_through_ray_pickling_keeps_every_field_and_type():
+def test_round_trip_through_pickling_keeps_every_field_and_type():
+    """A packed batch is one bytes object to Ray's pickler; what comes back is what went."""
     orders = [Order(f"{i}.1", 7, i % 3, 2, "call", f"+1212555{i:04d}", "m-1", message="hi",
                     headers={"x": "y"}, timeout=2.5, payload={"k": i}) for i in range(5)]
     outcomes = [Outcome("1.1", "busy", datetime(2026, 11, 25, 15, 0, 0, 123456, tzinfo=timezone.utc),
@@ -18,8 +19,11 @@ def test_round_trip_through_ray_pickling_keeps_every_field_and_type():
     verdicts = [Verdict(1, False, "dnc", "address on DNC", "dnc_restricted"), Verdict(2, True, "allowed", "", None)]
     candidates = [Candidate(k, 3, 40 + k, "call", "+12125550100", ("America/New_York", "America/Chicago"),
                             WINDOW if k else None, 1, 0, "busy") for k in range(3)]
-    for cls, batch in ((Order, orders), (Outcome, outcomes), (Verdict, verdicts), (Candidate, candidates)):
-        wire = cloudpickle.loads(cloudpickle.dumps(pack(batch)))
+    records = [OrderRecord("1.1", "completed", 3, "busy", outcomes[0].at, {"a": 1}), OrderRecord("2.1", "pending", 3)]
+    refusals = [Refusal("3.1", "stale epoch 1 < 2")]
+    for cls, batch in ((Order, orders), (Outcome, outcomes), (Verdict, verdicts), (Candidate, candidates),
+                       (OrderRecord, records), (Refusal, refusals)):
+        wire = pickle.loads(pickle.dumps(pack(batch)))
         assert isinstance(wire, bytes)
         back = unpack(cls, wire)
         assert back == batch

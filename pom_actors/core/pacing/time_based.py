@@ -54,3 +54,15 @@ class TimeBasedPacer(Pacer):
         dials = capped(allowed, snapshot)
         self._placed += dials
         return PacingDecision(dials, reason)
+
+
+UNBOUNDED_RATE = 1_000_000
+
+
+def manager_share(attempts_per_second: float | None, max_concurrent: int | None, managers: int) -> dict:
+    """One manager's time-based pacing config for a handler whose job is shared by `managers`
+    managers: the rate and the concurrency cap split evenly (unset = unbounded)."""
+    per_manager = attempts_per_second / managers if attempts_per_second else UNBOUNDED_RATE
+    return {"mode": "time_based", "rate": per_manager, "per": "second",
+            "max_concurrent": math.ceil(max_concurrent / managers) if max_concurrent else None,
+            "burst": max(1, math.ceil(per_manager)) if attempts_per_second else UNBOUNDED_RATE}

@@ -1,0 +1,105 @@
+"""The actors the director places on the cluster, on Ray: one media gateway per POM server
+(pinned to its node), and each job's managers in a placement group spread over the servers.
+The director's service decides when; this module knows how (`services.director.Fleet`).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import ray
+from ray.util.placement_group import get_placement_group, placement_group, remove_placement_group
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
+
+from . import names
+from .config import Settings
+from .manager import CampaignManager
+from .media_gateway import MediaGateway
+
+log = logging.getLogger(__name__)
+SERVER_SHARE = 0.001          # of the `pom_server` resource: pins an actor to POM servers
+
+
+class RayFleet:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    @staticmethod
+    def _server_nodes() -> list[dict]:
+        return [n for n in ray.nodes() if n["Alive"] and names.SERVER_RESOURCE in n["Resources"]]
+
+    def servers(self) -> int:
+        return len(self._server_nodes())
+
+    def gateway_names(self) -> list[str]:
+        return sorted(names.gateways())
+
+    def ensure_gateways(self) -> None:
+        """A gateway on every live POM server that has none."""
+        present = names.gateways()
+        for node in self._server_nodes():
+            node_id = node["NodeID"]
+            if any(names.on_node(g, node_id) for g in present):
+                continue
+            name = names.gateway_name(node_id)
+            MediaGateway.options(
+                name=name, lifetime="detached",
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+            ).remote(self.settings, name)
+            names.gateways(refresh=True)
+            log.info("started gateway %s", name)
+
+    async def managers(self, job_id: int, count: int, draining: bool) -> list[str]:
+        """Lease holders of the job's managers that answer now; missing ones are (re)created.
+        The ping also tells each manager whether to claim (a restarted one waits for it)."""
+        pg = self._placement_group(job_id, count)
+        handles = []
+        for i in range(count):
+            name = names.manager_name(job_id, i)
+            handles.append(names.actor(name) or CampaignManager.options(
+                name=name, lifetime="detached", resources={names.SERVER_RESOURCE: SERVER_SHARE},
+                scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i),
+            ).remote(self.settings, job_id, i, count))
+        pings = await asyncio.gather(*[asyncio.wait_for(h.ping.remote(draining), self.settings.lease_ttl_s)
+                                       for h in handles], return_exceptions=True)
+        return [p for p in pings if not isinstance(p, BaseException)]
+
+    @staticmethod
+    def _placement_group(job_id: int, count: int):
+        try:
+            return get_placement_group(names.placement_group_name(job_id))
+        except ValueError:
+            return placement_group([{names.SERVER_RESOURCE: SERVER_SHARE}] * count, strategy="SPREAD",
+                                   name=names.placement_group_name(job_id), lifetime="detached")
+
+    def refresh(self, holders: set[str]) -> None:
+        """Tell the holders' managers to renew (and adopt) at once."""
+        for holder in holders:
+            handle = names.actor(names.holder_actor(holder))
+            if handle:
+                handle.refresh.remote()
+
+    async def drain(self, managers: list[str], timeout_s: float) -> dict[str, int]:
+        """Stop the managers claiming and wait for their attempts; what each still has out
+        (-1: it did not answer)."""
+        handles = {n: h for n in managers if (h := names.actor(n))}
+        left = await asyncio.gather(*[h.drain.remote(timeout_s) for h in handles.values()],
+                                    return_exceptions=True)
+        return {n: (r if isinstance(r, int) else -1) for n, r in zip(handles, left)}
+
+    async def serve(self, managers: list[str]) -> None:
+        for name in managers:
+            handle = names.actor(name)
+            if handle:
+                await handle.serve.remote()
+
+    def retire(self, job_id: int, count: int) -> None:
+        """An ended job's managers and placement group go."""
+        for i in range(count):
+            handle = names.actor(names.manager_name(job_id, i))
+            if handle:
+                ray.kill(handle, no_restart=True)
+        try:
+            remove_placement_group(get_placement_group(names.placement_group_name(job_id)))
+        except ValueError:
+            pass

@@ -1,0 +1,192 @@
+"""Everything the CampaignDirector does, as a plain class (the actor in `pom_actors/director.py`
+only creates it, runs its loop and answers for it).
+
+Every tick it reconciles the world with the database: one media gateway per POM server, due
+schedules turned into jobs, and for each live job its managers, the shard leases
+(`core.shards.allocate` over the managers that answer), pause/stop drains and finish
+criteria. It keeps no state of its own that matters: after a restart it rebuilds everything
+from PostgreSQL and re-attaches to the named managers.
+
+Collaborators (passed in, faked by the unit tests): `open_store()` gives a `store.director.
+DirectorStore`; `fleet` places and reaches the actors (`pom_actors/fleet.py` on Ray); a clock.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..config import Settings
+from ..core.clock import Clock
+from ..core.finish import FinishCriteria, finish_reason
+from ..core.lifecycle import ACTIVE, JobEvent, JobState, StateChanged, transition
+from ..core.schedule import Schedule, due_runs
+from ..core.shards import allocate
+from ..names import manager_name
+from ..store.director import DirectorStore
+
+log = logging.getLogger(__name__)
+GATEWAY_CHECK_S = 5.0
+E, S = JobEvent, JobState
+
+
+class Fleet(Protocol):
+    """The actors the director places: a media gateway per POM server, managers per job."""
+    def servers(self) -> int: ...
+    def gateway_names(self) -> list[str]: ...
+    def ensure_gateways(self) -> None: ...
+    async def managers(self, job_id: int, count: int, draining: bool) -> list[str]: ...
+    def refresh(self, holders: set[str]) -> None: ...
+    async def drain(self, names: list[str], timeout_s: float) -> dict[str, int]: ...
+    async def serve(self, names: list[str]) -> None: ...
+    def retire(self, job_id: int, count: int) -> None: ...
+
+
+class DirectorService:
+    def __init__(self, settings: Settings, *, open_store: Callable[[], DirectorStore], fleet: Fleet,
+                 clock: Clock):
+        self.settings, self.open_store, self.fleet, self.clock = settings, open_store, fleet, clock
+        self.store = open_store()
+        self.lock = asyncio.Lock()
+        self.ticks = 0
+        self.draining = False
+        self.gateways_checked = 0.0
+
+    # -- commands ------------------------------------------------------------------------------
+    async def create_job(self, campaign: int | str, start: bool = True) -> int:
+        """A new job of `campaign` (id or name) over its whole list; started unless told not to."""
+        async with self.lock:
+            camp = self.store.campaign(campaign)
+            with self.store.transaction():
+                job_id = self.store.create_job(camp["id"], self.settings.shards_per_job,
+                                               self._manager_count(), self.clock.now())
+            if start:
+                self.store.set_state(job_id, S.QUEUED, transition(S.QUEUED, E.START))
+        await self.tick()
+        return job_id
+
+    async def command(self, job_id: int, event: str) -> str:
+        """Apply a user command (start, pause, resume, stop); IllegalTransition if not allowed."""
+        async with self.lock:
+            state = JobState(self.store.job(job_id)["state"])
+            new = transition(state, JobEvent(event))
+            if not self.store.set_state(job_id, state, new, reason=f"user {event}"):
+                raise StateChanged(f"job {job_id} changed state concurrently; try again")
+        await self.tick()
+        return str(new)
+
+    async def drain(self, timeout_s: float = 15.0) -> dict[str, int]:
+        """Before a shutdown: stop claiming everywhere and wait for in-flight attempts."""
+        self.draining = True
+        return await self.fleet.drain(self._active_managers(), timeout_s)
+
+    async def serve(self) -> None:
+        """Leave a drain: schedules and managers work again (after `drain`, on a new start)."""
+        self.draining = False
+        await self.fleet.serve(self._active_managers())
+
+    def status(self) -> dict[str, Any]:
+        return {"state": "draining" if self.draining else "up", "ticks": self.ticks,
+                "gateways": self.fleet.gateway_names()}
+
+    def _active_managers(self) -> list[str]:
+        return [manager_name(j["id"], i) for j in self.store.jobs(tuple(ACTIVE)) for i in range(j["managers"])]
+
+    # -- the loop -------------------------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("director tick failed")
+                self.recover()
+            await asyncio.sleep(self.settings.tick_s)
+
+    def recover(self) -> None:
+        """After a failed tick: a new connection if the database restarted (still down: the
+        next tick tries again)."""
+        if self.store.broken:
+            try:
+                self.store = self.open_store()
+            except Exception as exc:
+                log.warning("database unreachable: %s", exc)
+
+    async def tick(self) -> None:
+        async with self.lock:
+            self.ticks += 1
+            # The node list is a round trip to Ray's control store: read it every
+            # GATEWAY_CHECK_S (a server added or lost is served within that).
+            if time.monotonic() - self.gateways_checked >= GATEWAY_CHECK_S or not self.fleet.gateway_names():
+                self.gateways_checked = time.monotonic()
+                self.fleet.ensure_gateways()
+            if not self.draining:
+                self._run_schedules()
+            for job in self.store.jobs(tuple(ACTIVE)):
+                try:
+                    await self._drive(job)
+                except Exception:   # one job's fault must not stop the others
+                    log.exception("driving job %s failed", job["id"])
+
+    def _run_schedules(self) -> None:
+        now = self.clock.now()
+        for camp in self.store.campaigns():
+            if not camp["schedule"] or not camp["enabled"]:
+                continue
+            try:
+                schedule = Schedule(**camp["schedule"])
+            except ValueError as exc:   # refused at creation; an old row must not stop the tick
+                log.error("campaign %s has an invalid schedule: %s", camp["name"], exc)
+                continue
+            since = camp["last_scheduled_at"] or camp["created_at"]
+            if since > now:
+                # created_at is the database's time: on a scaled clock that runs behind it, the
+                # first run would wait out the gap. Count from the business clock's now instead.
+                self.store.mark_scheduled(camp["id"], now)
+                continue
+            run_at = due_runs(schedule, since, now)
+            if run_at is None:
+                continue
+            with self.store.transaction():
+                self.store.mark_scheduled(camp["id"], run_at)
+                job_id = self.store.create_job(camp["id"], self.settings.shards_per_job, self._manager_count(), now)
+                self.store.set_state(job_id, S.QUEUED, S.RUNNING, reason=f"schedule {run_at}")
+            log.info("schedule of campaign %s started job %s", camp["name"], job_id)
+
+    async def _drive(self, job: dict) -> None:
+        job_id, state = job["id"], JobState(job["state"])
+        live = await self.fleet.managers(job_id, job["managers"], self.draining)
+        self._lease(job_id, live)
+        if state == S.RESUMING and live:
+            self.store.set_state(job_id, state, transition(state, E.RESUMED))
+        elif state == S.RUNNING:
+            criteria = FinishCriteria(**job["finish"]) if job["finish"] else None
+            reason = finish_reason(criteria, self.store.counts(job_id, criteria), self.clock.now())
+            if reason:
+                self.store.set_state(job_id, state, transition(state, E.FINISH), reason=reason, finishing=True)
+        elif state in (S.PAUSING, S.STOPPING) and self.store.in_flight(job_id) == 0:
+            if state == S.PAUSING:
+                self.store.set_state(job_id, state, transition(state, E.PAUSED))
+                return
+            with self.store.transaction():
+                self.store.cancel_open(job_id)
+                self.store.release_all(job_id)
+                self.store.set_state(job_id, state, transition(state, E.DRAINED, finishing=job["finishing"]))
+            self.fleet.retire(job_id, job["managers"])
+            log.info("job %s ended", job_id)
+
+    def _manager_count(self) -> int:
+        """Managers for a new job: as configured, or one per live POM server."""
+        return self.settings.managers_per_job or max(1, self.fleet.servers())
+
+    def _lease(self, job_id: int, live: list[str]) -> None:
+        """Shards of lapsed or dead holders go to live managers, balanced (epochs bumped)."""
+        rows = self.store.leases(job_id)
+        current = {r["shard"]: r["holder"] for r in rows if r["holder"] in live and not r["lapsed"]}
+        target = allocate([r["shard"] for r in rows], live, current)
+        moved = {s: h for s, h in target.items() if current.get(s) != h}
+        if moved:
+            self.store.grant(job_id, moved, self.settings.lease_ttl_s)
+            self.fleet.refresh(set(moved.values()))
+            log.info("job %s: leased shards %s", job_id, moved)

@@ -1,0 +1,304 @@
+"""Everything a CampaignManager does, as a plain class: it works the shards of one job that
+the director leased to it. The actor (`pom_actors/manager.py`) only creates it and runs it.
+
+One cycle, in batches: renew leases (and adopt shards newly gained), collect outcomes from
+the media gateways, then in ONE fenced transaction settle those outcomes (next step + ledger
++ outbox), claim due items (the claim records each attempt's intent on its work item), ask
+the rule engine for the batch and record the restricted ones; only after the commit do the
+orders leave for a gateway. Every decision is a `core` call; this class owns the order of
+the steps, the memory of what is in flight, and the recovery from a failed cycle.
+
+Collaborators (passed in, faked by the unit tests): `open_store()` gives a `store.work.
+WorkStore`; `rules.check(candidates)` the verdicts of a batch; `gateways` (`names()`,
+`submit`, `poll`, `lookup`, `fence`, raising `GatewayUnreachable`) the media gateways; a clock.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Protocol
+
+from ..config import Settings
+from ..core.clock import Clock
+from ..core.events import ATTEMPTS_TOPIC, job_key, restricted_event, settled_event
+from ..core.lifecycle import DISPATCHING
+from ..core.orders import Order, OrderRecord, Outcome, Refusal
+from ..core.pacing import make_pacer
+from ..core.pacing.snapshot import EventKind, PacerEvent, PacerSnapshot
+from ..core.pacing.time_based import manager_share
+from ..core.reconcile import GatewayUnreachable, not_sent, reconcile
+from ..core.rules import Candidate, Verdict
+from ..core.shards import choose_gateway
+from ..core.strategy import Strategy
+from ..core.work import AttemptRow, Item, candidate, in_flight_row, make_item, plan, resend, settle
+from ..names import on_node
+from ..store.work import WorkStore
+
+log = logging.getLogger(__name__)
+IDLE_S = 0.05
+RETRY_S = 0.5
+
+
+class RuleChecker(Protocol):
+    async def check(self, candidates: list[Candidate]) -> list[Verdict]: ...
+
+
+class Gateways(Protocol):
+    def names(self) -> list[str]: ...
+    async def submit(self, name: str, orders: list[Order]) -> list[Refusal]: ...
+    async def poll(self, name: str, reply_to: str) -> list[Outcome]: ...
+    async def lookup(self, name: str, attempt_ids: list[str]) -> dict[str, OrderRecord]: ...
+    async def fence(self, job_id: int, epochs: dict[int, int]) -> None: ...
+
+
+class ManagerService:
+    def __init__(self, settings: Settings, *, job_id: int, name: str, holder: str, managers: int,
+                 open_store: Callable[[], WorkStore], rules: RuleChecker, gateways: Gateways,
+                 clock: Clock, node_id: str = ""):
+        self.settings, self.name, self.holder, self.node_id = settings, name, holder, node_id
+        self.open_store, self.rules, self.gateways, self.clock = open_store, rules, gateways, clock
+        self.store = open_store()
+        job = self.store.job()
+        self.job_id, self.campaign_id = job_id, job["campaign_id"]
+        self.strategy: Strategy = self.store.strategy(job["strategy_id"])
+        self.pacers = {name: make_pacer(manager_share(h.pacing.attempts_per_second, h.pacing.max_concurrent,
+                                                      managers))
+                       for name, h in self.strategy.handlers.items()}
+        self.state: str | None = job["state"]
+        self.held: dict[int, int] = {}
+        # attempt id -> (item, its pending ledger row: epoch sent under, gateway, time sent)
+        self.inflight: dict[str, tuple[Item, AttemptRow]] = {}
+        self.watch: set[str] = set()          # attempts whose outcome must be looked up
+        self.renewed = 0.0
+        # No claims until the director says the server is not draining: a manager that Ray
+        # restarts while `pom run` is away must not start dialling on its own.
+        self.draining = True
+        self.stats: Counter[str] = Counter()
+        self.timing: Counter[str] = Counter()
+
+    # -- control --------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """The director moved leases: renew (and adopt) at the next cycle, not in seconds."""
+        self.renewed = 0.0
+
+    async def drain(self, timeout_s: float) -> int:
+        """Stop claiming and wait (up to `timeout_s` real seconds) for what is in flight to
+        settle; returns how many attempts are still out."""
+        self.draining = True
+        deadline = time.monotonic() + timeout_s
+        while self.inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        return len(self.inflight)
+
+    def status(self) -> dict[str, Any]:
+        return {"name": self.name, "holder": self.holder, "job_id": self.job_id, "state": self.state,
+                "draining": self.draining, "shards": self.held, "in_flight": len(self.inflight),
+                "seconds": {k: round(v, 3) for k, v in self.timing.items()}, **self.stats}
+
+    async def run(self) -> None:
+        """Cycle for ever; a failed cycle rolled back, so start again from the database."""
+        while True:
+            try:
+                busy = await self.cycle()
+            except Exception:
+                log.exception("%s: cycle failed", self.name)
+                self.recover()
+                busy = False
+                await asyncio.sleep(RETRY_S)
+            if not busy:
+                await asyncio.sleep(IDLE_S)
+
+    def recover(self) -> None:
+        """After a failed cycle: outcomes taken from the gateways may not have settled, so
+        forget what is in memory and adopt every shard anew (items in flight are looked up by
+        id); open a new store if the database connection is gone."""
+        self.stats["cycle_errors"] += 1
+        self.held, self.renewed = {}, 0.0
+        self.inflight.clear()
+        self.watch.clear()
+        if self.store.broken:
+            try:
+                self.store = self.open_store()
+            except Exception as exc:          # still down: try again after the next cycle
+                log.warning("%s: database unreachable: %s", self.name, exc)
+
+    # -- the cycle ------------------------------------------------------------------------------
+    async def cycle(self) -> bool:
+        """One cycle; True when it moved anything (the loop idles otherwise)."""
+        if time.monotonic() - self.renewed >= self.settings.lease_ttl_s / 3:
+            await self._renew()
+        with self._timed("collect"):
+            outcomes = await self._collect()
+        now = self.clock.now()
+        dispatching = self.state in DISPATCHING and self.held and not self.draining
+        gateway = self._gateway() if dispatching else None     # none running yet: settle only
+        budgets = self._budgets(now) if gateway else {}
+        if not outcomes and not any(budgets.values()):
+            return False
+        sent: list[tuple[Item, AttemptRow, Order]] = []
+        with self._timed("transaction"), self.store.fenced(self.held) as valid:
+            with self._timed("settle"):
+                self._settle(outcomes, valid)
+            items = []
+            for handler, n in budgets.items():
+                with self._timed("claim"):
+                    claimed = self.store.claim(valid, handler, gateway, now, n) if n and valid else []
+                with self._timed("items"):
+                    items += [make_item(row, self.strategy) for row in claimed]
+                self._unplaced(handler, n - len(claimed))
+            if items:
+                sent = await self._plan(items, valid, gateway, now)
+        # Committed: these attempts are in flight (a rolled-back cycle leaves nothing behind).
+        self.inflight.update((item.attempt_id, (item, row)) for item, row, _ in sent)
+        if sent:
+            with self._timed("dispatch"):
+                await self._dispatch(gateway, [order for _, _, order in sent])
+        return bool(items) or bool(outcomes)
+
+    async def _plan(self, items: list[Item], valid: dict[int, int], gateway: str,
+                    now: datetime) -> list[tuple[Item, AttemptRow, Order]]:
+        """Verdicts for the claimed batch; the restricted ones are recorded here (inside the
+        fenced transaction), the allowed ones returned to be sent after the commit."""
+        with self._timed("rules"):
+            verdicts = await self.rules.check([candidate(i, self.strategy, self.campaign_id) for i in items])
+        with self._timed("plan"):
+            plans = [plan(i, v, self.strategy, campaign_id=self.campaign_id, epoch=valid[i.shard],
+                          gateway=gateway, reply_to=self.name, now=now) for i, v in zip(items, verdicts)]
+        restricted = [p for p in plans if not p.order]
+        with self._timed("restricted"):
+            self.store.write_attempts([p.attempt for p in restricted])
+            self.store.update_items([p.update for p in restricted])
+            self.store.outbox(ATTEMPTS_TOPIC, job_key(self.job_id), [restricted_event(p.attempt) for p in restricted])
+        for p in restricted:
+            self._unplaced(p.attempt.handler, 1)
+        self.stats["restricted"] += len(restricted)
+        return [(i, p.attempt, p.order) for i, p in zip(items, plans) if p.order]
+
+    @contextmanager
+    def _timed(self, phase: str):
+        """Seconds spent per phase of the cycle, cumulative (reported by `status`)."""
+        start = time.perf_counter()
+        yield
+        self.timing[phase] += time.perf_counter() - start
+
+    def _budgets(self, now: datetime) -> dict[str, int]:
+        """Dials each handler may start now: its pacer over this manager's in-flight calls,
+        at most one batch (what the pacer grants beyond that is given back)."""
+        flying = Counter(item.handler for item, _ in self.inflight.values())
+        budgets = {}
+        for name, pacer in self.pacers.items():
+            granted = pacer.decide(PacerSnapshot(now=now, dialling=(0.0,) * flying[name])).dials
+            budgets[name] = min(granted, self.settings.batch_size)
+            self._unplaced(name, granted - budgets[name])
+        return budgets
+
+    def _unplaced(self, handler: str, count: int) -> None:
+        if count > 0:
+            self.pacers[handler].observe([PacerEvent(EventKind.UNPLACED, count=count)])
+
+    def _gateway(self) -> str | None:
+        live = self.gateways.names()
+        return choose_gateway(live, [g for g in live if on_node(g, self.node_id)], self.name)
+
+    async def _dispatch(self, gateway: str, batch: list[Order]) -> None:
+        try:
+            refused = await self.gateways.submit(gateway, batch)
+        except GatewayUnreachable:
+            # Whether the orders arrived is unknowable now: reconcile them by lookup.
+            self.watch.update(o.attempt_id for o in batch)
+            return
+        for r in refused:                       # a newer epoch took the shard: its holder reconciles
+            self.inflight.pop(r.attempt_id, None)
+            self.stats["refused"] += 1
+        self.stats["dispatched"] += len(batch) - len(refused)
+
+    async def _collect(self) -> list[Outcome]:
+        """Outcomes addressed to this manager, plus those of watched attempts found by lookup."""
+        names = sorted({row.gateway for _, row in self.inflight.values()})
+        found: list[Outcome] = []
+        polls = await asyncio.gather(*[self.gateways.poll(n, self.name) for n in names], return_exceptions=True)
+        failed = set()
+        for name, result in zip(names, polls):
+            if isinstance(result, BaseException):
+                failed.add(name)
+            else:
+                found.extend(result)
+        if failed:    # their outcomes can only be looked up now (and are in doubt if gone)
+            self.watch.update(aid for aid, (_, row) in self.inflight.items() if row.gateway in failed)
+        if self.watch:
+            found.extend(await self._lookup(self.watch))
+        return found
+
+    async def _lookup(self, attempt_ids: set[str]) -> list[Outcome]:
+        """Outcomes of watched attempts, decided by `core.reconcile` from the record of the
+        gateway that took each order."""
+        by_gateway: dict[str, list[str]] = defaultdict(list)
+        for aid in attempt_ids:
+            if aid in self.inflight:
+                by_gateway[self.inflight[aid][1].gateway].append(aid)
+        now, out = self.clock.now(), []
+        for name, ids in by_gateway.items():
+            try:
+                records: dict[str, OrderRecord] | GatewayUnreachable = await self.gateways.lookup(name, ids)
+            except GatewayUnreachable as exc:
+                records = exc
+            for aid in ids:
+                answer = records if isinstance(records, GatewayUnreachable) else records.get(aid)
+                outcome = reconcile(aid, answer, now)
+                if outcome is not None:
+                    out.append(outcome)
+        return out
+
+    def _settle(self, outcomes: list[Outcome], valid: dict[int, int]) -> None:
+        """Next steps, ledger rows and outbox for outcomes of shards still held (inside `fenced`)."""
+        settled = []
+        for o in outcomes:
+            entry = self.inflight.pop(o.attempt_id, None)
+            self.watch.discard(o.attempt_id)
+            if entry is None or entry[0].shard not in valid:
+                continue
+            item, row = entry
+            # An order that never left: the item is due again, only its attempt number is spent.
+            s = None if not_sent(o) else settle(item, o.code, self.strategy, o.at)
+            settled.append((item, row, o, s))
+        if not settled:
+            return
+        updates = [s.update if s else resend(item, o.at) for item, _, o, s in settled]
+        applied = self.store.update_items(updates, [(row.epoch, item.attempts) for item, row, _, _ in settled])
+        done = [(row.complete(o.code, o.at, o.details), s) for item, row, o, s in settled if item.id in applied]
+        self.store.write_attempts([row for row, _ in done])
+        self.store.outbox(ATTEMPTS_TOPIC, job_key(self.job_id), [settled_event(row, s.step) for row, s in done if s])
+        self.stats["settled"] += len(done)
+
+    # -- leases and adoption --------------------------------------------------------------------
+    async def _renew(self) -> None:
+        held = self.store.renew(self.settings.lease_ttl_s)
+        self.state = self.store.job_state()
+        gained = {s: e for s, e in held.items() if self.held.get(s) != e}
+        self.held = held
+        self.renewed = time.monotonic()
+        for aid, (item, _) in list(self.inflight.items()):
+            if item.shard not in held:      # lost: the new holder reconciles it
+                del self.inflight[aid]
+                self.watch.discard(aid)
+        if gained:
+            await self._adopt(gained)
+
+    async def _adopt(self, gained: dict[int, int]) -> None:
+        """Adopt what earlier holders left in flight on `gained`: fence every gateway at the new
+        epochs first, so no order of an old holder can still be accepted, then look up each
+        attempt by id (principle 2: never blindly redialled)."""
+        await self.gateways.fence(self.job_id, gained)
+        rows = self.store.in_flight(gained)
+        for row in rows:
+            item = make_item(row, self.strategy)
+            self.inflight[item.attempt_id] = (item, in_flight_row(
+                item, self.strategy, campaign_id=self.campaign_id, epoch=row["in_flight_epoch"],
+                gateway=row["in_flight_gateway"], at=row["in_flight_at"]))
+            self.watch.add(item.attempt_id)
+        self.stats["adopted"] += len(rows)

@@ -1,0 +1,75 @@
+"""The director's statements, on one connection: jobs, their lifecycle and leases, and the
+campaigns whose schedules it runs (`store.jobs` and `store.catalog` hold the SQL)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from ..core.finish import FinishCriteria, JobCounts
+from ..core.lifecycle import JobState
+from . import catalog, jobs
+from .database import connect
+
+
+class DirectorStore:
+    def __init__(self, conn: psycopg.Connection):
+        self.conn = conn
+
+    @classmethod
+    def open(cls, url: str) -> "DirectorStore":
+        return cls(connect(url, autocommit=True))
+
+    @property
+    def broken(self) -> bool:
+        return self.conn.broken or self.conn.closed
+
+    def transaction(self) -> AbstractContextManager:
+        return self.conn.transaction()
+
+    # -- campaigns and schedules ------------------------------------------------------------
+    def campaign(self, ref: int | str) -> dict[str, Any]:
+        return catalog.campaign(self.conn, ref)
+
+    def campaigns(self) -> list[dict[str, Any]]:
+        return catalog.campaigns(self.conn)
+
+    def mark_scheduled(self, campaign_id: int, at: datetime) -> None:
+        """The campaign's schedule has been served up to `at`."""
+        self.conn.execute("UPDATE campaigns SET last_scheduled_at = %s WHERE id = %s", (at, campaign_id))
+
+    # -- jobs --------------------------------------------------------------------------------
+    def create_job(self, campaign_id: int, shards: int, managers: int, now: datetime) -> int:
+        return jobs.create_job(self.conn, campaign_id, shards, managers, now)
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return jobs.job(self.conn, job_id)
+
+    def jobs(self, states: tuple[str, ...]) -> list[dict[str, Any]]:
+        return jobs.jobs(self.conn, states)
+
+    def set_state(self, job_id: int, expected: str, new: JobState | str, *, reason: str | None = None,
+                  finishing: bool | None = None) -> bool:
+        return jobs.set_state(self.conn, job_id, expected, new, reason=reason, finishing=finishing)
+
+    def counts(self, job_id: int, criteria: FinishCriteria | None) -> JobCounts:
+        return jobs.counts(self.conn, job_id, criteria)
+
+    def in_flight(self, job_id: int) -> int:
+        return jobs.in_flight(self.conn, job_id)
+
+    def cancel_open(self, job_id: int) -> int:
+        return jobs.cancel_open(self.conn, job_id)
+
+    # -- leases ------------------------------------------------------------------------------
+    def leases(self, job_id: int) -> list[dict[str, Any]]:
+        return jobs.leases(self.conn, job_id)
+
+    def grant(self, job_id: int, holders: Mapping[int, str], ttl_s: float) -> None:
+        jobs.grant(self.conn, job_id, holders, ttl_s)
+
+    def release_all(self, job_id: int) -> None:
+        jobs.release_all(self.conn, job_id)
