@@ -6,6 +6,9 @@ StrategyError, IllegalTransition, ...) and never build error responses themselve
 """
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import psycopg
 import pydantic
 from fastapi import FastAPI, Request
@@ -17,6 +20,8 @@ from pom_actors.core.lifecycle import IllegalTransition, StateChanged, allowed_e
 from pom_actors.core.strategy import StrategyError
 from pom_actors.store.catalog import NotFound
 
+from .validation import Fault, printable
+
 
 class Unavailable(RuntimeError):
     """An actor the request needs is not running (503)."""
@@ -26,8 +31,32 @@ class NoAnswer(TimeoutError):
     """An actor did not answer in time (504); what it was asked may still take effect."""
 
 
+class ErrorResponse(JSONResponse):
+    """JSON that renders whatever text an error echoes: should an unpaired surrogate slip into
+    a message, it is written as a `\\udxxx` escape instead of failing to encode (a 500)."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False,
+                              separators=(",", ":")).encode("ascii")
+
+
 def _error(status: int, error: str, **fields) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": error, **fields})
+    return ErrorResponse(status_code=status, content={"error": error, **fields})
+
+
+def _path(error: dict) -> str:
+    """Where a validation error is: its location without the leading `body`, then the path
+    a `validation.Fault` found inside that field (a key of a strategy document, say)."""
+    loc = list(error["loc"])
+    if loc[:1] == ["body"]:
+        loc = loc[1:]
+    fault = (error.get("ctx") or {}).get("error")
+    if isinstance(fault, Fault):
+        loc += fault.path
+    return ".".join(printable(str(p)) for p in loc)
 
 
 async def not_found(_: Request, exc: NotFound) -> JSONResponse:
@@ -48,9 +77,8 @@ async def state_changed(_: Request, exc: StateChanged) -> JSONResponse:
 
 
 async def invalid(_: Request, exc: RequestValidationError | pydantic.ValidationError) -> JSONResponse:
-    return _error(422, "invalid", errors=[
-        {"path": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
-        for e in exc.errors()])
+    return _error(422, "invalid", errors=[{"path": _path(e), "message": printable(e["msg"])}
+                                          for e in exc.errors()])
 
 
 async def unique_violation(_: Request, exc: psycopg.errors.UniqueViolation) -> JSONResponse:

@@ -1,6 +1,8 @@
 """Campaigns: a strategy over a contact list, with finish criteria, a schedule and a priority."""
 from __future__ import annotations
 
+from typing import Annotated
+
 import psycopg
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
@@ -10,17 +12,18 @@ from pom_actors.core.schedule import Schedule
 from pom_actors.store import catalog
 
 from .. import deps
+from ..validation import CleanJson, Id, Text
 
 router = APIRouter(tags=["campaigns"])
 
 
 class CampaignCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    strategy_id: int
-    list_id: int
-    description: str = ""
-    finish: FinishCriteria = FinishCriteria()
-    schedule: Schedule | None = None
+    name: Text = Field(min_length=1, max_length=200)
+    strategy_id: Id
+    list_id: Id
+    description: Text = ""
+    finish: Annotated[FinishCriteria, CleanJson] = FinishCriteria()
+    schedule: Annotated[Schedule | None, CleanJson] = None
     priority: int = Field(default=5, ge=1, le=10)
 
 

@@ -2,15 +2,17 @@
 only when `settings.demo` is on). Messages are kept in memory on `app.state.sms_sink`."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
+
+from ..validation import CleanJson
 
 router = APIRouter(tags=["demo"])
 
 
 @router.post("/demo/sms")
-def demo_sms(message: dict[str, Any], request: Request) -> dict:
+def demo_sms(message: Annotated[dict[str, Any], CleanJson], request: Request) -> dict:
     sink = request.app.state.sms_sink
     sink.append(message)
     return {"status": "accepted", "id": len(sink)}

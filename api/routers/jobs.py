@@ -13,12 +13,13 @@ from pom_actors.core.lifecycle import JobEvent, JobState, allowed_events
 from pom_actors.store import catalog, jobs as jobstore
 
 from .. import deps
+from ..validation import Id, Ref, Text
 
 router = APIRouter(tags=["jobs"])
 
 
 class JobCreate(BaseModel):
-    campaign: int | str = Field(description="campaign id or name")
+    campaign: Ref = Field(description="campaign id or name")
     start: bool = True
 
 
@@ -38,14 +39,14 @@ def job_detail(conn: psycopg.Connection, job_id: int) -> dict:
 
 
 @router.get("/jobs")
-def list_jobs(state: str | None = None, conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
+def list_jobs(state: Text | None = None, conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
     rows = jobstore.jobs(conn, (state,) if state else None)
     counts = jobstore.state_counts(conn, [r["id"] for r in rows])
     return [job_view(r, counts[r["id"]]) for r in rows]
 
 
 @router.get("/jobs/{job_id}")
-def get_job(job_id: int, conn: psycopg.Connection = Depends(deps.db)) -> dict:
+def get_job(job_id: Id, conn: psycopg.Connection = Depends(deps.db)) -> dict:
     return job_detail(conn, job_id)
 
 
@@ -56,31 +57,31 @@ def create_job(body: JobCreate, conn: psycopg.Connection = Depends(deps.db),
     return job_detail(conn, director.create_job(body.campaign, body.start))
 
 
-def _command(job_id: int, event: JobEvent, conn: psycopg.Connection, director: deps.Director) -> dict:
+def _command(job_id: Id, event: JobEvent, conn: psycopg.Connection, director: deps.Director) -> dict:
     jobstore.job(conn, job_id)                     # 404 before the director is asked
     director.command(job_id, event)
     return job_detail(conn, job_id)
 
 
 @router.post("/jobs/{job_id}/start")
-def start_job(job_id: int, conn: psycopg.Connection = Depends(deps.db),
+def start_job(job_id: Id, conn: psycopg.Connection = Depends(deps.db),
               director: deps.Director = Depends(deps.director)) -> dict:
     return _command(job_id, JobEvent.START, conn, director)
 
 
 @router.post("/jobs/{job_id}/pause")
-def pause_job(job_id: int, conn: psycopg.Connection = Depends(deps.db),
+def pause_job(job_id: Id, conn: psycopg.Connection = Depends(deps.db),
               director: deps.Director = Depends(deps.director)) -> dict:
     return _command(job_id, JobEvent.PAUSE, conn, director)
 
 
 @router.post("/jobs/{job_id}/resume")
-def resume_job(job_id: int, conn: psycopg.Connection = Depends(deps.db),
+def resume_job(job_id: Id, conn: psycopg.Connection = Depends(deps.db),
                director: deps.Director = Depends(deps.director)) -> dict:
     return _command(job_id, JobEvent.RESUME, conn, director)
 
 
 @router.post("/jobs/{job_id}/stop")
-def stop_job(job_id: int, conn: psycopg.Connection = Depends(deps.db),
+def stop_job(job_id: Id, conn: psycopg.Connection = Depends(deps.db),
              director: deps.Director = Depends(deps.director)) -> dict:
     return _command(job_id, JobEvent.STOP, conn, director)

@@ -11,14 +11,15 @@ from pom_actors.core.contacts import ContactRowError, parse_contacts
 from pom_actors.store import catalog
 
 from .. import deps
+from ..validation import Id, Text, json_fault, printable
 
 router = APIRouter(tags=["lists"])
 
 
 class ListCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    description: str = ""
-    attributes: list[str] = []
+    name: Text = Field(min_length=1, max_length=200)
+    description: Text = ""
+    attributes: list[Text] = []
 
 
 @router.post("/lists", status_code=201)
@@ -28,10 +29,10 @@ def create_list(body: ListCreate, conn: psycopg.Connection = Depends(deps.db)) -
 
 
 @router.post("/lists/{list_id}/contacts")
-def add_contacts(list_id: int, rows: list[dict[str, Any]],
+def add_contacts(list_id: Id, rows: list[dict[str, Any]],
                  conn: psycopg.Connection = Depends(deps.db)) -> dict:
     catalog.list_attributes(conn, list_id)
-    good, errors = parse_contacts(rows)
+    good, errors = _parse(rows)
     taken = catalog.existing_external_ids(conn, list_id, [c["external_id"] for c in good])
     errors += [{"line": c["line"], "field": "external_id", "message": "already in this list"}
                for c in good if c["external_id"] in taken]
@@ -42,3 +43,22 @@ def add_contacts(list_id: int, rows: list[dict[str, Any]],
     if errors:
         raise ContactRowError(errors, imported)
     return {"imported": imported, "errors": []}
+
+
+def _parse(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """parse_contacts, after refusing each row holding a value PostgreSQL would refuse (a NUL,
+    an unpaired surrogate, a number out of range) with its line and the field at fault. The
+    row is refused whole and stays out of the batch (its external_id is not taken)."""
+    faults: dict[int, dict[str, Any]] = {}
+    for line, row in enumerate(rows, start=1):
+        if (fault := json_fault(row)) is not None:
+            path, message = fault
+            faults[line] = {"line": line, "field": ".".join(printable(str(p)) for p in path),
+                            "message": message}
+    if not faults:
+        return parse_contacts(rows)
+    # a refused row is replaced by a non-row so that the lines of the others stay as sent
+    good, errors = parse_contacts([None if line in faults else row
+                                   for line, row in enumerate(rows, start=1)])
+    errors = [faults.get(e["line"], e) for e in errors]
+    return good, errors

@@ -1,7 +1,7 @@
 """Strategies: each document validated and stored as the next version of its name."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import psycopg
 from fastapi import APIRouter, Body, Depends
@@ -10,13 +10,14 @@ from pom_actors.core.strategy import STANDARD_ATTRIBUTES
 from pom_actors.store import catalog
 
 from .. import deps
+from ..validation import CleanJson, Id
 
 router = APIRouter(tags=["strategies"])
 
 
 @router.post("/strategies", status_code=201)
-def create_strategy(document: Any = Body(..., media_type="application/json"),
-                    list_id: int | None = None, conn: psycopg.Connection = Depends(deps.db)) -> dict:
+def create_strategy(document: Annotated[dict[str, Any], CleanJson, Body(media_type="application/json")],
+                    list_id: Id | None = None, conn: psycopg.Connection = Depends(deps.db)) -> dict:
     attributes = None if list_id is None else (
         set(catalog.list_attributes(conn, list_id)) | set(STANDARD_ATTRIBUTES))
     sid, strategy = catalog.save_strategy(conn, document, attributes)
