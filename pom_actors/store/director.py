@@ -7,26 +7,13 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
-import psycopg
-
 from ..core.finish import FinishCriteria, JobCounts
 from ..core.lifecycle import JobState
 from . import catalog, jobs
-from .database import connect
+from .base import Store
 
 
-class DirectorStore:
-    def __init__(self, conn: psycopg.Connection):
-        self.conn = conn
-
-    @classmethod
-    def open(cls, url: str) -> "DirectorStore":
-        return cls(connect(url, autocommit=True))
-
-    @property
-    def broken(self) -> bool:
-        return self.conn.broken or self.conn.closed
-
+class DirectorStore(Store):
     def transaction(self) -> AbstractContextManager:
         return self.conn.transaction()
 

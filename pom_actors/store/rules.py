@@ -6,26 +6,14 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import orjson
-import psycopg
 
 from ..core.rules import Rule
 from . import catalog
-from .database import connect
+from .base import Store
 from .work import in_flight_attempts
 
 
-class RuleStore:
-    def __init__(self, conn: psycopg.Connection):
-        self.conn = conn
-
-    @classmethod
-    def open(cls, url: str) -> "RuleStore":
-        return cls(connect(url, autocommit=True))
-
-    @property
-    def broken(self) -> bool:
-        return self.conn.broken or self.conn.closed
-
+class RuleStore(Store):
     def rules(self) -> list[Rule]:
         return catalog.rules(self.conn)
 

@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 from ..core.strategy import Strategy
 from ..core.work import AttemptRow, ItemUpdate, make_item
 from . import catalog, jobs
-from .database import connect
+from .base import Store
 
 ATTEMPT_COLUMNS = ("work_item_id", "attempt_no", "job_id", "campaign_id", "contact_id", "shard", "epoch",
                    "handler", "channel", "address", "verdict", "rule", "reason", "gateway", "code",
@@ -75,22 +75,13 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-class WorkStore:
+class WorkStore(Store):
     """One manager's connection to the database and the statements of its cycle."""
 
     def __init__(self, conn: psycopg.Connection, job_id: int, holder: str):
-        self.conn = conn
+        super().__init__(conn)
         self.job_id = job_id
         self.holder = holder
-
-    @classmethod
-    def open(cls, url: str, job_id: int, holder: str) -> "WorkStore":
-        return cls(connect(url, autocommit=True), job_id, holder)
-
-    @property
-    def broken(self) -> bool:
-        """The connection is gone (the database restarted): open a new store."""
-        return self.conn.broken or self.conn.closed
 
     def job(self) -> dict[str, Any]:
         return jobs.job(self.conn, self.job_id)
