@@ -16,15 +16,15 @@ from pom_actors.config import Settings
 from pom_actors.store.database import libpq_url
 
 from . import errors
-from .limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
+from .limits import BodyLimit
 from .routers import campaigns, demo, health, jobs, lists, strategies
 
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+def create_app(settings: Settings) -> FastAPI:
     """The gateway of a running system (`settings.database_url` resolved, Ray initialised);
-    a request body over `max_body_bytes` is refused with 413."""
+    a request body over `settings.max_body_bytes` is refused with 413."""
     pool = ConnectionPool(libpq_url(settings.database_url), min_size=1, max_size=8,
                           kwargs={"autocommit": True}, open=False)
 
@@ -38,7 +38,7 @@ def create_app(settings: Settings, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
     app.state.settings = settings
     app.state.pool = pool
     app.state.sms_sink = []
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     errors.install(app)
     app.include_router(health.router)
     for resource in (jobs, strategies, lists, campaigns):

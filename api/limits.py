@@ -1,5 +1,5 @@
 """The request-body limit: a pure ASGI middleware that counts the bytes of a request body and
-answers `413` with a JSON error once they exceed the limit (default 10 MiB).
+answers `413` with a JSON error once they exceed the limit (`POM_MAX_BODY_BYTES`, 10 MiB).
 
 A declared `Content-Length` over the limit is refused before the app runs. A body without one
 (chunked) is counted as it arrives: when it crosses the limit the middleware sends the 413
@@ -12,11 +12,9 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
-
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES):
+    def __init__(self, app: ASGIApp, max_bytes: int):
         if max_bytes < 0:
             raise ValueError("max_bytes must be >= 0")
         self.app = app

@@ -27,7 +27,7 @@ class Untouchable:
 
 
 def _client(**options) -> TestClient:
-    app = create_app(Settings(database_url=UNUSED_DB, demo=True), **options)
+    app = create_app(Settings(database_url=UNUSED_DB, demo=True, **options))
     app.dependency_overrides[deps.db] = Untouchable
     app.dependency_overrides[deps.director] = Untouchable
     return TestClient(app)
