@@ -9,6 +9,8 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool
 
+from pom_actors.store.base import ping
+
 from .. import deps
 
 router = APIRouter(tags=["health"])
@@ -29,7 +31,7 @@ def health(pool: ConnectionPool = Depends(deps.pool),
 def _database(pool: ConnectionPool, deadline: float) -> dict:
     try:
         with pool.connection(timeout=max(0.1, deadline - time.monotonic())) as conn:
-            conn.execute("SELECT 1")
+            ping(conn)
         return {"state": "up"}
     except Exception as exc:
         return {"state": "down", "error": str(exc)}

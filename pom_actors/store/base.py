@@ -20,3 +20,8 @@ class Store:
     @property
     def broken(self) -> bool:
         return self.conn.broken or self.conn.closed
+
+
+def ping(conn: psycopg.Connection) -> None:
+    """Raises unless the database answers on `conn`."""
+    conn.execute("SELECT 1")
