@@ -17,7 +17,7 @@ from pom_actors.store.database import libpq_url
 
 from . import errors
 from .limits import BodyLimit
-from .routers import campaigns, demo, health, jobs, lists, strategies
+from .routers import campaigns, demo, health, jobs, lists, metrics, strategies
 
 API_PREFIX = "/api/v1"
 
@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     for resource in (jobs, strategies, lists, campaigns):
         app.include_router(resource.router, prefix=API_PREFIX)
     if settings.demo:

@@ -1,0 +1,432 @@
+"""The gateway's Prometheus metrics: a custom collector that builds every `pom_` family on
+each scrape from one database read (`pom_actors.store.metrics.read`) and one parallel probe
+of the actors, both cut off at one deadline (docs/api.md, "Metrics").
+
+Nothing here imports Ray or opens a connection: the collector receives its sources
+(`Sources`: a function that reads the database, the probes, the clock), so the unit tests
+drive it with fakes. `api/routers/metrics.py` wires it to the pool and to Ray.
+
+The ledger is counted incrementally (`LedgerTally`), the outbox from a low-water mark
+(`OutboxMark`); the two reads that do grow with the data — the whole ledger once per gateway
+process, each job's item total once per job — run on a background thread, never on a
+scrape's clock.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from pom_actors import names
+from pom_actors.core.lifecycle import JobState
+from pom_actors.core.orders import CHANNELS
+from pom_actors.store.metrics import Figures, LedgerKey, LedgerQuery, LedgerRead, OutboxRead
+
+log = logging.getLogger(__name__)
+
+# A ledger row not yet visible was claimed at most (oldest open transaction + SLACK_S) real
+# seconds ago: the slack covers the moment between a manager reading its clock and opening
+# its transaction, and the skew between the clocks of the POM servers.
+SLACK_S = 5.0
+JOB_STATES = [str(s) for s in JobState]
+ITEM_STATES = ("ready", "scheduled", "in_flight", "done")
+MANAGER_COUNTERS = ("dispatched", "settled", "refused", "restricted", "adopted", "cycle_errors")
+# Jobs whose managers exist: the active states and paused (its managers stay up, idle).
+MANAGED = {str(s) for s in (JobState.RUNNING, JobState.PAUSING, JobState.PAUSED, JobState.RESUMING,
+                            JobState.STOPPING)}
+
+
+# -- the ledger, counted incrementally ----------------------------------------------------------
+class LedgerTally:
+    """Attempts by (channel, code, verdict, rule), every ledger row counted exactly once, at a
+    cost per scrape that follows the rows added since the last scrape, not the ledger's size.
+
+    Each ledger row's `created_at` is the business time its claim read from the manager's
+    clock just before the claim's transaction began; an allowed attempt's row is written later,
+    when its outcome settles, while its intent stands on its work item (`in_flight`, claimed at
+    `in_flight_at` = that same time). So a row that is not visible to a scrape's snapshot is
+    either (a) the attempt of an item in flight in that snapshot, or (b) from a claim not yet
+    committed, whose clock read is no older than the oldest open transaction (plus `SLACK_S`).
+    The horizon `until` is placed below every (b); the (a) below it are remembered by key
+    (`pending`). Hence after each read:
+
+    * `settled` holds every row below the horizon — final: rows below it can only still come
+      from `pending`, which the next read looks up by primary key (`landed`);
+    * `recent` holds the visible rows at or above the horizon, counted again next time.
+
+    Exported totals are `settled + recent`: they never decrease, and equal `count(*)` of the
+    ledger as of the snapshot. The first read has no horizon yet and counts the ledger whole.
+    """
+
+    def __init__(self) -> None:
+        self.horizon: datetime | None = None
+        self.settled: Counter[LedgerKey] = Counter()
+        self.recent: Counter[LedgerKey] = Counter()
+        self.pending: tuple[tuple[int, int], ...] = ()
+        self.ready = False
+
+    def query(self, business_now: datetime, scale: float, oldest_open_s: float) -> LedgerQuery:
+        until = business_now - timedelta(seconds=(oldest_open_s + SLACK_S) * scale)
+        if self.horizon is not None:
+            until = max(until, self.horizon)       # the horizon never moves back
+        return LedgerQuery(since=self.horizon, until=until, pending=self.pending if self.ready else ())
+
+    def apply(self, query: LedgerQuery, read: LedgerRead) -> None:
+        if query.since != self.horizon:            # not the read this tally asked for
+            raise ValueError("a ledger read out of turn")
+        self.settled.update(read.below)
+        self.settled.update(read.landed)
+        self.recent = Counter(read.above)
+        self.pending = tuple(read.flying)
+        self.horizon = query.until
+        self.ready = True
+
+    def totals(self) -> Counter[LedgerKey]:
+        return self.settled + self.recent
+
+
+class OutboxMark:
+    """The lowest outbox id a read must look at. Every row below it was seen published (a
+    published row never becomes unpublished again). A read proposes its lowest unpublished id
+    (or its highest id + 1); the proposal is taken once every transaction that was running at
+    that read has ended, so no row with a smaller id can still appear."""
+
+    def __init__(self) -> None:
+        self.low = 0
+        self.proposal: tuple[int, int] | None = None        # (low id, xmax of its snapshot)
+
+    def apply(self, read: OutboxRead) -> None:
+        if self.proposal is not None and read.xmin >= self.proposal[1]:
+            self.low = max(self.low, min(self.proposal[0], read.low_id))
+        self.proposal = (read.low_id, read.xmax)
+
+
+# -- what a scrape reads -------------------------------------------------------------------------
+@dataclass
+class Sources:
+    """What the collector reads, all passed in.
+
+    read(deadline, ledger_query | None, outbox_from) -> Figures, one snapshot, cut at deadline
+    oldest_open_s(deadline | None) -> float   age of the oldest open transaction (seconds)
+    read_ledger(query) -> LedgerRead          the whole-ledger first read (no deadline)
+    job_totals(job_ids) -> {job: items}       read once per job (no deadline)
+    probe(deadline) -> collect()              director, rule engine, gateways (as /health)
+    probe_managers(names, deadline) -> collect()   each manager's status()
+    """
+    read: Callable[[float, LedgerQuery | None, int], Figures]
+    oldest_open_s: Callable[[float | None], float]
+    read_ledger: Callable[[LedgerQuery], LedgerRead]
+    job_totals: Callable[[list[int]], dict[int, int]]
+    probe: Callable[[float], Callable[[], dict[str, dict]]]
+    probe_managers: Callable[[list[str], float], Callable[[], dict[str, dict]]]
+
+
+@dataclass
+class Scrape:
+    """One scrape's inputs, as the families are built from them."""
+    figures: Figures | None = None
+    db_error: str | None = None
+    actors: dict[str, dict] = field(default_factory=dict)
+    managers: dict[str, dict] = field(default_factory=dict)
+    expected_managers: dict[str, int] = field(default_factory=dict)     # name -> job id
+    ledger: Counter[LedgerKey] | None = None
+    totals: dict[int, int] = field(default_factory=dict)
+
+
+class PomCollector(Collector):
+    """A prometheus_client collector: `collect()` scrapes (one database read, one parallel
+    probe, both bounded by `timeout_s`) and yields the families. Bind the sources of the
+    request first (`bind`); scrapes are serialised by the caller."""
+
+    def __init__(self, clock: Callable[[], datetime], scale: float, timeout_s: float = 3.0):
+        self.clock, self.scale, self.timeout_s = clock, scale, timeout_s
+        self.sources: Sources | None = None
+        self.tally = LedgerTally()
+        self.outbox = OutboxMark()
+        self.totals: dict[int, int] = {}
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pom-metrics")
+        self._backfill: Future | None = None
+        self._counting: Future | None = None
+
+    def bind(self, sources: Sources) -> None:
+        self.sources = sources
+
+    def close(self) -> None:
+        self._background.shutdown(wait=False, cancel_futures=True)
+
+    def describe(self) -> list[Metric]:
+        return []                         # families vary per scrape: never collected at register
+
+    def collect(self) -> Iterator[Metric]:
+        yield from families(self.scrape())
+
+    # -- one scrape --------------------------------------------------------------------------------
+    def scrape(self) -> Scrape:
+        src = self.sources
+        if src is None:
+            raise RuntimeError("PomCollector.bind() was not called")
+        deadline = time.monotonic() + self.timeout_s
+        out = Scrape()
+        collect_actors = src.probe(deadline)          # the actors work while the database answers
+        query = None
+        if self.tally.ready:
+            try:
+                query = self.tally.query(self.clock(), self.scale, src.oldest_open_s(deadline))
+            except Exception as exc:
+                out.db_error = _error(exc)
+        elif self._backfill is None:
+            self._backfill = self._background.submit(self._first_ledger_read, src)
+        if out.db_error is None:
+            try:
+                out.figures = src.read(deadline, query, self.outbox.low)
+            except Exception as exc:
+                out.db_error = _error(exc)
+                log.warning("metrics: database read failed: %s", out.db_error)
+        if out.figures is not None:
+            if query is not None and out.figures.ledger is not None:
+                self.tally.apply(query, out.figures.ledger)
+            self.outbox.apply(out.figures.outbox)
+            out.expected_managers = {names.manager_name(j["id"], i): j["id"] for j in out.figures.live
+                                     if j["state"] in MANAGED for i in range(j["managers"])}
+            self._count_new_jobs(src, [j["id"] for j in out.figures.live])
+        collect_managers = src.probe_managers(sorted(out.expected_managers), deadline)
+        self._wait(deadline)
+        out.actors = collect_actors()
+        out.managers = collect_managers() if out.expected_managers else {}
+        if out.figures is not None:
+            live = {j["id"] for j in out.figures.live}
+            self.totals = {j: n for j, n in self.totals.items() if j in live}
+            out.totals = dict(self.totals)
+        out.ledger = self.tally.totals() if self.tally.ready else None
+        return out
+
+    def _first_ledger_read(self, src: Sources) -> tuple[LedgerQuery, LedgerRead]:
+        query = self.tally.query(self.clock(), self.scale, src.oldest_open_s(None))
+        return query, src.read_ledger(query)
+
+    def _count_new_jobs(self, src: Sources, live: list[int]) -> None:
+        missing = [j for j in live if j not in self.totals]
+        if missing and self._counting is None:
+            self._counting = self._background.submit(src.job_totals, missing)
+
+    def _wait(self, deadline: float) -> None:
+        """Take what the background reads finished (waiting for them until the deadline: on a
+        small database the first scrape is complete)."""
+        if self._backfill is not None and not self.tally.ready:
+            try:
+                query, read = self._backfill.result(timeout=max(0.0, deadline - time.monotonic()))
+                self.tally.apply(query, read)
+            except TimeoutError:
+                pass
+            except Exception as exc:      # try again at the next scrape
+                log.warning("metrics: first ledger read failed: %s", _error(exc))
+                self._backfill = None
+        if self._counting is not None:
+            try:
+                self.totals.update(self._counting.result(timeout=max(0.0, deadline - time.monotonic())))
+                self._counting = None
+            except TimeoutError:
+                pass
+            except Exception as exc:
+                log.warning("metrics: job totals failed: %s", _error(exc))
+                self._counting = None
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".strip()
+
+
+# -- the families ---------------------------------------------------------------------------------
+def families(s: Scrape) -> Iterator[Metric]:
+    """Every `pom_` family of one scrape (a family whose source did not answer is absent, or
+    reported down: `pom_database_up`, `pom_actor_up`)."""
+    up = GaugeMetricFamily("pom_database_up", "1 if the database read of this scrape succeeded.")
+    up.add_metric([], 0.0 if s.figures is None else 1.0)
+    yield up
+    if s.figures is not None:
+        yield from _database(s.figures, s.totals)
+    if s.ledger is not None:
+        yield from _ledger(s.ledger)
+    yield from _actors(s)
+
+
+def _gauge(name: str, doc: str, labels: Iterable[str] = ()) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=list(labels))
+
+
+def _counter(name: str, doc: str, labels: Iterable[str] = ()) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, labels=list(labels))
+
+
+def _database(f: Figures, totals: dict[int, int]) -> Iterator[Metric]:
+    jobs = _gauge("pom_jobs", "Jobs by lifecycle state.", ["state"])
+    for state in JOB_STATES:
+        jobs.add_metric([state], f.jobs.get(state, 0))
+    yield jobs
+    info = _gauge("pom_job_info", "1 for each job not yet ended, with its campaign and state.",
+                  ["job", "campaign", "state"])
+    items = _gauge("pom_work_items", "Work items of each job not yet ended, by state (done: the "
+                   "job's total less the others, once the total is read).", ["job", "state"])
+    for job in f.live:
+        jid = str(job["id"])
+        info.add_metric([jid, job["campaign"], job["state"]], 1)
+        counts = f.items.get(job["id"], {})
+        for state in ("ready", "scheduled", "in_flight"):
+            items.add_metric([jid, state], counts.get(state, 0))
+        if job["id"] in totals:
+            items.add_metric([jid, "done"], max(0, totals[job["id"]] - sum(counts.values())))
+    yield info
+    yield items
+    rows = _gauge("pom_outbox_unpublished_rows", "Outbox rows not yet published (published_at IS NULL).")
+    rows.add_metric([], f.outbox.unpublished)
+    yield rows
+    lag = _gauge("pom_outbox_lag_seconds", "Age of the oldest unpublished outbox row (0 when none).")
+    lag.add_metric([], f.outbox.oldest_age_s)
+    yield lag
+
+
+def _ledger(totals: Counter[LedgerKey]) -> Iterator[Metric]:
+    attempts = _counter("pom_attempts", "Attempts in the ledger by channel and completion code.",
+                        ["channel", "code"])
+    by_code: Counter[tuple[str, str]] = Counter()
+    verdicts: Counter[tuple[str, str]] = Counter()
+    for (channel, code, verdict, rule), n in totals.items():
+        by_code[channel, code] += n
+        verdicts[rule, verdict] += n
+    for key, n in sorted(by_code.items()):
+        attempts.add_metric(list(key), n)
+    yield attempts
+    rules = _counter("pom_rule_verdicts", "Attempts in the ledger by the rule that decided their "
+                     "verdict, and the verdict (allowed, restricted).", ["rule", "verdict"])
+    for key, n in sorted(verdicts.items()):
+        rules.add_metric(list(key), n)
+    yield rules
+
+
+def _actors(s: Scrape) -> Iterator[Metric]:
+    up = _gauge("pom_actor_up", "1 if the actor answered its probe within the scrape's timeout.",
+                ["actor", "kind"])
+    info = _gauge("pom_actor_info", "1 for each actor that answered, with the node it runs on.",
+                  ["actor", "kind", "node"])
+    for actor, answer in s.actors.items():
+        kind = "gateway" if names.gateway_node(actor) else actor
+        alive = answer.get("state", "up") != "down"
+        up.add_metric([actor, kind], 1.0 if alive else 0.0)
+        if alive:
+            node = names.gateway_node(actor) if kind == "gateway" else answer.get("node")
+            info.add_metric([actor, kind, str(node or "")], 1)
+    for name in sorted(s.expected_managers):
+        answer = s.managers.get(name, {})
+        alive = "holder" in answer               # a manager's status(); else it did not answer
+        up.add_metric([name, "manager"], 1.0 if alive else 0.0)
+        if alive:
+            info.add_metric([name, "manager", str(answer.get("node") or "")], 1)
+    yield up
+    yield info
+    yield from _director(s.actors.get("director", {}), s.actors.get("rule_engine", {}))
+    yield from _gateways({a: v for a, v in s.actors.items() if names.gateway_node(a) and "channels" in v})
+    yield from _managers({n: a for n, a in s.managers.items() if "holder" in a}, s.expected_managers)
+
+
+def _director(director: dict, rules: dict) -> Iterator[Metric]:
+    if "ticks" in director:
+        ticks = _counter("pom_director_ticks", "Director ticks since the director (re)started.")
+        ticks.add_metric([], director["ticks"])
+        yield ticks
+        draining = _gauge("pom_director_draining", "1 while the director drains (no claims, no schedules).")
+        draining.add_metric([], 1.0 if director.get("state") == "draining" else 0.0)
+        yield draining
+        gateways = _gauge("pom_director_gateways", "Media gateways the director knows of.")
+        gateways.add_metric([], len(director.get("gateways", [])))
+        yield gateways
+    if "checked" in rules:
+        checked = _counter("pom_rule_engine_checked", "Candidates the rule engine checked since it (re)started.")
+        checked.add_metric([], rules["checked"])
+        yield checked
+        loaded = _gauge("pom_rule_engine_rules", "Rules the rule engine has loaded.")
+        loaded.add_metric([], rules.get("rules", 0))
+        yield loaded
+        tracked = _gauge("pom_rule_engine_tracked_addresses", "Addresses the nuisance tracker follows.")
+        tracked.add_metric([], rules.get("tracked_addresses", 0))
+        yield tracked
+
+
+def _gateways(stats: dict[str, dict]) -> Iterator[Metric]:
+    labels = ["gateway", "node"]
+    in_flight = _gauge("pom_gateway_orders_in_flight", "Orders a media gateway has out, by channel.",
+                       labels + ["channel"])
+    submitted = _counter("pom_gateway_orders_submitted", "Orders a media gateway sent, by channel.",
+                         labels + ["channel"])
+    pending = _gauge("pom_gateway_orders_pending", "Orders a gateway accepted whose outcome is not known yet.",
+                     labels)
+    accepted = _counter("pom_gateway_orders_accepted", "Orders a gateway accepted into its order record.", labels)
+    completed = _counter("pom_gateway_orders_completed", "Orders a gateway recorded an outcome for.", labels)
+    refused = _counter("pom_gateway_orders_refused", "Orders a gateway refused, by reason.", labels + ["reason"])
+    queued = _gauge("pom_gateway_outcomes_queued", "Outcomes waiting for their manager's poll.", labels)
+    for name, st in sorted(stats.items()):
+        where = [name, names.gateway_node(name) or ""]
+        for channel in CHANNELS:
+            figures = st.get("channels", {}).get(channel, {})
+            in_flight.add_metric(where + [channel], figures.get("in_flight", 0))
+            submitted.add_metric(where + [channel], figures.get("submitted", 0))
+        pending.add_metric(where, st.get("pending", 0))
+        book = st.get("orderbook", {})
+        accepted.add_metric(where, book.get("accepted", 0))
+        completed.add_metric(where, book.get("completed", 0))
+        for reason, n in sorted(book.get("refused", {}).items()):
+            refused.add_metric(where + [reason], n)
+        queued.add_metric(where, sum(st.get("queued", {}).values()))
+    yield from (in_flight, submitted, pending, accepted, completed, refused, queued)
+
+
+def _managers(status: dict[str, dict], expected: dict[str, int]) -> Iterator[Metric]:
+    labels = ["job", "manager"]
+    counters = {k: _counter(f"pom_manager_{k}", f"Attempts {k.replace('_', ' ')} by a manager since it "
+                            "(re)started." if k != "cycle_errors" else
+                            "Failed cycles of a manager since it (re)started.", labels)
+                for k in MANAGER_COUNTERS}
+    in_flight = _gauge("pom_manager_in_flight", "Attempts a manager has in flight.", labels)
+    shards = _gauge("pom_manager_shards", "Shards a manager holds.", labels)
+    draining = _gauge("pom_manager_draining", "1 while a manager does not claim (drain).", labels)
+    seconds = _counter("pom_manager_phase_seconds", "Seconds a manager spent in each phase of its cycle.",
+                       labels + ["phase"])
+    for name, st in sorted(status.items()):
+        where = [str(st.get("job_id", expected.get(name, ""))), name]
+        for k in MANAGER_COUNTERS:
+            counters[k].add_metric(where, st.get(k, 0))
+        in_flight.add_metric(where, st.get("in_flight", 0))
+        shards.add_metric(where, len(st.get("shards") or {}))
+        draining.add_metric(where, 1.0 if st.get("draining") else 0.0)
+        for phase, value in sorted((st.get("seconds") or {}).items()):
+            seconds.add_metric(where + [phase], value)
+    yield from counters.values()
+    yield from (in_flight, shards, draining, seconds)
+
+
+def exported_families() -> dict[str, str]:
+    """Name -> type of every family `families` can yield (the dashboards' test checks every
+    panel's expressions against this)."""
+    full = Scrape(
+        figures=Figures(jobs={}, live=[{"id": 1, "state": "running", "managers": 1, "campaign": "c"}],
+                        items={1: {}}, outbox=OutboxRead()),
+        actors={"director": {"state": "up", "ticks": 1, "gateways": []},
+                "rule_engine": {"state": "up", "checked": 0},
+                "pom-gateway-aaaaaaaaaaaa-000001": {"channels": {}, "orderbook": {"refused": {"x": 1}}}},
+        managers={"pom-manager-1-0": {"holder": "h", "job_id": 1, "seconds": {"claim": 0.1}}},
+        expected_managers={"pom-manager-1-0": 1}, ledger=Counter({("call", "answered", "allowed", "allowed"): 1}),
+        totals={1: 1})
+    return {m.name: m.type for m in families(full)}
+
+
+def scale_of(clock_spec: dict[str, Any] | None) -> float:
+    """Business seconds per real second of the clock a spec describes (1 for the system clock)."""
+    return float((clock_spec or {}).get("scale", 1.0))
