@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from psycopg_pool import ConnectionPool
 
 from pom_actors import names
@@ -124,4 +125,5 @@ def metrics(request: Request, sources: Sources = Depends(metric_sources)) -> Res
         body = generate_latest(state.registry)
     finally:
         state.lock.release()
-    return Response(content=body, media_type=CONTENT_TYPE_LATEST)
+    # The classic text format (every name here is plain ASCII): what any Prometheus 2.x parses.
+    return Response(content=body, media_type=CONTENT_TYPE_PLAIN_0_0_4)

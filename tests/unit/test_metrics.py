@@ -243,7 +243,7 @@ def test_the_route_serves_the_text_format_and_each_app_has_its_own_registry():
     db2.figures = lambda: Figures(jobs={"running": 9}, live=[], items={}, outbox=OutboxRead())
     with TestClient(_app(db1)) as c1, TestClient(_app(db2)) as c2:
         r1, r2 = c1.get("/metrics"), c2.get("/metrics")
-        assert r1.status_code == 200 and r1.headers["content-type"].startswith("text/plain")
+        assert r1.status_code == 200 and r1.headers["content-type"].startswith("text/plain; version=0.0.4")
         assert value(parse(r1.text), "pom_jobs", state="running") == 1
         assert value(parse(r2.text), "pom_jobs", state="running") == 9
 
