@@ -85,8 +85,8 @@ def director() -> Director:
 
 # -- the actors /health probes -----------------------------------------------------------------
 def probe_actors(deadline: float) -> Callable[[], dict[str, dict]]:
-    """Send every probe at once (director and rule engine `status()`, each media gateway's
-    `stats()`); the returned function waits until `deadline` (time.monotonic) at most and gives
+    """Send every probe at once (director, rule engine and event relay `status()`, each media
+    gateway's `stats()`); the returned function waits until `deadline` (time.monotonic) at most and gives
     each component's answer, or `{"state": "down", "error": <exception type>}`."""
     import ray
 
@@ -94,6 +94,9 @@ def probe_actors(deadline: float) -> Callable[[], dict[str, dict]]:
     refs: dict[str, Any] = {}
     targets = [("director", names.actor(names.DIRECTOR), "status"),
                ("rule_engine", names.actor(names.RULE_ENGINE), "status")]
+    relay = names.actor(names.EVENT_RELAY)        # absent when POM_KAFKA=off
+    if relay is not None:
+        targets.append(("event_relay", relay, "status"))
     targets += [(name, handle, "stats") for name, handle in names.gateways(refresh=True).items()]
     for key, handle, method in targets:
         if handle is None:

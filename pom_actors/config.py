@@ -39,6 +39,8 @@ class Settings:
     smtp_starttls: bool = False          # POM_SMTP_STARTTLS
     sms_url: str | None = None           # POM_SMS_URL
     sms_token: str | None = None         # POM_SMS_TOKEN
+    kafka: bool = True                   # POM_KAFKA: off disables the event relay
+    kafka_bootstrap: str | None = None   # POM_KAFKA_BOOTSTRAP; None: the embedded broker on loopback
     max_body_bytes: int = 10 * 1024 * 1024  # POM_MAX_BODY_BYTES: larger request bodies get 413
     log_level: str = "INFO"              # POM_LOG_LEVEL
     clock: dict = field(default_factory=dict)  # set by the runtime: the spec of the shared clock

@@ -1,16 +1,22 @@
 """The events of attempts, built in one place (the schema is docs/events.md).
 
 A manager writes them to the outbox in the same fenced transaction as the ledger rows they
-report: one for each attempt a rule restricted, one for each outcome settled.
+report: one for each attempt a rule restricted, one for each outcome settled. The relay
+publishes each event as one Kafka message (`messages`).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from .nextstep import NextStep
 from .work import AttemptRow
 
 ATTEMPTS_TOPIC = "pom.attempts"
+JOBS_TOPIC = "pom.jobs"
+SCHEMA_VERSION = 1          # every published event carries it as `schema` (docs/events.md)
 
 
 def job_key(job_id: int) -> str:
@@ -33,3 +39,25 @@ def settled_event(row: AttemptRow, step: NextStep) -> dict[str, Any]:
     """An allowed attempt's outcome (its completed ledger row) and the contact's next step."""
     return {**_base(row), "next": "done" if step.done else step.progress.handler,
             "next_at": None if step.done else step.at.isoformat()}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One event as the relay publishes it: one Kafka message per event (not per outbox row)."""
+    topic: str
+    key: str
+    value: bytes
+    event_id: str
+
+
+def messages(row_id: int, topic: str, row_key: str, events: list[dict[str, Any]]) -> list[Message]:
+    """The messages of one outbox row. An event about a contact is keyed by the contact (its
+    events stay in order for a consumer), any other by the row's key (its job); the event id
+    `<row id>.<index>` is the same however often the row is published, so a consumer that
+    dedupes by it sees each event once."""
+    out = []
+    for index, event in enumerate(events):
+        contact = event.get("contact_id") if isinstance(event, dict) else None
+        key = f"contact-{contact}" if contact is not None else row_key
+        out.append(Message(topic, key, orjson.dumps({"schema": SCHEMA_VERSION, **event}), f"{row_id}.{index}"))
+    return out
