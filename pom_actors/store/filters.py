@@ -169,3 +169,111 @@ def selected_ids(conn: psycopg.Connection, list_id: int, expr: F.Filter | str, *
     fragment, params = compile_sql(f, _now(now), tz=tz)
     return [r[0] for r in conn.execute(
         f"SELECT c.id FROM contacts c WHERE c.list_id = %s AND {fragment} ORDER BY c.id", [list_id, *params])]
+
+
+# -- filter templates, a campaign's template, a job's filter in force ---------------------------
+class FilterConflict(RuntimeError):
+    """A template a campaign still uses cannot be deleted; an ended job's filter cannot change (409)."""
+
+
+TEMPLATE_COLUMNS = "id, name, expression, description, created_at, updated_at"
+
+
+def uses_clock(expr: F.Filter) -> bool:
+    """Whether the filter reads `now` or `today` (its truth then moves with business time)."""
+    from dataclasses import fields, is_dataclass
+    stack: list[Any] = [expr.root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (F.Now, F.Today)):
+            return True
+        if isinstance(node, (list, tuple)):
+            stack.extend(node)
+        elif is_dataclass(node):
+            stack.extend(getattr(node, f.name) for f in fields(node))
+    return False
+
+
+def _template_lists(conn: psycopg.Connection, template_id: int) -> list[int]:
+    return [r[0] for r in conn.execute(
+        "SELECT DISTINCT list_id FROM campaigns WHERE filter_id = %s ORDER BY 1", (template_id,))]
+
+
+def create_template(conn: psycopg.Connection, name: str, expression: str, description: str = "") -> dict[str, Any]:
+    """A template, its expression parsed first (FilterError). Not tied to a list: the attribute
+    names it reads are checked against a campaign's list when a campaign takes it."""
+    F.parse(expression)
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(f"INSERT INTO filter_templates (name, expression, description) VALUES (%s, %s, %s) "
+                           f"RETURNING {TEMPLATE_COLUMNS}", (name, expression, description)).fetchone()
+
+
+def template(conn: psycopg.Connection, template_id: int) -> dict[str, Any]:
+    from .catalog import NotFound
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(f"SELECT {TEMPLATE_COLUMNS} FROM filter_templates WHERE id = %s",
+                          (template_id,)).fetchone()
+    if not row:
+        raise NotFound(f"filter {template_id} does not exist")
+    return row
+
+
+def templates(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(f"SELECT {TEMPLATE_COLUMNS} FROM filter_templates ORDER BY id").fetchall()
+
+
+def update_template(conn: psycopg.Connection, template_id: int, *, expression: str | None = None,
+                    name: str | None = None, description: str | None = None) -> dict[str, Any]:
+    """Change a template: a new expression is checked against the list of every campaign that
+    uses it. Jobs already created keep their own copy (change those with `set_job_filter`)."""
+    from .catalog import list_attributes
+    template(conn, template_id)                     # NotFound first
+    if expression is not None:
+        F.parse(expression)
+        for list_id in _template_lists(conn, template_id):
+            F.parse(expression, list_attributes(conn, list_id))
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "UPDATE filter_templates SET expression = coalesce(%s, expression), name = coalesce(%s, name), "
+            "description = coalesce(%s, description), updated_at = now() WHERE id = %s "
+            f"RETURNING {TEMPLATE_COLUMNS}", (expression, name, description, template_id)).fetchone()
+
+
+def delete_template(conn: psycopg.Connection, template_id: int) -> None:
+    template(conn, template_id)
+    users = conn.execute("SELECT name FROM campaigns WHERE filter_id = %s ORDER BY id", (template_id,)).fetchall()
+    if users:
+        raise FilterConflict(f"filter {template_id} is used by campaign(s) {', '.join(r[0] for r in users)}")
+    conn.execute("DELETE FROM filter_templates WHERE id = %s", (template_id,))
+
+
+def check_for_list(conn: psycopg.Connection, list_id: int, template_id: int) -> F.Filter:
+    """The template's expression parsed against a list's attributes (FilterError, NotFound)."""
+    return parse_for_list(conn, list_id, template(conn, template_id)["expression"])
+
+
+def job_filter(conn: psycopg.Connection, job_id: int) -> str | None:
+    from .catalog import NotFound
+    row = conn.execute("SELECT filter FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    if not row:
+        raise NotFound(f"job {job_id} does not exist")
+    return row[0]
+
+
+def set_job_filter(conn: psycopg.Connection, job_id: int, expression: str | None) -> str | None:
+    """Change the filter in force of a job that has not ended (None: no filter), checked against
+    its list's attributes. Its managers read it at their next lease renewal and claim by it."""
+    from ..core.lifecycle import TERMINAL, JobState
+    from .catalog import NotFound
+    row = conn.execute("SELECT j.state, c.list_id FROM jobs j JOIN campaigns c ON c.id = j.campaign_id "
+                       "WHERE j.id = %s FOR UPDATE OF j", (job_id,)).fetchone()
+    if not row:
+        raise NotFound(f"job {job_id} does not exist")
+    state, list_id = row
+    if JobState(state) in TERMINAL:
+        raise FilterConflict(f"job {job_id} has ended ({state}): its filter cannot change")
+    if expression is not None:
+        parse_for_list(conn, list_id, expression)
+    conn.execute("UPDATE jobs SET filter = %s WHERE id = %s", (expression, job_id))
+    return expression

@@ -7,7 +7,7 @@ the epoch; lease expiry is the database's `now()`, never business time.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
@@ -19,18 +19,21 @@ from ..core.lifecycle import JobState
 from .catalog import NotFound
 
 def create_job(conn: psycopg.Connection, campaign_id: int, shards: int, managers: int, now: datetime) -> int:
-    """A queued job of the campaign over every contact of its list, with its shard leases."""
-    camp = conn.execute("SELECT strategy_id, list_id, finish FROM campaigns WHERE id = %s",
+    """A queued job of the campaign over every contact of its list, with its shard leases; the
+    job's filter is a copy of the campaign's template's expression (NULL without one)."""
+    camp = conn.execute("SELECT c.strategy_id, c.list_id, c.finish, t.expression FROM campaigns c "
+                        "LEFT JOIN filter_templates t ON t.id = c.filter_id WHERE c.id = %s",
                         (campaign_id,)).fetchone()
     if not camp:
         raise NotFound(f"campaign {campaign_id} does not exist")
-    strategy_id, list_id, finish = camp
+    strategy_id, list_id, finish, expression = camp
     initial = conn.execute("SELECT document->>'initial' FROM strategies WHERE id = %s",
                            (strategy_id,)).fetchone()[0]
     job_id = conn.execute(
-        "INSERT INTO jobs (campaign_id, strategy_id, state, shards, managers, finish) "
-        "VALUES (%s, %s, 'queued', %s, %s, %s) RETURNING id",
-        (campaign_id, strategy_id, shards, max(1, min(managers, shards)), Jsonb(finish))).fetchone()[0]
+        "INSERT INTO jobs (campaign_id, strategy_id, state, shards, managers, finish, filter) "
+        "VALUES (%s, %s, 'queued', %s, %s, %s, %s) RETURNING id",
+        (campaign_id, strategy_id, shards, max(1, min(managers, shards)), Jsonb(finish),
+         expression)).fetchone()[0]
     conn.execute(
         "INSERT INTO work_items (job_id, contact_id, shard, state, next_at, handler) "
         "SELECT %s, id, (id %% %s)::int, 'ready', %s, %s FROM contacts WHERE list_id = %s",
@@ -85,14 +88,25 @@ def state_counts(conn: psycopg.Connection, job_ids: list[int]) -> dict[int, dict
     return out
 
 
-def counts(conn: psycopg.Connection, job_id: int, criteria: FinishCriteria | None) -> JobCounts:
+def counts(conn: psycopg.Connection, job_id: int, criteria: FinishCriteria | None,
+           now: datetime | None = None) -> JobCounts:
     """What the finish criteria look at, and only that: the director asks every tick, so the
     open check walks the partial indexes (a count of a whole job's items would scan it all)
-    and the done and goal counts run only when a criterion needs them."""
-    has_open = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM work_items WHERE job_id = %(j)s AND state IN ('ready', 'scheduled')) "
-        "OR EXISTS (SELECT 1 FROM work_items WHERE job_id = %(j)s AND state = 'in_flight')",
-        {"j": job_id}).fetchone()[0]
+    and the done and goal counts run only when a criterion needs them.
+
+    With a filter in force, only the open items the filter selects (evaluated at `now`, the
+    business clock's) hold the job open: the items it excludes will not be dialled, and are
+    cancelled when the job ends (`cancel_open`). Without `now`, a filter reading `now`/`today`
+    is evaluated at the latest business time of the job's ledger."""
+    expression = conn.execute("SELECT filter FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    expression = expression[0] if expression else None
+    if expression is None:
+        has_open = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM work_items WHERE job_id = %(j)s AND state IN ('ready', 'scheduled')) "
+            "OR EXISTS (SELECT 1 FROM work_items WHERE job_id = %(j)s AND state = 'in_flight')",
+            {"j": job_id}).fetchone()[0]
+    else:
+        has_open = _has_open_filtered(conn, job_id, expression, now)
     done = conn.execute("SELECT count(*) FROM work_items WHERE job_id = %s AND state = 'done'",
                         (job_id,)).fetchone()[0] if criteria and criteria.max_processed else 0
     goal_codes = criteria.goal_codes if criteria else []
@@ -100,6 +114,22 @@ def counts(conn: psycopg.Connection, job_id: int, criteria: FinishCriteria | Non
         "SELECT last_code, count(*) FROM work_items WHERE job_id = %s AND state = 'done' "
         "AND last_code = ANY(%s) GROUP BY 1", (job_id, list(goal_codes))).fetchall()) if goal_codes else {}
     return JobCounts(done=done, by_code=by_code, has_open=has_open)
+
+
+def _has_open_filtered(conn: psycopg.Connection, job_id: int, expression: str,
+                       now: datetime | None) -> bool:
+    from ..core.filters import parse
+    from .filters import compile_sql, uses_clock
+    f = parse(expression)
+    if now is None:
+        now = (conn.execute("SELECT max(created_at) FROM attempts WHERE job_id = %s", (job_id,)).fetchone()[0]
+               if uses_clock(f) else None) or datetime.now(timezone.utc)
+    fragment, params = compile_sql(f, now, alias="c")
+    return conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM work_items WHERE job_id = %s AND state = 'in_flight') "
+        "OR EXISTS (SELECT 1 FROM work_items w JOIN contacts c ON c.id = w.contact_id "
+        f"WHERE w.job_id = %s AND w.state IN ('ready', 'scheduled') AND {fragment})",
+        [job_id, job_id, *params]).fetchone()[0]
 
 
 def attempt_codes(conn: psycopg.Connection, job_id: int) -> dict[str, int]:

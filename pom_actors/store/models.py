@@ -91,6 +91,17 @@ class StrategyRow(SQLModel, table=True):
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
 
 
+class FilterTemplate(SQLModel, table=True):
+    """A named filter expression (core.filters), checked when saved; campaigns refer to it."""
+    __tablename__ = "filter_templates"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    expression: str = Field(sa_column=Column(Text, nullable=False))
+    description: str = _d("")
+    created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+    updated_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+
+
 class Campaign(SQLModel, table=True):
     __tablename__ = "campaigns"
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -103,6 +114,7 @@ class Campaign(SQLModel, table=True):
     last_scheduled_at: Optional[datetime] = Field(default=None, sa_column=_ts())
     priority: int = _d(5)
     enabled: bool = _d(True)
+    filter_id: Optional[int] = Field(default=None, foreign_key="filter_templates.id")
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
 
 
@@ -118,6 +130,9 @@ class Job(SQLModel, table=True):
     shards: int = _d(8)
     managers: int = _d(1)                    # fixed at creation: manager names must not shift
     finish: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
+    # The filter expression in force (copied from the campaign's template at creation, changed
+    # on a running job through the API); NULL: every contact of the list.
+    filter: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
     started_at: Optional[datetime] = Field(default=None, sa_column=_ts())
     ended_at: Optional[datetime] = Field(default=None, sa_column=_ts())
@@ -201,6 +216,27 @@ class Agent(SQLModel, table=True):
     state: str = _d("logged_out")
     job_id: Optional[int] = Field(default=None, foreign_key="jobs.id")
     updated_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+
+
+class AgentEventRow(SQLModel, table=True):
+    """Every agent transition (core.agents.state), appended in batches (COPY) and never
+    updated: for reporting, and the latest row per agent rebuilds the Agent Manager. Each row
+    is the agent as it stood after the event (its pending deferred command, its wrap-up limit)."""
+    __tablename__ = "agent_events"
+    __table_args__ = (Index("ix_agent_events_agent", "agent_id", "id"),
+                      Index("ix_agent_events_at", "at", postgresql_using="brin"))
+    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    agent_id: int = Field(foreign_key="agents.id")
+    at: datetime = Field(sa_column=_ts(False))
+    from_state: str
+    to_state: str
+    event: str                            # a state event, or attach / detach / move
+    reason: Optional[str] = None          # not-ready reason, disposition code, why
+    job_id: Optional[int] = None          # the call's job, else the job attached to
+    call_id: Optional[str] = None
+    pending: Optional[str] = None         # a deferred not_ready / logout / force_logoff
+    pending_reason: Optional[str] = None
+    wrap_until: Optional[datetime] = Field(default=None, sa_column=_ts())
 
 
 class RuleRow(SQLModel, table=True):

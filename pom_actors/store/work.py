@@ -18,7 +18,9 @@ from psycopg.rows import dict_row
 
 from ..core.strategy import Strategy
 from ..core.work import AttemptRow, ItemUpdate, make_item
+from ..core.filters import Filter, parse as parse_filter
 from . import catalog, jobs
+from .filters import compile_sql
 from .base import Store
 
 ATTEMPT_COLUMNS = ("work_item_id", "attempt_no", "job_id", "campaign_id", "contact_id", "shard", "epoch",
@@ -39,6 +41,30 @@ WITH due AS (
     UPDATE work_items w SET state = 'in_flight', attempts = w.attempts + 1,
            in_flight_epoch = (%(epochs)s::jsonb ->> w.shard::text)::bigint,
            in_flight_gateway = %(gateway)s, in_flight_at = %(now)s
+    FROM due WHERE w.id = due.id
+    RETURNING w.id, w.job_id, w.contact_id, w.shard, w.handler, w.address_index, w.retries,
+              w.address_attempts, w.attempts - 1 AS attempts, w.last_code
+)
+SELECT t.*, c.external_id, c.first_name, c.last_name, c.phone1, c.phone2, c.email, c.timezones,
+       c.attributes
+FROM taken t JOIN contacts c ON c.id = t.contact_id
+"""
+
+# The same claim for a job with a filter in force: the due items are only those whose contact
+# the filter selects (its compiled fragment over `c`, positional parameters in text order:
+# job, shards, handler, now, the fragment's, limit, epochs, gateway, now). Items it excludes
+# stay where they are (not dialled). A job without a filter runs CLAIM_SQL, untouched.
+FILTERED_CLAIM_SQL = """
+WITH due AS (
+    SELECT w.id FROM work_items w JOIN contacts c ON c.id = w.contact_id
+    WHERE w.job_id = %s AND w.shard = ANY(%s) AND w.handler = %s
+      AND w.state IN ('ready', 'scheduled') AND w.next_at <= %s AND {fragment}
+    LIMIT %s
+    FOR UPDATE OF w SKIP LOCKED
+), taken AS (
+    UPDATE work_items w SET state = 'in_flight', attempts = w.attempts + 1,
+           in_flight_epoch = (%s::jsonb ->> w.shard::text)::bigint,
+           in_flight_gateway = %s, in_flight_at = %s
     FROM due WHERE w.id = due.id
     RETURNING w.id, w.job_id, w.contact_id, w.shard, w.handler, w.address_index, w.retries,
               w.address_attempts, w.attempts - 1 AS attempts, w.last_code
@@ -82,6 +108,9 @@ class WorkStore(Store):
         super().__init__(conn)
         self.job_id = job_id
         self.holder = holder
+        # The job's filter in force, read with its state at each lease renewal (`job_state`)
+        # and compiled at each claim with the business time of the claim.
+        self.filter: Filter | None = None
 
     def job(self) -> dict[str, Any]:
         return jobs.job(self.conn, self.job_id)
@@ -116,8 +145,15 @@ class WorkStore(Store):
         """Take up to `limit` due items of the shards in `epochs`, in flight to `gateway`
         (call inside `fenced`)."""
         with self.conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(CLAIM_SQL, {"job": self.job_id, "shards": list(epochs), "handler": handler,
-                                    "gateway": gateway, "now": now, "limit": limit, "epochs": _json(epochs)})
+            if self.filter is None:
+                cur.execute(CLAIM_SQL, {"job": self.job_id, "shards": list(epochs), "handler": handler,
+                                        "gateway": gateway, "now": now, "limit": limit,
+                                        "epochs": _json(epochs)})
+            else:
+                fragment, params = compile_sql(self.filter, now, alias="c")
+                cur.execute(FILTERED_CLAIM_SQL.replace("{fragment}", fragment),
+                            [self.job_id, list(epochs), handler, now, *params, limit, _json(epochs),
+                             gateway, now])
             return cur.fetchall()
 
     def write_attempts(self, rows: Sequence[AttemptRow]) -> None:
@@ -158,8 +194,16 @@ class WorkStore(Store):
         return in_flight_items(self.conn, self.job_id, shards)
 
     def job_state(self) -> str | None:
-        row = self.conn.execute("SELECT state FROM jobs WHERE id = %s", (self.job_id,)).fetchone()
-        return row[0] if row else None
+        """The job's state; reads the filter in force with it, which the next claims apply."""
+        row = self.conn.execute("SELECT state, filter FROM jobs WHERE id = %s", (self.job_id,)).fetchone()
+        if not row:
+            return None
+        state, expression = row
+        if expression is None:
+            self.filter = None
+        elif self.filter is None or self.filter.source != expression:
+            self.filter = parse_filter(expression)
+        return state
 
 
 def in_flight_items(conn: psycopg.Connection, job_id: int | None = None,
