@@ -17,6 +17,7 @@ from pom_actors.store.database import libpq_url
 
 from . import errors
 from .limits import BodyLimit
+from .routers import filters
 from .routers import campaigns, demo, health, jobs, lists, metrics, strategies
 
 API_PREFIX = "/api/v1"
@@ -44,6 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(metrics.router)
     for resource in (jobs, strategies, lists, campaigns):
         app.include_router(resource.router, prefix=API_PREFIX)
+    app.include_router(filters.router, prefix=API_PREFIX)
     if settings.demo:
         app.include_router(demo.router)
     return app

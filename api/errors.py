@@ -16,9 +16,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from pom_actors.core.contacts import ContactRowError
+from pom_actors.core.filters import FilterError
 from pom_actors.core.lifecycle import IllegalTransition, StateChanged, allowed_events
 from pom_actors.core.strategy import StrategyError
 from pom_actors.store.catalog import NotFound
+from pom_actors.store.filters import FilterConflict
 
 from .validation import Fault, printable
 
@@ -93,6 +95,16 @@ async def bad_contacts(_: Request, exc: ContactRowError) -> JSONResponse:
     return _error(422, "invalid_contacts", errors=exc.errors, imported=exc.imported)
 
 
+async def bad_filter(_: Request, exc: FilterError) -> JSONResponse:
+    """A filter expression refused, with the position of the fault in `expression`."""
+    return _error(422, "invalid_filter", errors=[{"path": "expression", **exc.as_dict(),
+                                                  "message": printable(exc.message)}])
+
+
+async def filter_conflict(_: Request, exc: FilterConflict) -> JSONResponse:
+    return _error(409, "conflict", message=str(exc))
+
+
 async def unavailable(_: Request, exc: Unavailable) -> JSONResponse:
     return _error(503, "unavailable", message=str(exc))
 
@@ -111,6 +123,8 @@ HANDLERS = {
     psycopg.errors.UniqueViolation: unique_violation,
     psycopg.errors.ForeignKeyViolation: foreign_key_violation,
     ContactRowError: bad_contacts,
+    FilterError: bad_filter,
+    FilterConflict: filter_conflict,
     Unavailable: unavailable,
     NoAnswer: no_answer,
 }

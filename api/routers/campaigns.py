@@ -25,6 +25,7 @@ class CampaignCreate(BaseModel):
     finish: Annotated[FinishCriteria, CleanJson] = FinishCriteria()
     schedule: Annotated[Schedule | None, CleanJson] = None
     priority: int = Field(default=5, ge=1, le=10)
+    filter_id: Id | None = Field(default=None, description="a filter template (checked against the list)")
 
 
 @router.post("/campaigns", status_code=201)
@@ -34,7 +35,7 @@ def create_campaign(body: CampaignCreate, conn: psycopg.Connection = Depends(dep
             conn, body.name, body.strategy_id, body.list_id, description=body.description,
             finish=body.finish.model_dump(mode="json", exclude_none=True, exclude_defaults=True),
             schedule=body.schedule.model_dump(mode="json") if body.schedule else None,
-            priority=body.priority)
+            priority=body.priority, filter_id=body.filter_id)
     return catalog.campaign(conn, cid)
 
 
