@@ -162,7 +162,8 @@ class DirectorService:
             self.store.set_state(job_id, state, transition(state, E.RESUMED))
         elif state == S.RUNNING:
             criteria = FinishCriteria(**job["finish"]) if job["finish"] else None
-            reason = finish_reason(criteria, self.store.counts(job_id, criteria), self.clock.now())
+            now = self.clock.now()
+            reason = finish_reason(criteria, self.store.counts(job_id, criteria, now), now)
             if reason:
                 self.store.set_state(job_id, state, transition(state, E.FINISH), reason=reason, finishing=True)
         elif state in (S.PAUSING, S.STOPPING) and self.store.in_flight(job_id) == 0:

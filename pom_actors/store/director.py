@@ -42,8 +42,8 @@ class DirectorStore(Store):
                   finishing: bool | None = None) -> bool:
         return jobs.set_state(self.conn, job_id, expected, new, reason=reason, finishing=finishing)
 
-    def counts(self, job_id: int, criteria: FinishCriteria | None) -> JobCounts:
-        return jobs.counts(self.conn, job_id, criteria)
+    def counts(self, job_id: int, criteria: FinishCriteria | None, now: datetime) -> JobCounts:
+        return jobs.counts(self.conn, job_id, criteria, now)
 
     def in_flight(self, job_id: int) -> int:
         return jobs.in_flight(self.conn, job_id)

@@ -223,7 +223,7 @@ class FakeDirectorStore:
             job["finishing"] = finishing
         return True
 
-    def counts(self, job_id, criteria: FinishCriteria | None) -> JobCounts:
+    def counts(self, job_id, criteria: FinishCriteria | None, now: datetime) -> JobCounts:
         done = self.db.job_items(job_id, "done")
         by_code: dict[str, int] = {}
         for i in done:
