@@ -143,6 +143,10 @@ class Transition:
     job_id: int | None = None
     call_id: str | None = None
     deferred: bool = False
+    # the agent as it stands after the event (what a restart rebuilds from the latest row)
+    pending: str | None = None
+    pending_reason: str | None = None
+    wrap_until: datetime | None = None
 
 
 def apply(agent: Agent, event: AgentEvent, now: datetime, *, reason: str | None = None,
@@ -206,13 +210,26 @@ def _enter(agent: Agent, event: AgentEvent, now: datetime, target: AgentState, r
     if target == S.LOGGED_OUT:
         agent.pending = agent.pending_reason = None
     return Transition(agent.id, now, before, target, str(event), agent.reason if target == S.NOT_READY else reason,
-                      call_job if call_job is not None else agent.job_id, call)
+                      call_job if call_job is not None else agent.job_id, call,
+                      pending=_str(agent.pending), pending_reason=agent.pending_reason, wrap_until=agent.wrap_until)
 
 
 def _record(agent: Agent, now: datetime, state: AgentState, event: AgentEvent, reason: str | None,
             deferred: bool) -> Transition:
     return Transition(agent.id, now, state, state, str(event), reason,
-                      agent.call_job if agent.call_job is not None else agent.job_id, agent.call_id, deferred)
+                      agent.call_job if agent.call_job is not None else agent.job_id, agent.call_id, deferred,
+                      _str(agent.pending), agent.pending_reason, agent.wrap_until)
+
+
+def note(agent: Agent, now: datetime, event: str, reason: str | None = None) -> Transition:
+    """A logged change that is not a state transition (attach, detach, move): the agent as it
+    stands, its job being the one it is now attached to."""
+    return Transition(agent.id, now, agent.state, agent.state, event, reason, agent.job_id, agent.call_id,
+                      False, _str(agent.pending), agent.pending_reason, agent.wrap_until)
+
+
+def _str(event: AgentEvent | None) -> str | None:
+    return None if event is None else str(event)
 
 
 class WrapTimers:

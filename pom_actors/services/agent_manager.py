@@ -1,0 +1,437 @@
+"""Everything the AgentManager does, as a plain class (the actor in `pom_actors/agent_manager.py`
+only creates it, runs its tick and answers for it).
+
+It holds every agent in memory (`core.agents.state.Agent`, slotted: 10,000 agents take a few
+MB), applies the agents' and supervisors' commands through the state machine, attaches agents
+to the running agent-based jobs (`core.agents.attachment.plan`), shares the license pools
+(`core.agents.licenses.allocate`), reserves an agent for an answered call of a job (the hot path
+of the 2-second connect rule: one dict lookup and one transition per call) and gives the pacer
+a job's snapshot. Every transition is logged in memory and written to PostgreSQL once per tick
+(`flush`: one COPY and one UPDATE), never per transition. After a restart `rebuild()` reads
+every agent's latest transition and attachment back.
+
+Collaborators (passed in, faked by the unit tests): `open_store()` gives a
+`store.agents.AgentStore`; a clock. Methods are synchronous: the actor runs them one at a time
+on its event loop, so no lock is needed.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..config import Settings
+from ..core.agents.attachment import (DEFAULT_WRAP_LIMIT_S, AttachmentError, JobSpec, Seat, check_move, plan,
+                                      with_limits)
+from ..core.agents.licenses import Allocation, Demand, LicensePools, allocate
+from ..core.agents.snapshot import pacer_snapshot
+from ..core.agents.state import (BUSY, Agent, AgentEvent, AgentState, Transition, WrapTimers, apply, note)
+from ..core.clock import Clock
+from ..core.pacing.snapshot import PacerSnapshot
+from ..store.agents import AgentStore
+
+log = logging.getLogger(__name__)
+S, E = AgentState, AgentEvent
+RESERVE_TIMEOUT_S = 10.0      # a reservation never connected is released after this (lost messages)
+_UNSET = object()
+
+
+class UnknownAgent(KeyError):
+    """No agent with that id."""
+
+
+class UnknownCall(KeyError):
+    """No agent holds that call."""
+
+
+class AgentManagerService:
+    def __init__(self, settings: Settings, *, open_store: Callable[[], AgentStore], clock: Clock,
+                 pools: LicensePools | None = None, reserve_timeout_s: float = RESERVE_TIMEOUT_S):
+        self.settings, self.open_store, self.clock = settings, open_store, clock
+        self.store = open_store()
+        self.pools = pools or LicensePools()
+        self.reserve_timeout = timedelta(seconds=reserve_timeout_s)
+        self._skillsets: dict[frozenset[str], frozenset[str]] = {}
+        self.stats = {"flushes": 0, "written": 0, "reserved": 0, "no_agent": 0, "moves": 0,
+                      "wrap_timeouts": 0, "reservation_timeouts": 0, "flush_errors": 0}
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget every agent and job (what a restart loses; `rebuild` reads it back)."""
+        self.agents: dict[int, Agent] = {}
+        self.logins: dict[str, int] = {}
+        self.jobs: dict[int, JobSpec] = {}                 # running agent-based jobs
+        self.notifications: dict[int, Demand] = {}         # running agent-less jobs (ports)
+        self.jobs_known = False                            # told the running jobs since start
+        self.members: dict[int, set[int]] = {}             # job -> attached agents
+        self.ready: dict[int, dict[int, None]] = {}        # job -> ready agents, longest idle first
+        self.calls: dict[str, int] = {}                    # call -> agent reserved for / on / wrapping it
+        self.reservations: dict[int, datetime] = {}        # agent -> when its reservation lapses
+        self.timers = WrapTimers()
+        self.pins: dict[int, int] = {}                     # agent -> job a supervisor moved it to
+        self.pending_moves: dict[int, int | None] = {}     # agent -> job it joins when its call ends
+        self.allocation: Allocation = allocate(self.pools, [])
+        self.log: list[Transition] = []                    # transitions not yet written
+        self.dirty: set[int] = set()                       # agents whose row is not yet written
+        self.rebalance_due = False
+
+    # -- agents ---------------------------------------------------------------------------------
+    def _skills(self, skills: Iterable[str]) -> frozenset[str]:
+        key = frozenset(skills)
+        return self._skillsets.setdefault(key, key)          # one frozenset per distinct skill set
+
+    def _agent(self, agent_id: int) -> Agent:
+        try:
+            return self.agents[agent_id]
+        except KeyError:
+            raise UnknownAgent(agent_id) from None
+
+    def add_agent(self, login: str, name: str = "", skills: Iterable[str] = ()) -> int:
+        """Create (or update the skills of) agent `login`; its id."""
+        agent_id = self.store.create_agent(login, name, skills)
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            self.agents[agent_id] = Agent(agent_id, login, self._skills(skills))
+            self.logins[login] = agent_id
+        else:
+            agent.skills = self._skills(skills)
+            self.rebalance_due = True
+        return agent_id
+
+    def agent_id(self, login: str) -> int:
+        try:
+            return self.logins[login]
+        except KeyError:
+            raise UnknownAgent(login) from None
+
+    def view(self, agent_id: int) -> dict[str, Any]:
+        """One agent as the API shows it."""
+        a = self._agent(agent_id)
+        return {"id": a.id, "login": a.login, "skills": sorted(a.skills), "state": str(a.state),
+                "since": a.since, "reason": a.reason, "job_id": a.job_id, "call_id": a.call_id,
+                "pending": None if a.pending is None else str(a.pending), "wrap_until": a.wrap_until,
+                "pinned": a.id in self.pins, "moving": a.id in self.pending_moves,
+                "moving_to": self.pending_moves.get(a.id)}
+
+    def list_agents(self, job_id: int | None = None, state: str | None = None) -> list[dict[str, Any]]:
+        ids = sorted(self.members.get(job_id, ())) if job_id is not None else sorted(self.agents)
+        return [self.view(i) for i in ids if state is None or self.agents[i].state == state]
+
+    # -- the one place a state changes -------------------------------------------------------
+    def _do(self, agent: Agent, event: AgentEvent, now: datetime | None = None, **kw) -> list[Transition]:
+        now = now or self.clock.now()
+        before, call = agent.state, agent.call_id
+        out = apply(agent, event, now, **kw)            # raises before changing anything
+        after = agent.state
+        if before != after:
+            if before == S.READY and agent.job_id is not None:
+                self.ready.get(agent.job_id, {}).pop(agent.id, None)
+            if after == S.READY and agent.job_id is not None:
+                self.ready.setdefault(agent.job_id, {})[agent.id] = None
+            if before == S.RESERVED:
+                self.reservations.pop(agent.id, None)
+            if after == S.RESERVED:
+                self.reservations[agent.id] = now + self.reserve_timeout
+                self.calls[agent.call_id] = agent.id
+            if after == S.WRAP_UP and agent.wrap_until is not None:
+                self.timers.schedule(agent.id, agent.wrap_until)
+            if call is not None and agent.call_id is None:
+                self.calls.pop(call, None)
+        self.log.extend(out)
+        self.dirty.add(agent.id)
+        if before == S.LOGGED_OUT and after != S.LOGGED_OUT:
+            self.rebalance_due = True                   # a new agent to attach
+        if after == S.LOGGED_OUT:
+            self.pins.pop(agent.id, None)
+            self.pending_moves.pop(agent.id, None)
+            if agent.job_id is not None:
+                self._attach(agent, None, now, "detach", "logged out")
+        elif after not in BUSY and agent.id in self.pending_moves:
+            self._attach(agent, self.pending_moves.pop(agent.id), now, "move", "after the call")
+        return out
+
+    def _attach(self, agent: Agent, job_id: int | None, now: datetime, event: str, reason: str | None = None) -> None:
+        old = agent.job_id
+        if old == job_id:
+            return
+        if old is not None:
+            self.members.get(old, set()).discard(agent.id)
+            self.ready.get(old, {}).pop(agent.id, None)
+        agent.job_id = job_id
+        if job_id is not None:
+            self.members.setdefault(job_id, set()).add(agent.id)
+            if agent.state == S.READY:
+                self.ready.setdefault(job_id, {})[agent.id] = None
+        if event == "move" and old is None:
+            event = "attach"
+        elif event == "move" and job_id is None:
+            event = "detach"
+        self.log.append(note(agent, now, event, reason if reason is not None else (f"from job {old}" if old else None)))
+        self.dirty.add(agent.id)
+        self.stats["moves"] += 1
+
+    # -- agent commands ---------------------------------------------------------------------
+    def login(self, agent_id: int) -> dict:
+        self._do(self._agent(agent_id), E.LOGIN)
+        return self.view(agent_id)
+
+    def logout(self, agent_id: int) -> dict:
+        self._do(self._agent(agent_id), E.LOGOUT)
+        return self.view(agent_id)
+
+    def set_ready(self, agent_id: int) -> dict:
+        self._do(self._agent(agent_id), E.READY)
+        return self.view(agent_id)
+
+    def not_ready(self, agent_id: int, reason: str) -> dict:
+        self._do(self._agent(agent_id), E.NOT_READY, reason=reason)
+        return self.view(agent_id)
+
+    def dispose(self, agent_id: int, code: str) -> dict:
+        """The agent's disposition of its call: ends the wrap-up."""
+        self._do(self._agent(agent_id), E.DISPOSE, reason=code)
+        return self.view(agent_id)
+
+    def force_logoff(self, agent_id: int, reason: str = "supervisor") -> dict:
+        """Supervisor command: out now, or when the agent's call ends (docs/agents.md)."""
+        self._do(self._agent(agent_id), E.FORCE_LOGOFF, reason=reason)
+        return self.view(agent_id)
+
+    # -- calls: the hot path ----------------------------------------------------------------
+    def reserve(self, job_id: int, call_id: str) -> int | None:
+        """The agent (longest ready of the job) now reserved for answered call `call_id`, or
+        None if no agent of the job is ready. A call already reserved gets the same agent."""
+        held = self.calls.get(call_id)
+        if held is not None:
+            return held
+        ready = self.ready.get(job_id)
+        if not ready:
+            self.stats["no_agent"] += 1
+            return None
+        agent = self.agents[next(iter(ready))]
+        self._do(agent, E.RESERVE, job_id=job_id, call_id=call_id)
+        self.stats["reserved"] += 1
+        return agent.id
+
+    def reserve_many(self, job_id: int, call_ids: Iterable[str]) -> dict[str, int | None]:
+        """`reserve` for a batch of answered calls of one job, in order."""
+        return {c: self.reserve(job_id, c) for c in call_ids}
+
+    def _call_agent(self, call_id: str) -> Agent:
+        try:
+            return self.agents[self.calls[call_id]]
+        except KeyError:
+            raise UnknownCall(call_id) from None
+
+    def release(self, call_id: str, reason: str = "call gone") -> int | None:
+        """The reservation for `call_id` ends without a connect; the agent it freed (None if
+        no agent held it, e.g. it already timed out)."""
+        agent_id = self.calls.get(call_id)
+        if agent_id is None or self.agents[agent_id].state != S.RESERVED:
+            return None
+        self._do(self.agents[agent_id], E.RELEASE, reason=reason)
+        return agent_id
+
+    def connect(self, call_id: str) -> int:
+        agent = self._call_agent(call_id)
+        self._do(agent, E.CONNECT)
+        return agent.id
+
+    def hangup(self, call_id: str) -> int:
+        """The call ended: its agent goes to wrap-up with its job's limit."""
+        agent = self._call_agent(call_id)
+        job = self.jobs.get(agent.call_job if agent.call_job is not None else agent.job_id)
+        self._do(agent, E.HANGUP, wrap_limit_s=job.wrap_limit_s if job else DEFAULT_WRAP_LIMIT_S)
+        return agent.id
+
+    # -- jobs, licenses and attachment ------------------------------------------------------
+    def set_jobs(self, jobs: Iterable[JobSpec], notifications: Iterable[Demand] = ()) -> None:
+        """The running jobs, all of them: agent-based (`JobSpec`) and agent-less (`Demand` on
+        the ports pool). Jobs missing from the list have stopped: their agents are re-attached."""
+        jobs = {j.job_id: j for j in jobs}
+        stopped = set(self.jobs) - set(jobs)
+        self.pins = {a: j for a, j in self.pins.items() if j in jobs}
+        self.jobs, self.notifications = jobs, {d.job_id: d for d in notifications}
+        self.jobs_known = True
+        self._allocate()
+        self.rebalance_due = True
+        if stopped:
+            log.info("agent jobs stopped: %s", sorted(stopped))
+
+    def set_job(self, job_id: int, *, priority=_UNSET, min_agents=_UNSET, max_agents=_UNSET) -> dict:
+        """Supervisor command: a running job's priority, minimum or maximum of agents."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise AttachmentError(f"job {job_id} is not a running agent-based job")
+        kw = {k: v for k, v in (("priority", priority), ("min_agents", min_agents), ("max_agents", max_agents))
+              if v is not _UNSET}
+        self.jobs[job_id] = with_limits(job, **kw)
+        self._allocate()
+        self.rebalance_due = True
+        return self.jobs[job_id].as_dict()
+
+    def move(self, agent_id: int, job_id: int | None) -> dict:
+        """Supervisor command: move an agent to a running job (pinned there until the job
+        stops or the agent logs out), at once or when its call ends. `None` unpins it and
+        leaves it to the next rebalance."""
+        agent = self._agent(agent_id)
+        if not agent.logged_in:
+            raise AttachmentError(f"agent {agent_id} is not logged in")
+        if job_id is None:
+            self.pins.pop(agent_id, None)
+            self.rebalance_due = True
+            return self.view(agent_id)
+        if agent.job_id != job_id:
+            attached = len(self.members.get(job_id, ())) + sum(1 for j in self.pending_moves.values() if j == job_id)
+            check_move(self.jobs.get(job_id), agent.skills, attached, self.allocation.get(job_id, None))
+        self.pins[agent_id] = job_id
+        if agent.busy:
+            self.pending_moves[agent_id] = job_id
+            self.log.append(note(agent, self.clock.now(), "move", f"to job {job_id} after the call"))
+        else:
+            self._attach(agent, job_id, self.clock.now(), "move", "supervisor")
+        self.rebalance_due = True
+        return self.view(agent_id)
+
+    def _allocate(self) -> None:
+        demands = [j.demand() for j in self.jobs.values()] + list(self.notifications.values())
+        self.allocation = allocate(self.pools, demands)
+
+    def set_pools(self, pools: LicensePools) -> dict:
+        self.pools = pools
+        self._allocate()
+        self.rebalance_due = True
+        return self.licenses()
+
+    def licenses(self) -> dict:
+        """The license allocation: pools (size, granted, free) and each running job's grant."""
+        return self.allocation.as_dict()
+
+    def rebalance(self) -> int:
+        """Re-plan the attachment of every logged-in agent; the moves made now. Nothing moves
+        until the running jobs have been told since the start (after a restart the agents keep
+        the jobs they had)."""
+        self.rebalance_due = False
+        if not self.jobs_known:
+            return 0
+        seats = [Seat(a.id, a.skills, a.job_id, a.busy) for a in self.agents.values() if a.logged_in]
+        p = plan(self.jobs.values(), seats, grants={j: self.allocation.get(j, None) for j in self.jobs},
+                 pins=self.pins)
+        now = self.clock.now()
+        for m in p.moves:
+            self._attach(self.agents[m.agent_id], m.to_job, now, "move", "rebalance")
+        self.pending_moves = dict(p.pending)
+        return len(p.moves)
+
+    def targets(self) -> dict[int, dict]:
+        """Per running job: its spec, attached agents and license grant (supervisor view)."""
+        return {j: {**spec.as_dict(), "agents": len(self.members.get(j, ())),
+                    "ready": len(self.ready.get(j, ())), "granted": self.allocation.get(j, None)}
+                for j, spec in sorted(self.jobs.items())}
+
+    # -- pacing -------------------------------------------------------------------------------
+    def snapshot(self, job_id: int, **extra) -> PacerSnapshot:
+        """The pacer's view of job `job_id`'s agents at now; `extra` (dialling, waiting,
+        counters, ports_cap, events, offers, offered, inbound) is what the caller knows."""
+        agents = [self.agents[a] for a in self.members.get(job_id, ())]
+        return pacer_snapshot(agents, self.clock.now(), **extra)
+
+    # -- the tick ------------------------------------------------------------------------------
+    def tick(self) -> dict[str, int]:
+        """Wrap-up and reservation timeouts, a rebalance if something changed, one flush."""
+        now = self.clock.now()
+        wraps = 0
+        for agent_id, until in self.timers.due(now):
+            agent = self.agents.get(agent_id)
+            if agent is not None and agent.state == S.WRAP_UP and agent.wrap_until == until:
+                self._do(agent, E.WRAP_TIMEOUT, now)
+                wraps += 1
+        lapsed = [a for a, deadline in self.reservations.items() if deadline <= now]
+        for agent_id in lapsed:
+            self._do(self.agents[agent_id], E.RELEASE, now, reason="reservation timed out")
+        self.stats["wrap_timeouts"] += wraps
+        self.stats["reservation_timeouts"] += len(lapsed)
+        moves = self.rebalance() if self.rebalance_due else 0
+        written = self.flush()
+        return {"wrap_timeouts": wraps, "released": len(lapsed), "moves": moves, "written": written}
+
+    def flush(self) -> int:
+        """Write the transitions logged since the last flush and the agents' current rows, in
+        one transaction. On failure nothing is lost: they are written at the next flush."""
+        if not self.log and not self.dirty:
+            return 0
+        rows, dirty = self.log, self.dirty
+        self.log, self.dirty = [], set()
+        states = [(a.id, str(a.state), a.job_id, a.since or self.clock.now())
+                  for a in (self.agents[i] for i in sorted(dirty))]
+        try:
+            self.store.write(rows, states)
+        except Exception:
+            self.log, self.dirty = rows + self.log, dirty | self.dirty
+            self.stats["flush_errors"] += 1
+            raise
+        self.stats["flushes"] += 1
+        self.stats["written"] += len(rows)
+        return len(rows)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                self.tick()
+            except Exception:
+                log.exception("agent manager tick failed")
+                self.recover()
+            await asyncio.sleep(self.settings.tick_s)
+
+    def recover(self) -> None:
+        if self.store.broken:
+            try:
+                self.store = self.open_store()
+            except Exception as exc:
+                log.warning("database unreachable: %s", exc)
+
+    # -- restart -------------------------------------------------------------------------------
+    def rebuild(self) -> int:
+        """Read every agent back from PostgreSQL: its latest transition (state, since, reason,
+        call, pending command, wrap-up limit) and its job. Returns the agents logged in.
+        Reservations found are given a fresh timeout; wrap-up limits keep their deadline."""
+        now = self.clock.now()
+        self._reset()
+        ready: list[Agent] = []
+        for r in self.store.load():
+            state = S(r["to_state"] or r["row_state"] or S.LOGGED_OUT)
+            busy = state in BUSY
+            a = Agent(r["id"], r["login"], self._skills(r["skills"] or ()), state,
+                      since=r["at"] or r["updated_at"], reason=r["reason"] if state == S.NOT_READY else None,
+                      job_id=r["job_id"] if state != S.LOGGED_OUT else None,
+                      call_id=r["call_id"] if busy else None, call_job=r["event_job"] if busy else None,
+                      wrap_until=r["wrap_until"] if state == S.WRAP_UP else None,
+                      pending=E(r["pending"]) if r["pending"] and busy else None,
+                      pending_reason=r["pending_reason"] if r["pending"] and busy else None)
+            self.agents[a.id] = a
+            self.logins[a.login] = a.id
+            if a.job_id is not None:
+                self.members.setdefault(a.job_id, set()).add(a.id)
+            if state == S.READY and a.job_id is not None:
+                ready.append(a)
+            if busy and a.call_id is not None:
+                self.calls[a.call_id] = a.id
+            if state == S.RESERVED:
+                self.reservations[a.id] = now + self.reserve_timeout
+            if a.wrap_until is not None:
+                self.timers.schedule(a.id, a.wrap_until)
+        for a in sorted(ready, key=lambda a: (a.since, a.id)):          # longest idle first
+            self.ready.setdefault(a.job_id, {})[a.id] = None
+        logged_in = sum(1 for a in self.agents.values() if a.logged_in)
+        log.info("agent manager rebuilt: %d agents, %d logged in", len(self.agents), logged_in)
+        return logged_in
+
+    def status(self) -> dict:
+        by_state: dict[str, int] = {}
+        for a in self.agents.values():
+            by_state[str(a.state)] = by_state.get(str(a.state), 0) + 1
+        return {"state": "up", "agents": len(self.agents), "by_state": by_state, "jobs": len(self.jobs),
+                "jobs_known": self.jobs_known, "calls": len(self.calls), "unwritten": len(self.log),
+                "pending_moves": len(self.pending_moves), "pins": len(self.pins), **self.stats}

@@ -1,0 +1,76 @@
+"""The Agent Manager's statements: the agents, their transitions appended in batches (COPY
+into `agent_events`, one transaction per flush together with the agents' current rows), and
+the latest transition per agent that a restarted Agent Manager rebuilds from."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import orjson
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from ..core.agents.state import Transition
+from .base import Store
+
+EVENT_COLUMNS = ("agent_id", "at", "from_state", "to_state", "event", "reason", "job_id", "call_id",
+                 "pending", "pending_reason", "wrap_until")
+
+# Every agent with its latest transition (one index probe per agent on (agent_id, id)).
+LOAD_SQL = """
+SELECT a.id, a.login, a.name, a.skills, a.state AS row_state, a.job_id, a.updated_at,
+       e.at, e.to_state, e.event, e.reason, e.job_id AS event_job, e.call_id, e.pending, e.pending_reason,
+       e.wrap_until
+FROM agents a
+LEFT JOIN LATERAL (SELECT * FROM agent_events x WHERE x.agent_id = a.id ORDER BY x.id DESC LIMIT 1) e ON true
+ORDER BY a.id"""
+
+UPDATE_AGENTS_SQL = """
+UPDATE agents a SET state = r.state, job_id = r.job_id, updated_at = r.at
+FROM jsonb_to_recordset(%s::jsonb) AS r(id int, state text, job_id int, at timestamptz)
+WHERE a.id = r.id"""
+
+
+class AgentStore(Store):
+    @contextmanager
+    def transaction(self):
+        with self.conn.transaction():
+            yield
+
+    def load(self) -> list[dict[str, Any]]:
+        """Every agent, with the fields of its latest transition (NULL if it has none)."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(LOAD_SQL).fetchall()
+
+    def create_agent(self, login: str, name: str = "", skills: Iterable[str] = ()) -> int:
+        """The id of agent `login`, created (or its name and skills updated)."""
+        return self.conn.execute(
+            "INSERT INTO agents (login, name, skills) VALUES (%s, %s, %s) "
+            "ON CONFLICT (login) DO UPDATE SET name = EXCLUDED.name, skills = EXCLUDED.skills RETURNING id",
+            (login, name, Jsonb(sorted(set(skills))))).fetchone()[0]
+
+    def write(self, transitions: Sequence[Transition],
+              states: Sequence[tuple[int, str, int | None, datetime]]) -> None:
+        """One flush: append `transitions` (COPY) and set each agent's current row
+        (id, state, job_id, at), in one transaction."""
+        if not transitions and not states:
+            return
+        with self.conn.transaction():
+            if transitions:
+                with self.conn.cursor() as cur:
+                    with cur.copy(f"COPY agent_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
+                        for t in transitions:
+                            copy.write_row((t.agent_id, t.at, str(t.from_state), str(t.to_state), t.event,
+                                            t.reason, t.job_id, t.call_id, t.pending, t.pending_reason,
+                                            t.wrap_until))
+            if states:
+                rows = [{"id": i, "state": s, "job_id": j, "at": at} for i, s, j, at in states]
+                self.conn.execute(UPDATE_AGENTS_SQL, (orjson.dumps(rows).decode(),))
+
+    def events(self, agent_id: int, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest transitions of one agent, newest first (supervisor pages, tests)."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(f"SELECT id, {', '.join(EVENT_COLUMNS)} FROM agent_events WHERE agent_id = %s "
+                               "ORDER BY id DESC LIMIT %s", (agent_id, limit)).fetchall()

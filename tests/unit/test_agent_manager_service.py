@@ -1,0 +1,354 @@
+"""The Agent Manager's plain class over an in-memory store: lifecycle, attachment,
+reserve/release, snapshot, licenses, batched writes, and a rebuild after a restart."""
+from __future__ import annotations
+
+import tracemalloc
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from pom_actors.config import Settings
+from pom_actors.core.agents.attachment import AttachmentError, JobSpec
+from pom_actors.core.agents.licenses import Demand, LicensePools
+from pom_actors.core.agents.state import AgentState, IllegalAgentTransition
+from pom_actors.services.agent_manager import AgentManagerService, UnknownAgent, UnknownCall
+
+S = AgentState
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+
+
+class StepClock:
+    def __init__(self):
+        self.t = T0
+
+    def now(self):
+        return self.t
+
+    def real_seconds(self, s):
+        return s
+
+    def advance(self, s: float):
+        self.t += timedelta(seconds=s)
+
+
+class FakeAgentDb:
+    """The `agents` and `agent_events` tables in memory."""
+
+    def __init__(self):
+        self.agents: dict[int, dict] = {}
+        self.logins: dict[str, int] = {}
+        self.events: list = []
+        self.writes = 0
+        self.down = False
+
+
+class FakeAgentStore:
+    """`store.agents.AgentStore` over a FakeAgentDb."""
+
+    def __init__(self, db: FakeAgentDb):
+        self.db = db
+
+    @property
+    def broken(self) -> bool:
+        return self.db.down
+
+    def create_agent(self, login, name="", skills=()):
+        if login in self.db.logins:
+            a = self.db.agents[self.db.logins[login]]
+            a.update(name=name, skills=sorted(set(skills)))
+            return a["id"]
+        i = self.db.logins[login] = len(self.db.agents) + 1
+        self.db.agents[i] = {"id": i, "login": login, "name": name, "skills": sorted(set(skills)),
+                             "state": "logged_out", "job_id": None, "updated_at": T0}
+        return i
+
+    def write(self, transitions, states):
+        if self.db.down:
+            raise ConnectionError("the database is down")
+        self.db.writes += 1
+        self.db.events.extend(transitions)
+        for i, state, job_id, at in states:
+            self.db.agents[i].update(state=state, job_id=job_id, updated_at=at)
+
+    def load(self):
+        latest = {}
+        for t in self.db.events:
+            latest[t.agent_id] = t
+        out = []
+        for i, a in sorted(self.db.agents.items()):
+            e = latest.get(i)
+            out.append({"id": i, "login": a["login"], "name": a["name"], "skills": a["skills"],
+                        "row_state": a["state"], "job_id": a["job_id"], "updated_at": a["updated_at"],
+                        "at": e and e.at, "to_state": e and str(e.to_state), "event": e and e.event,
+                        "reason": e and e.reason, "event_job": e and e.job_id, "call_id": e and e.call_id,
+                        "pending": e and e.pending, "pending_reason": e and e.pending_reason,
+                        "wrap_until": e and e.wrap_until})
+        return out
+
+
+class Floor:
+    """A service, its clock and its database; `restart()` builds a new service over the same
+    database, as Ray does after the actor died."""
+
+    def __init__(self, agents: int = 0, skills=("sales",), pools: LicensePools | None = None):
+        self.db, self.clock = FakeAgentDb(), StepClock()
+        self.pools = pools
+        self.svc = self.new()
+        self.ids = [self.svc.add_agent(f"a{i}", skills=skills) for i in range(agents)]
+
+    def new(self) -> AgentManagerService:
+        return AgentManagerService(Settings(tick_s=0.01), open_store=lambda: FakeAgentStore(self.db),
+                                   clock=self.clock, pools=self.pools)
+
+    def restart(self) -> AgentManagerService:
+        self.svc = self.new()
+        self.svc.rebuild()
+        return self.svc
+
+    def staff(self, *ids):
+        for i in ids or self.ids:
+            self.svc.login(i)
+            self.svc.set_ready(i)
+
+
+def test_lifecycle_through_a_call():
+    f = Floor(1)
+    a = f.ids[0]
+    f.svc.set_jobs([JobSpec(1, wrap_limit_s=30)])
+    f.staff()
+    f.svc.tick()
+    assert f.svc.view(a)["job_id"] == 1 and f.svc.view(a)["state"] == "ready"
+    assert f.svc.reserve(1, "call-1") == a
+    assert f.svc.reserve(1, "call-1") == a                    # the same call again: the same agent
+    assert f.svc.reserve(1, "call-2") is None                 # nobody else is ready
+    f.svc.connect("call-1")
+    f.clock.advance(60)
+    f.svc.hangup("call-1")
+    assert f.svc.view(a)["state"] == "wrap_up" and f.svc.view(a)["wrap_until"] == f.clock.t + timedelta(seconds=30)
+    f.svc.dispose(a, "sale")
+    f.svc.not_ready(a, "lunch")
+    f.svc.logout(a)
+    f.svc.tick()
+    events = [(str(t.from_state), str(t.to_state), t.event) for t in f.db.events]
+    assert events == [("logged_out", "not_ready", "login"), ("not_ready", "ready", "ready"),
+                      ("ready", "ready", "attach"), ("ready", "reserved", "reserve"),
+                      ("reserved", "on_call", "connect"), ("on_call", "wrap_up", "hangup"),
+                      ("wrap_up", "ready", "dispose"), ("ready", "not_ready", "not_ready"),
+                      ("not_ready", "logged_out", "logout"), ("logged_out", "logged_out", "detach")]
+    assert f.db.agents[a]["state"] == "logged_out" and f.db.agents[a]["job_id"] is None
+
+
+def test_illegal_commands_raise_and_change_nothing():
+    f = Floor(1)
+    a = f.ids[0]
+    with pytest.raises(IllegalAgentTransition) as exc:
+        f.svc.set_ready(a)
+    assert exc.value.state == S.LOGGED_OUT and str(exc.value.event) == "ready"
+    with pytest.raises(UnknownAgent):
+        f.svc.login(99)
+    with pytest.raises(UnknownCall):
+        f.svc.connect("nope")
+    assert f.svc.release("nope") is None
+    assert f.svc.view(a)["state"] == "logged_out" and f.svc.log == []
+
+
+def test_reserve_takes_the_longest_ready_agent_and_release_puts_it_back_last():
+    f = Floor(3)
+    f.svc.set_jobs([JobSpec(1)])
+    for i in f.ids:
+        f.staff(i)
+        f.clock.advance(1)
+    f.svc.tick()
+    assert f.svc.reserve_many(1, ["x", "y"]) == {"x": f.ids[0], "y": f.ids[1]}
+    assert f.svc.release("x") == f.ids[0]
+    assert f.svc.reserve(1, "z") == f.ids[2]                 # the released agent queues again at the end
+    assert f.svc.reserve(1, "w") == f.ids[0]
+
+
+def test_reservations_and_wrap_ups_time_out_at_the_tick():
+    f = Floor(2)
+    f.svc.set_jobs([JobSpec(1, wrap_limit_s=5)])
+    f.staff()
+    f.svc.tick()
+    f.svc.reserve(1, "c1")
+    b = f.svc.reserve(1, "c2")
+    f.svc.connect("c2")
+    f.svc.hangup("c2")
+    f.clock.advance(11)
+    out = f.svc.tick()
+    assert out["released"] == 1 and out["wrap_timeouts"] == 1
+    assert all(f.svc.view(i)["state"] == "ready" for i in f.ids) and b in f.ids
+
+
+def test_force_logoff_during_a_call_happens_at_the_hangup():
+    f = Floor(1)
+    a = f.ids[0]
+    f.svc.set_jobs([JobSpec(1)])
+    f.staff()
+    f.svc.tick()
+    f.svc.reserve(1, "c")
+    f.svc.connect("c")
+    assert f.svc.force_logoff(a)["pending"] == "force_logoff"
+    f.svc.hangup("c")
+    v = f.svc.view(a)
+    assert v["state"] == "logged_out" and v["job_id"] is None and "c" not in f.svc.calls
+
+
+def test_agents_are_shared_by_priority_and_skills_and_rebalanced_when_jobs_change():
+    f = Floor(6)
+    spanish = [f.svc.add_agent(f"es{i}", skills=("sales", "spanish")) for i in range(2)]
+    f.staff(*f.ids, *spanish)
+    f.svc.set_jobs([JobSpec(1, priority=10), JobSpec(2, priority=5, skills=frozenset({"spanish"}))])
+    f.svc.tick()
+    assert sorted(f.svc.members[2]) == spanish and len(f.svc.members[1]) == 6
+    # a third job starts: it takes its share from job 1, with the fewest moves
+    f.svc.set_jobs([JobSpec(1, priority=10), JobSpec(2, priority=5, skills=frozenset({"spanish"})),
+                    JobSpec(3, priority=5)])
+    out = f.svc.tick()
+    assert {j: len(m) for j, m in f.svc.members.items()} == {1: 4, 2: 2, 3: 2}
+    assert out["moves"] == 2
+    # job 1 stops: its agents go to the others
+    f.svc.set_jobs([JobSpec(2, priority=5, skills=frozenset({"spanish"})), JobSpec(3, priority=5)])
+    f.svc.tick()
+    assert len(f.svc.members[1]) == 0 and len(f.svc.members[3]) == 6
+
+
+def test_an_agent_on_a_call_moves_only_after_it():
+    f = Floor(2)
+    f.svc.set_jobs([JobSpec(1)])
+    f.staff()
+    f.svc.tick()
+    busy = f.svc.reserve(1, "c")
+    f.svc.connect("c")
+    f.svc.set_jobs([JobSpec(2)])                              # job 1 stopped
+    f.svc.tick()
+    idle = next(i for i in f.ids if i != busy)
+    assert f.svc.view(idle)["job_id"] == 2
+    assert f.svc.view(busy)["job_id"] == 1 and f.svc.view(busy)["moving_to"] == 2
+    f.svc.hangup("c")
+    assert f.svc.view(busy)["job_id"] == 1                    # wrapping up the job-1 call
+    f.svc.dispose(busy, "done")
+    assert f.svc.view(busy)["job_id"] == 2 and f.svc.view(busy)["state"] == "ready"
+    assert f.svc.reserve(2, "d") in f.ids
+
+
+def test_supervisor_commands_limits_and_moves():
+    f = Floor(4)
+    f.svc.set_jobs([JobSpec(1, priority=5), JobSpec(2, priority=5, max_agents=3)])
+    f.staff()
+    f.svc.tick()
+    assert [len(f.svc.members[j]) for j in (1, 2)] == [2, 2]
+    f.svc.set_job(1, min_agents=3)
+    f.svc.tick()
+    assert [len(f.svc.members[j]) for j in (1, 2)] == [3, 1]
+    mover = next(iter(f.svc.members[1]))
+    f.svc.move(mover, 2)
+    f.svc.tick()
+    assert f.svc.view(mover)["job_id"] == 2 and f.svc.view(mover)["pinned"]
+    # the pin holds; job 1's minimum of 3 takes back the agent job 2 had
+    assert f.svc.members[2] == {mover} and len(f.svc.members[1]) == 3
+    with pytest.raises(AttachmentError):
+        f.svc.move(mover, 7)                                  # no such job
+    with pytest.raises(AttachmentError):
+        f.svc.set_job(2, min_agents=5)                        # above its maximum
+    with pytest.raises(AttachmentError):
+        f.svc.set_job(9, priority=1)
+
+
+def test_licenses_cap_the_jobs_and_are_readable():
+    f = Floor(10, pools=LicensePools(preview=1, predictive=4, ports=50))
+    f.svc.set_jobs([JobSpec(1, priority=10, mode="predictive"), JobSpec(2, priority=5, mode="progressive"),
+                    JobSpec(3, mode="preview")], notifications=[Demand(4, "ports", 5, 10, None)])
+    f.staff()
+    f.svc.tick()
+    lic = f.svc.licenses()
+    assert lic["pools"]["predictive"] == {"size": 4, "granted": 4, "free": 0}
+    assert {j["job_id"]: j["granted"] for j in lic["jobs"]} == {1: 3, 2: 1, 3: 1, 4: 50}
+    assert {j: len(m) for j, m in f.svc.members.items()} == {1: 3, 2: 1, 3: 1}
+    assert sum(1 for i in f.ids if f.svc.view(i)["job_id"] is None) == 5
+
+
+def test_snapshot_of_a_job():
+    f = Floor(3)
+    f.svc.set_jobs([JobSpec(1)])
+    f.staff()
+    f.svc.tick()
+    f.svc.reserve(1, "c")
+    f.svc.connect("c")
+    f.clock.advance(10)
+    snap = f.svc.snapshot(1, dialling=(2.0,))
+    assert snap.ready == (10.0, 10.0) and snap.talking == (10.0,) and snap.dialling == (2.0,)
+    assert snap.now == f.clock.t and f.svc.snapshot(99).staffed == 0
+
+
+def test_transitions_are_written_in_one_batch_per_tick():
+    f = Floor(50)
+    f.svc.set_jobs([JobSpec(1)])
+    f.staff()
+    assert f.db.writes == 0 and f.db.events == []
+    f.svc.tick()
+    assert f.db.writes == 1 and len(f.db.events) == 150      # login, ready, attach per agent
+    f.svc.tick()
+    assert f.db.writes == 1                                   # nothing new: no write
+
+
+def test_a_failed_flush_loses_nothing():
+    f = Floor(2)
+    f.staff()
+    f.db.down = True
+    with pytest.raises(ConnectionError):
+        f.svc.tick()
+    f.db.down = False
+    f.svc.tick()
+    assert [t.event for t in f.db.events] == ["login", "ready", "login", "ready"]
+
+
+def test_rebuild_after_a_restart_gives_the_same_states_and_attachments():
+    f = Floor(5)
+    f.svc.set_jobs([JobSpec(1, wrap_limit_s=20), JobSpec(2)])
+    f.staff()
+    f.svc.tick()
+    a = f.svc.reserve(1, "c1")
+    f.svc.connect("c1")
+    f.svc.force_logoff(a)
+    b = f.svc.reserve(1, "c2")
+    f.svc.connect("c2")
+    f.svc.hangup("c2")
+    c = f.svc.reserve(2, "c3")
+    d = next(i for i in f.ids if i not in (a, b, c) and f.svc.view(i)["state"] == "ready")
+    f.svc.not_ready(d, "training")
+    f.svc.tick()
+    before = {i: f.svc.view(i) for i in f.ids}
+    ready_order = {j: list(r) for j, r in f.svc.ready.items()}
+
+    svc = f.restart()
+    assert {i: svc.view(i) for i in f.ids} == before
+    assert {j: list(r) for j, r in svc.ready.items() if r} == {j: r for j, r in ready_order.items() if r}
+    assert svc.calls == {"c1": a, "c2": b, "c3": c}
+    # it goes on where it stopped: the pending force logoff, the wrap-up deadline
+    svc.hangup("c1")
+    assert svc.view(a)["state"] == "logged_out"
+    svc.connect("c3")
+    f.clock.advance(25)
+    svc.tick()
+    assert svc.view(b)["state"] == "ready"
+    # nothing is rebalanced before the running jobs are told again
+    assert svc.rebalance() == 0 and svc.view(d)["job_id"] == before[d]["job_id"]
+
+
+def test_ten_thousand_agents_fit_in_a_few_megabytes():
+    f = Floor(0)
+    tracemalloc.start()
+    base = tracemalloc.take_snapshot()
+    for i in range(10_000):
+        f.svc.add_agent(f"agent-{i:05d}", skills=("sales", "spanish") if i % 3 else ("sales",))
+    for i in f.svc.agents:
+        f.svc.login(i)
+        f.svc.set_ready(i)
+    f.svc.set_jobs([JobSpec(j) for j in range(1, 11)])
+    f.svc.rebalance()
+    f.svc.log.clear()                                 # transitions wait only until the next flush
+    used = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(base, "filename"))
+    tracemalloc.stop()
+    assert used / 10_000 < 1_000, f"{used / 10_000:.0f} bytes per agent"     # measured: about 400
+    assert sum(len(m) for m in f.svc.members.values()) == 10_000
