@@ -218,6 +218,27 @@ class Agent(SQLModel, table=True):
     updated_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
 
 
+class AgentEventRow(SQLModel, table=True):
+    """Every agent transition (core.agents.state), appended in batches (COPY) and never
+    updated: for reporting, and the latest row per agent rebuilds the Agent Manager. Each row
+    is the agent as it stood after the event (its pending deferred command, its wrap-up limit)."""
+    __tablename__ = "agent_events"
+    __table_args__ = (Index("ix_agent_events_agent", "agent_id", "id"),
+                      Index("ix_agent_events_at", "at", postgresql_using="brin"))
+    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    agent_id: int = Field(foreign_key="agents.id")
+    at: datetime = Field(sa_column=_ts(False))
+    from_state: str
+    to_state: str
+    event: str                            # a state event, or attach / detach / move
+    reason: Optional[str] = None          # not-ready reason, disposition code, why
+    job_id: Optional[int] = None          # the call's job, else the job attached to
+    call_id: Optional[str] = None
+    pending: Optional[str] = None         # a deferred not_ready / logout / force_logoff
+    pending_reason: Optional[str] = None
+    wrap_until: Optional[datetime] = Field(default=None, sa_column=_ts())
+
+
 class RuleRow(SQLModel, table=True):
     """A system rule (campaign_id NULL) or a campaign rule; see core.rules.Rule."""
     __tablename__ = "rules"
