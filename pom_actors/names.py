@@ -15,6 +15,7 @@ NAMESPACE = "pom"
 SERVER_RESOURCE = "pom_server"          # the Ray resource every POM server offers
 DIRECTOR = "pom-director"
 RULE_ENGINE = "pom-rule-engine"
+AGENT_MANAGER = "pom-agent-manager"
 EVENT_RELAY = "pom-event-relay"
 GATEWAY_PREFIX = "pom-gateway-"
 NODE_ID_CHARS = 12                      # how much of a Ray node id a gateway name carries

@@ -1,0 +1,100 @@
+"""AgentManager actor: one per cluster (named, detached, restarted for ever), a thin shell over
+`services.agent_manager.AgentManagerService`.
+
+It rebuilds the agents from PostgreSQL when it starts (after a restart too), runs the tick
+(timeouts, rebalance, one flush of the transitions) every `POM_TICK_S`, and answers the
+gateway (agent desktops, supervisor pages) and the Campaign Managers. Jobs and license
+demands arrive as plain dicts (`JobSpec` / `Demand` fields), so any process can send them.
+License pools: `POM_LICENSE_PREVIEW_AGENTS`, `POM_LICENSE_PREDICTIVE_AGENTS`,
+`POM_LICENSE_OUTBOUND_PORTS` (unset: unlimited).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from functools import partial
+
+import ray
+
+from .config import Settings
+from .core.agents.attachment import JobSpec
+from .core.agents.licenses import Demand, LicensePools
+from .core.clock import clock_from_spec
+from .core.pacing.snapshot import PacerSnapshot
+from .names import AGENT_MANAGER
+from .services.agent_manager import AgentManagerService
+from .store.agents import AgentStore
+
+
+@ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
+class AgentManager:
+    def __init__(self, settings: Settings):
+        self.service = AgentManagerService(settings, open_store=partial(AgentStore.open, settings.database_url),
+                                           clock=clock_from_spec(settings.clock),
+                                           pools=LicensePools.from_env(os.environ))
+        self.service.rebuild()
+        self._task: asyncio.Task | None = None
+        ray.get_runtime_context().current_actor.ping.remote()
+
+    async def ping(self) -> str:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self.service.run())
+        return AGENT_MANAGER
+
+    # agents
+    def add_agent(self, login: str, name: str = "", skills: list[str] = ()) -> int:
+        return self.service.add_agent(login, name, skills)
+
+    def command(self, agent_id: int, command: str, reason: str | None = None) -> dict:
+        """login, logout, ready, not_ready (reason), dispose (reason = code), force_logoff."""
+        s = self.service
+        actions = {"login": s.login, "logout": s.logout, "ready": s.set_ready,
+                   "not_ready": lambda a: s.not_ready(a, reason), "dispose": lambda a: s.dispose(a, reason),
+                   "force_logoff": lambda a: s.force_logoff(a, reason or "supervisor")}
+        if command not in actions:
+            raise ValueError(f"unknown agent command {command!r}")
+        return actions[command](agent_id)
+
+    def agent(self, agent_id: int) -> dict:
+        return self.service.view(agent_id)
+
+    def agents(self, job_id: int | None = None, state: str | None = None) -> list[dict]:
+        return self.service.list_agents(job_id, state)
+
+    # calls (Campaign Managers, the media gateway)
+    def reserve(self, job_id: int, call_ids: list[str]) -> dict[str, int | None]:
+        return self.service.reserve_many(job_id, call_ids)
+
+    def release(self, call_id: str, reason: str = "call gone") -> int | None:
+        return self.service.release(call_id, reason)
+
+    def connect(self, call_id: str) -> int:
+        return self.service.connect(call_id)
+
+    def hangup(self, call_id: str) -> int:
+        return self.service.hangup(call_id)
+
+    def snapshot(self, job_id: int, **extra) -> PacerSnapshot:
+        return self.service.snapshot(job_id, **extra)
+
+    # jobs, licenses, supervisor commands
+    def set_jobs(self, jobs: list[dict], notifications: list[dict] = ()) -> None:
+        self.service.set_jobs([JobSpec(**j) for j in jobs], [Demand(**d) for d in notifications])
+
+    def set_job(self, job_id: int, **limits) -> dict:
+        return self.service.set_job(job_id, **limits)
+
+    def move(self, agent_id: int, job_id: int | None) -> dict:
+        return self.service.move(agent_id, job_id)
+
+    def licenses(self) -> dict:
+        return self.service.licenses()
+
+    def set_pools(self, pools: dict) -> dict:
+        return self.service.set_pools(LicensePools(**pools))
+
+    def jobs(self) -> dict[int, dict]:
+        return self.service.targets()
+
+    def status(self) -> dict:
+        return {**self.service.status(), "node": ray.get_runtime_context().get_node_id()}
