@@ -17,6 +17,7 @@ import ray
 
 from .config import Settings
 from .core.clock import ScaledClock, SystemClock
+from .agent_manager import AGENT_MANAGER, AgentManager
 from .director import CampaignDirector
 from .names import DIRECTOR, NAMESPACE, RULE_ENGINE, SERVER_RESOURCE
 from .rule_engine import RuleEngine
@@ -53,6 +54,7 @@ class Runtime:
                      logging_level=logging.WARNING)
             rt.owns_ray = local
         RuleEngine.options(name=RULE_ENGINE, lifetime="detached", get_if_exists=True).remote(settings)
+        AgentManager.options(name=AGENT_MANAGER, lifetime="detached", get_if_exists=True).remote(settings)
         rt.director = CampaignDirector.options(name=DIRECTOR, lifetime="detached",
                                                get_if_exists=True).remote(settings)
         ray.get(rt.director.ping.remote())
