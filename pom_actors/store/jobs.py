@@ -14,6 +14,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from ..core.events import JOBS_TOPIC, job_key
 from ..core.finish import FinishCriteria, JobCounts
 from ..core.lifecycle import JobState
 from .catalog import NotFound
@@ -61,21 +62,29 @@ def jobs(conn: psycopg.Connection, states: tuple[str, ...] | None = None) -> lis
 
 def set_state(conn: psycopg.Connection, job_id: int, expected: str, new: JobState | str, *,
               reason: str | None = None, finishing: bool | None = None) -> bool:
-    """Compare-and-set of a job's state; stamps start and end times. False if it had moved on."""
+    """Compare-and-set of a job's state; stamps start and end times and writes the job's event
+    to the outbox in the same statement. False if it had moved on."""
     new = JobState(new)
-    sets = ["state = %s"]
-    params: list[Any] = [str(new)]
+    sets = ["state = %(new)s"]
+    params: dict[str, Any] = {"new": str(new), "id": job_id, "expected": str(expected),
+                              "topic": JOBS_TOPIC, "key": job_key(job_id)}
     if reason is not None:
-        sets.append("reason = %s"); params.append(reason)
+        sets.append("reason = %(reason)s")
+        params["reason"] = reason
     if finishing is not None:
-        sets.append("finishing = %s"); params.append(finishing)
+        sets.append("finishing = %(finishing)s")
+        params["finishing"] = finishing
     if new == JobState.RUNNING:
         sets.append("started_at = coalesce(started_at, now())")
     if new in (JobState.COMPLETED, JobState.STOPPED, JobState.FAILED):
         sets.append("ended_at = now()")
-    params += [job_id, expected]
-    return conn.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = %s AND state = %s",
-                        params).rowcount == 1
+    return conn.execute(
+        f"WITH moved AS (UPDATE jobs SET {', '.join(sets)} WHERE id = %(id)s AND state = %(expected)s "
+        "RETURNING id, campaign_id, state, reason) "
+        "INSERT INTO event_outbox (topic, key, payload) "
+        "SELECT %(topic)s, %(key)s, jsonb_build_array(jsonb_build_object('job_id', id, "
+        "'campaign_id', campaign_id, 'state', state, 'previous', %(expected)s::text, 'reason', reason, "
+        "'at', now())) FROM moved", params).rowcount == 1
 
 
 def state_counts(conn: psycopg.Connection, job_ids: list[int]) -> dict[int, dict[str, int]]:

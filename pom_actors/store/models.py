@@ -285,6 +285,7 @@ class Alarm(SQLModel, table=True):
 class OutboxEvent(SQLModel, table=True):
     """Events for the Kafka relay, written in the same transaction as the change they report."""
     __tablename__ = "event_outbox"
+    __table_args__ = (Index("ix_event_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),)
     id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
     topic: str
     key: str = _d("")
