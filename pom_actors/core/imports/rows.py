@@ -1,0 +1,205 @@
+"""From file records to contacts: the header mapped to contact fields and attributes, every
+record checked with its line, good rows normalised by `core.contacts.parse_contact` (the same
+rules as the JSON endpoint), bad rows kept for the rejects report.
+
+A record is refused, with its line, the field at fault and why, for: a wrong number of
+fields, a field over the size limit, a NUL byte, bytes the encoding cannot read, a missing
+external_id, an invalid phone number or e-mail address, a row with no address at all, and a
+second occurrence of an external_id in the same chunk under the `skip` policy is not a fault
+(duplicates are counted by the store). A header with a duplicate or empty name fails the file.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..contacts import parse_contact
+from ..windows import zones_for
+from .phones import PhoneNormaliser
+from .reader import Dialect, FileError, records
+
+CONTACT_FIELDS = ("external_id", "first_name", "last_name", "phone1", "phone2", "email", "timezones")
+DEDUPE_KEYS = ("external_id", "phone1", "email")
+POLICIES = ("update", "skip", "keep_both")
+MAX_FIELD_CHARS = 4096
+MAX_COLUMNS = 500
+SYNONYMS = {
+    "external_id": ("external_id", "externalid", "id", "contact_id", "customer_id", "account", "account_id"),
+    "first_name": ("first_name", "firstname", "first", "given_name", "forename"),
+    "last_name": ("last_name", "lastname", "last", "surname", "family_name"),
+    "phone1": ("phone1", "phone", "phone_1", "telephone", "tel", "mobile", "phone_number"),
+    "phone2": ("phone2", "phone_2", "alt_phone", "other_phone", "phone_alt"),
+    "email": ("email", "e_mail", "email_address", "mail"),
+    "timezones": ("timezone", "timezones", "time_zone", "tz"),
+}
+_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Options:
+    """What an import is told (all optional): see docs/imports.md."""
+    encoding: str | None = None
+    delimiter: str | None = None
+    mapping: dict[str, str] = field(default_factory=dict)   # header name -> field / attributes.x / ignore
+    region: str | None = None
+    dedupe_key: str = "external_id"
+    policy: str = "update"
+    max_field_chars: int = MAX_FIELD_CHARS
+
+    def __post_init__(self):
+        if self.dedupe_key not in DEDUPE_KEYS:
+            raise ValueError(f"dedupe_key must be one of {', '.join(DEDUPE_KEYS)}")
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}")
+        if self.region is not None and not re.fullmatch(r"[A-Za-z]{2}", self.region):
+            raise ValueError("region is a two-letter ISO 3166 code (US, GB, ...)")
+        if not 1 <= self.max_field_chars <= 1_000_000:
+            raise ValueError("max_field_chars must be between 1 and 1000000")
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[\s\-.]+", "_", name.strip().lower())
+
+
+def map_header(header: list[str], mapping: Mapping[str, str] | None = None) -> list[tuple[str, str] | None]:
+    """Per column: ("field", name), ("attr", name) or None (ignored). FileError when a header
+    name repeats or is empty, a mapping names an unknown column or field, or no column is the
+    external_id."""
+    mapping = dict(mapping or {})
+    names = [h.strip() for h in header]
+    if names and names[0].startswith("\ufeff"):
+        names[0] = names[0][1:]
+    if len(names) > MAX_COLUMNS:
+        raise FileError(f"the header has {len(names)} columns; at most {MAX_COLUMNS}")
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        if not name:
+            raise FileError(f"header column {i} has no name")
+        if _BAD_CHAR.search(name):
+            raise FileError(f"header column {i} holds a NUL or undecodable character")
+        if name.lower() in seen:
+            raise FileError(f"duplicate header name {name!r} (columns {seen[name.lower()]} and {i})")
+        seen[name.lower()] = i
+    unknown = [m for m in mapping if m.strip().lower() not in seen]
+    if unknown:
+        raise FileError(f"the mapping names column(s) not in the header: {', '.join(map(repr, unknown))}")
+    explicit = {k.strip().lower(): v.strip() for k, v in mapping.items()}
+    by_synonym = {syn: f for f, syns in SYNONYMS.items() for syn in syns}
+    out: list[tuple[str, str] | None] = []
+    taken: set[str] = set()
+    for name in names:
+        target = explicit.get(name.lower())
+        if target is None:
+            guess = by_synonym.get(_norm(name))
+            target = guess if guess and guess not in taken and guess not in explicit.values() \
+                else f"attributes.{name}"
+        if target in ("", "ignore", "-"):
+            out.append(None)
+        elif target.startswith("attributes."):
+            attr = target[len("attributes."):]
+            if not attr:
+                raise FileError(f"column {name!r}: an attribute needs a name (attributes.<name>)")
+            out.append(("attr", attr))
+        elif target in CONTACT_FIELDS:
+            if target in taken:
+                raise FileError(f"two columns are mapped to {target!r}")
+            taken.add(target)
+            out.append(("field", target))
+        else:
+            raise FileError(f"column {name!r}: unknown field {target!r}; use one of "
+                            f"{', '.join(CONTACT_FIELDS)}, attributes.<name> or ignore")
+    if "external_id" not in taken:
+        raise FileError("no column is the external_id (map one: {\"<column>\": \"external_id\"})")
+    return out
+
+
+@dataclass
+class Parsed:
+    """One chunk: the good contacts (dicts with `line`) and the rejects, both in line order."""
+    contacts: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    rows_read: int = 0
+    fast_phones: int = 0
+    slow_phones: int = 0
+
+
+def parse_records(recs: Iterable[tuple[int, list[str] | None, str]], columns: list[tuple[str, str] | None],
+                  options: Options, phones: PhoneNormaliser | None = None) -> Parsed:
+    """Check and normalise records (from `reader.records`)."""
+    phones = phones or PhoneNormaliser(options.region)
+    out = Parsed()
+    width = len(columns)
+    limit = options.max_field_chars
+    for line, cells, fault in recs:
+        out.rows_read += 1
+        if cells is None:
+            out.rejects.append(_reject(line, "", fault, []))
+            continue
+        if len(cells) != width:
+            out.rejects.append(_reject(line, "", f"expected {width} fields, found {len(cells)}", cells))
+            continue
+        bad = _cell_fault(cells, columns, limit)
+        if bad is not None:
+            out.rejects.append(_reject(line, bad[0], bad[1], cells))
+            continue
+        row: dict[str, Any] = {}
+        attributes: dict[str, str] = {}
+        for target, cell in zip(columns, cells):
+            if target is None:
+                continue
+            kind, name = target
+            if kind == "field":
+                row[name] = cell
+            elif cell != "":
+                attributes[name] = cell
+        zones = row.pop("timezones", "")
+        row["timezones"] = [z for z in re.split(r"[\s,;]+", zones) if z] if zones else []
+        row["attributes"] = attributes
+        try:
+            contact = parse_contact(row, options.region, phones)
+        except ValueError as exc:
+            where, message = exc.args if len(exc.args) == 2 else ("", str(exc))
+            out.rejects.append(_reject(line, where, message, cells))
+            continue
+        if not contact["timezones"]:
+            contact["timezones"] = zones_for(None, contact["phone1"] or contact["phone2"])
+        contact["line"] = line
+        out.contacts.append(contact)
+    out.fast_phones, out.slow_phones = phones.fast, phones.slow
+    return out
+
+
+def _cell_fault(cells: list[str], columns, limit: int) -> tuple[str, str] | None:
+    for target, cell in zip(columns, cells):
+        name = "" if target is None else (target[1] if target[0] == "field" else f"attributes.{target[1]}")
+        if len(cell) > limit:
+            return name, f"longer than {limit} characters"
+        found = _BAD_CHAR.search(cell)
+        if found is not None:
+            if found.group() == "\x00":
+                return name, "holds a NUL byte"
+            return name, "holds bytes the file's encoding cannot read"
+    return None
+
+
+def _reject(line: int, where: str, reason: str, cells: list[str]) -> dict[str, Any]:
+    raw = [_BAD_CHAR.sub(lambda m: "\\x%02x" % (ord(m.group()) & 0xFF) if ord(m.group()) >= 0xDC80
+                         and ord(m.group()) <= 0xDCFF else "\\u%04x" % ord(m.group()), c[:1000])
+           for c in cells[:MAX_COLUMNS]]
+    return {"line": line, "field": where, "reason": reason, "raw": raw}
+
+
+def parse_text(text: str, dialect: Dialect, columns, options: Options, first_line: int,
+               phones: PhoneNormaliser | None = None) -> Parsed:
+    """Parse a chunk of decoded text whose first record starts on `first_line`."""
+    return parse_records(records(text, dialect, first_line), columns, options, phones)
+
+
+def neutralise(cell: Any) -> str:
+    """A cell safe to open in a spreadsheet: text starting with =, +, -, @ (or a tab or carriage
+    return) gets a leading apostrophe, so it is shown, never evaluated as a formula."""
+    text = "" if cell is None else str(cell)
+    return "'" + text if text.startswith(_FORMULA) else text
