@@ -22,9 +22,11 @@ from .director import CampaignDirector
 from .event_relay import EventRelay
 from .kafka_broker import EmbeddedBroker
 from .names import DIRECTOR, EVENT_RELAY, NAMESPACE, RULE_ENGINE, SERVER_RESOURCE
+from .importer import start_importer
 from .rule_engine import RuleEngine
 from .store.database import EmbeddedPostgres, connect, migrate
 from .store.work import latest_business_time
+from .supervise import SessionWatchdog, ray_started_here, reap_sessions
 
 log = logging.getLogger(__name__)
 
@@ -36,57 +38,97 @@ class Runtime:
     owns_ray: bool = False
     director: "ray.actor.ActorHandle | None" = field(default=None, repr=False)
     broker: EmbeddedBroker | None = None              # the loopback Kafka, when no bootstrap is set
+    ray_sessions: set[int] = field(default_factory=set)   # the Ray processes this process started
+    watchdog: SessionWatchdog | None = field(default=None, repr=False)
 
     @classmethod
     def start(cls, settings: Settings, *, ray_init: bool = True) -> "Runtime":
-        """Database (embedded unless a URL is set) with migrations, then Ray and the actors."""
-        embedded = None
+        """Database (embedded unless a URL is set) with migrations, then Ray and the actors.
+        If any step fails (or SystemExit/KeyboardInterrupt arrives), what was started is stopped."""
+        rt = cls(settings)
+        try:
+            rt._start(ray_init)
+        except BaseException:
+            rt._shutdown()
+            raise
+        return rt
+
+    def _start(self, ray_init: bool) -> None:
+        settings = self.settings
         url = settings.database_url
         if not url:
-            embedded = EmbeddedPostgres(settings.data_dir)
-            url = embedded.url
+            self.embedded = EmbeddedPostgres(settings.data_dir)
+            url = self.embedded.url
         migrate(url)
-        settings = settings.replace(database_url=url, clock=_clock_spec(settings, url))
-        rt = cls(settings, embedded)
+        settings = self.settings = settings.replace(database_url=url, clock=_clock_spec(settings, url))
         if ray_init and not ray.is_initialized():
             local = settings.ray_address is None
             # Ray lowers its workers' priority (nice 15) by default; here they are the server.
             os.environ.setdefault("RAY_worker_niceness", "0")
-            ray.init(address=settings.ray_address, namespace=NAMESPACE, include_dashboard=False,
-                     resources={SERVER_RESOURCE: 1} if local else None, log_to_driver=False,
-                     logging_level=logging.WARNING)
-            rt.owns_ray = local
+            with ray_started_here():
+                # "local": a Ray of our own, even if a `ray start` cluster runs on this machine.
+                ray.init(address=settings.ray_address or "local", namespace=NAMESPACE,
+                         include_dashboard=False, resources={SERVER_RESOURCE: 1} if local else None,
+                         log_to_driver=False, logging_level=logging.WARNING)
+            self.owns_ray = local
+            if local:
+                self.ray_sessions = _ray_processes()
+                self.watchdog = SessionWatchdog(self.ray_sessions)
         if settings.kafka and not settings.kafka_bootstrap:
-            rt.broker = EmbeddedBroker()
-            settings = rt.settings = settings.replace(kafka_bootstrap=rt.broker.bootstrap)
+            self.broker = EmbeddedBroker()
+            settings = self.settings = settings.replace(kafka_bootstrap=self.broker.bootstrap)
         if settings.kafka:
             EventRelay.options(name=EVENT_RELAY, lifetime="detached", get_if_exists=True).remote(settings)
         RuleEngine.options(name=RULE_ENGINE, lifetime="detached", get_if_exists=True).remote(settings)
         AgentManager.options(name=AGENT_MANAGER, lifetime="detached", get_if_exists=True).remote(settings)
-        rt.director = CampaignDirector.options(name=DIRECTOR, lifetime="detached",
-                                               get_if_exists=True).remote(settings)
-        ray.get(rt.director.ping.remote())
-        ray.get(rt.director.serve.remote())
-        return rt
+        start_importer(settings)
+        self.director = CampaignDirector.options(name=DIRECTOR, lifetime="detached",
+                                                 get_if_exists=True).remote(settings)
+        ray.get(self.director.ping.remote())
+        ray.get(self.director.serve.remote())
 
     def connect(self) -> psycopg.Connection:
         return connect(self.settings.database_url, autocommit=True)
 
     def stop(self, drain_s: float = 15.0) -> dict:
-        """Drain in-flight attempts, then end the actors this process started and the database."""
+        """Drain in-flight attempts, then end what this process started: its Ray instance (every
+        process of it) and its embedded database. Returns what each manager still had out
+        (-1: it did not answer)."""
         left = {}
         if self.director is not None and ray.is_initialized():
             try:
                 left = ray.get(self.director.drain.remote(drain_s), timeout=drain_s + 10)
             except Exception as exc:  # the system is going down either way; say why
                 log.warning("drain incomplete: %s", exc)
+        self._shutdown()
+        return left
+
+    def _shutdown(self) -> None:
         if self.owns_ray:
-            ray.shutdown()
+            if ray.is_initialized():
+                ray.shutdown()
+            self.owns_ray = False
+        if self.ray_sessions:
+            reap_sessions(self.ray_sessions)
+            self.ray_sessions = set()
+        if self.watchdog is not None:
+            self.watchdog.dismiss()
+            self.watchdog = None
         if self.broker is not None:
             self.broker.stop()
+            self.broker = None
         if self.embedded is not None:
             self.embedded.stop()
-        return left
+
+
+def _ray_processes() -> set[int]:
+    """Pids of the processes `ray.init` started here; each leads a session of its own
+    (`ray_started_here`), which holds it and what it forks (the raylet's workers and agents)."""
+    node = getattr(ray._private.worker, "_global_node", None)
+    if node is None:
+        return set()
+    return {info.process.pid for infos in node.all_processes.values() for info in infos
+            if info.process is not None}
 
 
 def _clock_spec(settings: Settings, url: str) -> dict:
