@@ -18,7 +18,7 @@ from pom_actors.store.database import libpq_url
 from . import errors
 from .limits import BodyLimit
 from .routers import filters
-from .routers import campaigns, demo, health, jobs, lists, metrics, strategies
+from .routers import campaigns, demo, health, imports, jobs, lists, metrics, strategies
 
 API_PREFIX = "/api/v1"
 
@@ -39,13 +39,15 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.pool = pool
     app.state.sms_sink = []
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       larger=((imports.UPLOAD_PATH, settings.max_import_bytes),))
     errors.install(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     for resource in (jobs, strategies, lists, campaigns):
         app.include_router(resource.router, prefix=API_PREFIX)
     app.include_router(filters.router, prefix=API_PREFIX)
+    app.include_router(imports.router, prefix=API_PREFIX)
     if settings.demo:
         app.include_router(demo.router)
     return app

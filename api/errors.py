@@ -17,10 +17,12 @@ from fastapi.responses import JSONResponse
 
 from pom_actors.core.contacts import ContactRowError
 from pom_actors.core.filters import FilterError
+from pom_actors.core.imports.reader import FileError
 from pom_actors.core.lifecycle import IllegalTransition, StateChanged, allowed_events
 from pom_actors.core.strategy import StrategyError
 from pom_actors.store.catalog import NotFound
 from pom_actors.store.filters import FilterConflict
+from pom_actors.store.imports import ImportStateError
 
 from .validation import Fault, printable
 
@@ -105,6 +107,15 @@ async def filter_conflict(_: Request, exc: FilterConflict) -> JSONResponse:
     return _error(409, "conflict", message=str(exc))
 
 
+async def bad_file(_: Request, exc: FileError) -> JSONResponse:
+    """An import file that cannot be imported as a whole (empty, header only, bad header...)."""
+    return _error(422, "invalid_file", message=printable(str(exc)))
+
+
+async def import_state(_: Request, exc: ImportStateError) -> JSONResponse:
+    return _error(409, "illegal_transition", state=exc.state, event=exc.command, message=str(exc))
+
+
 async def unavailable(_: Request, exc: Unavailable) -> JSONResponse:
     return _error(503, "unavailable", message=str(exc))
 
@@ -125,6 +136,8 @@ HANDLERS = {
     ContactRowError: bad_contacts,
     FilterError: bad_filter,
     FilterConflict: filter_conflict,
+    FileError: bad_file,
+    ImportStateError: import_state,
     Unavailable: unavailable,
     NoAnswer: no_answer,
 }

@@ -14,15 +14,24 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    """`larger`: (compiled path pattern, limit) pairs for routes that take bigger bodies (file
+    uploads of imports); every other path has `max_bytes`."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: tuple = ()):
         if max_bytes < 0:
             raise ValueError("max_bytes must be >= 0")
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = tuple(larger)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        limit = next((n for pattern, n in self.larger if pattern.fullmatch(scope.get("path", ""))),
+                     self.max_bytes)
+        if limit != self.max_bytes:
+            await BodyLimit(self.app, limit)(scope, receive, send)
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:

@@ -42,6 +42,8 @@ class Settings:
     kafka: bool = True                   # POM_KAFKA: off disables the event relay
     kafka_bootstrap: str | None = None   # POM_KAFKA_BOOTSTRAP; None: the embedded broker on loopback
     max_body_bytes: int = 10 * 1024 * 1024  # POM_MAX_BODY_BYTES: larger request bodies get 413
+    max_import_bytes: int = 2 * 1024**3  # POM_MAX_IMPORT_BYTES: larger import files (uploads) get 413
+    import_dir: str | None = None        # POM_IMPORT_DIR: server-side files may be imported from here only
     log_level: str = "INFO"              # POM_LOG_LEVEL
     clock: dict = field(default_factory=dict)  # set by the runtime: the spec of the shared clock
 

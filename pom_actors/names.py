@@ -17,6 +17,7 @@ DIRECTOR = "pom-director"
 RULE_ENGINE = "pom-rule-engine"
 AGENT_MANAGER = "pom-agent-manager"
 EVENT_RELAY = "pom-event-relay"
+IMPORTER = "pom-importer"
 GATEWAY_PREFIX = "pom-gateway-"
 NODE_ID_CHARS = 12                      # how much of a Ray node id a gateway name carries
 _HOLDER_SEP = "#"

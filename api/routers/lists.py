@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from pom_actors.core.contacts import ContactRowError, parse_contacts
-from pom_actors.store import catalog
+from pom_actors.store import catalog, imports
 
 from .. import deps
 from ..validation import Id, Text, json_fault, printable
@@ -33,13 +33,14 @@ def add_contacts(list_id: Id, rows: list[dict[str, Any]],
                  conn: psycopg.Connection = Depends(deps.db)) -> dict:
     catalog.list_attributes(conn, list_id)
     good, errors = _parse(rows)
-    taken = catalog.existing_external_ids(conn, list_id, [c["external_id"] for c in good])
-    errors += [{"line": c["line"], "field": "external_id", "message": "already in this list"}
-               for c in good if c["external_id"] in taken]
-    errors.sort(key=lambda e: e["line"])
-    good = [c for c in good if c["external_id"] not in taken]
+    # ON CONFLICT: a row whose external_id is already in the list (also one that a concurrent
+    # upload stored a moment ago) is reported by its line; every other good row is stored
     with conn.transaction():
-        imported = catalog.add_contacts(conn, list_id, good)
+        merged = imports.merge(conn, list_id, good, policy="skip", want_lines=True)
+    imported = merged.inserted
+    errors += [{"line": line, "field": "external_id", "message": "already in this list"}
+               for line in merged.duplicate_lines or ()]
+    errors.sort(key=lambda e: e["line"])
     if errors:
         raise ContactRowError(errors, imported)
     return {"imported": imported, "errors": []}

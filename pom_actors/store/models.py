@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint, text)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
@@ -49,6 +50,9 @@ class Contact(SQLModel, table=True):
     phone1: Optional[str] = None          # E.164
     phone2: Optional[str] = None          # E.164
     email: Optional[str] = None
+    phone1_type: Optional[str] = None     # the number's line type (core.imports.phones.TYPE_NAMES)
+    phone2_type: Optional[str] = None
+    dnc: bool = _d(False)                 # an address was on a DNC list when imported (flagged, kept)
     timezones: list[str] = Field(default_factory=list,
                                  sa_column=Column(ARRAY(Text), nullable=False, server_default="{}"))
     attributes: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
@@ -270,6 +274,42 @@ class ImportJob(SQLModel, table=True):
     errors: list[dict[str, Any]] = Field(default_factory=list, sa_column=_json("'[]'::jsonb"))
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
     finished_at: Optional[datetime] = Field(default=None, sa_column=_ts())
+    # file imports (store/imports.py): the options, the spooled file, the counts of done chunks
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
+    path: Optional[str] = None
+    message: Optional[str] = None             # why the file as a whole failed
+    rows_read: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    rows_loaded: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    rows_rejected: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    duplicates: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    dnc_flagged: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    chunks: int = _d(0)                       # how many chunks the file was cut into (0: not yet)
+    updated_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+
+
+class ImportChunk(SQLModel, table=True):
+    """A chunk of an import's file, written in the transaction that merged its contacts: an
+    import resumed after a crash skips the chunks it finds here."""
+    __tablename__ = "import_chunks"
+    import_id: int = Field(sa_column=Column(Integer, ForeignKey("import_jobs.id", ondelete="CASCADE"),
+                                            primary_key=True))
+    chunk: int = Field(sa_column=Column(Integer, primary_key=True))
+    rows_read: int = _d(0)
+    rows_loaded: int = _d(0)
+    rows_rejected: int = _d(0)
+    duplicates: int = _d(0)
+    dnc_flagged: int = _d(0)
+
+
+class ImportReject(SQLModel, table=True):
+    """A refused row of an import: its line, the field at fault, why, and its cells."""
+    __tablename__ = "import_rejects"
+    import_id: int = Field(sa_column=Column(Integer, ForeignKey("import_jobs.id", ondelete="CASCADE"),
+                                            primary_key=True))
+    line: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    field: str = _d("")
+    reason: str
+    raw: list[str] = Field(default_factory=list, sa_column=_json("'[]'::jsonb"))
 
 
 class Alarm(SQLModel, table=True):
