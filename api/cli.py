@@ -108,6 +108,14 @@ def _strategy_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _events_tail(args: argparse.Namespace) -> int:
+    from .events_tail import TOPICS, broker, tail
+
+    tail(broker(PomClient(args.url)), args.topic or list(TOPICS), from_beginning=args.from_beginning,
+         count=args.count, seconds=args.seconds)
+    return 0
+
+
 def _client_command(args: argparse.Namespace) -> int:
     client = PomClient(args.url)
     if args.cmd == "health":
@@ -141,6 +149,13 @@ def parser() -> argparse.ArgumentParser:
     jcreate.add_argument("--queued", action="store_true", help="create without starting")
     for action in ("show", "start", "pause", "resume", "stop"):
         jsub.add_parser(action).add_argument("job", type=int)
+    events = sub.add_parser("events", help="the event stream")
+    esub = events.add_subparsers(dest="action", required=True)
+    etail = esub.add_parser("tail", help="print events as JSON lines as they arrive (Ctrl-C stops)")
+    etail.add_argument("--topic", action="append", help="pom.attempts or pom.jobs (default: both; repeatable)")
+    etail.add_argument("--from-beginning", action="store_true", help="every event the broker holds first")
+    etail.add_argument("--count", type=int, help="stop after this many events")
+    etail.add_argument("--seconds", type=float, help="stop after this many seconds")
     strategy = sub.add_parser("strategy", help="strategy documents")
     ssub = strategy.add_subparsers(dest="action", required=True)
     ssub.add_parser("validate", help="check a YAML/JSON strategy file").add_argument("file")
@@ -154,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.cmd == "strategy":
             return _strategy_validate(args)
+        if args.cmd == "events":
+            return _events_tail(args)
         return _client_command(args)
     except PomError as exc:
         print(f"pom: {exc}", file=sys.stderr)

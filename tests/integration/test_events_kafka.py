@@ -4,6 +4,7 @@ outbox and all arrive after it is back; a relay killed mid-job duplicates nothin
 consumer deduping by event id would see twice."""
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -131,3 +132,17 @@ def test_a_relay_killed_mid_job_duplicates_nothing_a_deduping_consumer_sees(kafk
     unique = deduped(messages)
     assert {e["attempt_id"] for _, _, e in unique} == attempts
     assert len(unique) == len(attempts)                      # no attempt under two event ids
+
+
+def test_pom_events_tail_prints_the_stream_as_json_lines(kafka, campaigns, monkeypatch, capsys):
+    from api.cli import main
+
+    job_id = campaigns.start(campaigns.make(STRATEGY, phone_contacts(20)))
+    assert campaigns.wait(job_id)["state"] == "completed"
+    wait_published(kafka)
+    monkeypatch.setenv("POM_KAFKA_BOOTSTRAP", kafka.settings.kafka_bootstrap)
+    assert main(["events", "tail", "--topic", "pom.jobs", "--from-beginning", "--seconds", "8"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    mine = [e for e in lines if e["job_id"] == job_id]
+    assert [e["state"] for e in mine][-1] == "completed"
+    assert all(e["topic"] == "pom.jobs" and e["key"] == f"job-{job_id}" and e["event_id"] for e in mine)
