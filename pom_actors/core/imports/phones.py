@@ -22,7 +22,7 @@ paths over numbers of many regions.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 from re import _parser as sre_parse  # the stdlib's own regex parser (3.11+)
 
 import phonenumbers
@@ -54,8 +54,7 @@ class PhoneError(ValueError):
     """Not a phone number, or not a valid one; the message says which."""
 
 
-@dataclass(frozen=True, slots=True)
-class Phone:
+class Phone(NamedTuple):
     e164: str
     type: str          # TYPE_NAMES value
     region: str        # ISO region ("US"), "001" for non-geographic codes
