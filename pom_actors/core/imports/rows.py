@@ -130,6 +130,7 @@ def parse_records(recs: Iterable[tuple[int, list[str] | None, str]], columns: li
                   options: Options, phones: PhoneNormaliser | None = None) -> Parsed:
     """Check and normalise records (from `reader.records`)."""
     phones = phones or PhoneNormaliser(options.region)
+    fast0, slow0 = phones.fast, phones.slow
     out = Parsed()
     width = len(columns)
     limit = options.max_field_chars
@@ -168,7 +169,7 @@ def parse_records(recs: Iterable[tuple[int, list[str] | None, str]], columns: li
             contact["timezones"] = zones_for(None, contact["phone1"] or contact["phone2"])
         contact["line"] = line
         out.contacts.append(contact)
-    out.fast_phones, out.slow_phones = phones.fast, phones.slow
+    out.fast_phones, out.slow_phones = phones.fast - fast0, phones.slow - slow0
     return out
 
 
