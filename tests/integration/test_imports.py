@@ -9,9 +9,7 @@ import time
 
 import pytest
 import ray
-from fastapi.testclient import TestClient
 
-from api.app import create_app
 from pom_actors import names
 from pom_actors.importer import start_importer
 from pom_actors.services.importer import ImporterService, load_chunk_with
@@ -19,15 +17,17 @@ from pom_actors.store import catalog
 from pom_actors.store.database import connect
 from pom_actors.store.imports import ImportStore
 
+from .conftest import api_client
+
 pytestmark = pytest.mark.integration
 HEADER = "external_id,first_name,last_name,phone1,email,plan\n"
 
 
 @pytest.fixture(scope="module")
-def api(pom, tmp_path_factory):
+def api(pom, tmp_path_factory, admin_token):
     inbox = tmp_path_factory.mktemp("inbox")
     settings = pom.settings.replace(import_dir=str(inbox), max_import_bytes=5_000_000)
-    with TestClient(create_app(settings)) as client:
+    with api_client(settings, admin_token) as client:
         client.inbox = inbox
         yield client
 
