@@ -210,7 +210,7 @@ def plan(jobs: Iterable[JobSpec], seats: Iterable[Seat], *, grants: Mapping[int,
                 break
             if k == j:
                 continue
-            for s in sorted((s for s in members[k] if where.get(s.agent_id) == k and not s.busy
+            for s in sorted((s for s in seats if where.get(s.agent_id) == k and not s.busy
                              and s.agent_id not in pins and eligible(s.skills, spec)), key=rank):
                 if count[j] >= targets[j]:
                     break
