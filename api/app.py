@@ -15,10 +15,12 @@ from psycopg_pool import ConnectionPool
 from pom_actors.config import Settings
 from pom_actors.store.database import libpq_url
 
-from . import errors
+from . import auth, errors
+from .auth import DEFINE, OPERATE, STAFF
 from .limits import BodyLimit
 from .routers import filters
 from .routers import campaigns, demo, health, imports, jobs, lists, metrics, strategies
+from .routers import audit, tokens
 
 API_PREFIX = "/api/v1"
 
@@ -42,12 +44,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                        larger=((imports.UPLOAD_PATH, settings.max_import_bytes),))
     errors.install(app)
-    app.include_router(health.router)
-    app.include_router(metrics.router)
-    for resource in (jobs, strategies, lists, campaigns):
-        app.include_router(resource.router, prefix=API_PREFIX)
-    app.include_router(filters.router, prefix=API_PREFIX)
-    app.include_router(imports.router, prefix=API_PREFIX)
+    auth.install(app)
+    # Who may call what (docs/api.md, "Roles"): every router gets its roles here, and routes
+    # of a mixed router narrow them (tests/unit/test_auth_routes.py fails for a route without).
+    app.include_router(health.router)                        # public, details with a token
+    app.include_router(metrics.router, dependencies=[auth.allow(STAFF)])
+    for resource in (strategies, lists, campaigns):
+        app.include_router(resource.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF, DEFINE)])
+    app.include_router(jobs.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF, OPERATE)])
+    app.include_router(filters.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF, OPERATE)])
+    app.include_router(imports.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF, DEFINE)])
+    app.include_router(tokens.router, prefix=API_PREFIX, dependencies=[auth.allow(auth.ADMIN)])
+    app.include_router(audit.router, prefix=API_PREFIX, dependencies=[auth.allow(auth.OVERSEE)])
     if settings.demo:
-        app.include_router(demo.router)
+        app.include_router(demo.router)                      # its own per route
     return app

@@ -51,6 +51,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         thread.start()
         console.print(f"gateway on http://{settings.http_host}:{settings.http_port} (GET /health, /api/v1/jobs)")
+        _admin_token(rt, console)
         if settings.demo and not stop.is_set():
             with rt.connect() as conn:
                 campaign = demo.seed(conn, settings.demo_contacts)
@@ -92,6 +93,14 @@ def _say(console, text: str) -> None:
         pass
 
 
+def _admin_token(rt, console) -> None:
+    """First start: an admin token in <POM_DATA_DIR>/admin-token if the database has none
+    (api/auth.py `first_start`); prints where it is, never the token."""
+    from .auth import first_start
+
+    console.print(first_start(rt.settings.database_url, rt.settings.data_dir), soft_wrap=True)
+
+
 def _strategy_validate(args: argparse.Namespace) -> int:
     from pom_actors.core.strategy import StrategyError, parse_strategy
 
@@ -111,14 +120,19 @@ def _strategy_validate(args: argparse.Namespace) -> int:
 def _events_tail(args: argparse.Namespace) -> int:
     from .events_tail import TOPICS, broker, tail
 
-    tail(broker(PomClient(args.url)), args.topic or list(TOPICS), from_beginning=args.from_beginning,
+    tail(broker(PomClient(args.url, token=args.token)), args.topic or list(TOPICS), from_beginning=args.from_beginning,
          count=args.count, seconds=args.seconds)
     return 0
 
 
 def _client_command(args: argparse.Namespace) -> int:
-    client = PomClient(args.url)
-    if args.cmd == "health":
+    client = PomClient(args.url, token=args.token)
+    if args.cmd == "tokens":
+        return _tokens(client, args)
+    if args.cmd == "audit":
+        out = client.audit(after=args.after, limit=args.limit, since=args.since, token=args.token_id,
+                           path=args.path, method=args.method)
+    elif args.cmd == "health":
         out = client.health()
     elif args.cmd == "jobs" and args.action == "list":
         out = client.jobs(args.state)
@@ -133,9 +147,24 @@ def _client_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tokens(client: PomClient, args: argparse.Namespace) -> int:
+    """`pom tokens create|list|revoke` (admin only)."""
+    if args.action == "create":
+        out = client.create_token(args.name, args.role, args.agent)
+        print(json.dumps(out, indent=2, default=str))
+        print("pom: the token is shown this once: keep it now (the server keeps only its hash)", file=sys.stderr)
+    elif args.action == "list":
+        print(json.dumps(client.tokens(), indent=2, default=str))
+    else:
+        client.revoke_token(args.id)
+        print(f"token {args.id} revoked")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pom", description="Proactive Outreach Manager on Ray")
     p.add_argument("--url", help="gateway URL (default $POM_URL or http://127.0.0.1:$POM_HTTP_PORT)")
+    p.add_argument("--token", help="API token (default $POM_TOKEN, else $POM_DATA_DIR/admin-token)")
     sub = p.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="run a POM server here (database, Ray, actors, gateway, demo)")
     run.add_argument("--seconds", type=float, help="stop by itself after this many seconds")
@@ -156,6 +185,21 @@ def parser() -> argparse.ArgumentParser:
     etail.add_argument("--from-beginning", action="store_true", help="every event the broker holds first")
     etail.add_argument("--count", type=int, help="stop after this many events")
     etail.add_argument("--seconds", type=float, help="stop after this many seconds")
+    tokens = sub.add_parser("tokens", help="API tokens (admin): create, list, revoke")
+    tsub = tokens.add_subparsers(dest="action", required=True)
+    tcreate = tsub.add_parser("create", help="a new token, shown once")
+    tcreate.add_argument("--name", required=True)
+    tcreate.add_argument("--role", required=True, choices=("admin", "supervisor", "integration", "agent"))
+    tcreate.add_argument("--agent", type=int, help="the agent id of an agent token")
+    tsub.add_parser("list", help="every token (never their values)")
+    tsub.add_parser("revoke", help="revoke a token").add_argument("id", type=int)
+    audit = sub.add_parser("audit", help="the audit log of changes (admin, supervisor)")
+    audit.add_argument("--since", help="ISO time")
+    audit.add_argument("--token-id", type=int, help="made with this token id")
+    audit.add_argument("--path", help="path prefix, e.g. /api/v1/jobs")
+    audit.add_argument("--method")
+    audit.add_argument("--after", type=int, help="entries after this id (the `next` of a page)")
+    audit.add_argument("--limit", type=int)
     strategy = sub.add_parser("strategy", help="strategy documents")
     ssub = strategy.add_subparsers(dest="action", required=True)
     ssub.add_parser("validate", help="check a YAML/JSON strategy file").add_argument("file")

@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+from pom_actors.core.tokens import find_token
+
 
 class PomError(RuntimeError):
     """An HTTP error from the gateway, with its JSON body (`error`, `errors`, `message`...)."""
@@ -17,10 +19,16 @@ class PomError(RuntimeError):
 
 
 class PomClient:
-    def __init__(self, url: str | None = None, timeout: float = 30.0):
+    """`token`: an API token; default `$POM_TOKEN`, else the admin token `pom run` wrote to
+    `$POM_DATA_DIR/admin-token` (`.pom-data/admin-token`), else none (every route but
+    `/health` then answers 401)."""
+
+    def __init__(self, url: str | None = None, timeout: float = 30.0, token: str | None = None):
         self.url = (url or os.environ.get("POM_URL") or
                     f"http://127.0.0.1:{os.environ.get('POM_HTTP_PORT', '8080')}").rstrip("/")
-        self.http = httpx.Client(base_url=self.url, timeout=timeout)
+        token = token or find_token()
+        self.http = httpx.Client(base_url=self.url, timeout=timeout,
+                                 headers={"Authorization": f"Bearer {token}"} if token else None)
 
     def _call(self, method: str, path: str, **kwargs) -> Any:
         response = self.http.request(method, path, **kwargs)
@@ -31,6 +39,16 @@ class PomClient:
         if response.status_code >= 400 and not (path == "/health" and response.status_code == 503):
             raise PomError(response.status_code, body)
         return body
+
+    def _send(self, method: str, path: str, **kwargs) -> None:
+        """A request answered with no body (204)."""
+        response = self.http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = {"message": response.text}
+            raise PomError(response.status_code, body)
 
     def health(self) -> dict:
         return self._call("GET", "/health")
@@ -64,3 +82,25 @@ class PomClient:
 
     def campaigns(self) -> list[dict]:
         return self._call("GET", "/api/v1/campaigns")
+
+    # -- tokens and the audit log (docs/api.md, "Authentication") --
+    def tokens(self) -> list[dict]:
+        return self._call("GET", "/api/v1/tokens")
+
+    def create_token(self, name: str, role: str, agent_id: int | None = None) -> dict:
+        """A new token; its value (`token`) is in this answer only."""
+        body = {"name": name, "role": role}
+        if agent_id is not None:
+            body["agent_id"] = agent_id
+        return self._call("POST", "/api/v1/tokens", json=body)
+
+    def revoke_token(self, token_id: int) -> None:
+        self._send("DELETE", f"/api/v1/tokens/{token_id}")
+
+    def audit(self, *, after: int | None = None, limit: int | None = None, since: str | None = None,
+              until: str | None = None, token: int | None = None, path: str | None = None,
+              method: str | None = None) -> dict:
+        """One page of the audit log: `{"entries": [...], "next": <after of the next page> | None}`."""
+        params = {k: v for k, v in dict(after=after, limit=limit, since=since, until=until, token=token,
+                                         path=path, method=method).items() if v is not None}
+        return self._call("GET", "/api/v1/audit", params=params)

@@ -20,6 +20,7 @@ from pom_actors.core.filters import FilterError
 from pom_actors.core.imports.reader import FileError
 from pom_actors.core.lifecycle import IllegalTransition, StateChanged, allowed_events
 from pom_actors.core.strategy import StrategyError
+from pom_actors.store.auth import LastAdmin
 from pom_actors.store.catalog import NotFound
 from pom_actors.store.filters import FilterConflict
 from pom_actors.store.imports import ImportStateError
@@ -33,6 +34,18 @@ class Unavailable(RuntimeError):
 
 class NoAnswer(TimeoutError):
     """An actor did not answer in time (504); what it was asked may still take effect."""
+
+
+class Unauthorized(PermissionError):
+    """No API token, or one that is unknown or revoked (401, `WWW-Authenticate: Bearer`)."""
+
+    def __init__(self, message: str, invalid: bool = False):
+        super().__init__(message)
+        self.invalid = invalid
+
+
+class Forbidden(PermissionError):
+    """A valid token whose role may not do this (403)."""
 
 
 class ErrorResponse(JSONResponse):
@@ -116,6 +129,20 @@ async def import_state(_: Request, exc: ImportStateError) -> JSONResponse:
     return _error(409, "illegal_transition", state=exc.state, event=exc.command, message=str(exc))
 
 
+async def unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
+    response = _error(401, "unauthorized", message=str(exc))
+    response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"' if exc.invalid else "Bearer"
+    return response
+
+
+async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+    return _error(403, "forbidden", message=str(exc))
+
+
+async def last_admin(_: Request, exc: LastAdmin) -> JSONResponse:
+    return _error(409, "conflict", message=str(exc))
+
+
 async def unavailable(_: Request, exc: Unavailable) -> JSONResponse:
     return _error(503, "unavailable", message=str(exc))
 
@@ -140,6 +167,9 @@ HANDLERS = {
     ImportStateError: import_state,
     Unavailable: unavailable,
     NoAnswer: no_answer,
+    Unauthorized: unauthorized,
+    Forbidden: forbidden,
+    LastAdmin: last_admin,
 }
 
 

@@ -2,7 +2,11 @@
 the filter in force of a job, changed while it runs (its managers claim by it next).
 
 Every expression is checked before it is stored: a bad one is a 422 `invalid_filter` with the
-position of the fault (api/errors.py)."""
+position of the fault (api/errors.py).
+
+Roles (api/app.py gives the router read: staff, write: run-time changes): templates are
+definitions (admin, integration); a preview is a read sent as POST (staff); a job's filter
+is a run-time change (admin, supervisor, integration)."""
 from __future__ import annotations
 
 import psycopg
@@ -13,7 +17,8 @@ from pom_actors.config import Settings
 from pom_actors.core.clock import clock_from_spec
 from pom_actors.store import filters as store
 
-from .. import deps
+from .. import auth, deps
+from ..auth import DEFINE
 from ..validation import Id, Text
 
 router = APIRouter(tags=["filters"])
@@ -40,7 +45,7 @@ class JobFilter(BaseModel):
     expression: Text | None
 
 
-@router.post("/filters", status_code=201)
+@router.post("/filters", status_code=201, dependencies=[auth.allow(write=DEFINE)])
 def create_filter(body: FilterCreate, conn: psycopg.Connection = Depends(deps.db)) -> dict:
     return store.create_template(conn, body.name, body.expression, body.description)
 
@@ -55,14 +60,14 @@ def get_filter(filter_id: Id, conn: psycopg.Connection = Depends(deps.db)) -> di
     return store.template(conn, filter_id)
 
 
-@router.put("/filters/{filter_id}")
+@router.put("/filters/{filter_id}", dependencies=[auth.allow(write=DEFINE)])
 def update_filter(filter_id: Id, body: FilterUpdate, conn: psycopg.Connection = Depends(deps.db)) -> dict:
     with conn.transaction():
         return store.update_template(conn, filter_id, expression=body.expression, name=body.name,
                                      description=body.description)
 
 
-@router.delete("/filters/{filter_id}", status_code=204)
+@router.delete("/filters/{filter_id}", status_code=204, dependencies=[auth.allow(write=DEFINE)])
 def delete_filter(filter_id: Id, conn: psycopg.Connection = Depends(deps.db)) -> Response:
     with conn.transaction():
         store.delete_template(conn, filter_id)

@@ -1,4 +1,8 @@
-"""`GET /health`: the database and every actor, probed in parallel within one timeout."""
+"""`GET /health`: the database and every actor, probed in parallel within one timeout.
+
+Open without a token, so that a load balancer can probe it: without one the answer is only
+`{"status": "up" | "degraded"}` (200 / 503); with a token of a staff role (admin, supervisor,
+integration) it has every component's details. A token that is sent must be valid (401)."""
 from __future__ import annotations
 
 import time
@@ -11,21 +15,26 @@ from psycopg_pool import ConnectionPool
 
 from pom_actors.store.base import ping
 
-from .. import deps
+from pom_actors.core.tokens import Principal
+
+from .. import auth, deps
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+@router.get("/health", dependencies=[auth.public("load balancers probe it; its details need a token")])
 def health(pool: ConnectionPool = Depends(deps.pool),
-           probe: Callable = Depends(deps.actor_probe)) -> JSONResponse:
+           probe: Callable = Depends(deps.actor_probe),
+           caller: Principal | None = Depends(auth.maybe_authenticate)) -> JSONResponse:
     deadline = time.monotonic() + deps.COMPONENT_TIMEOUT_S
     collect = probe(deadline)                      # the actors work while the database answers
     components: dict[str, Any] = {"database": _database(pool, deadline)}
     components.update(collect())
     ok = all(c.get("state", "up") == "up" for c in components.values())
-    return JSONResponse(status_code=200 if ok else 503,
-                        content={"status": "up" if ok else "degraded", "components": components})
+    content: dict[str, Any] = {"status": "up" if ok else "degraded"}
+    if caller is not None and caller.role in auth.STAFF:
+        content["components"] = components
+    return JSONResponse(status_code=200 if ok else 503, content=content)
 
 
 def _database(pool: ConnectionPool, deadline: float) -> dict:

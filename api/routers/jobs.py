@@ -2,6 +2,9 @@
 
 Reads go to PostgreSQL; creation and commands go through the CampaignDirector, which owns the
 lifecycle. Each command is its own route: the action is the path, never a parameter.
+
+Roles (api/app.py): reads for staff; the commands for admin, supervisor and integration;
+creating a job (a new run of a campaign) for admin and integration only.
 """
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from pydantic import BaseModel, Field
 from pom_actors.core.lifecycle import JobEvent, JobState, allowed_events
 from pom_actors.store import catalog, jobs as jobstore
 
-from .. import deps
+from .. import auth, deps
+from ..auth import DEFINE
 from ..validation import Id, Ref, Text
 
 router = APIRouter(tags=["jobs"])
@@ -50,7 +54,7 @@ def get_job(job_id: Id, conn: psycopg.Connection = Depends(deps.db)) -> dict:
     return job_detail(conn, job_id)
 
 
-@router.post("/jobs", status_code=201)
+@router.post("/jobs", status_code=201, dependencies=[auth.allow(write=DEFINE)])
 def create_job(body: JobCreate, conn: psycopg.Connection = Depends(deps.db),
                director: deps.Director = Depends(deps.director)) -> dict:
     catalog.campaign(conn, body.campaign)          # 404 before the director is asked

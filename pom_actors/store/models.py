@@ -335,10 +335,34 @@ class OutboxEvent(SQLModel, table=True):
 
 
 class ApiToken(SQLModel, table=True):
+    """An API token (core.tokens): only its SHA-256 is kept, and its first characters (`prefix`)
+    to tell it apart. Revoked, never deleted: the audit log names it."""
     __tablename__ = "api_tokens"
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str
     token_hash: str = Field(sa_column=Column(String(128), nullable=False, unique=True))
-    role: str = _d("admin")
+    role: str = _d("admin")                  # admin | supervisor | integration | agent
+    prefix: str = Field(default="", sa_column=Column(String(16), nullable=False, server_default=""))
+    agent_id: Optional[int] = Field(default=None, foreign_key="agents.id")   # an agent token's agent
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
     revoked_at: Optional[datetime] = Field(default=None, sa_column=_ts())
+
+
+class AuditEntry(SQLModel, table=True):
+    """A change made through the API (a request other than GET that succeeded): who (the
+    token, its name and role as they were), what (method, path, route, resource, a summary
+    of the request) and when. Appended, never updated."""
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_token", "token_id", "id"))
+    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+    token_id: Optional[int] = Field(default=None, foreign_key="api_tokens.id")
+    token_name: str
+    role: str
+    method: str = Field(sa_column=Column(String(10), nullable=False))
+    path: str = Field(sa_column=Column(Text, nullable=False))
+    route: str = Field(sa_column=Column(Text, nullable=False))     # the path template
+    resource: str = _d("")                   # the collection: jobs, campaigns, tokens...
+    resource_id: Optional[str] = None        # the path's id, or the id a creation returned
+    status: int
+    summary: dict[str, Any] = Field(default_factory=dict, sa_column=_json())

@@ -24,7 +24,8 @@ from pom_actors.config import Settings
 from pom_actors.core.lifecycle import TERMINAL, JobState
 from pom_actors.names import gateways
 from pom_actors.runtime import Runtime
-from pom_actors.store import catalog, jobs as jobstore
+from pom_actors.core.tokens import Role
+from pom_actors.store import auth as authstore, catalog, jobs as jobstore
 
 CLOCK_START = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
 SCALE = 600.0
@@ -105,6 +106,35 @@ def pom(sink, smtp) -> Iterator[Runtime]:
     yield rt
     rt.stop(drain_s=2)
     shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def role_tokens(pom) -> dict[Role, str]:
+    """One API token per role, created in the database for the session (store/auth.py)."""
+    with pom.connect() as c:
+        return {role: authstore.create_token(c, f"tests {role}", role,
+                                             _test_agent(c) if role == Role.AGENT else None)[1]
+                for role in Role}
+
+
+def _test_agent(c) -> int:
+    return c.execute("INSERT INTO agents (login, name) VALUES ('tests-token-agent', 'tests') "
+                     "ON CONFLICT (login) DO UPDATE SET name = EXCLUDED.name RETURNING id").fetchone()[0]
+
+
+@pytest.fixture(scope="session")
+def admin_token(role_tokens) -> str:
+    return role_tokens[Role.ADMIN]
+
+
+def api_client(settings: Settings, token: str | None):
+    """A TestClient of a new gateway app that sends `token` (None: no token) with every request;
+    use it as a context manager (`with api_client(pom.settings, admin_token) as http:`)."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    return TestClient(create_app(settings), headers={"Authorization": f"Bearer {token}"} if token else None)
 
 
 @pytest.fixture

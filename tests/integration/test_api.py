@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.app import create_app
 
-from .conftest import phone_contacts
+from .conftest import api_client, phone_contacts
 
 
 @pytest.fixture(scope="module")
-def http(pom):
-    with TestClient(create_app(pom.settings)) as client:
+def http(pom, admin_token):
+    with api_client(pom.settings, admin_token) as client:
         yield client
 
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.app import create_app
 from pom_actors.core import filters as F
 from pom_actors.core.clock import clock_from_spec
 from pom_actors.store import catalog, filters as fstore
 
-from .conftest import gateway_orders, phone_contacts
+from .conftest import api_client, gateway_orders, phone_contacts
 
 ONCE = {
     "name": "filtered",
@@ -116,8 +114,8 @@ def test_an_ended_job_keeps_its_filter(campaigns, conn):
 
 # -- the gateway's routes ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def http(pom):
-    with TestClient(create_app(pom.settings)) as client:
+def http(pom, admin_token):
+    with api_client(pom.settings, admin_token) as client:
         yield client
 
 

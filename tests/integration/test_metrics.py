@@ -10,15 +10,13 @@ from collections import Counter
 
 import pytest
 import ray
-from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.app import create_app
 from pom_actors.core.lifecycle import JobState
 from pom_actors.names import gateways
 from pom_actors.store import catalog
 
-from .conftest import phone_contacts
+from .conftest import api_client, phone_contacts
 
 VOICE = {
     "name": "metrics-voice",
@@ -35,8 +33,8 @@ VOICE = {
 
 
 @pytest.fixture(scope="module")
-def http(pom):
-    with TestClient(create_app(pom.settings)) as client:
+def http(pom, admin_token):
+    with api_client(pom.settings, admin_token) as client:
         yield client
 
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 from fastapi.testclient import TestClient
 
-from api import deps
+from api import auth, deps
 from api.app import create_app
 from pom_actors import names
 from pom_actors.config import Settings
@@ -34,7 +34,7 @@ def _client(pool: FakePool, components: dict) -> TestClient:
     app = create_app(Settings(database_url=UNUSED_DB, demo=False))
     app.dependency_overrides[deps.pool] = lambda: pool
     app.dependency_overrides[deps.actor_probe] = lambda: (lambda deadline: lambda: dict(components))
-    return TestClient(app)
+    return TestClient(app, headers=auth.for_tests(app))
 
 
 UP = {"director": {"state": "up", "ticks": 3}, "rule_engine": {"state": "up"},

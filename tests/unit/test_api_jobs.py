@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 from fastapi.testclient import TestClient
 
-from api import deps
+from api import auth, deps
 from api.app import create_app
 from api.errors import NoAnswer, Unavailable
 from api.routers import jobs as jobs_router
@@ -72,7 +72,7 @@ def http(director) -> TestClient:
     app = create_app(Settings(database_url=UNUSED_DB, demo=False))
     app.dependency_overrides[deps.db] = lambda: object()
     app.dependency_overrides[deps.director] = lambda: director
-    return TestClient(app)
+    return TestClient(app, headers=auth.for_tests(app))
 
 
 def test_a_query_parameter_does_not_choose_the_action(http, director, store):

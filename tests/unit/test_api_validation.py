@@ -9,7 +9,7 @@ import math
 import pytest
 from fastapi.testclient import TestClient
 
-from api import deps
+from api import auth, deps
 from api.app import create_app
 from api.routers.lists import _parse
 from api.validation import BIGINT_MAX, INT4_MAX, json_fault, printable, text_fault
@@ -30,7 +30,7 @@ def _client(**options) -> TestClient:
     app = create_app(Settings(database_url=UNUSED_DB, demo=True, **options))
     app.dependency_overrides[deps.db] = Untouchable
     app.dependency_overrides[deps.director] = Untouchable
-    return TestClient(app)
+    return TestClient(app, headers=auth.for_tests(app))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from api import deps
+from api import auth, deps
 from api.app import create_app
 from api.metrics import PomCollector, Sources, exported_families
 from api.routers import metrics as route
@@ -241,7 +241,8 @@ def _app(db: FakeDb):
 def test_the_route_serves_the_text_format_and_each_app_has_its_own_registry():
     db1, db2 = FakeDb(), FakeDb()
     db2.figures = lambda: Figures(jobs={"running": 9}, live=[], items={}, outbox=OutboxRead())
-    with TestClient(_app(db1)) as c1, TestClient(_app(db2)) as c2:
+    a1, a2 = _app(db1), _app(db2)
+    with TestClient(a1, headers=auth.for_tests(a1)) as c1, TestClient(a2, headers=auth.for_tests(a2)) as c2:
         r1, r2 = c1.get("/metrics"), c2.get("/metrics")
         assert r1.status_code == 200 and r1.headers["content-type"].startswith("text/plain; version=0.0.4")
         assert value(parse(r1.text), "pom_jobs", state="running") == 1
@@ -263,7 +264,7 @@ def test_the_route_without_database_or_ray_answers_within_the_timeout(monkeypatc
     app = create_app(Settings(database_url=UNUSED_DB, demo=False))
     app.dependency_overrides[deps.pool] = DeadPool
     app.dependency_overrides[deps.actor_probe] = lambda: probe
-    with TestClient(app) as client:
+    with TestClient(app, headers=auth.for_tests(app)) as client:
         started = time.monotonic()
         r = client.get("/metrics")
         assert time.monotonic() - started < 1.5

@@ -1,0 +1,52 @@
+"""API tokens (admin only, api/app.py): create (the value is in this answer and nowhere else),
+list (never the values or their hashes), revoke."""
+from __future__ import annotations
+
+from typing import Optional
+
+import psycopg
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, Field, model_validator
+
+from pom_actors.core.tokens import Role
+from pom_actors.store import auth as store
+
+from .. import deps
+from ..validation import Id, Text
+
+router = APIRouter(tags=["tokens"])
+
+
+class TokenCreate(BaseModel):
+    name: Text = Field(min_length=1, max_length=200)
+    role: Role
+    agent_id: Optional[Id] = Field(default=None, description="the agent an agent token acts as (agent role only)")
+
+    @model_validator(mode="after")
+    def _agent(self) -> "TokenCreate":
+        if self.role == Role.AGENT and self.agent_id is None:
+            raise ValueError("an agent token needs agent_id")
+        if self.role != Role.AGENT and self.agent_id is not None:
+            raise ValueError("only an agent token has an agent_id")
+        return self
+
+
+@router.post("/tokens", status_code=201)
+def create_token(body: TokenCreate, conn: psycopg.Connection = Depends(deps.db)) -> dict:
+    """A new token; `token` is its value, shown this once."""
+    row, value = store.create_token(conn, body.name, body.role, body.agent_id)
+    return {**row, "token": value}
+
+
+@router.get("/tokens")
+def list_tokens(conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
+    return store.tokens(conn)
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+def revoke_token(token_id: Id, request: Request, conn: psycopg.Connection = Depends(deps.db)) -> Response:
+    """Revoke a token: refused at once by this gateway process, by the others within the
+    token cache's 5 s. 409 for the last admin token that is not revoked."""
+    store.revoke_token(conn, token_id)
+    request.app.state.token_cache.forget(token_id)
+    return Response(status_code=204)
