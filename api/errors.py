@@ -15,11 +15,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from pom_actors.core.agents.attachment import AttachmentError
+from pom_actors.core.agents.desk import DispositionError
+from pom_actors.core.agents.state import IllegalAgentTransition
 from pom_actors.core.contacts import ContactRowError
 from pom_actors.core.filters import FilterError
 from pom_actors.core.imports.reader import FileError
 from pom_actors.core.lifecycle import IllegalTransition, StateChanged, allowed_events
 from pom_actors.core.strategy import StrategyError
+from pom_actors.services.agent_manager import UnknownAgent, UnknownCall
 from pom_actors.store.auth import LastAdmin
 from pom_actors.store.catalog import NotFound
 from pom_actors.store.filters import FilterConflict
@@ -151,6 +155,23 @@ async def no_answer(_: Request, exc: NoAnswer) -> JSONResponse:
     return _error(504, "timeout", message=str(exc))
 
 
+async def unknown_agent(_: Request, exc: UnknownAgent | UnknownCall) -> JSONResponse:
+    what = "agent" if isinstance(exc, UnknownAgent) else "call"
+    return _error(404, "not_found", message=printable(f"no {what} {exc.args[0]!r}"))
+
+
+async def illegal_agent_transition(_: Request, exc: IllegalAgentTransition) -> JSONResponse:
+    return _error(409, "illegal_transition", state=str(exc.state), event=str(exc.event), message=str(exc))
+
+
+async def attachment_refused(_: Request, exc: AttachmentError) -> JSONResponse:
+    return _error(409, "conflict", message=str(exc))
+
+
+async def bad_disposition(_: Request, exc: DispositionError) -> JSONResponse:
+    return _error(422, "invalid", errors=[{"path": exc.field, "message": printable(str(exc))}])
+
+
 HANDLERS = {
     NotFound: not_found,
     StrategyError: bad_strategy,
@@ -167,6 +188,11 @@ HANDLERS = {
     ImportStateError: import_state,
     Unavailable: unavailable,
     NoAnswer: no_answer,
+    UnknownAgent: unknown_agent,
+    UnknownCall: unknown_agent,
+    IllegalAgentTransition: illegal_agent_transition,
+    AttachmentError: attachment_refused,
+    DispositionError: bad_disposition,
     Unauthorized: unauthorized,
     Forbidden: forbidden,
     LastAdmin: last_admin,

@@ -3,7 +3,9 @@
 
 It rebuilds the agents from PostgreSQL when it starts (after a restart too), runs the tick
 (timeouts, rebalance, one flush of the transitions) every `POM_TICK_S`, and answers the
-gateway (agent desktops, supervisor pages) and the Campaign Managers. Jobs and license
+gateway (agent desktops, supervisor pages) and the Campaign Managers. Desktops are served
+through `changes`, an async long poll on the service's change feed that each gateway process
+keeps one of (api/agent_hub.py), and `desk`, the commands of a desktop by login name. Jobs and license
 demands arrive as plain dicts (`JobSpec` / `Demand` fields), so any process can send them.
 License pools: `POM_LICENSE_PREVIEW_AGENTS`, `POM_LICENSE_PREDICTIVE_AGENTS`,
 `POM_LICENSE_OUTBOUND_PORTS` (unset: unlimited).
@@ -58,18 +60,46 @@ class AgentManager:
     def agent(self, agent_id: int) -> dict:
         return self.service.view(agent_id)
 
+    def agent_by_login(self, login: str) -> dict:
+        return self.service.view(self.service.agent_id(login))
+
+    # desktops (the Agent SDK's WebSocket, through the gateway)
+    def desk(self, login: str, command: str, **kw) -> dict:
+        """A desktop's command by login name: {"agent": view, "cursor": feed position}."""
+        return self.service.desk(login, command, **kw)
+
+    def views(self, logins: list[str]) -> dict:
+        return self.service.views(logins)
+
+    def supervise(self, login: str, command: str, job_id: int | None = None, reason: str | None = None) -> dict:
+        """force_logoff (reason) or move (job_id) of agent `login`."""
+        return self.service.supervise(login, command, job_id=job_id, reason=reason)
+
+    async def changes(self, cursor: str | None, timeout_s: float = 10.0, limit: int = 10_000) -> dict:
+        """The change feed after `cursor`, waiting up to `timeout_s` for the first change."""
+        return await self.service.changes(cursor, timeout_s, limit)
+
     def agents(self, job_id: int | None = None, state: str | None = None) -> list[dict]:
         return self.service.list_agents(job_id, state)
 
     # calls (Campaign Managers, the media gateway)
-    def reserve(self, job_id: int, call_ids: list[str]) -> dict[str, int | None]:
-        return self.service.reserve_many(job_id, call_ids)
+    def reserve(self, job_id: int, call_ids: list[str], screens: dict[str, dict] | None = None) -> dict[str, int | None]:
+        return self.service.reserve_many(job_id, call_ids, screens)
 
     def release(self, call_id: str, reason: str = "call gone") -> int | None:
         return self.service.release(call_id, reason)
 
-    def connect(self, call_id: str) -> int:
-        return self.service.connect(call_id)
+    def connect(self, call_id: str, screen: dict | None = None) -> int:
+        return self.service.connect(call_id, screen)
+
+    def preview(self, job_id: int, card_id: str, card: dict, timeout_s: float | None = 30.0) -> int | None:
+        return self.service.preview(job_id, card_id, card, timeout_s)
+
+    def take_answers(self, job_id: int) -> dict[str, dict]:
+        return self.service.take_answers(job_id)
+
+    def take_dispositions(self, job_id: int | None = None) -> list[dict]:
+        return self.service.take_dispositions(job_id)
 
     def hangup(self, call_id: str) -> int:
         return self.service.hangup(call_id)

@@ -5,6 +5,7 @@ The director's service decides when; this module knows how (`services.director.F
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 import ray
@@ -103,3 +104,12 @@ class RayFleet:
             remove_placement_group(get_placement_group(names.placement_group_name(job_id)))
         except ValueError:
             pass
+
+    def set_agent_jobs(self, jobs: list, notifications: list) -> None:
+        """Tell the Agent Manager the running jobs (`JobSpec`s and port `Demand`s, as dicts);
+        not awaited: a lost message is sent again at the next tick."""
+        handle = getattr(self, "_agent_manager", None) or names.actor(names.AGENT_MANAGER)
+        if handle is None:
+            return
+        self._agent_manager = handle
+        handle.set_jobs.remote([j.as_dict() for j in jobs], [dataclasses.asdict(d) for d in notifications])

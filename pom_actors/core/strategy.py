@@ -80,12 +80,91 @@ Seconds = Annotated[float, pydantic.BeforeValidator(parse_duration), pydantic.Wi
 LocalTime = Annotated[dt.time, pydantic.BeforeValidator(parse_local_time), pydantic.AfterValidator(_local_time), pydantic.WithJsonSchema(_TIME_SCHEMA)]
 
 
+PACING_MODES = ("preview", "progressive", "predictive", "cruise_control", "time_based", "skill_based")
+# Modes that put calls through to agents: a call handler in one of them makes its job
+# agent-based (the Agent Manager attaches agents to it; its license pool follows the mode).
+AGENT_MODES = frozenset({"preview", "progressive", "predictive", "cruise_control", "skill_based"})
+MAX_WRAP_UP_S = 3600.0
+SKILL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
 class Pacing(BaseModel):
-    """Per-handler pacing limits (None = unlimited)."""
+    """How a handler paces its attempts: the mode (core/pacing), the mode's own settings,
+    and limits that hold in every mode (None = unlimited)."""
 
     model_config = ConfigDict(extra="forbid")
+    mode: Literal["preview", "progressive", "predictive", "cruise_control", "time_based", "skill_based"] = Field(
+        "time_based", description="time_based paces by the limits alone; the others pace by the agents of the job")
+    settings: dict[str, Any] = Field(default_factory=dict, description=(
+        "the mode's parameters (docs/pacing.md), e.g. {target: 0.03} for predictive; not for time_based"))
     max_concurrent: int | None = Field(None, ge=1)
     attempts_per_second: float | None = Field(None, gt=0)
+
+    @pydantic.model_validator(mode="after")
+    def _settings(self) -> "Pacing":
+        if self.mode == "time_based":
+            if self.settings:
+                raise ValueError("time_based pacing takes no settings: use max_concurrent and attempts_per_second")
+            return self
+        from .pacing.factory import parse_pacing_config
+
+        try:
+            parse_pacing_config({**self.settings, "mode": self.mode})
+        except pydantic.ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"][1:])
+            raise ValueError(f"settings.{where}: {first['msg']}" if where else first["msg"]) from None
+        return self
+
+    @property
+    def agent_based(self) -> bool:
+        return self.mode in AGENT_MODES
+
+
+class AgentNeeds(BaseModel):
+    """Which agents an agent-based call handler's job takes, and how many (docs/agents.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    skills: list[str] = Field(default_factory=list, description="an agent needs every one of these")
+    min: int = Field(0, ge=0, le=100_000, description="agents the job gets first, before any share")
+    max: int | None = Field(None, ge=0, le=100_000, description="agents the job never exceeds (null: no limit)")
+    wrap_up: Seconds | None = Field(60.0, description="after-call work limit in seconds (null: none)")
+
+    @pydantic.field_validator("skills")
+    @classmethod
+    def _skills(cls, skills: list[str]) -> list[str]:
+        for s in skills:
+            if not SKILL_NAME.match(s):
+                raise ValueError(f"skill {s!r} must match {SKILL_NAME.pattern}")
+        return skills
+
+    @pydantic.field_validator("wrap_up")
+    @classmethod
+    def _wrap(cls, wrap: float | None) -> float | None:
+        if wrap is not None and not 0 < wrap <= MAX_WRAP_UP_S:
+            raise ValueError(f"wrap-up limit {wrap:g} s must be between 0 and {MAX_WRAP_UP_S:g} s")
+        return wrap
+
+    @pydantic.model_validator(mode="after")
+    def _range(self) -> "AgentNeeds":
+        if self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} > max {self.max}")
+        return self
+
+
+class Script(BaseModel):
+    """The agent script shown with a call: native `text` (a template over the contact's
+    attributes) or a `url` template the agent desktop opens (values URL-encoded)."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str | None = Field(None, max_length=65536)
+    url: str | None = Field(None, max_length=4096)
+
+    @pydantic.model_validator(mode="after")
+    def _one(self) -> "Script":
+        if (self.text is None) == (self.url is None):
+            raise ValueError("a script has either text or url")
+        return self
 
 
 class ResultAction(BaseModel):
@@ -148,6 +227,8 @@ class Handler(BaseModel):
     retries: int = Field(2, ge=0, le=10)
     window: ContactWindow | None = None
     pacing: Pacing = Field(default_factory=Pacing)
+    agents: AgentNeeds | None = None
+    script: Script | None = None
     ring_timeout: Seconds = 15.0
     results: dict[str, ResultAction] = Field(default_factory=dict)
 
@@ -175,6 +256,10 @@ class Handler(BaseModel):
     @property
     def channel(self) -> str:
         return self.type
+
+    @property
+    def agent_based(self) -> bool:
+        return self.type == "call" and self.pacing.agent_based
 
 
 class CustomCode(BaseModel):
@@ -377,8 +462,18 @@ class _Checker:
                 self.fault(path, f"a {h.type} handler cannot use the {field} address")
             elif self.attributes is not None and field not in self.attributes:
                 self.fault(path, f"unknown contact attribute {field!r}")
+        if h.type != "call" and h.pacing.mode != "time_based":
+            self.fault(f"{base}.pacing.mode", f"only call handlers pace by agents; a {h.type} handler is time_based")
+        for field in ("agents", "script"):
+            if getattr(h, field) is not None and not h.agent_based:
+                self.fault(f"{base}.{field}", f"{field} applies to call handlers with an agent-based pacing mode "
+                                              f"({', '.join(sorted(AGENT_MODES))})")
+        if h.script is not None and h.script.url is not None and not re.match(r"^https?://", h.script.url):
+            self.fault(f"{base}.script.url", "the url must start with http:// or https://")
         templates = {"message": h.message, "subject": h.subject, "url": h.url,
                      **{f"headers.{k}": v for k, v in h.headers.items()}}
+        if h.script is not None:
+            templates.update({"script.text": h.script.text, "script.url": h.script.url})
         for field, template in templates.items():
             if template is not None:
                 self._template(f"{base}.{field}", template)

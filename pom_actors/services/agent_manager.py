@@ -10,21 +10,32 @@ a job's snapshot. Every transition is logged in memory and written to PostgreSQL
 (`flush`: one COPY and one UPDATE), never per transition. After a restart `rebuild()` reads
 every agent's latest transition and attachment back.
 
+Desktops are told through a **change feed** (`changes(cursor)`): every transition, attach,
+move, preview offer and screen pop is appended with a sequence number; a gateway process keeps
+one long poll on it and fans the frames out to its agents' WebSockets (api/agent_hub.py), so
+no Ray call is made per agent or per event. A cursor is `<incarnation>:<seq>`; one from another
+incarnation (a restart) or older than the feed keeps gets `reset`, and the gateway re-reads
+its agents' views.
+
 Collaborators (passed in, faked by the unit tests): `open_store()` gives a
-`store.agents.AgentStore`; a clock. Methods are synchronous: the actor runs them one at a time
-on its event loop, so no lock is needed.
+`store.agents.AgentStore`; a clock. Methods are synchronous (but `changes` and `run`): the actor
+runs them one at a time on its event loop, so no lock is needed.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from ..config import Settings
 from ..core.agents.attachment import (DEFAULT_WRAP_LIMIT_S, AttachmentError, JobSpec, Seat, check_move, plan,
                                       with_limits)
+from ..core.agents.desk import DispositionError, check_disposition
 from ..core.agents.licenses import Allocation, Demand, LicensePools, allocate
 from ..core.agents.snapshot import pacer_snapshot
 from ..core.agents.state import (BUSY, Agent, AgentEvent, AgentState, Transition, WrapTimers, apply, note)
@@ -35,7 +46,19 @@ from ..store.agents import AgentStore
 log = logging.getLogger(__name__)
 S, E = AgentState, AgentEvent
 RESERVE_TIMEOUT_S = 10.0      # a reservation never connected is released after this (lost messages)
+PREVIEW_DIAL_S = 180.0        # an accepted preview offer is held this long for its call to connect
+FEED_MAX = 65_536             # feed entries kept for gateways that fall behind (then: reset)
 _UNSET = object()
+
+
+@dataclass(slots=True)
+class Offer:
+    """A preview card shown to an agent (the agent is reserved for it, call id = card id)."""
+
+    agent_id: int
+    job_id: int
+    at: datetime
+    accepted: bool = False
 
 
 class UnknownAgent(KeyError):
@@ -55,7 +78,8 @@ class AgentManagerService:
         self.reserve_timeout = timedelta(seconds=reserve_timeout_s)
         self._skillsets: dict[frozenset[str], frozenset[str]] = {}
         self.stats = {"flushes": 0, "written": 0, "reserved": 0, "no_agent": 0, "moves": 0,
-                      "wrap_timeouts": 0, "reservation_timeouts": 0, "flush_errors": 0}
+                      "wrap_timeouts": 0, "reservation_timeouts": 0, "flush_errors": 0, "feed_polls": 0}
+        self._wake: asyncio.Event | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -76,6 +100,16 @@ class AgentManagerService:
         self.log: list[Transition] = []                    # transitions not yet written
         self.dirty: set[int] = set()                       # agents whose row is not yet written
         self.rebalance_due = False
+        self.overrides: dict[int, dict[str, Any]] = {}    # job -> limits a supervisor set (set_job)
+        self.offers: dict[str, Offer] = {}                 # preview card -> offer
+        self.answers: dict[int, dict[str, dict]] = {}      # job -> card -> the agent's answer (not yet taken)
+        self.call_codes: dict[str, list[str]] = {}        # call -> codes its screen allowed
+        self.dispositions: list[dict[str, Any]] = []       # dispositions not yet taken by their caller
+        # the change feed: (seq, agent id, Transition | pushed frame); a new incarnation per reset
+        self.feed: deque[tuple[int, int, Any]] = deque(maxlen=FEED_MAX)
+        self.seq = 0
+        self.incarnation = secrets.token_hex(4)
+        self._notify()
 
     # -- agents ---------------------------------------------------------------------------------
     def _skills(self, skills: Iterable[str]) -> frozenset[str]:
@@ -139,7 +173,7 @@ class AgentManagerService:
                 self.timers.schedule(agent.id, agent.wrap_until)
             if call is not None and agent.call_id is None:
                 self.calls.pop(call, None)
-        self.log.extend(out)
+        self._record(out)
         self.dirty.add(agent.id)
         if before == S.LOGGED_OUT and after != S.LOGGED_OUT:
             self.rebalance_due = True                   # a new agent to attach
@@ -168,7 +202,7 @@ class AgentManagerService:
             event = "attach"
         elif event == "move" and job_id is None:
             event = "detach"
-        self.log.append(note(agent, now, event, reason if reason is not None else (f"from job {old}" if old else None)))
+        self._record([note(agent, now, event, reason if reason is not None else (f"from job {old}" if old else None))])
         self.dirty.add(agent.id)
         self.stats["moves"] += 1
 
@@ -189,10 +223,127 @@ class AgentManagerService:
         self._do(self._agent(agent_id), E.NOT_READY, reason=reason)
         return self.view(agent_id)
 
-    def dispose(self, agent_id: int, code: str) -> dict:
-        """The agent's disposition of its call: ends the wrap-up."""
-        self._do(self._agent(agent_id), E.DISPOSE, reason=code)
+    def dispose(self, agent_id: int, code: str, callback_at: datetime | None = None) -> dict:
+        """The agent's disposition of its call: ends the wrap-up. The code must be one the
+        call's screen offered (any code if it had none); a call-back time asks for the
+        contact to be called again then. The disposition waits in `take_dispositions` for
+        whoever settles the call (DispositionError names the field at fault)."""
+        agent = self._agent(agent_id)
+        now = self.clock.now()
+        call, job = agent.call_id, agent.call_job if agent.call_job is not None else agent.job_id
+        if agent.state == S.WRAP_UP:
+            check_disposition(code, self.call_codes.get(call), callback_at, now)
+        self._do(agent, E.DISPOSE, now, reason=code)      # IllegalAgentTransition unless in wrap-up
+        self.call_codes.pop(call, None)
+        self.dispositions.append({"agent_id": agent_id, "call_id": call, "job_id": job, "code": code,
+                                  "callback_at": callback_at, "at": now})
         return self.view(agent_id)
+
+    def take_dispositions(self, job_id: int | None = None) -> list[dict[str, Any]]:
+        """The agents' dispositions not yet taken (of one job, or all), oldest first."""
+        taken = [d for d in self.dispositions if job_id is None or d["job_id"] == job_id]
+        self.dispositions = [d for d in self.dispositions if not (job_id is None or d["job_id"] == job_id)]
+        return taken
+
+    # -- desktops: commands by login name (the Agent SDK) ----------------------------------
+    DESK_COMMANDS = frozenset({"login", "logout", "ready", "not_ready", "dispose", "accept", "skip"})
+
+    def desk(self, login: str, command: str, *, reason: str | None = None, code: str | None = None,
+             callback_at: datetime | None = None, card_id: str | None = None) -> dict[str, Any]:
+        """A command from agent `login`'s desktop. Returns `{"agent": view, "cursor": ...}`:
+        the agent as it stands and the feed position its view includes. `login` of an agent
+        already logged in changes nothing: the desktop's session is re-attached."""
+        agent_id = self.agent_id(login)
+        agent = self.agents[agent_id]
+        if command == "login":
+            if not agent.logged_in:
+                self.login(agent_id)
+        elif command == "logout":
+            self.logout(agent_id)
+        elif command == "ready":
+            self.set_ready(agent_id)
+        elif command == "not_ready":
+            self.not_ready(agent_id, reason or "")
+        elif command == "dispose":
+            self.dispose(agent_id, code or "", callback_at)
+        elif command == "accept":
+            self.accept(agent_id, card_id or "")
+        elif command == "skip":
+            self.skip(agent_id, card_id or "", code)
+        else:
+            raise ValueError(f"unknown desk command {command!r}")
+        return {"agent": self.view(agent_id), "cursor": self.cursor}
+
+    def views(self, logins: Iterable[str]) -> dict[str, Any]:
+        """A gateway's resync: the views of the agents named (unknown logins are left out) and
+        the feed position they include."""
+        return {"agents": [self.view(self.logins[login]) for login in logins if login in self.logins],
+                "cursor": self.cursor}
+
+    def supervise(self, login: str, command: str, *, job_id: int | None = None,
+                  reason: str | None = None) -> dict[str, Any]:
+        """A supervisor's command on agent `login`: `force_logoff` (reason) or `move` (job_id,
+        None to unpin)."""
+        agent_id = self.agent_id(login)
+        if command == "force_logoff":
+            return self.force_logoff(agent_id, reason or "supervisor")
+        if command == "move":
+            return self.move(agent_id, job_id)
+        raise ValueError(f"unknown supervisor command {command!r}")
+
+    # -- preview --------------------------------------------------------------------------
+    def preview(self, job_id: int, card_id: str, card: dict[str, Any], timeout_s: float | None = 30.0) -> int | None:
+        """Offer a preview card of job `job_id` to its longest-ready agent, who is reserved for
+        it (call id = card id) and shown `card` (`core.agents.desk.preview_card`); None if no
+        agent of the job is ready. The agent answers `accept` or `skip` (`take_answers`); an
+        offer unanswered for `timeout_s` (and the generic reservation timeout) is released as
+        `timeout`."""
+        if card_id in self.offers:
+            return self.offers[card_id].agent_id
+        agent_id = self.reserve(job_id, card_id)
+        if agent_id is None:
+            return None
+        now = self.clock.now()
+        self.offers[card_id] = Offer(agent_id, job_id, now)
+        if timeout_s is not None:
+            self.reservations[agent_id] = now + timedelta(seconds=timeout_s)
+        self.push(agent_id, {"type": "preview", **card, "card_id": card_id, "job_id": job_id,
+                             "timeout_s": timeout_s,
+                             "expires_at": None if timeout_s is None else now + timedelta(seconds=timeout_s)})
+        return agent_id
+
+    def _offer_of(self, agent_id: int, card_id: str) -> Offer:
+        offer = self.offers.get(card_id)
+        if offer is None or offer.agent_id != agent_id or offer.accepted:
+            raise DispositionError("card_id", f"no preview card {card_id!r} is waiting for this agent")
+        return offer
+
+    def _answer(self, offer: Offer, card_id: str, answer: str, code: str | None = None) -> None:
+        self.answers.setdefault(offer.job_id, {})[card_id] = {
+            "answer": answer, "agent_id": offer.agent_id, "code": code, "at": self.clock.now(),
+            "shown_for": (self.clock.now() - offer.at).total_seconds()}
+
+    def accept(self, agent_id: int, card_id: str) -> dict:
+        """The agent takes the previewed contact: it stays reserved while the call is placed."""
+        offer = self._offer_of(agent_id, card_id)
+        offer.accepted = True
+        now = self.clock.now()
+        self.reservations[agent_id] = now + timedelta(seconds=PREVIEW_DIAL_S)
+        self._answer(offer, card_id, "accept")
+        self._record([note(self.agents[agent_id], now, "accept", card_id)])
+        return self.view(agent_id)
+
+    def skip(self, agent_id: int, card_id: str, code: str | None = None) -> dict:
+        """The agent passes on the previewed contact: the offer ends and the agent is ready."""
+        offer = self._offer_of(agent_id, card_id)
+        self._answer(offer, card_id, "skip", code)
+        self.offers.pop(card_id, None)
+        self.release(card_id, "skipped")
+        return self.view(agent_id)
+
+    def take_answers(self, job_id: int) -> dict[str, dict]:
+        """The answers to job `job_id`'s preview cards since the last call (card -> answer)."""
+        return self.answers.pop(job_id, {})
 
     def force_logoff(self, agent_id: int, reason: str = "supervisor") -> dict:
         """Supervisor command: out now, or when the agent's call ends (docs/agents.md)."""
@@ -215,9 +366,21 @@ class AgentManagerService:
         self.stats["reserved"] += 1
         return agent.id
 
-    def reserve_many(self, job_id: int, call_ids: Iterable[str]) -> dict[str, int | None]:
-        """`reserve` for a batch of answered calls of one job, in order."""
-        return {c: self.reserve(job_id, c) for c in call_ids}
+    def reserve_many(self, job_id: int, call_ids: Iterable[str],
+                     screens: dict[str, dict] | None = None) -> dict[str, int | None]:
+        """`reserve` for a batch of answered calls of one job, in order; a call's screen
+        (`core.agents.desk.screen_pop`), if given, pops on its agent's desktop at once."""
+        out = {c: self.reserve(job_id, c) for c in call_ids}
+        for call_id, screen in (screens or {}).items():
+            if out.get(call_id) is not None:
+                self._pop(out[call_id], call_id, screen)
+        return out
+
+    def _pop(self, agent_id: int, call_id: str, screen: dict) -> None:
+        if call_id in self.call_codes:
+            return                                        # popped already (at reserve)
+        self.call_codes[call_id] = list(screen.get("codes") or []) or None
+        self.push(agent_id, {"type": "call", **screen, "call_id": call_id})
 
     def _call_agent(self, call_id: str) -> Agent:
         try:
@@ -232,11 +395,18 @@ class AgentManagerService:
         if agent_id is None or self.agents[agent_id].state != S.RESERVED:
             return None
         self._do(self.agents[agent_id], E.RELEASE, reason=reason)
+        self.offers.pop(call_id, None)
+        self.call_codes.pop(call_id, None)
         return agent_id
 
-    def connect(self, call_id: str) -> int:
+    def connect(self, call_id: str, screen: dict | None = None) -> int:
+        """The call is bridged onto its reserved agent; `screen` pops on the desktop (unless
+        it did at `reserve_many`)."""
         agent = self._call_agent(call_id)
+        if screen is not None and agent.state == S.RESERVED:
+            self._pop(agent.id, call_id, screen)          # the screen first, then the on_call state
         self._do(agent, E.CONNECT)
+        self.offers.pop(call_id, None)
         return agent.id
 
     def hangup(self, call_id: str) -> int:
@@ -251,9 +421,18 @@ class AgentManagerService:
         """The running jobs, all of them: agent-based (`JobSpec`) and agent-less (`Demand` on
         the ports pool). Jobs missing from the list have stopped: their agents are re-attached."""
         jobs = {j.job_id: j for j in jobs}
+        self.overrides = {j: o for j, o in self.overrides.items() if j in jobs}
+        for job_id, limits in list(self.overrides.items()):
+            try:
+                jobs[job_id] = with_limits(jobs[job_id], **limits)      # a supervisor's limits stay
+            except AttachmentError:
+                self.overrides.pop(job_id)
+        notifications = {d.job_id: d for d in notifications}
+        if self.jobs_known and jobs == self.jobs and notifications == self.notifications:
+            return                                        # told again, nothing changed (every director tick)
         stopped = set(self.jobs) - set(jobs)
         self.pins = {a: j for a, j in self.pins.items() if j in jobs}
-        self.jobs, self.notifications = jobs, {d.job_id: d for d in notifications}
+        self.jobs, self.notifications = jobs, notifications
         self.jobs_known = True
         self._allocate()
         self.rebalance_due = True
@@ -268,6 +447,7 @@ class AgentManagerService:
         kw = {k: v for k, v in (("priority", priority), ("min_agents", min_agents), ("max_agents", max_agents))
               if v is not _UNSET}
         self.jobs[job_id] = with_limits(job, **kw)
+        self.overrides.setdefault(job_id, {}).update(kw)
         self._allocate()
         self.rebalance_due = True
         return self.jobs[job_id].as_dict()
@@ -289,7 +469,7 @@ class AgentManagerService:
         self.pins[agent_id] = job_id
         if agent.busy:
             self.pending_moves[agent_id] = job_id
-            self.log.append(note(agent, self.clock.now(), "move", f"to job {job_id} after the call"))
+            self._record([note(agent, self.clock.now(), "move", f"to job {job_id} after the call")])
         else:
             self._attach(agent, job_id, self.clock.now(), "move", "supervisor")
         self.rebalance_due = True
@@ -338,6 +518,86 @@ class AgentManagerService:
         agents = [self.agents[a] for a in self.members.get(job_id, ())]
         return pacer_snapshot(agents, self.clock.now(), **extra)
 
+    # -- the change feed (desktops) -----------------------------------------------------------
+    def _record(self, transitions: list[Transition]) -> None:
+        """Log transitions for the next flush and append them to the change feed."""
+        self.log.extend(transitions)
+        for t in transitions:
+            self.seq += 1
+            self.feed.append((self.seq, t.agent_id, t))
+        if transitions:
+            self._notify()
+
+    def push(self, agent_id: int, frame: dict[str, Any]) -> None:
+        """Send `frame` (a preview card, a screen pop) to the agent's desktop, through the feed."""
+        self.seq += 1
+        self.feed.append((self.seq, agent_id, frame))
+        self._notify()
+
+    def _notify(self) -> None:
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            wake.set()
+
+    @property
+    def cursor(self) -> str:
+        return f"{self.incarnation}:{self.seq}"
+
+    def _frame(self, seq: int, agent_id: int, entry: Any) -> dict[str, Any]:
+        agent = self.agents.get(agent_id)
+        login = agent.login if agent is not None else None
+        if isinstance(entry, Transition):
+            return {"type": "state", "seq": seq, "agent": login, "agent_id": agent_id, "state": str(entry.to_state),
+                    "previous": str(entry.from_state), "event": entry.event, "reason": entry.reason,
+                    "at": entry.at, "job_id": entry.job_id, "call_id": entry.call_id,
+                    "deferred": entry.deferred, "pending": entry.pending, "wrap_until": entry.wrap_until}
+        return {**entry, "seq": seq, "agent": login, "agent_id": agent_id}
+
+    def changes_since(self, cursor: str | None, limit: int = 10_000) -> dict[str, Any]:
+        """The frames after `cursor` (at most `limit`), and the cursor to ask with next.
+        `reset` is true when the cursor is of another incarnation or fell out of the feed:
+        the caller must re-read its agents (`views`). No cursor: the current position."""
+        seq = self._seq_of(cursor)
+        if seq is None:
+            return {"cursor": self.cursor, "reset": cursor is not None, "frames": []}
+        out = []
+        for entry in reversed(self.feed):
+            if entry[0] <= seq:
+                break
+            out.append(entry)
+        out.reverse()
+        out = out[:limit]
+        last = out[-1][0] if out else seq
+        return {"cursor": f"{self.incarnation}:{last}", "reset": False,
+                "frames": [self._frame(*e) for e in out]}
+
+    def _seq_of(self, cursor: str | None) -> int | None:
+        """The sequence number of a cursor of this incarnation still covered by the feed."""
+        if not cursor:
+            return None
+        incarnation, _, seq = cursor.partition(":")
+        if incarnation != self.incarnation or not seq.isdigit():
+            return None
+        n = int(seq)
+        oldest = self.feed[0][0] if self.feed else self.seq + 1
+        if n > self.seq or n < oldest - 1:
+            return None
+        return n
+
+    async def changes(self, cursor: str | None, timeout_s: float = 10.0, limit: int = 10_000) -> dict[str, Any]:
+        """`changes_since`, waiting up to `timeout_s` for a change when there is none yet (the
+        long poll a gateway keeps open; it returns as soon as anything is appended)."""
+        self.stats["feed_polls"] += 1
+        seq = self._seq_of(cursor)
+        if seq is not None and seq == self.seq and timeout_s > 0:
+            if self._wake is None:
+                self._wake = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout_s)
+            except asyncio.TimeoutError:
+                pass
+        return self.changes_since(cursor, limit)
+
     # -- the tick ------------------------------------------------------------------------------
     def tick(self) -> dict[str, int]:
         """Wrap-up and reservation timeouts, a rebalance if something changed, one flush."""
@@ -350,7 +610,12 @@ class AgentManagerService:
                 wraps += 1
         lapsed = [a for a, deadline in self.reservations.items() if deadline <= now]
         for agent_id in lapsed:
+            call = self.agents[agent_id].call_id
+            offer = self.offers.pop(call, None) if call is not None else None
+            if offer is not None and not offer.accepted:
+                self._answer(offer, call, "timeout")
             self._do(self.agents[agent_id], E.RELEASE, now, reason="reservation timed out")
+            self.call_codes.pop(call, None)
         self.stats["wrap_timeouts"] += wraps
         self.stats["reservation_timeouts"] += len(lapsed)
         moves = self.rebalance() if self.rebalance_due else 0
@@ -434,4 +699,5 @@ class AgentManagerService:
             by_state[str(a.state)] = by_state.get(str(a.state), 0) + 1
         return {"state": "up", "agents": len(self.agents), "by_state": by_state, "jobs": len(self.jobs),
                 "jobs_known": self.jobs_known, "calls": len(self.calls), "unwritten": len(self.log),
+                "offers": len(self.offers), "feed": {"cursor": self.cursor, "kept": len(self.feed)},
                 "pending_moves": len(self.pending_moves), "pins": len(self.pins), **self.stats}

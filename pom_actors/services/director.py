@@ -19,11 +19,14 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..config import Settings
+from ..core.agents.jobs import job_demands
 from ..core.clock import Clock
 from ..core.finish import FinishCriteria, finish_reason
 from ..core.lifecycle import ACTIVE, JobEvent, JobState, StateChanged, transition
+from ..core.lifecycle import DISPATCHING
 from ..core.schedule import Schedule, due_runs
 from ..core.shards import allocate
+from ..core.strategy import Strategy
 from ..names import manager_name
 from ..store.director import DirectorStore
 
@@ -42,6 +45,7 @@ class Fleet(Protocol):
     async def drain(self, names: list[str], timeout_s: float) -> dict[str, int]: ...
     async def serve(self, names: list[str]) -> None: ...
     def retire(self, job_id: int, count: int) -> None: ...
+    def set_agent_jobs(self, jobs: list, notifications: list) -> None: ...
 
 
 class DirectorService:
@@ -53,6 +57,7 @@ class DirectorService:
         self.ticks = 0
         self.draining = False
         self.gateways_checked = 0.0
+        self.strategies: dict[int, Strategy] = {}      # strategy versions never change: parsed once
 
     # -- commands ------------------------------------------------------------------------------
     async def create_job(self, campaign: int | str, start: bool = True) -> int:
@@ -123,11 +128,32 @@ class DirectorService:
                 self.fleet.ensure_gateways()
             if not self.draining:
                 self._run_schedules()
-            for job in self.store.jobs(tuple(ACTIVE)):
+            jobs = self.store.jobs(tuple(ACTIVE))
+            for job in jobs:
                 try:
                     await self._drive(job)
                 except Exception:   # one job's fault must not stop the others
                     log.exception("driving job %s failed", job["id"])
+            self._tell_agents(jobs)
+
+    def _tell_agents(self, jobs: list[dict]) -> None:
+        """The running jobs to the Agent Manager: agent-based ones with their priority (the
+        campaign's), agents' limits, skills and pacing mode; agent-less ones as demands on the
+        outbound ports (`core.agents.jobs`). Every tick: it ignores a list it already has, and a
+        restarted one learns the jobs at once."""
+        running = [j for j in jobs if JobState(j["state"]) in DISPATCHING]
+        try:
+            specs, ports = [], []
+            if running:
+                priorities = {c["id"]: c.get("priority", 5) for c in self.store.campaigns()}
+                for j in running:
+                    if j["strategy_id"] not in self.strategies:
+                        self.strategies[j["strategy_id"]] = self.store.strategy(j["strategy_id"])
+                specs, ports = job_demands([{**j, "priority": priorities.get(j["campaign_id"], 5)} for j in running],
+                                           self.strategies)
+            self.fleet.set_agent_jobs(specs, ports)
+        except Exception:       # the agents are told again at the next tick
+            log.exception("telling the agent manager the running jobs failed")
 
     def _run_schedules(self) -> None:
         now = self.clock.now()

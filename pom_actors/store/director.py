@@ -9,6 +9,7 @@ from typing import Any
 
 from ..core.finish import FinishCriteria, JobCounts
 from ..core.lifecycle import JobState
+from ..core.strategy import Strategy
 from . import catalog, jobs
 from .base import Store
 
@@ -23,6 +24,9 @@ class DirectorStore(Store):
 
     def campaigns(self) -> list[dict[str, Any]]:
         return catalog.campaigns(self.conn)
+
+    def strategy(self, strategy_id: int) -> Strategy:
+        return catalog.load_strategy(self.conn, strategy_id)
 
     def mark_scheduled(self, campaign_id: int, at: datetime) -> None:
         """The campaign's schedule has been served up to `at`."""

@@ -199,6 +199,9 @@ class FakeDirectorStore:
         self.db.check()
         return [dict(c) for c in self.db.campaigns.values()]
 
+    def strategy(self, strategy_id):
+        return self.db.strategies[strategy_id]
+
     def mark_scheduled(self, campaign_id: int, at: datetime) -> None:
         self.db.campaigns[campaign_id]["last_scheduled_at"] = at
 
@@ -327,6 +330,7 @@ class FakeFleet:
         self.silent: set[str] = set()
         self.retired: list[int] = []
         self.ensured = 0
+        self.agent_jobs: list[tuple[list, list]] = []     # what the Agent Manager was told
 
     def servers(self) -> int:
         return self.server_count
@@ -336,6 +340,9 @@ class FakeFleet:
 
     def ensure_gateways(self) -> None:
         self.ensured += 1
+
+    def set_agent_jobs(self, jobs: list, notifications: list) -> None:
+        self.agent_jobs.append((list(jobs), list(notifications)))
 
     async def managers(self, job_id: int, count: int, draining: bool) -> list[str]:
         from pom_actors.names import manager_name

@@ -141,3 +141,23 @@ def test_a_failed_tick_reconnects_once_the_database_is_back():
     c.director.recover()
     run(c.director.create_job(1))
     assert len(c.db.jobs) == 1
+
+
+def test_the_agent_manager_is_told_the_running_jobs_with_their_agent_needs():
+    from pom_actors.core.agents.attachment import JobSpec
+    from pom_actors.core.agents.licenses import Demand
+    from pom_actors.core.strategy import parse_strategy
+
+    c = Cluster()
+    c.db.strategies[2] = parse_strategy({"name": "agents", "initial": "call", "handlers": {"call": {
+        "type": "call", "pacing": {"mode": "progressive"},
+        "agents": {"skills": ["sales"], "min": 2, "max": 6, "wrap_up": 45}}}})
+    agent_campaign = c.db.add_campaign("agent-based")
+    c.db.campaigns[agent_campaign].update(strategy_id=2, priority=8)
+    notify = run(c.director.create_job(1))          # the default campaign: agent-less
+    agents = run(c.director.create_job(agent_campaign))
+    specs, ports = c.fleet.agent_jobs[-1]
+    assert specs == [JobSpec(agents, 8, 2, 6, frozenset({"sales"}), "progressive", 45.0, agent_campaign)]
+    assert [d.job_id for d in ports] == [notify] and isinstance(ports[0], Demand) and ports[0].pool == "ports"
+    run(c.director.command(agents, "stop"))
+    assert c.fleet.agent_jobs[-1][0] == []          # a stopping job no longer takes agents

@@ -1,0 +1,120 @@
+"""Agents and supervisor commands, through the Agent Manager (docs/agents.md).
+
+The Agent Manager holds the agents' live state; every route here asks it (plain `def`
+routes: the blocking actor call runs in the threadpool). Its refusals come back as the API's
+errors (api/errors.py): an unknown agent 404, an illegal transition or a command that cannot
+be honoured (job full, skills missing) 409.
+"""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from pom_actors.core.agents.licenses import PRIORITY_MAX, PRIORITY_MIN
+from pom_actors.core.strategy import SKILL_NAME
+from pom_actors.store.catalog import NotFound
+
+from ..agent_client import AgentManagerClient, agent_manager
+from ..validation import Id, Text
+
+router = APIRouter(tags=["agents"])
+
+Login = Annotated[Text, StringConstraints(min_length=1, max_length=100)]
+Skill = Annotated[str, StringConstraints(pattern=SKILL_NAME.pattern)]
+LoginPath = Annotated[str, Path(min_length=1, max_length=100)]
+
+
+class AgentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    login: Login
+    name: Annotated[Text, StringConstraints(max_length=200)] = ""
+    skills: list[Skill] = Field(default_factory=list, max_length=100)
+
+
+class ForceLogoff(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Annotated[Text, StringConstraints(min_length=1, max_length=200)] = "supervisor"
+
+
+class Move(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    job_id: Id | None = Field(description="a running agent-based job; null: unpin the agent")
+
+
+class JobAgents(BaseModel):
+    """Run-time limits of a job's agents; fields left out keep their value, `max: null`
+    lifts the maximum."""
+    model_config = ConfigDict(extra="forbid")
+    min: int | None = Field(None, ge=0, le=100_000)
+    max: int | None = Field(None, ge=0, le=100_000)
+    priority: int | None = Field(None, ge=PRIORITY_MIN, le=PRIORITY_MAX)
+
+
+def _login(login: str) -> str:
+    from ..validation import clean_text
+    return clean_text(login)
+
+
+@router.get("/agents")
+def list_agents(job_id: Id | None = None, state: Text | None = None,
+                am: AgentManagerClient = Depends(agent_manager)) -> list[dict]:
+    """Every agent with its state, job and pending command (filtered by job or state)."""
+    return am.call("agents", job_id, state)
+
+
+@router.post("/agents", status_code=201)
+def create_agent(body: AgentCreate, am: AgentManagerClient = Depends(agent_manager)) -> dict:
+    """Create an agent (or update the name and skills of an existing login)."""
+    agent_id = am.call("add_agent", body.login, body.name, list(body.skills))
+    return am.call("agent", agent_id)
+
+
+@router.get("/agents/{login}")
+def get_agent(login: LoginPath, am: AgentManagerClient = Depends(agent_manager)) -> dict:
+    return am.call("agent_by_login", _login(login))
+
+
+@router.post("/agents/{login}/force-logoff")
+def force_logoff(login: LoginPath, body: ForceLogoff | None = None,
+                 am: AgentManagerClient = Depends(agent_manager)) -> dict:
+    """Log the agent out now, or when its call ends (`pending: force_logoff`)."""
+    reason = body.reason if body else "supervisor"
+    return am.call("supervise", _login(login), "force_logoff", reason=reason)
+
+
+@router.post("/agents/{login}/move")
+def move_agent(login: LoginPath, body: Move, am: AgentManagerClient = Depends(agent_manager)) -> dict:
+    """Move the agent to a running job (pinned there), now or after its call."""
+    return am.call("supervise", _login(login), "move", job_id=body.job_id)
+
+
+@router.get("/licenses")
+def licenses(am: AgentManagerClient = Depends(agent_manager)) -> dict:
+    """The license pools and each running job's grant."""
+    return am.call("licenses")
+
+
+@router.get("/jobs/{job_id}/agents")
+def job_agents(job_id: Id, am: AgentManagerClient = Depends(agent_manager)) -> dict:
+    """A running agent-based job's limits, grant and agents."""
+    targets = am.call("jobs")
+    job = targets.get(job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} is not a running agent-based job")
+    return {**job, "members": am.call("agents", job_id, None)}
+
+
+@router.put("/jobs/{job_id}/agents")
+def set_job_agents(job_id: Id, body: JobAgents, am: AgentManagerClient = Depends(agent_manager)) -> dict:
+    """Supervisor command: a running job's minimum, maximum of agents and priority (kept
+    until the job ends; the campaign's own priority is not changed)."""
+    given = body.model_fields_set
+    limits = {k: v for k, v in (("min_agents", body.min), ("max_agents", body.max), ("priority", body.priority))
+              if {"min_agents": "min", "max_agents": "max", "priority": "priority"}[k] in given}
+    if limits.get("min_agents", 0) is None:
+        limits["min_agents"] = 0
+    if limits.get("priority", 5) is None:
+        limits.pop("priority")
+    return am.call("set_job", job_id, **limits)

@@ -1,0 +1,98 @@
+"""The agents' REST routes over an in-process Agent Manager: create, list, read, supervisor
+commands (force logoff, move), a job's agent limits, licenses; refusals as the API's errors."""
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api import errors
+from api.agent_client import agent_manager
+from api.routers import agents
+from pom_actors.core.agents.attachment import JobSpec
+from pom_actors.core.agents.licenses import LicensePools
+from tests.unit.test_agent_manager_service import Floor
+
+
+class LocalManager:
+    """`agent_client.AgentManagerClient` reaching the service in-process (the actor's methods)."""
+
+    def __init__(self, floor: Floor):
+        self.floor = floor
+
+    def call(self, method, *args, **kw):
+        s = self.floor.svc
+        table = {"agents": s.list_agents, "add_agent": s.add_agent, "agent": s.view,
+                 "agent_by_login": lambda login: s.view(s.agent_id(login)), "supervise": s.supervise,
+                 "licenses": s.licenses, "jobs": s.targets, "set_job": s.set_job}
+        return table[method](*args, **kw)
+
+
+@pytest.fixture
+def api():
+    floor = Floor(0, pools=LicensePools(predictive=3))
+    app = FastAPI()
+    errors.install(app)
+    app.include_router(agents.router, prefix="/api/v1")
+    app.dependency_overrides[agent_manager] = lambda: LocalManager(floor)
+    with TestClient(app) as client:
+        yield floor, client
+
+
+def test_agents_are_created_listed_and_commanded(api):
+    floor, http = api
+    r = http.post("/api/v1/agents", json={"login": "ann", "name": "Ann", "skills": ["sales", "es"]})
+    assert r.status_code == 201 and r.json()["login"] == "ann" and r.json()["skills"] == ["es", "sales"]
+    http.post("/api/v1/agents", json={"login": "bob", "skills": ["sales"]})
+    floor.svc.set_jobs([JobSpec(1, skills=frozenset({"sales"})), JobSpec(2, priority=9)])
+    floor.staff(*floor.svc.agents)
+    floor.svc.tick()
+    listed = http.get("/api/v1/agents").json()
+    assert {a["login"]: a["state"] for a in listed} == {"ann": "ready", "bob": "ready"}
+    assert all(a["job_id"] in (1, 2) for a in listed)
+    assert http.get("/api/v1/agents", params={"state": "ready", "job_id": 1}).status_code == 200
+    moved = http.post("/api/v1/agents/ann/move", json={"job_id": 2}).json()
+    assert moved["job_id"] == 2 and moved["pinned"]
+    off = http.post("/api/v1/agents/bob/force-logoff", json={"reason": "end of shift"}).json()
+    assert off["state"] == "logged_out"
+    assert http.post("/api/v1/agents/ann/force-logoff").json()["state"] == "logged_out"
+    assert http.get("/api/v1/agents/ann").json()["state"] == "logged_out"
+
+
+def test_job_limits_and_licenses(api):
+    floor, http = api
+    floor.svc.set_jobs([JobSpec(1, priority=5), JobSpec(2, priority=10)])
+    got = http.put("/api/v1/jobs/1/agents", json={"min": 1, "max": 4, "priority": 7}).json()
+    assert (got["min_agents"], got["max_agents"], got["priority"]) == (1, 4, 7)
+    got = http.put("/api/v1/jobs/1/agents", json={"max": None}).json()
+    assert (got["min_agents"], got["max_agents"], got["priority"]) == (1, None, 7)
+    detail = http.get("/api/v1/jobs/1/agents").json()
+    assert detail["job_id"] == 1 and detail["members"] == [] and "granted" in detail
+    lic = http.get("/api/v1/licenses").json()
+    assert lic["pools"]["predictive"] == {"size": 3, "granted": 3, "free": 0}
+    assert {j["job_id"]: j["granted"] for j in lic["jobs"]} == {1: 1, 2: 2}
+
+
+def test_refusals_are_the_apis_errors(api):
+    floor, http = api
+    http.post("/api/v1/agents", json={"login": "ann", "skills": ["sales"]})
+    floor.svc.set_jobs([JobSpec(1, skills=frozenset({"french"}))])
+    assert http.get("/api/v1/agents/nobody").json()["error"] == "not_found"
+    assert http.get("/api/v1/agents/nobody").status_code == 404
+    r = http.post("/api/v1/agents/ann/move", json={"job_id": 1})
+    assert r.status_code == 409 and r.json()["error"] == "conflict"          # not logged in
+    floor.staff(*floor.svc.agents)
+    r = http.post("/api/v1/agents/ann/move", json={"job_id": 1})
+    assert r.status_code == 409 and "skills" in r.json()["message"]
+    r = http.put("/api/v1/jobs/9/agents", json={"min": 1})
+    assert r.status_code == 409 and r.json()["error"] == "conflict"
+    assert http.get("/api/v1/jobs/9/agents").status_code == 404
+    r = http.put("/api/v1/jobs/1/agents", json={"min": 5, "max": 2})
+    assert r.status_code == 409
+    r = http.put("/api/v1/jobs/1/agents", json={"priority": 11, "min": -1})
+    assert r.status_code == 422 and {e["path"] for e in r.json()["errors"]} == {"priority", "min"}
+    r = http.post("/api/v1/agents", json={"login": "", "skills": ["no spaces"]})
+    assert r.status_code == 422 and {e["path"] for e in r.json()["errors"]} == {"login", "skills.0"}
+    floor.svc.logout(floor.svc.agent_id("ann"))
+    r = http.post("/api/v1/agents/ann/force-logoff")
+    assert r.status_code == 409 and r.json()["error"] == "illegal_transition" and r.json()["state"] == "logged_out"
