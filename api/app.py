@@ -22,6 +22,7 @@ from .routers import filters
 from .routers import agent_ws, agents
 from .routers import campaigns, demo, health, imports, jobs, lists, metrics, strategies
 from .routers import audit, tokens
+from .routers import load
 
 API_PREFIX = "/api/v1"
 
@@ -61,6 +62,8 @@ def create_app(settings: Settings) -> FastAPI:
                        dependencies=[auth.allow(STAFF, OPERATE)])
     app.include_router(agent_ws.router, prefix=API_PREFIX,              # the agent desktops' WebSocket
                        dependencies=[auth.allow(auth.AGENTS)])
+    app.include_router(load.router, prefix=API_PREFIX,                  # alarms, load, its thresholds
+                       dependencies=[auth.allow(STAFF, auth.ADMIN)])
     if settings.demo:
         app.include_router(demo.router)                      # its own per route
     return app

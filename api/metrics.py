@@ -286,12 +286,66 @@ def _database(f: Figures, totals: dict[int, int]) -> Iterator[Metric]:
             items.add_metric([jid, "done"], max(0, totals[job["id"]] - sum(counts.values())))
     yield info
     yield items
+    yield from _load(f)
     rows = _gauge("pom_outbox_unpublished_rows", "Outbox rows not yet published (published_at IS NULL).")
     rows.add_metric([], f.outbox.unpublished)
     yield rows
     lag = _gauge("pom_outbox_lag_seconds", "Age of the oldest unpublished outbox row (0 when none).")
     lag.add_metric([], f.outbox.oldest_age_s)
     yield lag
+
+
+# The load monitors' readings (core.load.METRICS and the extra database figures) -> family, help.
+LOAD_FAMILIES = {
+    "server.cpu": ("pom_load_cpu_percent", "CPU in use on a POM server, percent (its load monitor's last sample)."),
+    "server.memory": ("pom_load_memory_percent", "Memory in use on a POM server, percent."),
+    "database.sessions": ("pom_load_db_active_sessions", "Database sessions running a query (pg_stat_activity)."),
+    "database.idle": ("pom_load_db_idle_sessions", "Idle database sessions."),
+    "database.idle_in_transaction": ("pom_load_db_idle_in_transaction_sessions",
+                                     "Database sessions idle in a transaction."),
+    "database.connections_count": ("pom_load_db_connections", "Database client connections."),
+    "database.max_connections": ("pom_load_db_max_connections", "The database's max_connections."),
+    "database.connections": ("pom_load_db_connections_percent", "Database connections, percent of max_connections."),
+    "database.long_queries": ("pom_load_db_long_queries", "Queries running longer than the load monitor's long_query_s."),
+    "database.blocked": ("pom_load_db_blocked_sessions", "Database sessions waiting on a lock another holds."),
+    "pom.jobs": ("pom_load_active_jobs", "Active jobs, as the load monitor counts them."),
+    "pom.agents": ("pom_load_agents_logged_in", "Agents logged in."),
+    "pom.imports": ("pom_load_imports_running", "Imports running."),
+}
+
+
+def _load(f: Figures) -> Iterator[Metric]:
+    """The load monitor: readings (per server for CPU and memory, the leading monitor's for the
+    database and POM), the age of each server's last sample, active alarms, restrictions."""
+    from pom_actors.core import load
+
+    families = {m: _gauge(name, doc, ["server"] if m in load.SERVER_METRICS else [])
+                for m, (name, doc) in LOAD_FAMILIES.items()}
+    age = _gauge("pom_load_sample_age_seconds", "Seconds since a server's load monitor last sampled.", ["server"])
+    for row in f.load:
+        age.add_metric([row["server"]], row["age_s"])
+        for metric, value in (row["readings"] or {}).items():
+            if metric in families and (metric in load.SERVER_METRICS or row["leader"]):
+                families[metric].add_metric([row["server"]] if metric in load.SERVER_METRICS else [], float(value))
+    yield from families.values()
+    yield age
+    alarms = _gauge("pom_alarms_active", "1 for each active load alarm.", ["source", "component", "severity"])
+    for source, severity in sorted(f.alarms.items()):
+        alarms.add_metric([source, load.component(load.parse_source(source)[0]), severity], 1)
+    yield alarms
+    try:
+        config = load.LoadConfig.build(f.load_config)
+    except ValueError:
+        config = load.LoadConfig()
+    restrictions = load.restrictions(f.alarms, config)
+    factor = _gauge("pom_load_dial_factor", "The fraction of their pace managers dial at (load restrictions; 1: not slowed).")
+    factor.add_metric([], restrictions.dial_factor)
+    yield factor
+    imports = _gauge("pom_load_imports_restriction", "1 for the mode new imports are in: allowed, queued, refused.",
+                     ["mode"])
+    for mode in load.IMPORT_MODES:
+        imports.add_metric([mode], 1.0 if restrictions.imports == mode else 0.0)
+    yield imports
 
 
 def _ledger(totals: Counter[LedgerKey]) -> Iterator[Metric]:

@@ -17,13 +17,15 @@ from .fleet import RayFleet
 from .names import DIRECTOR
 from .services.director import DirectorService
 from .store.director import DirectorStore
+from .store.load import CachedRestrictions
 
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
 class CampaignDirector:
     def __init__(self, settings: Settings):
         self.service = DirectorService(settings, open_store=partial(DirectorStore.open, settings.database_url),
-                                       fleet=RayFleet(settings), clock=clock_from_spec(settings.clock))
+                                       fleet=RayFleet(settings), clock=clock_from_spec(settings.clock),
+                                       restrictions=CachedRestrictions(lambda: self.service.store.conn))
         self._task: asyncio.Task | None = None
         ray.get_runtime_context().current_actor.ping.remote()
 

@@ -14,6 +14,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, Place
 
 from . import names
 from .config import Settings
+from .load_monitor import LoadMonitor
 from .manager import CampaignManager
 from .media_gateway import MediaGateway
 
@@ -36,9 +37,11 @@ class RayFleet:
         return sorted(names.gateways())
 
     def ensure_gateways(self) -> None:
-        """A gateway on every live POM server that has none."""
+        """A gateway and a load monitor on every live POM server that has none."""
         present = names.gateways()
-        for node in self._server_nodes():
+        nodes = self._server_nodes()
+        self._ensure_load_monitors(nodes)
+        for node in nodes:
             node_id = node["NodeID"]
             if any(names.on_node(g, node_id) for g in present):
                 continue
@@ -50,9 +53,21 @@ class RayFleet:
             names.gateways(refresh=True)
             log.info("started gateway %s", name)
 
-    async def managers(self, job_id: int, count: int, draining: bool) -> list[str]:
+    def _ensure_load_monitors(self, nodes: list[dict]) -> None:
+        """A load monitor on every live POM server (named after its node, pinned to it)."""
+        for node in nodes:
+            name = names.load_monitor_name(node["NodeID"])
+            if names.actor(name) is None:
+                LoadMonitor.options(
+                    name=name, lifetime="detached", get_if_exists=True,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
+                ).remote(self.settings, node["NodeID"])
+                log.info("started load monitor %s", name)
+
+    async def managers(self, job_id: int, count: int, draining: bool, slow_factor: float = 1.0) -> list[str]:
         """Lease holders of the job's managers that answer now; missing ones are (re)created.
-        The ping also tells each manager whether to claim (a restarted one waits for it)."""
+        The ping also tells each manager whether to claim (a restarted one waits for it) and
+        the factor its dialling is slowed by (the load restrictions in force)."""
         pg = self._placement_group(job_id, count)
         handles = []
         for i in range(count):
@@ -61,7 +76,7 @@ class RayFleet:
                 name=name, lifetime="detached", resources={names.SERVER_RESOURCE: SERVER_SHARE},
                 scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i),
             ).remote(self.settings, job_id, i, count))
-        pings = await asyncio.gather(*[asyncio.wait_for(h.ping.remote(draining), self.settings.lease_ttl_s)
+        pings = await asyncio.gather(*[asyncio.wait_for(h.ping.remote(draining, slow_factor), self.settings.lease_ttl_s)
                                        for h in handles], return_exceptions=True)
         return [p for p in pings if not isinstance(p, BaseException)]
 

@@ -17,6 +17,7 @@ from .config import Settings
 from .services.importer import ChunkSpec, ImporterService, load_chunk_with
 from .store.database import connect
 from .store.imports import ImportStore
+from .store.load import CachedRestrictions
 
 _CONN: dict[str, object] = {}
 
@@ -46,8 +47,10 @@ class Importer:
     def __init__(self, settings: Settings, parallel: int | None = None):
         url = settings.database_url
         cpus = int(ray.cluster_resources().get("CPU", 2))
+        restrictions = CachedRestrictions(lambda: self.service.store.conn)
         self.service = ImporterService(partial(ImportStore.open, url), partial(_submit, url), _wait,
-                                       parallel=parallel or max(2, cpus))
+                                       parallel=parallel or max(2, cpus),
+                                       admit=lambda: restrictions().allows("import"))
         self.thread = threading.Thread(target=self.service.loop, daemon=True, name="importer")
         self.thread.start()
 

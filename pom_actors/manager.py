@@ -38,11 +38,14 @@ class CampaignManager:
         tune_for_batches()
         ray.get_runtime_context().current_actor.ping.remote()
 
-    async def ping(self, draining: bool | None = None) -> str:
+    async def ping(self, draining: bool | None = None, slow_factor: float | None = None) -> str:
         """Liveness probe of the director, answering the lease holder and passing on whether
-        the server is draining; also (re)starts the loop after an actor restart."""
+        the server is draining and the factor dialling is slowed by (load restrictions); also
+        (re)starts the loop after an actor restart."""
         if draining is not None:
             self.service.draining = draining
+        if slow_factor is not None:
+            self.service.slow_factor = slow_factor
         if self._task is None or self._task.done():
             if self._task is not None and self._task.exception():
                 log.error("manager loop died: %r", self._task.exception())

@@ -88,3 +88,23 @@ def gateways(refresh: bool = False) -> dict[str, Any]:
                 handles[name] = handle
         _cache = (time.monotonic(), handles)
     return handles
+
+
+# -- load monitors: one per POM server, named after its node ----------------------------------
+LOAD_MONITOR_PREFIX = "pom-load-"
+
+
+def load_monitor_name(node_id: str) -> str:
+    """The load monitor of a server: one name per node (a restarted one is the same monitor:
+    it rebuilds its alarm state from the `alarms` table)."""
+    return f"{LOAD_MONITOR_PREFIX}{server_name(node_id)}"
+
+
+def server_name(node_id: str) -> str:
+    """How a POM server is named in alarm sources, readings and metrics: its node id's prefix."""
+    return node_id[:NODE_ID_CHARS]
+
+
+def load_monitor_server(name: str) -> str | None:
+    """The server a load monitor name is for; None for a name that is not a load monitor's."""
+    return name[len(LOAD_MONITOR_PREFIX):] or None if name.startswith(LOAD_MONITOR_PREFIX) else None

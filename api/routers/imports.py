@@ -29,8 +29,10 @@ from pom_actors.core.imports.reader import (FileError, SAMPLE_BYTES, decode, det
                                             detect_encoding, header_end, records)
 from pom_actors.core.imports.rows import Options, map_header, neutralise
 from pom_actors.store import imports as store
+from pom_actors.store import load as load_store
 
 from .. import deps
+from ..errors import Unavailable
 from ..validation import Id, Text
 
 router = APIRouter(tags=["imports"])
@@ -129,6 +131,10 @@ def _kick() -> None:
 def start_import(list_id: Id, upload: Upload = Depends(_upload),
                  conn: psycopg.Connection = Depends(deps.db)) -> dict:
     try:
+        restrictions = load_store.restrictions(conn)     # refused: 503; queued: waits for the lift
+        if restrictions.imports == "refused":
+            raise Unavailable("new imports are refused under load (alarms: "
+                              f"{', '.join(restrictions.because.get('imports_refused', []))}); try again later")
         options = Options(**upload.options.model_dump())
         check_head(upload.path, options)
         import_id = store.create_import(conn, list_id, upload.source, upload.path, asdict(options))
@@ -137,7 +143,8 @@ def start_import(list_id: Id, upload: Upload = Depends(_upload),
             os.unlink(upload.path)
         raise
     _kick()
-    return {"id": import_id, "state": "queued", "list_id": list_id}
+    held = {"held": "load"} if not restrictions.allows("import") else {}
+    return {"id": import_id, "state": "queued", "list_id": list_id, **held}
 
 
 @router.get("/imports/{import_id}")

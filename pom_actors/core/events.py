@@ -16,12 +16,28 @@ from .work import AttemptRow
 
 ATTEMPTS_TOPIC = "pom.attempts"
 JOBS_TOPIC = "pom.jobs"
+ALARMS_TOPIC = "pom.alarms"
 SCHEMA_VERSION = 1          # every published event carries it as `schema` (docs/events.md)
 
 
 def job_key(job_id: int) -> str:
     """The outbox (and Kafka) key of a job's attempt events: ordered per job."""
     return f"job-{job_id}"
+
+
+def alarm_key(source: str) -> str:
+    """The outbox (and Kafka) key of an alarm's events: raised and cleared stay in order."""
+    return f"alarm-{source}"
+
+
+def alarm_event(source: str, raised: bool, severity: str, message: str, value: float | None,
+                threshold: float | None) -> dict[str, Any]:
+    """An alarm raised or cleared (core.load.Transition); the store adds `alarm_id` and `at`
+    (the database's time) in the statement that raises or clears it."""
+    metric, _, server = source.partition("@")
+    return {"source": source, "metric": metric, "server": server or None,
+            "state": "raised" if raised else "cleared", "severity": severity, "message": message,
+            "value": value, "threshold": threshold}
 
 
 def _base(row: AttemptRow) -> dict[str, Any]:

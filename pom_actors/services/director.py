@@ -23,6 +23,7 @@ from ..core.agents.jobs import job_demands
 from ..core.clock import Clock
 from ..core.finish import FinishCriteria, finish_reason
 from ..core.lifecycle import ACTIVE, JobEvent, JobState, StateChanged, transition
+from ..core.load import NONE, Restrictions
 from ..core.lifecycle import DISPATCHING
 from ..core.schedule import Schedule, due_runs
 from ..core.shards import allocate
@@ -40,7 +41,7 @@ class Fleet(Protocol):
     def servers(self) -> int: ...
     def gateway_names(self) -> list[str]: ...
     def ensure_gateways(self) -> None: ...
-    async def managers(self, job_id: int, count: int, draining: bool) -> list[str]: ...
+    async def managers(self, job_id: int, count: int, draining: bool, slow_factor: float = 1.0) -> list[str]: ...
     def refresh(self, holders: set[str]) -> None: ...
     async def drain(self, names: list[str], timeout_s: float) -> dict[str, int]: ...
     async def serve(self, names: list[str]) -> None: ...
@@ -50,8 +51,10 @@ class Fleet(Protocol):
 
 class DirectorService:
     def __init__(self, settings: Settings, *, open_store: Callable[[], DirectorStore], fleet: Fleet,
-                 clock: Clock):
+                 clock: Clock, restrictions: Callable[[], Restrictions] = lambda: NONE):
         self.settings, self.open_store, self.fleet, self.clock = settings, open_store, fleet, clock
+        self.restrictions = restrictions          # the load restrictions in force (store.load)
+        self.slow_factor = 1.0
         self.store = open_store()
         self.lock = asyncio.Lock()
         self.ticks = 0
@@ -93,7 +96,7 @@ class DirectorService:
         await self.fleet.serve(self._active_managers())
 
     def status(self) -> dict[str, Any]:
-        return {"state": "draining" if self.draining else "up", "ticks": self.ticks,
+        return {"state": "draining" if self.draining else "up", "ticks": self.ticks, "slow_factor": self.slow_factor,
                 "gateways": self.fleet.gateway_names()}
 
     def _active_managers(self) -> list[str]:
@@ -128,6 +131,7 @@ class DirectorService:
                 self.fleet.ensure_gateways()
             if not self.draining:
                 self._run_schedules()
+            self._read_restrictions()
             jobs = self.store.jobs(tuple(ACTIVE))
             for job in jobs:
                 try:
@@ -135,6 +139,13 @@ class DirectorService:
                 except Exception:   # one job's fault must not stop the others
                     log.exception("driving job %s failed", job["id"])
             self._tell_agents(jobs)
+
+    def _read_restrictions(self) -> None:
+        """The factor dialling is slowed by, passed on to every manager with its ping."""
+        try:
+            self.slow_factor = self.restrictions().dial_factor
+        except Exception as exc:          # the restrictions unreadable: the last factor stands
+            log.warning("load restrictions unreadable: %s", exc)
 
     def _tell_agents(self, jobs: list[dict]) -> None:
         """The running jobs to the Agent Manager: agent-based ones with their priority (the
@@ -182,7 +193,7 @@ class DirectorService:
 
     async def _drive(self, job: dict) -> None:
         job_id, state = job["id"], JobState(job["state"])
-        live = await self.fleet.managers(job_id, job["managers"], self.draining)
+        live = await self.fleet.managers(job_id, job["managers"], self.draining, self.slow_factor)
         self._lease(job_id, live)
         if state == S.RESUMING and live:
             self.store.set_state(job_id, state, transition(state, E.RESUMED))

@@ -141,8 +141,10 @@ class ImporterService:
 
     def __init__(self, open_store: Callable[[], Any], submit: Callable[[ChunkSpec], Any],
                  wait: Callable[[list], tuple[list, list]], parallel: int = 2,
-                 chunk_bytes: int = CHUNK_BYTES, poll_s: float = 1.0):
+                 chunk_bytes: int = CHUNK_BYTES, poll_s: float = 1.0,
+                 admit: Callable[[], bool] = lambda: True):
         self.open_store, self.submit, self.wait = open_store, submit, wait
+        self.admit = admit          # may a queued import start? (the load restrictions: store.load)
         self.parallel, self.chunk_bytes, self.poll_s = max(1, parallel), chunk_bytes, poll_s
         self.store = open_store()
         self.running: dict[int, threading.Thread] = {}
@@ -160,7 +162,10 @@ class ImporterService:
             for import_id, thread in list(self.running.items()):
                 if not thread.is_alive():
                     del self.running[import_id]
+            held = not self.admit()
             for import_id in self.store.active():
+                if held and import_id not in self.running and self.store.state(import_id) == "queued":
+                    continue                        # queued while the load restrictions say so
                 if import_id not in self.running:
                     thread = threading.Thread(target=self._run_safely, args=(import_id,), daemon=True,
                                               name=f"import-{import_id}")

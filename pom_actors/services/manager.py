@@ -27,6 +27,7 @@ from ..config import Settings
 from ..core.clock import Clock
 from ..core.events import ATTEMPTS_TOPIC, job_key, restricted_event, settled_event
 from ..core.lifecycle import DISPATCHING
+from ..core.load import SlowDown
 from ..core.orders import Order, OrderRecord, Outcome, Refusal
 from ..core.pacing import make_pacer
 from ..core.pacing.snapshot import EventKind, PacerEvent, PacerSnapshot
@@ -78,6 +79,10 @@ class ManagerService:
         # No claims until the director says the server is not draining: a manager that Ray
         # restarts while `pom run` is away must not start dialling on its own.
         self.draining = True
+        # Dialling slowed by this factor while the load restrictions say so (the director's
+        # ping passes it on: core.load.restrictions); 1: full pace.
+        self.slow_factor = 1.0
+        self._slowdown = SlowDown()
         self.stats: Counter[str] = Counter()
         self.timing: Counter[str] = Counter()
 
@@ -97,7 +102,7 @@ class ManagerService:
 
     def status(self) -> dict[str, Any]:
         return {"name": self.name, "holder": self.holder, "job_id": self.job_id, "state": self.state,
-                "draining": self.draining, "shards": self.held, "in_flight": len(self.inflight),
+                "draining": self.draining, "slow_factor": self.slow_factor, "shards": self.held, "in_flight": len(self.inflight),
                 "seconds": {k: round(v, 3) for k, v in self.timing.items()}, **self.stats}
 
     async def run(self) -> None:
@@ -188,13 +193,15 @@ class ManagerService:
 
     def _budgets(self, now: datetime) -> dict[str, int]:
         """Dials each handler may start now: its pacer over this manager's in-flight calls,
-        at most one batch (what the pacer grants beyond that is given back)."""
+        at most one batch (what the pacer grants beyond that is given back), slowed by
+        `slow_factor` (what that withholds is spent: a paced handler dials at factor × rate)."""
         flying = Counter(item.handler for item, _ in self.inflight.values())
         budgets = {}
         for name, pacer in self.pacers.items():
             granted = pacer.decide(PacerSnapshot(now=now, dialling=(0.0,) * flying[name])).dials
-            budgets[name] = min(granted, self.settings.batch_size)
-            self._unplaced(name, granted - budgets[name])
+            batch = min(granted, self.settings.batch_size)
+            budgets[name] = self._slowdown.scale(name, batch, self.slow_factor)
+            self._unplaced(name, granted - batch)
         return budgets
 
     def _unplaced(self, handler: str, count: int) -> None:

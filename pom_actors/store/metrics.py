@@ -73,6 +73,9 @@ class Figures:
     items: dict[int, dict[str, int]]                    # live job -> ready/scheduled/in_flight
     outbox: OutboxRead
     ledger: LedgerRead | None = None
+    alarms: dict[str, str] = field(default_factory=dict)        # active alarm source -> severity
+    load: list[dict] = field(default_factory=list)              # load_readings: server, leader, readings, age_s
+    load_config: dict | None = None                             # the stored load configuration, if any
 
 
 def oldest_transaction_s(conn: psycopg.Connection) -> float:
@@ -132,10 +135,21 @@ def read(conn: psycopg.Connection, *, deadline: float, ledger: LedgerQuery | Non
         _bound(conn, deadline)
         outbox = _outbox(conn, outbox_from)
         figures = Figures(jobs=jobs, live=live, items=items, outbox=outbox)
+        _bound(conn, deadline)
+        _load(conn, figures)
         if ledger is not None:
             _bound(conn, deadline)
             figures.ledger = _ledger(conn, ledger)
     return figures
+
+
+def _load(conn: psycopg.Connection, figures: Figures) -> None:
+    """The load monitors' latest readings, the active alarms and the load configuration."""
+    figures.alarms = dict(conn.execute("SELECT source, severity FROM alarms WHERE cleared_at IS NULL").fetchall())
+    figures.load = [{"server": s, "leader": lead, "readings": r, "age_s": float(age)} for s, lead, r, age in conn.execute(
+        "SELECT server, leader, readings, extract(epoch FROM now() - sampled_at) FROM load_readings ORDER BY server")]
+    row = conn.execute("SELECT config FROM load_config WHERE id = 1").fetchone()
+    figures.load_config = row[0] if row else None
 
 
 def ledger(conn: psycopg.Connection, query: LedgerQuery) -> LedgerRead:

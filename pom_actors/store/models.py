@@ -313,13 +313,39 @@ class ImportReject(SQLModel, table=True):
 
 
 class Alarm(SQLModel, table=True):
+    """A load alarm (core.load): raised and cleared by the load monitors, at most one active
+    per source (`server.cpu@<server>`, `database.blocked`...). `details`: metric, server, the
+    reading and threshold when raised (and `cleared_value` when cleared)."""
     __tablename__ = "alarms"
+    __table_args__ = (Index("ux_alarms_active", "source", unique=True, postgresql_where=text("cleared_at IS NULL")),
+                      Index("ix_alarms_created_at", "created_at"))
     id: Optional[int] = Field(default=None, primary_key=True)
     source: str
     severity: str = _d("warning")
     message: str
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
     cleared_at: Optional[datetime] = Field(default=None, sa_column=_ts())
+
+
+class LoadReading(SQLModel, table=True):
+    """The latest sample of each POM server's load monitor (the leading one's also holds the
+    database and POM readings): what `GET /api/v1/load` and the metrics show."""
+    __tablename__ = "load_readings"
+    server: str = Field(sa_column=Column(String(64), primary_key=True))
+    node_id: str = _d("")
+    leader: bool = _d(False)
+    readings: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
+    sampled_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+
+
+class LoadConfigRow(SQLModel, table=True):
+    """The load monitor's configuration (core.load.LoadConfig as a document; one row, id 1;
+    none: the defaults)."""
+    __tablename__ = "load_config"
+    id: int = Field(default=1, primary_key=True)
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
+    updated_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
 
 
 class OutboxEvent(SQLModel, table=True):

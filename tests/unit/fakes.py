@@ -344,7 +344,7 @@ class FakeFleet:
     def set_agent_jobs(self, jobs: list, notifications: list) -> None:
         self.agent_jobs.append((list(jobs), list(notifications)))
 
-    async def managers(self, job_id: int, count: int, draining: bool) -> list[str]:
+    async def managers(self, job_id: int, count: int, draining: bool, slow_factor: float = 1.0) -> list[str]:
         from pom_actors.names import manager_name
         live = []
         for i in range(count):
@@ -353,6 +353,7 @@ class FakeFleet:
                 self.managers_by_name[name] = self.make_manager(job_id, i, count)
             if name not in self.silent:
                 self.managers_by_name[name].draining = draining
+                self.managers_by_name[name].slow_factor = slow_factor
                 live.append(self.managers_by_name[name].holder)
         return live
 
