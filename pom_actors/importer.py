@@ -47,7 +47,7 @@ class Importer:
     def __init__(self, settings: Settings, parallel: int | None = None):
         url = settings.database_url
         cpus = int(ray.cluster_resources().get("CPU", 2))
-        restrictions = CachedRestrictions(lambda: self.service.store.conn)
+        restrictions = CachedRestrictions(lambda: self.service.store.conn, ttl_s=0.0)   # read at every tick
         self.service = ImporterService(partial(ImportStore.open, url), partial(_submit, url), _wait,
                                        parallel=parallel or max(2, cpus),
                                        admit=lambda: restrictions().allows("import"))
