@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -76,15 +77,19 @@ class StopSignals:
 
 
 def _leave_terminal() -> None:
-    """Point fds 1 and 2 at /dev/null if they are a terminal (that has hung up, or will)."""
+    """Point fds 1 and 2 at /dev/null if they are a terminal (that has hung up, or will). A
+    terminal that has hung up no longer answers `isatty`; any character device other than
+    /dev/null is taken for one."""
     try:
         null = os.open(os.devnull, os.O_WRONLY)
     except OSError:
         return
     try:
+        devnull = os.fstat(null).st_rdev
         for fd in (1, 2):
             try:
-                if os.isatty(fd):
+                st = os.fstat(fd)
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev != devnull:
                     os.dup2(null, fd)
             except OSError:
                 pass
@@ -173,13 +178,18 @@ def reap_sessions(sessions: Iterable[int], grace_s: float = 5.0) -> list[int]:
 
 
 
-# The watchdog: waits for a line on stdin; "done" (a clean stop) ends it, end of file (its
-# parent died without a word: SIGKILL) makes it end the sessions named by its arguments.
+# The watchdog reads lines on stdin: "+SID" adds a session to end, "done" (a clean stop) ends
+# the watchdog, end of file (its parent died without a word: SIGKILL) makes it end the
+# sessions, those named by its arguments and those added.
 _WATCHDOG = """
 import os, signal, sys, time
 sessions = {int(a) for a in sys.argv[1:]}
-if sys.stdin.readline().strip() == "done":
-    sys.exit(0)
+for line in sys.stdin:
+    line = line.strip()
+    if line == "done":
+        sys.exit(0)
+    if line.startswith("+") and line[1:].isdigit():
+        sessions.add(int(line[1:]))
 def members():
     out = []
     for name in os.listdir("/proc"):
@@ -210,13 +220,23 @@ class SessionWatchdog:
     GCS and raylet SIGKILL as parent-death signal, but not what the raylet forked: its agents
     would linger a minute or more, trying to report the raylet's death to a GCS that is gone."""
 
-    def __init__(self, sessions: Iterable[int]):
+    def __init__(self, sessions: Iterable[int] = ()):
         self.proc: subprocess.Popen | None = None
         sessions = sorted(set(sessions))
-        if sessions and os.path.isdir("/proc"):
+        if os.path.isdir("/proc"):
             self.proc = subprocess.Popen([sys.executable, "-I", "-c", _WATCHDOG, *map(str, sessions)],
                                          stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def watch(self, session: int) -> None:
+        """Also end this session (a process started with `start_new_session=True`: its pid)
+        if this process is killed."""
+        if self.proc is not None:
+            try:
+                self.proc.stdin.write(f"+{int(session)}\n".encode())
+                self.proc.stdin.flush()
+            except OSError:
+                pass
 
     def dismiss(self) -> None:
         """After a clean stop: the watchdog ends without touching anything."""

@@ -93,6 +93,23 @@ def test_the_watchdog_ends_the_sessions_when_its_parent_goes_without_a_word():
             leader.wait()
 
 
+def test_the_watchdog_ends_sessions_added_later():
+    leader, later = _session(), _session()
+    try:
+        dog = SessionWatchdog({leader.pid})
+        dog.watch(later.pid)
+        dog.proc.stdin.close()
+        dog.proc.wait(10)
+        leader.wait(5)
+        later.wait(5)
+        assert session_members({leader.pid, later.pid}) == []
+    finally:
+        for p in (leader, later):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def test_a_dismissed_watchdog_touches_nothing():
     leader = _session()
     try:
