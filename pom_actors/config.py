@@ -29,6 +29,8 @@ class Settings:
     managers_per_job: int = 0            # POM_MANAGERS_PER_JOB; 0: one per POM server
     batch_size: int = 1000               # POM_BATCH_SIZE: work items claimed per manager cycle
     lease_ttl_s: float = 6.0             # POM_LEASE_TTL_S: a manager silent this long loses its shards
+    ping_timeout_s: float = 2.0          # POM_PING_TIMEOUT_S: a manager that does not answer the
+                                         # director's ping within this loses its shards at once
     tick_s: float = 0.5                  # POM_TICK_S: director cycle
     voice_instant: bool = False          # POM_VOICE_INSTANT: simulator answers at once (benchmarks)
     voice_seed: int = 0                  # POM_VOICE_SEED

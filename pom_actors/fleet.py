@@ -76,7 +76,7 @@ class RayFleet:
                 name=name, lifetime="detached", resources={names.SERVER_RESOURCE: SERVER_SHARE},
                 scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i),
             ).remote(self.settings, job_id, i, count))
-        pings = await asyncio.gather(*[asyncio.wait_for(h.ping.remote(draining, slow_factor), self.settings.lease_ttl_s)
+        pings = await asyncio.gather(*[asyncio.wait_for(h.ping.remote(draining, slow_factor), self.settings.ping_timeout_s)
                                        for h in handles], return_exceptions=True)
         return [p for p in pings if not isinstance(p, BaseException)]
 

@@ -16,7 +16,7 @@ from . import names
 from .config import Settings
 from .core.clock import clock_from_spec
 from .core.orders import Order, OrderRecord, Outcome, Refusal
-from .core.reconcile import GatewayUnreachable
+from .core.reconcile import GatewaySlow, GatewayUnreachable
 from .core.wire import pack, unpack
 from .heap import tune_for_batches
 from .media.gateway import Gateway, gateway_config
@@ -52,7 +52,11 @@ class MediaGateway:
 
 class RayGateways:
     """The gateways of the cluster as a manager's cycle sees them (`services.manager`): by
-    name, batches packed, any failure of a gateway's actor an `GatewayUnreachable`."""
+    name, batches packed; a gateway's actor that died is `GatewayUnreachable`, one that does
+    not answer within its timeout `GatewaySlow` — a lost server's actors stop answering
+    seconds before Ray declares them dead, and a cycle must not wait for that."""
+
+    CALL_TIMEOUT_S = {"submit": 10.0, "poll": 2.0, "lookup": 2.0, "fence": 1.0}
 
     def names(self) -> list[str]:
         return sorted(names.gateways())
@@ -67,16 +71,17 @@ class RayGateways:
         records = unpack(OrderRecord, await self._call(name, "lookup", attempt_ids))
         return {r.attempt_id: r for r in records}
 
-    async def fence(self, job_id: int, epochs: dict[int, int]) -> None:
-        await asyncio.gather(*[h.fence.remote(job_id, epochs) for h in names.gateways().values()],
-                             return_exceptions=True)
+    async def fence(self, name: str, job_id: int, epochs: dict[int, int]) -> None:
+        await self._call(name, "fence", job_id, epochs)
 
-    @staticmethod
-    async def _call(name: str, method: str, *args):
+    @classmethod
+    async def _call(cls, name: str, method: str, *args):
         handle = names.gateways().get(name)
         if handle is None:
             raise GatewayUnreachable(name)
         try:
-            return await getattr(handle, method).remote(*args)
+            return await asyncio.wait_for(getattr(handle, method).remote(*args), cls.CALL_TIMEOUT_S[method])
+        except asyncio.TimeoutError as exc:
+            raise GatewaySlow(name) from exc
         except ray.exceptions.RayActorError as exc:
             raise GatewayUnreachable(name) from exc

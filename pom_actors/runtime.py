@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import psycopg
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from .config import Settings
 from .core.clock import ScaledClock, SystemClock
@@ -78,12 +79,11 @@ class Runtime:
             self.broker = EmbeddedBroker()
             settings = self.settings = settings.replace(kafka_bootstrap=self.broker.bootstrap)
         if settings.kafka:
-            EventRelay.options(name=EVENT_RELAY, lifetime="detached", get_if_exists=True).remote(settings)
-        RuleEngine.options(name=RULE_ENGINE, lifetime="detached", get_if_exists=True).remote(settings)
-        AgentManager.options(name=AGENT_MANAGER, lifetime="detached", get_if_exists=True).remote(settings)
+            _singleton(EventRelay, EVENT_RELAY).remote(settings)
+        _singleton(RuleEngine, RULE_ENGINE).remote(settings)
+        _singleton(AgentManager, AGENT_MANAGER).remote(settings)
         start_importer(settings)
-        self.director = CampaignDirector.options(name=DIRECTOR, lifetime="detached",
-                                                 get_if_exists=True).remote(settings)
+        self.director = _singleton(CampaignDirector, DIRECTOR).remote(settings)
         ray.get(self.director.ping.remote())
         ray.get(self.director.serve.remote())
 
@@ -119,6 +119,14 @@ class Runtime:
             self.broker = None
         if self.embedded is not None:
             self.embedded.stop()
+
+
+def _singleton(actor_class, name: str):
+    """A cluster-wide actor (named, detached), placed on the server that starts the system —
+    the primary, which holds Ray's control store, so losing another server does not take the
+    director or the rule engine with it; `soft`: Ray may restart it elsewhere if need be."""
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    return actor_class.options(name=name, lifetime="detached", get_if_exists=True, scheduling_strategy=here)
 
 
 def _ray_processes() -> set[int]:

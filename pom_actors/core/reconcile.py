@@ -9,7 +9,8 @@ gateway's answer decides:
 | answered, completed with a code     | that outcome, at the gateway's time                  |
 | answered, still pending             | nothing yet: keep watching                           |
 | answered, has no record of the id   | `cancelled`, not sent: the item is due again         |
-| is gone or did not answer           | `in_doubt`: whether it dialled is unknowable         |
+| is gone                             | `in_doubt`: whether it dialled is unknowable         |
+| did not answer in time              | nothing yet: asked again once it is no longer suspect |
 """
 from __future__ import annotations
 
@@ -21,11 +22,20 @@ NOT_SENT, IN_DOUBT = "cancelled", "in_doubt"
 
 
 class GatewayUnreachable(Exception):
-    """A gateway that is gone or did not answer: raised by calls to it, and the answer a
-    lookup of its attempts gets."""
+    """A gateway that is gone: raised by calls to it, and the answer a lookup of its attempts
+    gets."""
 
     def __init__(self, gateway: str):
         super().__init__(f"gateway {gateway} unreachable")
+        self.gateway = gateway
+
+
+class GatewaySlow(Exception):
+    """A gateway that did not answer in time: it may be gone (its server lost, not yet
+    declared dead) or only busy. Nothing is decided on it; its attempts are asked again."""
+
+    def __init__(self, gateway: str):
+        super().__init__(f"gateway {gateway} did not answer in time")
         self.gateway = gateway
 
 

@@ -10,7 +10,8 @@ the steps, the memory of what is in flight, and the recovery from a failed cycle
 
 Collaborators (passed in, faked by the unit tests): `open_store()` gives a `store.work.
 WorkStore`; `rules.check(candidates)` the verdicts of a batch; `gateways` (`names()`,
-`submit`, `poll`, `lookup`, `fence`, raising `GatewayUnreachable`) the media gateways; a clock.
+`submit`, `poll`, `lookup`, `fence`, raising `GatewayUnreachable` for a gateway that is gone and
+`GatewaySlow` for one that did not answer in time) the media gateways; a clock.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from ..core.orders import Order, OrderRecord, Outcome, Refusal
 from ..core.pacing import make_pacer
 from ..core.pacing.snapshot import EventKind, PacerEvent, PacerSnapshot
 from ..core.pacing.time_based import manager_share
-from ..core.reconcile import GatewayUnreachable, not_sent, reconcile
+from ..core.reconcile import GatewaySlow, GatewayUnreachable, not_sent, reconcile
 from ..core.rules import Candidate, Verdict
 from ..core.shards import choose_gateway
 from ..core.strategy import Strategy
@@ -43,6 +44,8 @@ from ..store.work import WorkStore
 log = logging.getLogger(__name__)
 IDLE_S = 0.05
 RETRY_S = 0.5
+SUSPECT_S = (3.0, 30.0)   # a gateway that did not answer in time is not asked again for 3 s,
+                          # doubling while it stays silent, up to 30 s
 
 
 class RuleChecker(Protocol):
@@ -54,7 +57,7 @@ class Gateways(Protocol):
     async def submit(self, name: str, orders: list[Order]) -> list[Refusal]: ...
     async def poll(self, name: str, reply_to: str) -> list[Outcome]: ...
     async def lookup(self, name: str, attempt_ids: list[str]) -> dict[str, OrderRecord]: ...
-    async def fence(self, job_id: int, epochs: dict[int, int]) -> None: ...
+    async def fence(self, name: str, job_id: int, epochs: dict[int, int]) -> None: ...
 
 
 class ManagerService:
@@ -75,6 +78,8 @@ class ManagerService:
         # attempt id -> (item, its pending ledger row: epoch sent under, gateway, time sent)
         self.inflight: dict[str, tuple[Item, AttemptRow]] = {}
         self.watch: set[str] = set()          # attempts whose outcome must be looked up
+        self.suspect: dict[str, tuple[float, float]] = {}   # gateway -> (asked again at, backoff)
+        self.unfenced: dict[str, dict[int, int]] = {}   # gateway -> epochs it has not confirmed
         self.renewed = 0.0
         # No claims until the director says the server is not draining: a manager that Ray
         # restarts while `pom run` is away must not start dialling on its own.
@@ -126,6 +131,7 @@ class ManagerService:
         self.held, self.renewed = {}, 0.0
         self.inflight.clear()
         self.watch.clear()
+        self.unfenced.clear()
         if self.store.broken:
             try:
                 self.store = self.open_store()
@@ -195,7 +201,9 @@ class ManagerService:
         """Dials each handler may start now: its pacer over this manager's in-flight calls,
         at most one batch (what the pacer grants beyond that is given back), slowed by
         `slow_factor` (what that withholds is spent: a paced handler dials at factor × rate)."""
-        flying = Counter(item.handler for item, _ in self.inflight.values())
+        # Calls at a gateway that does not answer are not counted: a lost server's lines are
+        # gone with it, and its calls' fate is left to reconciliation.
+        flying = Counter(item.handler for item, row in self.inflight.values() if self._answers(row.gateway))
         budgets = {}
         for name, pacer in self.pacers.items():
             granted = pacer.decide(PacerSnapshot(now=now, dialling=(0.0,) * flying[name])).dials
@@ -209,16 +217,30 @@ class ManagerService:
             self.pacers[handler].observe([PacerEvent(EventKind.UNPLACED, count=count)])
 
     def _gateway(self) -> str | None:
-        live = self.gateways.names()
+        live = [g for g in self.gateways.names() if self._answers(g)]
         return choose_gateway(live, [g for g in live if on_node(g, self.node_id)], self.name)
+
+    def _answers(self, gateway: str) -> bool:
+        return self.suspect.get(gateway, (0.0, 0.0))[0] <= time.monotonic()
+
+    def _slow(self, gateway: str) -> None:
+        """A gateway that did not answer in time: neither waited for nor sent orders for a
+        while, longer each time it stays silent (a lost server's actors hang for seconds
+        before Ray declares them dead)."""
+        backoff = min(SUSPECT_S[1], 2 * self.suspect[gateway][1]) if gateway in self.suspect else SUSPECT_S[0]
+        self.suspect[gateway] = (time.monotonic() + backoff, backoff)
+        self.stats["gateway_timeouts"] += 1
 
     async def _dispatch(self, gateway: str, batch: list[Order]) -> None:
         try:
             refused = await self.gateways.submit(gateway, batch)
-        except GatewayUnreachable:
+        except (GatewayUnreachable, GatewaySlow) as exc:
             # Whether the orders arrived is unknowable now: reconcile them by lookup.
+            if isinstance(exc, GatewaySlow):
+                self._slow(gateway)
             self.watch.update(o.attempt_id for o in batch)
             return
+        self.suspect.pop(gateway, None)
         for r in refused:                       # a newer epoch took the shard: its holder reconciles
             self.inflight.pop(r.attempt_id, None)
             self.stats["refused"] += 1
@@ -226,14 +248,20 @@ class ManagerService:
 
     async def _collect(self) -> list[Outcome]:
         """Outcomes addressed to this manager, plus those of watched attempts found by lookup."""
+        if self.unfenced:
+            await self._fence_pending()
         names = sorted({row.gateway for _, row in self.inflight.values()})
         found: list[Outcome] = []
-        polls = await asyncio.gather(*[self.gateways.poll(n, self.name) for n in names], return_exceptions=True)
-        failed = set()
-        for name, result in zip(names, polls):
+        failed = {n for n in names if not self._answers(n)}
+        asked = [n for n in names if n not in failed]
+        polls = await asyncio.gather(*[self.gateways.poll(n, self.name) for n in asked], return_exceptions=True)
+        for name, result in zip(asked, polls):
             if isinstance(result, BaseException):
+                if isinstance(result, GatewaySlow):
+                    self._slow(name)
                 failed.add(name)
             else:
+                self.suspect.pop(name, None)
                 found.extend(result)
         if failed:    # their outcomes can only be looked up now (and are in doubt if gone)
             self.watch.update(aid for aid, (_, row) in self.inflight.items() if row.gateway in failed)
@@ -250,8 +278,13 @@ class ManagerService:
                 by_gateway[self.inflight[aid][1].gateway].append(aid)
         now, out = self.clock.now(), []
         for name, ids in by_gateway.items():
+            if not self._answers(name) or name in self.unfenced:
+                continue        # asked again later: "never received" counts only once it is fenced
             try:
                 records: dict[str, OrderRecord] | GatewayUnreachable = await self.gateways.lookup(name, ids)
+            except GatewaySlow:
+                self._slow(name)
+                continue
             except GatewayUnreachable as exc:
                 records = exc
             for aid in ids:
@@ -300,7 +333,11 @@ class ManagerService:
         """Adopt what earlier holders left in flight on `gained`: fence every gateway at the new
         epochs first, so no order of an old holder can still be accepted, then look up each
         attempt by id (principle 2: never blindly redialled)."""
-        await self.gateways.fence(self.job_id, gained)
+        for name in self.gateways.names():
+            due = self.unfenced.setdefault(name, {})
+            for shard, epoch in gained.items():
+                due[shard] = max(epoch, due.get(shard, epoch))
+        await self._fence_pending()
         rows = self.store.in_flight(gained)
         for row in rows:
             item = make_item(row, self.strategy)
@@ -309,3 +346,19 @@ class ManagerService:
                 gateway=row["in_flight_gateway"], at=row["in_flight_at"]))
             self.watch.add(item.attempt_id)
         self.stats["adopted"] += len(rows)
+
+    async def _fence_pending(self) -> None:
+        """Fence each gateway at the epochs it has not confirmed. One that does not answer in
+        time stays due, and its attempts are not looked up until it is fenced: its "never
+        received" would not yet exclude an order of the old holder still on its way. One that
+        is gone takes no order any more."""
+        due = [(n, e) for n, e in self.unfenced.items() if self._answers(n)]
+        results = await asyncio.gather(*[self.gateways.fence(n, self.job_id, e) for n, e in due],
+                                       return_exceptions=True)
+        for (name, _), result in zip(due, results):
+            if result is None or isinstance(result, GatewayUnreachable):
+                del self.unfenced[name]
+            elif isinstance(result, GatewaySlow):
+                self._slow(name)
+            else:
+                raise result

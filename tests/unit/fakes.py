@@ -15,7 +15,7 @@ from typing import Any
 from pom_actors.core.finish import FinishCriteria, JobCounts
 from pom_actors.core.lifecycle import JobState
 from pom_actors.core.orders import Order, OrderRecord, Outcome, Refusal
-from pom_actors.core.reconcile import GatewayUnreachable
+from pom_actors.core.reconcile import GatewaySlow, GatewayUnreachable
 from pom_actors.core.rules import DEFAULT_RULES, Candidate, Verdict
 from pom_actors.core.strategy import Strategy
 from pom_actors.media.gateway import Gateway
@@ -262,7 +262,8 @@ class LocalGateways:
 
     def __init__(self, *gateways: Gateway):
         self.live = {g.config.name: g for g in gateways}
-        self.fences: list[tuple[int, dict[int, int]]] = []
+        self.slow: set[str] = set()        # these answer nothing in time (a server being lost)
+        self.fences: list[tuple[str, int, dict[int, int]]] = []
 
     def names(self) -> list[str]:
         return sorted(self.live)
@@ -270,6 +271,8 @@ class LocalGateways:
     def _get(self, name: str) -> Gateway:
         if name not in self.live:
             raise GatewayUnreachable(name)
+        if name in self.slow:
+            raise GatewaySlow(name)
         return self.live[name]
 
     def vanish(self, name: str) -> Gateway:
@@ -284,13 +287,17 @@ class LocalGateways:
     async def lookup(self, name: str, attempt_ids: list[str]) -> dict[str, OrderRecord]:
         return await self._get(name).lookup(attempt_ids)
 
-    async def fence(self, job_id: int, epochs: dict[int, int]) -> None:
-        self.fences.append((job_id, dict(epochs)))
-        for g in self.live.values():
-            await g.fence(job_id, epochs)
+    async def fence(self, name: str, job_id: int, epochs: dict[int, int]) -> None:
+        gateway = self._get(name)
+        self.fences.append((name, job_id, dict(epochs)))
+        await gateway.fence(job_id, epochs)
 
     async def order_ids(self) -> list[str]:
         return [aid for g in self.live.values() for aid in await g.order_ids()]
+
+    async def submit_directly(self, name: str, orders: list[Order]) -> list[Refusal]:
+        """An order that was on its way while the gateway was unreachable, arriving now."""
+        return await self.live[name].submit(copy.deepcopy(orders))
 
 
 class FakeRuleStore:

@@ -7,7 +7,7 @@ import pytest
 
 from pom_actors.config import Settings
 from pom_actors.core.clock import ManualClock
-from pom_actors.core.reconcile import GatewayUnreachable
+from pom_actors.core.reconcile import GatewaySlow, GatewayUnreachable
 from pom_actors.core.strategy import parse_strategy
 from pom_actors.media.gateway import Gateway, GatewayConfig
 from pom_actors.media.voice_sim import VoiceProfile
@@ -251,3 +251,84 @@ def test_a_draining_manager_settles_but_claims_nothing():
     for item in world.db.items.values():            # new work is due, but the manager drains
         item.update(state="ready", next_at=T0)
     assert run(svc.cycle()) is False
+
+
+def test_a_slow_gateway_is_not_waited_for_nor_sent_to_and_its_outcomes_are_kept():
+    world = World(voice=SLOW, gateways=("gw-a", "gw-b"))
+    svc = world.manager()
+    world.give(svc)
+    run(svc.cycle())
+    first = svc._gateway()
+    other = ({"gw-a", "gw-b"} - {first}).pop()
+    world.clock.advance(600)                        # every call has ended by now
+    world.gateways.slow.add(first)                  # its server is being lost, or it is busy
+    run(svc.cycle())
+    assert not [x for x in world.db.attempts if x.verdict == "allowed"]   # nothing decided on it
+    assert svc.watch and not svc._answers(first) and svc._gateway() == other
+    world.gateways.slow.clear()                     # it answers again
+    svc.suspect.clear()
+    run(svc.cycle())
+    allowed = [x for x in world.db.attempts if x.verdict == "allowed"]
+    assert len(allowed) == len(CONTACTS) - 1 and {x.code for x in allowed} == {"answer_human"}
+
+
+def test_an_unfenced_gateways_never_received_is_not_believed_until_it_is_fenced():
+    """B takes A's shards while A's gateway does not answer the fence. Once the gateway
+    answers again B fences it before it believes "never received", so an order of A still on
+    its way, arriving after that, is refused: each contact is dialled once."""
+    world = World(voice=SLOW)
+    a, b = world.manager(0), world.manager(0)
+    world.give(a)
+    late = []
+    submit = world.gateways.submit
+
+    async def lost_on_the_way(name, orders):        # A's orders are delayed in the network
+        late.extend(orders)
+        raise GatewaySlow(name)
+    world.gateways.submit = lost_on_the_way
+    run(a.cycle())
+    world.gateways.submit = submit
+    world.gateways.slow.add("gw-a")
+    world.give(b)
+    run(b.cycle())                                  # adopts; the fence does not get through
+    assert b.unfenced == {"gw-a": {s: 2 for s in range(SHARDS)}}
+    world.gateways.slow.clear()
+    b.suspect.clear()
+    run(b.cycle())                                  # fenced now; then "never received": resent
+    refused = run(world.gateways.submit_directly("gw-a", late))   # A's orders arrive after all
+    assert len(refused) == len(late) == len(CONTACTS) - 1
+    world.clock.advance(600)
+    for _ in range(3):
+        run(b.cycle())
+    dialled = world.dialled()
+    assert len(dialled) == len(set(dialled)) == len(CONTACTS) - 1 and all(d.endswith(".2") for d in dialled)
+    assert not b.unfenced
+
+
+def test_calls_at_a_silent_gateway_do_not_hold_the_concurrency_cap():
+    """A lost server's calls are gone with it: the manager dials on through the others
+    instead of waiting for Ray to declare that server dead."""
+    capped = parse_strategy("""
+name: capped
+initial: call
+handlers:
+  call:
+    type: call
+    addresses: [phone1]
+    pacing: {max_concurrent: 5}
+    results: {default: done}
+""")
+    world = World(voice=SLOW, gateways=("gw-a", "gw-b"))
+    world.db.strategies[1] = capped
+    svc = world.manager()
+    world.give(svc)
+    run(svc.cycle())
+    first = {row.gateway for _, row in svc.inflight.values()}
+    assert len(svc.inflight) == 5 and len(first) == 1
+    run(svc.cycle())
+    assert len(svc.inflight) == 5                   # capped
+    silent = first.pop()
+    world.gateways.slow.add(silent)                 # that server goes silent
+    run(svc.cycle())
+    fresh = [row for _, row in svc.inflight.values() if row.gateway != silent]
+    assert len(svc.inflight) > 5 and len(fresh) == len(svc.inflight) - 5   # more, through the other gateway
