@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	POM_CLOCK_SCALE=$${POM_CLOCK_SCALE:-300} $(BIN)/pom run
 
+# Unit tests first, in a session of their own (there Ray cannot be imported), then the rest.
 test: $(STAMP)
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q tests --ignore=tests/unit
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -25,9 +25,9 @@ from pom_actors import names  # noqa: E402
 from pom_actors.config import Settings  # noqa: E402
 from pom_actors.core.events import ATTEMPTS_TOPIC  # noqa: E402
 from pom_actors.runtime import Runtime  # noqa: E402
-from pom_actors.store import catalog, jobs as jobstore  # noqa: E402
+from pom_actors.store import jobs as jobstore  # noqa: E402
 from pom_actors.store.outbox import OutboxStore  # noqa: E402
-from throughput import STRATEGY, contacts  # noqa: E402
+from throughput import bench_campaign  # noqa: E402
 
 
 def relay_status() -> dict:
@@ -59,12 +59,7 @@ def main() -> dict:
     rt = Runtime.start(settings)
     try:
         with rt.connect() as conn:
-            with conn.transaction():
-                list_id = catalog.create_list(conn, "bench")
-                catalog.add_contacts(conn, list_id, contacts(args.contacts))
-                sid, _ = catalog.save_strategy(conn, STRATEGY)
-                campaign = catalog.create_campaign(conn, "bench", sid, list_id)
-            conn.execute("ANALYZE")
+            campaign = bench_campaign(conn, args.contacts)
             outbox = OutboxStore(conn)
             while outbox.lag()[0]:                 # the jobs' own events of the setup
                 time.sleep(0.1)

@@ -27,40 +27,23 @@ ATTEMPT_COLUMNS = ("work_item_id", "attempt_no", "job_id", "campaign_id", "conta
                    "handler", "channel", "address", "verdict", "rule", "reason", "gateway", "code",
                    "created_at", "completed_at", "details")
 
-# The claim itself takes the items and records the intent of their attempts: locked, in
-# flight under the lease epoch of their shard, to the gateway chosen, attempt number spent —
-# all undone if the transaction (rules, restrictions) does not commit.
-CLAIM_SQL = """
+def _claim_sql(fragment: str | None = None) -> str:
+    """The claim: it takes the items and records the intent of their attempts (locked, in
+    flight under the lease epoch of their shard, to the gateway chosen, attempt number
+    spent) — all undone if the transaction (rules, restrictions) does not commit. With a job's
+    filter in force (`fragment`, compiled over the contact `c`), the due items are only those
+    whose contact it selects; the others stay where they are, not dialled. Positional
+    parameters in text order: job, shards, handler, now, the fragment's, limit, epochs,
+    gateway, now."""
+    join, where, of = (" JOIN contacts c ON c.id = w.contact_id", f" AND {fragment}", " OF w") if fragment \
+        else ("", "", "")
+    return f"""
 WITH due AS (
-    SELECT id FROM work_items
-    WHERE job_id = %(job)s AND shard = ANY(%(shards)s) AND handler = %(handler)s
-      AND state IN ('ready', 'scheduled') AND next_at <= %(now)s
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), taken AS (
-    UPDATE work_items w SET state = 'in_flight', attempts = w.attempts + 1,
-           in_flight_epoch = (%(epochs)s::jsonb ->> w.shard::text)::bigint,
-           in_flight_gateway = %(gateway)s, in_flight_at = %(now)s
-    FROM due WHERE w.id = due.id
-    RETURNING w.id, w.job_id, w.contact_id, w.shard, w.handler, w.address_index, w.retries,
-              w.address_attempts, w.attempts - 1 AS attempts, w.last_code
-)
-SELECT t.*, c.external_id, c.first_name, c.last_name, c.phone1, c.phone2, c.email, c.timezones,
-       c.attributes
-FROM taken t JOIN contacts c ON c.id = t.contact_id
-"""
-
-# The same claim for a job with a filter in force: the due items are only those whose contact
-# the filter selects (its compiled fragment over `c`, positional parameters in text order:
-# job, shards, handler, now, the fragment's, limit, epochs, gateway, now). Items it excludes
-# stay where they are (not dialled). A job without a filter runs CLAIM_SQL, untouched.
-FILTERED_CLAIM_SQL = """
-WITH due AS (
-    SELECT w.id FROM work_items w JOIN contacts c ON c.id = w.contact_id
+    SELECT w.id FROM work_items w{join}
     WHERE w.job_id = %s AND w.shard = ANY(%s) AND w.handler = %s
-      AND w.state IN ('ready', 'scheduled') AND w.next_at <= %s AND {fragment}
+      AND w.state IN ('ready', 'scheduled') AND w.next_at <= %s{where}
     LIMIT %s
-    FOR UPDATE OF w SKIP LOCKED
+    FOR UPDATE{of} SKIP LOCKED
 ), taken AS (
     UPDATE work_items w SET state = 'in_flight', attempts = w.attempts + 1,
            in_flight_epoch = (%s::jsonb ->> w.shard::text)::bigint,
@@ -73,6 +56,9 @@ SELECT t.*, c.external_id, c.first_name, c.last_name, c.phone1, c.phone2, c.emai
        c.attributes
 FROM taken t JOIN contacts c ON c.id = t.contact_id
 """
+
+
+CLAIM_SQL = _claim_sql()       # a job without a filter: the statement the throughput was measured on
 
 # Batches travel as one JSON document read by jsonb_to_recordset: one C-speed dump on the
 # client, and a row estimate (100) that keeps the planner on the primary key — an `unnest` of
@@ -145,15 +131,9 @@ class WorkStore(Store):
         """Take up to `limit` due items of the shards in `epochs`, in flight to `gateway`
         (call inside `fenced`)."""
         with self.conn.cursor(row_factory=dict_row) as cur:
-            if self.filter is None:
-                cur.execute(CLAIM_SQL, {"job": self.job_id, "shards": list(epochs), "handler": handler,
-                                        "gateway": gateway, "now": now, "limit": limit,
-                                        "epochs": _json(epochs)})
-            else:
-                fragment, params = compile_sql(self.filter, now, alias="c")
-                cur.execute(FILTERED_CLAIM_SQL.replace("{fragment}", fragment),
-                            [self.job_id, list(epochs), handler, now, *params, limit, _json(epochs),
-                             gateway, now])
+            fragment, params = compile_sql(self.filter, now, alias="c") if self.filter else (None, [])
+            cur.execute(CLAIM_SQL if fragment is None else _claim_sql(fragment),
+                        [self.job_id, list(epochs), handler, now, *params, limit, _json(epochs), gateway, now])
             return cur.fetchall()
 
     def write_attempts(self, rows: Sequence[AttemptRow]) -> None:
