@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -77,6 +78,8 @@ class Runtime:
                 self.watchdog = SessionWatchdog(self.ray_sessions)
         if settings.kafka and not settings.kafka_bootstrap:
             self.broker = EmbeddedBroker()
+            if self.watchdog is not None:     # a SIGKILL of this process must not leave it behind
+                self.watchdog.watch(self.broker.process.pid)
             settings = self.settings = settings.replace(kafka_bootstrap=self.broker.bootstrap)
         if settings.kafka:
             _singleton(EventRelay, EVENT_RELAY).remote(settings)
@@ -95,21 +98,26 @@ class Runtime:
         process of it) and its embedded database. Returns what each manager still had out
         (-1: it did not answer)."""
         left = {}
+        began = time.monotonic()
         if self.director is not None and ray.is_initialized():
             try:
                 left = ray.get(self.director.drain.remote(drain_s), timeout=drain_s + 10)
             except Exception as exc:  # the system is going down either way; say why
                 log.warning("drain incomplete: %s", exc)
+        log.info("drain: %.1f s", time.monotonic() - began)
         self._shutdown()
         return left
 
     def _shutdown(self) -> None:
+        began = time.monotonic()
         if self.owns_ray:
             if ray.is_initialized():
                 ray.shutdown()
             self.owns_ray = False
         if self.ray_sessions:
-            reap_sessions(self.ray_sessions)
+            signalled = reap_sessions(self.ray_sessions, grace_s=1.0)   # Ray's agents linger
+            log.info("Ray stopped in %.1f s (%d of its processes ended by a signal)",
+                     time.monotonic() - began, len(signalled))
             self.ray_sessions = set()
         if self.watchdog is not None:
             self.watchdog.dismiss()
