@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from pom_actors import names
 from pom_actors.core.lifecycle import JobState
 from pom_actors.core.orders import CHANNELS
-from pom_actors.store.metrics import Figures, LedgerKey, LedgerQuery, LedgerRead, OutboxRead
+from pom_actors.media.orderbook import DUPLICATE
+from pom_actors.store.metrics import IMPORT_COUNTS, Figures, LedgerKey, LedgerQuery, LedgerRead, OutboxRead
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,11 @@ SLACK_S = 5.0
 JOB_STATES = [str(s) for s in JobState]
 ITEM_STATES = ("ready", "scheduled", "in_flight", "done")
 MANAGER_COUNTERS = ("dispatched", "settled", "refused", "restricted", "adopted", "cycle_errors")
+IMPORT_STATES = ("queued", "running", "paused", "stopped", "done", "failed")
+AGENT_STATES = ("not_ready", "ready", "reserved", "on_call", "wrap_up")       # logged in
+LICENSE_POOLS = ("preview", "predictive", "ports")
+REFUSAL_REASONS = (DUPLICATE, "stale epoch")        # media/orderbook.py: every one exported, 0 included
+AGENT_MANAGER = "agent_manager"                      # its `actor` and `kind` label
 # Jobs whose managers exist: the active states and paused (its managers stay up, idle).
 MANAGED = {str(s) for s in (JobState.RUNNING, JobState.PAUSING, JobState.PAUSED, JobState.RESUMING,
                             JobState.STOPPING)}
@@ -121,6 +127,7 @@ class Sources:
     job_totals(job_ids) -> {job: items}       read once per job (no deadline)
     probe(deadline) -> collect()              director, rule engine, gateways (as /health)
     probe_managers(names, deadline) -> collect()   each manager's status()
+    probe_agents(deadline) -> collect()       the Agent Manager's metrics() (counts only)
     """
     read: Callable[[float, LedgerQuery | None, int], Figures]
     oldest_open_s: Callable[[float | None], float]
@@ -128,6 +135,7 @@ class Sources:
     job_totals: Callable[[list[int]], dict[int, int]]
     probe: Callable[[float], Callable[[], dict[str, dict]]]
     probe_managers: Callable[[list[str], float], Callable[[], dict[str, dict]]]
+    probe_agents: Callable[[float], Callable[[], dict]] = field(default=lambda deadline: dict)
 
 
 @dataclass
@@ -138,6 +146,7 @@ class Scrape:
     actors: dict[str, dict] = field(default_factory=dict)
     managers: dict[str, dict] = field(default_factory=dict)
     expected_managers: dict[str, int] = field(default_factory=dict)     # name -> job id
+    agents: dict | None = None            # the Agent Manager's metrics(), or {"state": "down", ...}
     ledger: Counter[LedgerKey] | None = None
     totals: dict[int, int] = field(default_factory=dict)
 
@@ -177,6 +186,7 @@ class PomCollector(Collector):
         deadline = time.monotonic() + self.timeout_s
         out = Scrape()
         collect_actors = src.probe(deadline)          # the actors work while the database answers
+        collect_agents = src.probe_agents(deadline)
         query = None
         if self.tally.ready:
             try:
@@ -201,6 +211,7 @@ class PomCollector(Collector):
         collect_managers = src.probe_managers(sorted(out.expected_managers), deadline)
         self._wait(deadline)
         out.actors = collect_actors()
+        out.agents = collect_agents()
         out.managers = collect_managers() if out.expected_managers else {}
         if out.figures is not None:
             live = {j["id"] for j in out.figures.live}
@@ -254,6 +265,7 @@ def families(s: Scrape) -> Iterator[Metric]:
     yield up
     if s.figures is not None:
         yield from _database(s.figures, s.totals)
+        yield from _imports(s.figures.imports)
     if s.ledger is not None:
         yield from _ledger(s.ledger)
     yield from _actors(s)
@@ -384,8 +396,15 @@ def _actors(s: Scrape) -> Iterator[Metric]:
         up.add_metric([name, "manager"], 1.0 if alive else 0.0)
         if alive:
             info.add_metric([name, "manager", str(answer.get("node") or "")], 1)
+    if s.agents is not None:
+        alive = "agents" in s.agents                    # its metrics(); else it did not answer
+        up.add_metric([AGENT_MANAGER, AGENT_MANAGER], 1.0 if alive else 0.0)
+        if alive:
+            info.add_metric([AGENT_MANAGER, AGENT_MANAGER, str(s.agents.get("node") or "")], 1)
     yield up
     yield info
+    if s.agents is not None and "agents" in s.agents:
+        yield from _agents(s.agents)
     yield from _director(s.actors.get("director", {}), s.actors.get("rule_engine", {}))
     yield from _gateways({a: v for a, v in s.actors.items() if names.gateway_node(a) and "channels" in v})
     yield from _managers({n: a for n, a in s.managers.items() if "holder" in a}, s.expected_managers)
@@ -436,7 +455,8 @@ def _gateways(stats: dict[str, dict]) -> Iterator[Metric]:
         book = st.get("orderbook", {})
         accepted.add_metric(where, book.get("accepted", 0))
         completed.add_metric(where, book.get("completed", 0))
-        for reason, n in sorted(book.get("refused", {}).items()):
+        reasons = {**{r: 0 for r in REFUSAL_REASONS}, **book.get("refused", {})}
+        for reason, n in sorted(reasons.items()):
             refused.add_metric(where + [reason], n)
         queued.add_metric(where, sum(st.get("queued", {}).values()))
     yield from (in_flight, submitted, pending, accepted, completed, refused, queued)
@@ -453,6 +473,24 @@ def _managers(status: dict[str, dict], expected: dict[str, int]) -> Iterator[Met
     draining = _gauge("pom_manager_draining", "1 while a manager does not claim (drain).", labels)
     seconds = _counter("pom_manager_phase_seconds", "Seconds a manager spent in each phase of its cycle.",
                        labels + ["phase"])
+    live = _counter("pom_manager_live_answers", "Outcomes a manager settled that a person answered "
+                    "(codes with human_contact or counts_as_abandon).", labels)
+    abandons = _counter("pom_manager_abandons", "Outcomes a manager settled that count as abandoned "
+                        "(counts_as_abandon).", labels)
+    latency = HistogramMetricFamily("pom_manager_dispatch_latency_seconds", "Seconds from the start of an "
+                                    "attempt's claim to the gateway accepting its order.", labels=labels)
+    hlabels = labels + ["handler"]
+    pacing = _gauge("pom_pacing_info", "1 per handler a manager paces: the mode its strategy asks for, and "
+                    "the pacing the manager applies (time_based: the only one wired today).",
+                    hlabels + ["mode", "applied"])
+    rate = _gauge("pom_pacing_rate_per_second", "The attempts per second a manager may start for a handler "
+                  "(its share of attempts_per_second; absent: unbounded).", hlabels)
+    cap = _gauge("pom_pacing_max_concurrent", "The attempts a manager may have in progress for a handler "
+                 "(its share of max_concurrent; absent: unbounded).", hlabels)
+    granted = _counter("pom_pacing_granted", "Dials a manager's pacer granted for a handler (after the load "
+                       "slow-down) since it (re)started.", hlabels)
+    flying = _gauge("pom_pacing_in_flight", "A handler's attempts in flight that the pacer counted at its last "
+                    "decision.", hlabels)
     for name, st in sorted(status.items()):
         where = [str(st.get("job_id", expected.get(name, ""))), name]
         for k in MANAGER_COUNTERS:
@@ -462,8 +500,93 @@ def _managers(status: dict[str, dict], expected: dict[str, int]) -> Iterator[Met
         draining.add_metric(where, 1.0 if st.get("draining") else 0.0)
         for phase, value in sorted((st.get("seconds") or {}).items()):
             seconds.add_metric(where + [phase], value)
+        live.add_metric(where, st.get("live_answers", 0))
+        abandons.add_metric(where, st.get("abandons", 0))
+        if st.get("dispatch_latency"):
+            _observe(latency, where, st["dispatch_latency"])
+        for handler, p in sorted((st.get("pacing") or {}).items()):
+            at = where + [handler]
+            pacing.add_metric(at + [str(p.get("mode", "")), "time_based"], 1)
+            if p.get("rate") is not None:
+                rate.add_metric(at, p["rate"])
+            if p.get("max_concurrent") is not None:
+                cap.add_metric(at, p["max_concurrent"])
+            granted.add_metric(at, p.get("granted", 0))
+            flying.add_metric(at, p.get("in_flight", 0))
     yield from counters.values()
-    yield from (in_flight, shards, draining, seconds)
+    yield from (in_flight, shards, draining, seconds, live, abandons, latency, pacing, rate, cap, granted, flying)
+
+
+def _observe(family: HistogramMetricFamily, labels: list[str], h: dict) -> None:
+    """One histogram series from an actor's `core.histogram.Histogram.as_dict()`."""
+    buckets = [(_le(le), n) for le, n in zip(h["le"], h["buckets"])] + [("+Inf", h["count"])]
+    family.add_metric(labels, buckets, sum_value=h["sum"])
+
+
+def _le(bound: float) -> str:
+    return repr(float(bound))
+
+
+def _imports(imports: dict[str, dict[str, int]]) -> Iterator[Metric]:
+    """Imports by state, and their row counts (`import_jobs`)."""
+    count = _gauge("pom_imports", "Imports by state.", ["state"])
+    rows = _gauge("pom_import_rows_by_state", "Rows of the imports in each state, by count (read, loaded, rejected, "
+                  "duplicates, dnc_flagged).", ["state", "kind"])
+    total = _counter("pom_import_rows", "Rows of every import, by count (grows as imports load chunks).", ["kind"])
+    for state in sorted(set(IMPORT_STATES) | set(imports)):
+        figures = imports.get(state, {})
+        count.add_metric([state], figures.get("imports", 0))
+        for kind in IMPORT_COUNTS:
+            rows.add_metric([state, kind.removeprefix("rows_")], figures.get(kind, 0))
+    for kind in IMPORT_COUNTS:
+        total.add_metric([kind.removeprefix("rows_")], sum(f.get(kind, 0) for f in imports.values()))
+    yield count
+    yield rows
+    yield total
+
+
+def _agents(m: dict) -> Iterator[Metric]:
+    """The Agent Manager's `metrics()`: agents by state and job, licenses, reservations."""
+    agents = _gauge("pom_agents", "Logged-in agents by state and the job they are attached to (job \"\": "
+                    "none).", ["state", "job"])
+    by_state = {s: 0 for s in AGENT_STATES}
+    for row in m.get("agents", []):
+        agents.add_metric([row["state"], "" if row["job_id"] is None else str(row["job_id"])], row["count"])
+        by_state[row["state"]] = by_state.get(row["state"], 0) + row["count"]
+    yield agents
+    states = _gauge("pom_agents_by_state", "Logged-in agents by state (every state, 0 included).", ["state"])
+    for state, n in by_state.items():
+        states.add_metric([state], n)
+    yield states
+    size = _gauge("pom_licenses_size", "Licenses in a pool (absent: unlimited).", ["pool"])
+    in_use = _gauge("pom_licenses_in_use", "Licenses of an agent pool in use: agents attached to the pool's "
+                    "running jobs (absent for ports: not known to the Agent Manager).", ["pool"])
+    for pool, p in sorted(m.get("pools", {}).items()):
+        if p.get("size") is not None:
+            size.add_metric([pool], p["size"])
+        if p.get("in_use") is not None:
+            in_use.add_metric([pool], p["in_use"])
+    yield size
+    yield in_use
+    grant = _gauge("pom_license_grant", "Licenses granted to a running job from its pool (absent: unlimited).",
+                   ["job", "pool"])
+    for g in m.get("grants", []):
+        if g.get("granted") is not None:
+            grant.add_metric([str(g["job_id"]), g["pool"]], g["granted"])
+    yield grant
+    for key, name, doc in (("reserved", "pom_agent_reservations", "Answered calls an agent was reserved for."),
+                           ("no_agent", "pom_agent_no_agent", "Answered calls that found no ready agent."),
+                           ("reservation_timeouts", "pom_agent_reservation_timeouts",
+                            "Reservations released unconnected after the reservation timeout.")):
+        c = _counter(name, doc + " Since the Agent Manager (re)started.")
+        c.add_metric([], m.get(key, 0))
+        yield c
+    latency = HistogramMetricFamily("pom_agent_connect_latency_seconds", "Seconds from an answered call's agent "
+                                    "reservation to its connect (answered-to-agent; preview cards excluded).",
+                                    labels=[])
+    if m.get("connect_latency"):
+        _observe(latency, [], m["connect_latency"])
+    yield latency
 
 
 def exported_families() -> dict[str, str]:
@@ -475,7 +598,13 @@ def exported_families() -> dict[str, str]:
         actors={"director": {"state": "up", "ticks": 1, "gateways": []},
                 "rule_engine": {"state": "up", "checked": 0},
                 "pom-gateway-aaaaaaaaaaaa-000001": {"channels": {}, "orderbook": {"refused": {"x": 1}}}},
-        managers={"pom-manager-1-0": {"holder": "h", "job_id": 1, "seconds": {"claim": 0.1}}},
+        managers={"pom-manager-1-0": {"holder": "h", "job_id": 1, "seconds": {"claim": 0.1},
+                                      "dispatch_latency": {"le": [1.0], "buckets": [0], "sum": 0, "count": 0},
+                                      "pacing": {"call": {"mode": "progressive", "rate": 1, "max_concurrent": 1}}}},
+        agents={"agents": [{"state": "ready", "job_id": 1, "count": 1}],
+                "pools": {"preview": {"size": 1, "in_use": 0}}, "grants": [{"job_id": 1, "pool": "preview",
+                                                                             "granted": 1}],
+                "connect_latency": {"le": [1.0], "buckets": [0], "sum": 0, "count": 0}},
         expected_managers={"pom-manager-1-0": 1}, ledger=Counter({("call", "answered", "allowed", "allowed"): 1}),
         totals={1: 1})
     return {m.name: m.type for m in families(full)}

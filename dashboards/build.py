@@ -1,4 +1,5 @@
-"""Writes the Grafana dashboards of POM (campaigns.json, system.json) beside this file.
+"""Writes the Grafana dashboards of POM (campaigns.json, agents.json, system.json, load.json)
+beside this file.
 
     python dashboards/build.py
 
@@ -149,6 +150,14 @@ def system() -> dict:
         (f"sum by (manager) (rate(pom_manager_adopted_total[{RATE}]))", "{{manager}} adopted"),
         (f"sum by (manager) (rate(pom_manager_refused_total[{RATE}]))", "{{manager}} refused")], unit="ops")
     b.panel("timeseries", "Shards held per manager", [("pom_manager_shards", "{{manager}}")], stack=True)
+    b.panel("timeseries", "Dispatch latency (claim to accepted by the gateway)", [
+        (f"histogram_quantile({q}, sum by (le) (rate(pom_manager_dispatch_latency_seconds_bucket[{RATE}])))",
+         f"p{round(q * 100)}") for q in (0.5, 0.95, 0.99)], unit="s",
+        description="Seconds from the start of an attempt's claim to its order accepted by a media gateway "
+                    "(every manager; NaN while nothing is dispatched).")
+    b.panel("timeseries", "Mean dispatch latency per job", [
+        (f"sum by (job) (rate(pom_manager_dispatch_latency_seconds_sum[{RATE}])) / "
+         f"sum by (job) (rate(pom_manager_dispatch_latency_seconds_count[{RATE}]))", "job {{job}}")], unit="s")
     b.row("Director and rule engine")
     b.panel("timeseries", "Director ticks per second", [
         (f"rate(pom_director_ticks_total[{RATE}])", "ticks")], unit="ops", w=8)
@@ -162,7 +171,96 @@ def system() -> dict:
     return b.json()
 
 
-DASHBOARDS = {"campaigns.json": campaigns, "system.json": system}
+def agents() -> dict:
+    b = Board("pom-agents", "POM — Agents",
+              "Agents by state and job, license pools, reservations and the answered-to-agent latency (the "
+              "Agent Manager), and each job's pacing (its Campaign Managers).",
+              [_query_var("job", "Job", "label_values(pom_job_info, job)")])
+    b.row("Agents")
+    for state, title in (("ready", "Ready"), ("on_call", "On a call"), ("wrap_up", "Wrap-up"),
+                         ("not_ready", "Not ready"), ("reserved", "Reserved")):
+        b.panel("stat", title, [(f'pom_agents_by_state{{state="{state}"}}', "")], w=4, h=4)
+    b.panel("stat", "Logged in", [("sum(pom_agents_by_state)", "")], w=4, h=4)
+    b.panel("timeseries", "Agents by state", [("sum by (state) (pom_agents_by_state)", "{{state}}")], stack=True)
+    b.panel("timeseries", "Agents per job by state", [
+        ('sum by (job, state) (pom_agents{job=~"$job"})', "job {{job}} {{state}}")], stack=True,
+        description="Logged-in agents attached to each job (agents attached to no job are left out).")
+    b.row("Licenses")
+    b.panel("bargauge", "Licenses in use per pool", [("pom_licenses_in_use", "{{pool}}")], instant=True,
+            description="Agents attached to the running jobs of each agent pool (preview, predictive). "
+                        "Pool sizes: pom_licenses_size (absent when unlimited).")
+    b.panel("timeseries", "Licenses granted per job", [
+        ('pom_license_grant{job=~"$job"}', "job {{job}} ({{pool}})")],
+        description="Each running job's grant from its pool (absent for an unlimited grant).")
+    b.row("Calls to agents")
+    b.panel("timeseries", "Reservations per second", [
+        (f"rate(pom_agent_reservations_total[{RATE}])", "reserved"),
+        (f"rate(pom_agent_no_agent_total[{RATE}])", "no agent ready"),
+        (f"rate(pom_agent_reservation_timeouts_total[{RATE}])", "timed out")], unit="ops")
+    b.panel("timeseries", "Answered-to-agent latency (reserve to connect)", [
+        (f"histogram_quantile({q}, sum by (le) (rate(pom_agent_connect_latency_seconds_bucket[5m])))",
+         f"p{round(q * 100)}") for q in (0.5, 0.95, 0.99)], unit="s",
+        description="Seconds from an answered call's agent reservation to its connect (NaN while no call "
+                    "connects).")
+    b.row("Pacing")
+    b.panel("table", "Pacing per job and handler", [('pom_pacing_info{job=~"$job"}', "")], instant=True,
+            description="mode: what the strategy asks for; applied: what the manager paces by today "
+                        "(time_based: attempts per second and a concurrency cap).")
+    b.panel("timeseries", "Pace per job (attempts per second allowed, granted)", [
+        ('sum by (job) (pom_pacing_rate_per_second{job=~"$job"})', "job {{job}} allowed"),
+        (f'sum by (job) (rate(pom_pacing_granted_total{{job=~"$job"}}[{RATE}]))', "job {{job}} granted")],
+        unit="ops")
+    b.panel("timeseries", "Attempts in flight vs concurrency cap per job", [
+        ('sum by (job) (pom_pacing_in_flight{job=~"$job"})', "job {{job}} in flight"),
+        ('sum by (job) (pom_pacing_max_concurrent{job=~"$job"})', "job {{job}} cap")])
+    b.panel("timeseries", "Abandon rate per job (1 h and 24 h windows)", [
+        (f'sum by (job) (increase(pom_manager_abandons_total{{job=~"$job"}}[{w}])) / '
+         f'sum by (job) (increase(pom_manager_live_answers_total{{job=~"$job"}}[{w}]))', f"job {{{{job}}}} {w}")
+        for w in ("1h", "24h")], unit="percentunit",
+        description="Abandoned calls over live answers (codes counts_as_abandon / human_contact) settled by the "
+                    "job's managers in the window; NaN while nothing was answered.")
+    return b.json()
+
+
+def load() -> dict:
+    b = Board("pom-load", "POM — Load",
+              "The load monitors' readings (each POM server's CPU and memory, the database, POM's own load), "
+              "the active alarms and the restrictions they impose, and imports.")
+    b.row("Alarms and restrictions")
+    b.panel("stat", "Active alarms", [("count(pom_alarms_active) or vector(0)", "")], w=6, h=4)
+    b.panel("stat", "Dialling pace (load restriction)", [("pom_load_dial_factor", "")], w=6, h=4,
+            unit="percentunit")
+    b.panel("stat", "New imports", [('pom_load_imports_restriction == 1', "{{mode}}")], w=6, h=4,
+            description="allowed, queued or refused (load restrictions).")
+    b.panel("stat", "Oldest server sample", [("max(pom_load_sample_age_seconds)", "")], w=6, h=4, unit="s")
+    b.row("Servers")
+    b.panel("timeseries", "CPU per POM server", [("pom_load_cpu_percent", "{{server}}")], unit="percent")
+    b.panel("timeseries", "Memory per POM server", [("pom_load_memory_percent", "{{server}}")], unit="percent")
+    b.row("Database")
+    b.panel("timeseries", "Sessions", [("pom_load_db_active_sessions", "active"),
+                                       ("pom_load_db_idle_sessions", "idle"),
+                                       ("pom_load_db_idle_in_transaction_sessions", "idle in transaction")],
+            stack=True)
+    b.panel("timeseries", "Connections", [("pom_load_db_connections", "connections"),
+                                          ("pom_load_db_max_connections", "max_connections")])
+    b.panel("timeseries", "Connections, percent of max", [("pom_load_db_connections_percent", "connections")],
+            unit="percent")
+    b.panel("timeseries", "Long queries; blocked sessions", [("pom_load_db_long_queries", "long queries"),
+                                                              ("pom_load_db_blocked_sessions", "blocked")])
+    b.row("POM")
+    b.panel("timeseries", "Active jobs, agents logged in, imports running", [
+        ("pom_load_active_jobs", "active jobs"), ("pom_load_agents_logged_in", "agents logged in"),
+        ("pom_load_imports_running", "imports running")], w=24)
+    b.row("Imports")
+    b.panel("timeseries", "Imports by state", [("sum by (state) (pom_imports)", "{{state}}")], stack=True)
+    b.panel("timeseries", "Import rows per second by count", [
+        (f"sum by (kind) (rate(pom_import_rows_total[{RATE}]))", "{{kind}}")], unit="ops")
+    b.panel("bargauge", "Rows of the imports by state and count", [
+        ('sum by (state, kind) (pom_import_rows_by_state)', "{{state}} {{kind}}")], instant=True, w=24)
+    return b.json()
+
+
+DASHBOARDS = {"campaigns.json": campaigns, "agents.json": agents, "system.json": system, "load.json": load}
 
 
 def render(build) -> str:

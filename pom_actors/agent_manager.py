@@ -126,5 +126,9 @@ class AgentManager:
     def jobs(self) -> dict[int, dict]:
         return self.service.targets()
 
+    def metrics(self) -> dict:
+        """Counts for the gateway's /metrics (one call per scrape)."""
+        return {**self.service.metrics(), "node": ray.get_runtime_context().get_node_id()}
+
     def status(self) -> dict:
         return {**self.service.status(), "node": ray.get_runtime_context().get_node_id()}

@@ -85,12 +85,43 @@ def probe_managers(manager_names: list[str], deadline: float) -> Callable[[], di
     return collect
 
 
+def probe_agents(deadline: float) -> Callable[[], dict]:
+    """Ask the Agent Manager for its `metrics()` (counts only); the returned function waits
+    until `deadline` at most and gives its answer, or `{"state": "down", "error": ...}`."""
+    try:
+        import ray
+
+        handle = names.actor(names.AGENT_MANAGER)
+        if handle is None:
+            return lambda: {"state": "down", "error": deps.ACTOR_MISSING}
+        ref = handle.metrics.remote()
+    except Exception as exc:                  # no Ray here, or the call could not be sent
+        error = type(exc).__name__
+        return lambda: {"state": "down", "error": error}
+
+    def collect() -> dict:
+        done, _ = ray.wait([ref], timeout=max(0.0, deadline - time.monotonic()))
+        if not done:
+            return {"state": "down", "error": TimeoutError.__name__}
+        try:
+            return ray.get(ref)
+        except Exception as exc:
+            return {"state": "down", "error": type(exc).__name__}
+
+    return collect
+
+
+def agent_probe() -> Callable[[float], Callable[[], dict]]:
+    return probe_agents
+
+
 def manager_probe() -> Callable[[list[str], float], Callable[[], dict[str, dict]]]:
     return probe_managers
 
 
 def metric_sources(pool: ConnectionPool = Depends(deps.pool), probe: Callable = Depends(deps.actor_probe),
-                   managers: Callable = Depends(manager_probe)) -> Sources:
+                   managers: Callable = Depends(manager_probe),
+                   agents: Callable = Depends(agent_probe)) -> Sources:
     """The collector's sources over the app's connection pool and the actor probes."""
     def checkout(deadline: float | None = None):
         return pool.connection(timeout=None if deadline is None else max(0.1, deadline - time.monotonic()))
@@ -112,7 +143,7 @@ def metric_sources(pool: ConnectionPool = Depends(deps.pool), probe: Callable = 
             return store.job_items_total(conn, job_ids)
 
     return Sources(read=read, oldest_open_s=oldest_open_s, read_ledger=read_ledger, job_totals=job_totals,
-                   probe=probe, probe_managers=managers)
+                   probe=probe, probe_managers=managers, probe_agents=agents)
 
 
 @router.get("/metrics", response_class=Response)

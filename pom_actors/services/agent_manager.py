@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -36,10 +37,11 @@ from ..config import Settings
 from ..core.agents.attachment import (DEFAULT_WRAP_LIMIT_S, AttachmentError, JobSpec, Seat, check_move, plan,
                                       with_limits)
 from ..core.agents.desk import DispositionError, check_disposition
-from ..core.agents.licenses import Allocation, Demand, LicensePools, allocate
+from ..core.agents.licenses import POOLS, Allocation, Demand, LicensePools, allocate
 from ..core.agents.snapshot import pacer_snapshot
 from ..core.agents.state import (BUSY, Agent, AgentEvent, AgentState, Transition, WrapTimers, apply, note)
 from ..core.clock import Clock
+from ..core.histogram import Histogram
 from ..core.pacing.snapshot import PacerSnapshot
 from ..store.agents import AgentStore
 
@@ -80,6 +82,9 @@ class AgentManagerService:
         self.stats = {"flushes": 0, "written": 0, "reserved": 0, "no_agent": 0, "moves": 0,
                       "wrap_timeouts": 0, "reservation_timeouts": 0, "flush_errors": 0, "feed_polls": 0}
         self._wake: asyncio.Event | None = None
+        # Real seconds from an answered call's reservation to its connect (preview cards, whose
+        # agent is reserved while the contact is shown, are not counted): cumulative.
+        self.connect_latency = Histogram()
         self._reset()
 
     def _reset(self) -> None:
@@ -93,6 +98,7 @@ class AgentManagerService:
         self.ready: dict[int, dict[int, None]] = {}        # job -> ready agents, longest idle first
         self.calls: dict[str, int] = {}                    # call -> agent reserved for / on / wrapping it
         self.reservations: dict[int, datetime] = {}        # agent -> when its reservation lapses
+        self.reserved_at: dict[str, float] = {}            # call -> time.monotonic() of its reserve
         self.timers = WrapTimers()
         self.pins: dict[int, int] = {}                     # agent -> job a supervisor moved it to
         self.pending_moves: dict[int, int | None] = {}     # agent -> job it joins when its call ends
@@ -166,8 +172,12 @@ class AgentManagerService:
                 self.ready.setdefault(agent.job_id, {})[agent.id] = None
             if before == S.RESERVED:
                 self.reservations.pop(agent.id, None)
+                reserved = self.reserved_at.pop(call, None)
+                if after == S.ON_CALL and reserved is not None and call not in self.offers:
+                    self.connect_latency.observe(time.monotonic() - reserved)
             if after == S.RESERVED:
                 self.reservations[agent.id] = now + self.reserve_timeout
+                self.reserved_at[agent.call_id] = time.monotonic()
                 self.calls[agent.call_id] = agent.id
             if after == S.WRAP_UP and agent.wrap_until is not None:
                 self.timers.schedule(agent.id, agent.wrap_until)
@@ -692,6 +702,30 @@ class AgentManagerService:
         logged_in = sum(1 for a in self.agents.values() if a.logged_in)
         log.info("agent manager rebuilt: %d agents, %d logged in", len(self.agents), logged_in)
         return logged_in
+
+    def metrics(self) -> dict[str, Any]:
+        """What the gateway's `/metrics` asks once per scrape, counts only: logged-in agents by
+        (state, job) (one pass over the agents in memory: about 1 ms per 10,000), the license
+        pools (size, None: unlimited; in use: agents attached to the pool's jobs, None for
+        ports: their use is not known here), each running job's grant, the reservation
+        counters and the reserve-to-connect histogram."""
+        agents: dict[tuple[str, int | None], int] = {}
+        for a in self.agents.values():
+            if a.state != S.LOGGED_OUT:
+                key = (str(a.state), a.job_id)
+                agents[key] = agents.get(key, 0) + 1
+        in_use: dict[str, int | None] = {p: 0 for p in POOLS}
+        in_use["ports"] = None                            # a port's use is the gateways' to know
+        for job_id, spec in self.jobs.items():
+            in_use[spec.pool] = (in_use.get(spec.pool) or 0) + len(self.members.get(job_id, ()))
+        pools = {p: {"size": self.pools.size(p), "in_use": in_use[p]} for p in POOLS}
+        grants = [{"job_id": j, "pool": d.pool, "granted": self.allocation.get(j, None)}
+                  for j, d in sorted({**{j: s.demand() for j, s in self.jobs.items()}, **self.notifications}.items())]
+        return {"agents": [{"state": s, "job_id": j, "count": n} for (s, j), n in sorted(
+                    agents.items(), key=lambda kv: (kv[0][0], -1 if kv[0][1] is None else kv[0][1]))],
+                "pools": pools, "grants": grants, "reserved": self.stats["reserved"],
+                "no_agent": self.stats["no_agent"], "reservation_timeouts": self.stats["reservation_timeouts"],
+                "connect_latency": self.connect_latency.as_dict()}
 
     def status(self) -> dict:
         by_state: dict[str, int] = {}

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from ..config import Settings
 from ..core.clock import Clock
 from ..core.events import ATTEMPTS_TOPIC, job_key, restricted_event, settled_event
+from ..core.histogram import Histogram
 from ..core.lifecycle import DISPATCHING
 from ..core.load import SlowDown
 from ..core.orders import Order, OrderRecord, Outcome, Refusal
@@ -73,6 +74,19 @@ class ManagerService:
         self.pacers = {name: make_pacer(manager_share(h.pacing.attempts_per_second, h.pacing.max_concurrent,
                                                       managers))
                        for name, h in self.strategy.handlers.items()}
+        # What `status()` reports of each handler's pacing: the mode the strategy asks for, and
+        # the time-based pace this manager actually applies (its share of the rate and the cap;
+        # None: unbounded), the dials granted since it started, its attempts in flight.
+        self.pacing = {name: {"mode": h.pacing.mode, "rate": h.pacing.attempts_per_second / managers
+                              if h.pacing.attempts_per_second else None,
+                              "max_concurrent": -(-h.pacing.max_concurrent // managers)
+                              if h.pacing.max_concurrent else None, "granted": 0, "in_flight": 0}
+                       for name, h in self.strategy.handlers.items()}
+        codes = self.strategy.codebook()
+        self._live = {c.name for c in codes if c.human_contact or c.counts_as_abandon}
+        self._abandon = {c.name for c in codes if c.counts_as_abandon}
+        # Seconds from the start of the claim to the gateway accepting the order (per order).
+        self.dispatch_latency = Histogram()
         self.state: str | None = job["state"]
         self.held: dict[int, int] = {}
         # attempt id -> (item, its pending ledger row: epoch sent under, gateway, time sent)
@@ -108,7 +122,9 @@ class ManagerService:
     def status(self) -> dict[str, Any]:
         return {"name": self.name, "holder": self.holder, "job_id": self.job_id, "state": self.state,
                 "draining": self.draining, "slow_factor": self.slow_factor, "shards": self.held, "in_flight": len(self.inflight),
-                "seconds": {k: round(v, 3) for k, v in self.timing.items()}, **self.stats}
+                "seconds": {k: round(v, 3) for k, v in self.timing.items()},
+                "pacing": {k: dict(v) for k, v in self.pacing.items()},
+                "dispatch_latency": self.dispatch_latency.as_dict(), **self.stats}
 
     async def run(self) -> None:
         """Cycle for ever; a failed cycle rolled back, so start again from the database."""
@@ -152,6 +168,7 @@ class ManagerService:
         if not outcomes and not any(budgets.values()):
             return False
         sent: list[tuple[Item, AttemptRow, Order]] = []
+        claim_started = time.monotonic()
         with self._timed("transaction"), self.store.fenced(self.held) as valid:
             with self._timed("settle"):
                 self._settle(outcomes, valid)
@@ -168,7 +185,7 @@ class ManagerService:
         self.inflight.update((item.attempt_id, (item, row)) for item, row, _ in sent)
         if sent:
             with self._timed("dispatch"):
-                await self._dispatch(gateway, [order for _, _, order in sent])
+                await self._dispatch(gateway, [order for _, _, order in sent], claim_started)
         return bool(items) or bool(outcomes)
 
     async def _plan(self, items: list[Item], valid: dict[int, int], gateway: str,
@@ -209,6 +226,8 @@ class ManagerService:
             granted = pacer.decide(PacerSnapshot(now=now, dialling=(0.0,) * flying[name])).dials
             batch = min(granted, self.settings.batch_size)
             budgets[name] = self._slowdown.scale(name, batch, self.slow_factor)
+            self.pacing[name]["granted"] += budgets[name]
+            self.pacing[name]["in_flight"] = flying[name]
             self._unplaced(name, granted - batch)
         return budgets
 
@@ -231,7 +250,7 @@ class ManagerService:
         self.suspect[gateway] = (time.monotonic() + backoff, backoff)
         self.stats["gateway_timeouts"] += 1
 
-    async def _dispatch(self, gateway: str, batch: list[Order]) -> None:
+    async def _dispatch(self, gateway: str, batch: list[Order], claim_started: float | None = None) -> None:
         try:
             refused = await self.gateways.submit(gateway, batch)
         except (GatewayUnreachable, GatewaySlow) as exc:
@@ -245,6 +264,8 @@ class ManagerService:
             self.inflight.pop(r.attempt_id, None)
             self.stats["refused"] += 1
         self.stats["dispatched"] += len(batch) - len(refused)
+        if claim_started is not None:       # every accepted order of the batch: claim -> accepted
+            self.dispatch_latency.observe(time.monotonic() - claim_started, len(batch) - len(refused))
 
     async def _collect(self) -> list[Outcome]:
         """Outcomes addressed to this manager, plus those of watched attempts found by lookup."""
@@ -311,6 +332,11 @@ class ManagerService:
         updates = [s.update if s else resend(item, o.at) for item, _, o, s in settled]
         applied = self.store.update_items(updates, [(row.epoch, item.attempts) for item, row, _, _ in settled])
         done = [(row.complete(o.code, o.at, o.details), s) for item, row, o, s in settled if item.id in applied]
+        for row, _ in done:
+            if row.code in self._live:
+                self.stats["live_answers"] += 1
+                if row.code in self._abandon:
+                    self.stats["abandons"] += 1
         self.store.write_attempts([row for row, _ in done])
         self.store.outbox(ATTEMPTS_TOPIC, job_key(self.job_id), [settled_event(row, s.step) for row, s in done if s])
         self.stats["settled"] += len(done)

@@ -76,6 +76,7 @@ class Figures:
     alarms: dict[str, str] = field(default_factory=dict)        # active alarm source -> severity
     load: list[dict] = field(default_factory=list)              # load_readings: server, leader, readings, age_s
     load_config: dict | None = None                             # the stored load configuration, if any
+    imports: dict[str, dict[str, int]] = field(default_factory=dict)   # state -> imports, rows_read, ...
 
 
 def oldest_transaction_s(conn: psycopg.Connection) -> float:
@@ -137,6 +138,8 @@ def read(conn: psycopg.Connection, *, deadline: float, ledger: LedgerQuery | Non
         figures = Figures(jobs=jobs, live=live, items=items, outbox=outbox)
         _bound(conn, deadline)
         _load(conn, figures)
+        _bound(conn, deadline)
+        figures.imports = imports_by_state(conn)
         if ledger is not None:
             _bound(conn, deadline)
             figures.ledger = _ledger(conn, ledger)
@@ -150,6 +153,20 @@ def _load(conn: psycopg.Connection, figures: Figures) -> None:
         "SELECT server, leader, readings, extract(epoch FROM now() - sampled_at) FROM load_readings ORDER BY server")]
     row = conn.execute("SELECT config FROM load_config WHERE id = 1").fetchone()
     figures.load_config = row[0] if row else None
+
+
+IMPORT_COUNTS = ("rows_read", "rows_loaded", "rows_rejected", "duplicates", "dnc_flagged")
+
+
+def imports_by_state(conn: psycopg.Connection) -> dict[str, dict[str, int]]:
+    """Imports by state with the sums of their row counts: one pass over `import_jobs` (one row
+    per import, like `jobs`; a running import's counts grow chunk by chunk)."""
+    out = {}
+    for state, n, *sums in conn.execute(
+            "SELECT state, count(*), " + ", ".join(f"coalesce(sum({c}), 0)" for c in IMPORT_COUNTS)
+            + " FROM import_jobs GROUP BY state"):
+        out[state] = {"imports": n, **{c: int(v) for c, v in zip(IMPORT_COUNTS, sums)}}
+    return out
 
 
 def ledger(conn: psycopg.Connection, query: LedgerQuery) -> LedgerRead:

@@ -32,7 +32,20 @@ ACTORS = {
 }
 MANAGER = {"name": "pom-manager-7-0", "holder": "pom-manager-7-0#abcd", "job_id": 7, "state": "running",
            "draining": False, "shards": {0: 1, 1: 1}, "in_flight": 3, "seconds": {"claim": 0.5, "rules": 0.25},
-           "settled": 20, "dispatched": 23, "restricted": 4, "node": "n-worker"}
+           "settled": 20, "dispatched": 23, "restricted": 4, "node": "n-worker", "live_answers": 9, "abandons": 1,
+           "dispatch_latency": {"le": [0.01, 0.1, 1.0], "buckets": [5, 20, 23], "sum": 1.25, "count": 23},
+           "pacing": {"call": {"mode": "predictive", "rate": 20.0, "max_concurrent": 10, "granted": 30,
+                               "in_flight": 3},
+                      "sms": {"mode": "time_based", "rate": None, "max_concurrent": None, "granted": 0,
+                              "in_flight": 0}}}
+AGENTS = {"agents": [{"state": "ready", "job_id": 7, "count": 2}, {"state": "on_call", "job_id": 7, "count": 1},
+                     {"state": "not_ready", "job_id": None, "count": 4}],
+          "pools": {"preview": {"size": 5, "in_use": 0}, "predictive": {"size": None, "in_use": 3},
+                    "ports": {"size": 50, "in_use": None}},
+          "grants": [{"job_id": 7, "pool": "predictive", "granted": None}, {"job_id": 9, "pool": "ports", "granted": 50}],
+          "reserved": 12, "no_agent": 2, "reservation_timeouts": 1,
+          "connect_latency": {"le": [0.01, 0.1, 1.0], "buckets": [8, 10, 10], "sum": 0.07, "count": 10},
+          "node": "n-head"}
 
 
 class FakeDb:
@@ -52,6 +65,10 @@ class FakeDb:
                        live=[{"id": 7, "state": "running", "managers": 2, "campaign": "spring"},
                              {"id": 8, "state": "queued", "managers": 1, "campaign": "autumn"}],
                        items={7: {"ready": 50, "scheduled": 10, "in_flight": 3}, 8: {"ready": 5}},
+                       imports={"done": {"imports": 2, "rows_read": 100, "rows_loaded": 90, "rows_rejected": 4,
+                                         "duplicates": 6, "dnc_flagged": 3},
+                                "running": {"imports": 1, "rows_read": 10, "rows_loaded": 10, "rows_rejected": 0,
+                                            "duplicates": 0, "dnc_flagged": 1}},
                        outbox=OutboxRead(unpublished=4, oldest_age_s=1.5, low_id=10,   # no transaction
                                          xmin=100 + len(self.reads), xmax=100 + len(self.reads)))  # open
 
@@ -76,7 +93,7 @@ class FakeDb:
         return {7: 100, 8: 5}
 
 
-def fake_sources(db: FakeDb, actors=ACTORS, managers=None, probe_log=None) -> Sources:
+def fake_sources(db: FakeDb, actors=ACTORS, managers=None, probe_log=None, agents=AGENTS) -> Sources:
     managers = {"pom-manager-7-0": MANAGER} if managers is None else managers
 
     def probe(deadline):
@@ -90,7 +107,8 @@ def fake_sources(db: FakeDb, actors=ACTORS, managers=None, probe_log=None) -> So
         return lambda: {n: managers.get(n, {"state": "down", "error": "ValueError"}) for n in names}
 
     return Sources(read=db.read, oldest_open_s=lambda deadline: 0.5, read_ledger=db.read_ledger,
-                   job_totals=db.job_totals, probe=probe, probe_managers=probe_managers)
+                   job_totals=db.job_totals, probe=probe, probe_managers=probe_managers,
+                   probe_agents=lambda deadline: lambda: dict(agents))
 
 
 def scrape_text(collector: PomCollector) -> dict[str, dict]:
@@ -172,6 +190,39 @@ def test_one_scrape_exposes_every_family(collector):
     assert value(m, "pom_director_ticks", "pom_director_ticks_total") == 42
     assert value(m, "pom_rule_engine_checked", "pom_rule_engine_checked_total") == 900
     assert value(m, "pom_database_up") == 1
+    # refusal reasons: every one, 0 included
+    assert value(m, "pom_gateway_orders_refused", "pom_gateway_orders_refused_total", reason="duplicate attempt id",
+                 **where) == 0
+    # imports by state (every state) and their rows
+    assert value(m, "pom_imports", state="done") == 2 and value(m, "pom_imports", state="failed") == 0
+    assert value(m, "pom_import_rows_by_state", state="done", kind="rejected") == 4
+    assert value(m, "pom_import_rows", "pom_import_rows_total", kind="read") == 110
+    assert value(m, "pom_import_rows", "pom_import_rows_total", kind="dnc_flagged") == 4
+    # the Agent Manager: agents by state and job, licenses, reservations, answered-to-agent latency
+    assert value(m, "pom_actor_up", actor="agent_manager", kind="agent_manager") == 1
+    assert value(m, "pom_agents", state="ready", job="7") == 2
+    assert value(m, "pom_agents", state="not_ready", job="") == 4
+    assert value(m, "pom_agents_by_state", state="wrap_up") == 0
+    assert value(m, "pom_licenses_size", pool="preview") == 5 and ("pom_licenses_size", (("pool", "predictive"),)) \
+        not in m["pom_licenses_size"]                                  # unlimited: absent
+    assert value(m, "pom_licenses_in_use", pool="predictive") == 3
+    assert ("pom_licenses_in_use", (("pool", "ports"),)) not in m["pom_licenses_in_use"]
+    assert value(m, "pom_license_grant", job="9", pool="ports") == 50
+    assert value(m, "pom_agent_reservations", "pom_agent_reservations_total") == 12
+    assert value(m, "pom_agent_connect_latency_seconds", "pom_agent_connect_latency_seconds_bucket", le="0.01") == 8
+    assert value(m, "pom_agent_connect_latency_seconds", "pom_agent_connect_latency_seconds_bucket", le="+Inf") == 10
+    assert value(m, "pom_agent_connect_latency_seconds", "pom_agent_connect_latency_seconds_count") == 10
+    # a manager's pacing, answers and dispatch latency
+    mgr = {"job": "7", "manager": "pom-manager-7-0"}
+    assert value(m, "pom_pacing_info", handler="call", mode="predictive", applied="time_based", **mgr) == 1
+    assert value(m, "pom_pacing_rate_per_second", handler="call", **mgr) == 20.0
+    assert ("pom_pacing_rate_per_second", tuple(sorted({**mgr, "handler": "sms"}.items()))) \
+        not in m["pom_pacing_rate_per_second"]                         # unbounded: absent
+    assert value(m, "pom_pacing_granted", "pom_pacing_granted_total", handler="call", **mgr) == 30
+    assert value(m, "pom_manager_abandons", "pom_manager_abandons_total", **mgr) == 1
+    assert value(m, "pom_manager_dispatch_latency_seconds", "pom_manager_dispatch_latency_seconds_bucket",
+                 le="0.1", **mgr) == 20
+    assert value(m, "pom_manager_dispatch_latency_seconds", "pom_manager_dispatch_latency_seconds_sum", **mgr) == 1.25
     assert set(m) == set(exported_families())      # the list the dashboards are checked against
 
 
@@ -202,6 +253,13 @@ def test_the_database_down_is_reported_and_the_actors_still_are(collector):
     assert value(m, "pom_database_up") == 0
     assert "pom_jobs" not in m
     assert value(m, "pom_actor_up", actor="director", kind="director") == 1
+
+
+def test_the_agent_manager_down_is_reported_without_its_families(collector):
+    collector.bind(fake_sources(FakeDb(), agents={"state": "down", "error": "TimeoutError"}))
+    m = scrape_text(collector)
+    assert value(m, "pom_actor_up", actor="agent_manager", kind="agent_manager") == 0
+    assert "pom_agents" not in m and "pom_agent_connect_latency_seconds" not in m
 
 
 def test_the_actors_are_probed_before_the_database_is_read_and_managers_once(collector):
