@@ -77,25 +77,40 @@ def test_transitions_are_written_and_rebuilt(pom, conn, campaigns):
 
 
 def test_the_actor_runs_commands_and_writes_them(pom, conn, campaigns):
+    """Through the actor the runtime started, on an agent-based job the director tells it of
+    (running, its contacts waiting for a window that is closed); a skill of its own keeps other
+    tests' agents and jobs out of it."""
     import ray
 
     from pom_actors.names import AGENT_MANAGER, actor
 
     handle = actor(AGENT_MANAGER)
     assert handle is not None and ray.get(handle.ping.remote()) == AGENT_MANAGER
-    campaign = campaigns.make(STRATEGY, phone_contacts(1))
-    job = jobstore.create_job(conn, campaign, 1, 1, T0)
-    agent = ray.get(handle.add_agent.remote(f"actor-{time.monotonic_ns()}", "A", ["sales"]))
-    ray.get(handle.set_jobs.remote([{"job_id": job, "skills": ["sales"]}]))
-    ray.get(handle.command.remote(agent, "login"))
-    assert ray.get(handle.command.remote(agent, "ready"))["state"] == "ready"
-    deadline = time.monotonic() + 10
-    while ray.get(handle.agent.remote(agent))["job_id"] != job and time.monotonic() < deadline:
-        time.sleep(0.1)                                      # attached at the next tick
-    assert ray.get(handle.reserve.remote(job, ["c-1"])) == {"c-1": agent}
-    assert ray.get(handle.licenses.remote())["jobs"][0]["job_id"] == job
-    while len(AgentStore(conn).events(agent)) < 4 and time.monotonic() < deadline:
-        time.sleep(0.1)                                      # flushed at the next tick
-    # business time runs 600x here: the 10 s reservation timeout (17 ms) may release it already
-    assert [r["event"] for r in reversed(AgentStore(conn).events(agent))][:4] == ["login", "ready", "attach", "reserve"]
-    ray.get(handle.set_jobs.remote([]))
+    skill = f"store-{time.monotonic_ns()}"
+    job = campaigns.start(campaigns.make(agent_strategy(skill), phone_contacts(1)))
+    agent = ray.get(handle.add_agent.remote(f"actor-{time.monotonic_ns()}", "A", [skill]))
+    try:
+        ray.get(handle.command.remote(agent, "login"))
+        assert ray.get(handle.command.remote(agent, "ready"))["state"] == "ready"
+        deadline = time.monotonic() + 20
+        while ray.get(handle.agent.remote(agent))["job_id"] != job and time.monotonic() < deadline:
+            time.sleep(0.1)                                  # attached at a tick after the director's
+        assert ray.get(handle.reserve.remote(job, ["c-1"])) == {"c-1": agent}
+        assert job in {j["job_id"] for j in ray.get(handle.licenses.remote())["jobs"]}
+        while len(AgentStore(conn).events(agent)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)                                  # flushed at the next tick
+        # business time runs 600x here: the 10 s reservation timeout (17 ms) may release it already
+        assert [r["event"] for r in reversed(AgentStore(conn).events(agent))][:4] == \
+            ["login", "ready", "attach", "reserve"]
+    finally:
+        ray.get(handle.command.remote(agent, "force_logoff"))
+        campaigns.command(job, "stop")
+
+
+def agent_strategy(skill: str) -> dict:
+    return {"name": f"agents-{skill}", "initial": "call",
+            "handlers": {"call": {"type": "call", "addresses": ["phone1"],
+                                  "window": {"days": ["sun"], "start": "09:00", "end": "10:00"},
+                                  "pacing": {"mode": "progressive", "settings": {"ratio": 1.0}},
+                                  "agents": {"skills": [skill], "max": 3},
+                                  "results": {"window_restricted": "wait_window", "default": "done"}}}}

@@ -84,16 +84,19 @@ class Desk:
     async def send(self, **msg):
         await self.ws.send(json.dumps(msg))
 
-    async def until(self, timeout: float = 20, **match) -> dict:
+    async def until(self, timeout: float = 30, **match) -> dict:
         return (await self.timed(timeout, **match))[1]
 
-    async def timed(self, timeout: float = 20, **match) -> tuple[float, dict]:
+    async def timed(self, timeout: float = 30, **match) -> tuple[float, dict]:
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no frame like {match} within {timeout} s")
-            at, frame = await asyncio.wait_for(self.frames.get(), left)
+            try:
+                if left <= 0:
+                    raise asyncio.TimeoutError
+                at, frame = await asyncio.wait_for(self.frames.get(), left)
+            except asyncio.TimeoutError:
+                raise AssertionError(f"no frame like {match} within {timeout} s") from None
             if all(frame.get(k) == v for k, v in match.items()):
                 return at, frame
 
