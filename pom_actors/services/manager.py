@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -47,6 +48,24 @@ IDLE_S = 0.05
 RETRY_S = 0.5
 SUSPECT_S = (3.0, 30.0)   # a gateway that did not answer in time is not asked again for 3 s,
                           # doubling while it stays silent, up to 30 s
+CRASH_DIR_ENV = "POM_CRASH_DIR"
+CRASH_POINTS = ("after_claim", "after_intent", "after_dispatch", "after_result")
+
+
+def crash_point(point: str) -> None:
+    """Test hook (tests/chaos; docs/architecture.md, "Crash points"). Only when the
+    environment variable POM_CRASH_DIR names a directory and a file called `point` is in it:
+    remove the file and end this process at once, as a crash would (`os._exit`: no clean-up;
+    the server rolls back the open transaction). Removing the file first makes it one crash
+    per file, in whichever process gets there first. Unset, it does nothing."""
+    armed = os.environ.get(CRASH_DIR_ENV)
+    if not armed:
+        return
+    try:
+        os.unlink(os.path.join(armed, point))
+    except OSError:                 # not armed (or another process took it)
+        return
+    os._exit(1)
 
 
 class RuleChecker(Protocol):
@@ -180,12 +199,15 @@ class ManagerService:
                     items += [make_item(row, self.strategy) for row in claimed]
                 self._unplaced(handler, n - len(claimed))
             if items:
+                crash_point("after_claim")
                 sent = await self._plan(items, valid, gateway, now)
         # Committed: these attempts are in flight (a rolled-back cycle leaves nothing behind).
         self.inflight.update((item.attempt_id, (item, row)) for item, row, _ in sent)
         if sent:
+            crash_point("after_intent")
             with self._timed("dispatch"):
                 await self._dispatch(gateway, [order for _, _, order in sent], claim_started)
+            crash_point("after_dispatch")
         return bool(items) or bool(outcomes)
 
     async def _plan(self, items: list[Item], valid: dict[int, int], gateway: str,
@@ -338,6 +360,7 @@ class ManagerService:
                 if row.code in self._abandon:
                     self.stats["abandons"] += 1
         self.store.write_attempts([row for row, _ in done])
+        crash_point("after_result")
         self.store.outbox(ATTEMPTS_TOPIC, job_key(self.job_id), [settled_event(row, s.step) for row, s in done if s])
         self.stats["settled"] += len(done)
 

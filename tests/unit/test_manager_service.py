@@ -332,3 +332,53 @@ handlers:
     run(svc.cycle())
     fresh = [row for _, row in svc.inflight.values() if row.gateway != silent]
     assert len(svc.inflight) > 5 and len(fresh) == len(svc.inflight) - 5   # more, through the other gateway
+
+
+class Crashed(BaseException):
+    """What the crash hook's `os._exit` raises here instead of ending the test process."""
+
+
+@pytest.mark.parametrize("point, dialled, in_flight, settled", [
+    ("after_claim", 0, 0, 0),                       # rolled back with the claim's transaction
+    ("after_intent", 0, 19, 0),                     # intents committed, no order sent
+    ("after_dispatch", 19, 19, 0),                  # at the gateway, nothing settled
+    ("after_result", 19, 19, 0),                    # the settling transaction rolled back
+])
+def test_a_crash_point_ends_the_process_once_where_it_is_armed(tmp_path, monkeypatch, point, dialled, in_flight,
+                                                               settled):
+    """tests/chaos arms `POM_CRASH_DIR/<point>`: the first process to reach that point exits
+    (removing the file); unarmed, or once it has fired, the cycle runs through."""
+    from pom_actors.services import manager as manager_module
+
+    def exit_(code):
+        raise Crashed(code)
+    monkeypatch.setattr(manager_module.os, "_exit", exit_)
+    world = World()
+    svc = world.manager()
+    world.give(svc)
+    monkeypatch.setenv("POM_CRASH_DIR", str(tmp_path))
+    (tmp_path / point).touch()
+    with pytest.raises(Crashed):
+        for _ in range(3):                          # after_result needs a cycle with outcomes
+            run(svc.cycle())
+    assert not (tmp_path / point).exists()
+    assert len(world.dialled()) == dialled
+    assert len(world.db.job_items(world.job_id, "in_flight")) == in_flight
+    assert len([a for a in world.db.attempts if a.verdict == "allowed"]) == settled
+    run(svc.cycle())                                # fired once: the same process goes on
+
+
+def test_crash_points_do_nothing_unless_armed(tmp_path, monkeypatch):
+    from pom_actors.services import manager as manager_module
+
+    monkeypatch.setattr(manager_module.os, "_exit", lambda code: pytest.fail("crashed"))
+    monkeypatch.delenv("POM_CRASH_DIR", raising=False)
+    for point in manager_module.CRASH_POINTS:
+        manager_module.crash_point(point)
+    monkeypatch.setenv("POM_CRASH_DIR", str(tmp_path))          # armed directory, no file
+    world = World()
+    svc = world.manager()
+    world.give(svc)
+    for _ in range(3):
+        run(svc.cycle())
+    assert len(world.dialled()) == len(CONTACTS) - 1
