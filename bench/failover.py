@@ -22,33 +22,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import ray  # noqa: E402
-from ray.cluster_utils import Cluster  # noqa: E402
 
 from pom_actors import names  # noqa: E402
 from pom_actors.config import Settings  # noqa: E402
 from pom_actors.runtime import Runtime  # noqa: E402
-from pom_actors.store import catalog, jobs as jobstore  # noqa: E402
-
-STRATEGY = {"name": "failover", "initial": "call",
-            "handlers": {"call": {"type": "call", "addresses": ["phone1"], "message": "Hello {first_name}",
-                                  "pacing": {"max_concurrent": 600},
-                                  "results": {"busy": {"action": "retry", "after": "10m", "max": 1},
-                                              "default": "done"}}}}
-SERVER = {names.SERVER_RESOURCE: 1}
-NODE = {"num_cpus": 2, "resources": SERVER}
-
-
-def contacts(n: int, offset: int):
-    for i in range(n):
-        yield {"external_id": f"f{offset + i}", "first_name": "F", "phone1": f"+1212{3000000 + offset + i:07d}"}
-
-
-def campaign(conn, n: int, offset: int) -> int:
-    with conn.transaction():
-        list_id = catalog.create_list(conn, f"failover-{offset}")
-        catalog.add_contacts(conn, list_id, contacts(n, offset))
-        sid, _ = catalog.save_strategy(conn, {**STRATEGY, "name": f"failover-{offset}"})
-        return catalog.create_campaign(conn, f"failover-{offset}", sid, list_id)
+from pom_actors.store import jobs as jobstore  # noqa: E402
+from tests.chaos.cluster import campaign, invariants, start  # noqa: E402  (shared with tests/chaos)
 
 
 def run_job(rt: Runtime, conn, campaign_id: int, fault=None) -> dict:
@@ -65,34 +44,13 @@ def run_job(rt: Runtime, conn, campaign_id: int, fault=None) -> dict:
     return out
 
 
-def invariants(conn, job_id: int) -> dict:
-    lost = conn.execute("SELECT count(*) FROM work_items WHERE job_id = %s AND state <> 'done'",
-                        (job_id,)).fetchone()[0]
-    # an item dialled more than once must owe it to a strategy retry (busy) before the last try
-    duplicates = conn.execute("""
-        SELECT count(*) FROM (
-          SELECT work_item_id, count(*) AS dials,
-                 count(*) FILTER (WHERE code = 'busy') AS retries
-          FROM attempts WHERE job_id = %s AND verdict = 'allowed' AND code <> 'cancelled'
-          GROUP BY 1) d
-        WHERE dials > retries + 1""", (job_id,)).fetchone()[0]
-    in_doubt = conn.execute("SELECT count(*) FROM attempts WHERE job_id = %s AND code = 'in_doubt'",
-                            (job_id,)).fetchone()[0]
-    return {"lost": lost, "duplicates": duplicates, "in_doubt": in_doubt}
-
-
 def main() -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--contacts", type=int, default=20_000)
     ap.add_argument("--scale", type=float, default=300.0)
     args = ap.parse_args()
-    cluster = Cluster(initialize_head=True, head_node_args=NODE)
-    workers = [cluster.add_node(**NODE) for _ in range(2)]
-    cluster.wait_for_nodes()
-    settings = Settings.from_env().replace(
-        data_dir=tempfile.mkdtemp(prefix="pom-failover-"), demo=False, ray_address=cluster.address,
-        clock_scale=args.scale, clock_start="2026-11-25T15:00:00+00:00", managers_per_job=3, shards_per_job=12)
-    rt = Runtime.start(settings)
+    system = start(tempfile.mkdtemp(prefix="pom-failover-"), Settings.from_env(), clock_scale=args.scale)
+    cluster, workers, rt = system.cluster, system.workers, system.rt
     try:
         with rt.connect() as conn:
             clean = run_job(rt, conn, campaign(conn, args.contacts, 0))
@@ -135,9 +93,7 @@ def main() -> dict:
             faulty = run_job(rt, conn, campaign(conn, args.contacts, args.contacts),
                              fault={"n": args.contacts, "do": remove_a_managers_node})
     finally:
-        rt.stop(drain_s=2)
-        ray.shutdown()
-        cluster.shutdown()
+        system.stop()
     return {"failover_s": round(faulty["failover_s"], 2), "reassigned_s": round(faulty["reassigned_s"] or -1, 2),
             "lost": clean["lost"] + faulty["lost"],
             "duplicates": clean["duplicates"] + faulty["duplicates"], "slowdown": round(faulty["seconds"] / clean["seconds"], 2),
