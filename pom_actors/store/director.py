@@ -15,6 +15,11 @@ from .base import Store
 
 
 class DirectorStore(Store):
+    """A statement that waits for a lock gives up after a while (the tick fails, is logged
+    and runs again): a frozen manager's locks must not hang every job's tick."""
+
+    SESSION = {"lock_timeout": "2s"}
+
     def transaction(self) -> AbstractContextManager:
         return self.conn.transaction()
 

@@ -88,7 +88,14 @@ def _json(value: Any) -> str:
 
 
 class WorkStore(Store):
-    """One manager's connection to the database and the statements of its cycle."""
+    """One manager's connection to the database and the statements of its cycle.
+
+    A manager frozen inside its fenced transaction (a stopped process, a host that hangs)
+    would hold its lease rows' share locks, and the director's takeover with them: the server
+    ends a session idle in a transaction this long, so the locks go and the takeover proceeds
+    (the frozen manager's transaction rolls back; it writes nothing)."""
+
+    SESSION = {"idle_in_transaction_session_timeout": "5s"}
 
     def __init__(self, conn: psycopg.Connection, job_id: int, holder: str):
         super().__init__(conn)
