@@ -36,6 +36,10 @@ GATEWAY_CHECK_S = 5.0
 E, S = JobEvent, JobState
 
 
+class _StillInFlight(Exception):
+    """A claim committed between the drain check and the job's end: it is not the end yet."""
+
+
 class Fleet(Protocol):
     """The actors the director places: a media gateway per POM server, managers per job."""
     def servers(self) -> int: ...
@@ -207,10 +211,18 @@ class DirectorService:
             if state == S.PAUSING:
                 self.store.set_state(job_id, state, transition(state, E.PAUSED))
                 return
-            with self.store.transaction():
-                self.store.cancel_open(job_id)
-                self.store.release_all(job_id)
-                self.store.set_state(job_id, state, transition(state, E.DRAINED, finishing=job["finishing"]))
+            try:
+                with self.store.transaction():
+                    # Leases first: that waits for any manager transaction still holding them
+                    # (a claim that began before the stop) and fences every later one; only
+                    # then is "nothing in flight" final.
+                    self.store.release_all(job_id)
+                    if self.store.in_flight(job_id):
+                        raise _StillInFlight
+                    self.store.cancel_open(job_id)
+                    self.store.set_state(job_id, state, transition(state, E.DRAINED, finishing=job["finishing"]))
+            except _StillInFlight:          # rolled back: the managers settle it, next tick ends it
+                return
             self.fleet.retire(job_id, job["managers"])
             log.info("job %s ended", job_id)
 

@@ -161,3 +161,34 @@ def test_the_agent_manager_is_told_the_running_jobs_with_their_agent_needs():
     assert [d.job_id for d in ports] == [notify] and isinstance(ports[0], Demand) and ports[0].pool == "ports"
     run(c.director.command(agents, "stop"))
     assert c.fleet.agent_jobs[-1][0] == []          # a stopping job no longer takes agents
+
+
+def test_a_claim_that_lands_after_the_drain_check_keeps_the_job_open_until_it_settles():
+    """A manager's claim that began before the stop commits after the director counted
+    nothing in flight: the job must not end with that attempt in flight."""
+    c = Cluster()
+    job_id = run(c.director.create_job(1))
+    for m in c.managers():
+        run(m.cycle())
+    run(c.director.command(job_id, "stop"))
+    for m in c.managers():
+        run(m.cycle())                              # everything settled: nothing in flight
+    late = c.db.job_items(job_id, "ready", "scheduled")[0]     # a busy contact's retry, due later
+    store = c.director.store
+    in_flight = store.in_flight
+    calls = []
+
+    def racing_in_flight(job):                      # the drain check sees 0, then a claim lands
+        calls.append(job)
+        if len(calls) == 1:
+            return 0
+        late.update(state="in_flight", attempts=late["attempts"] + 1)
+        return in_flight(job)
+    store.in_flight = racing_in_flight
+    run(c.director.tick())
+    assert c.db.jobs[job_id]["state"] == "stopping" and c.fleet.retired == []
+    late.update(state="done")                   # the manager settles it
+    store.in_flight = in_flight
+    run(c.director.tick())
+    assert c.db.jobs[job_id]["state"] == "stopped"
+    assert not c.db.job_items(job_id, "in_flight")
