@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -200,3 +201,34 @@ def phone_contacts(n: int, **extra) -> list[dict]:
         out.append({"external_id": f"c{k}", "first_name": f"F{k}", "phone1": f"+1212{k:07d}",
                     "email": f"c{k}@example.com", "attributes": {"segment": "gold"}, **extra})
     return out
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def served_gateway(settings: Settings) -> Iterator[str]:
+    """The gateway app served by uvicorn on a free loopback port, in a thread (for tests that
+    need a real HTTP server or WebSocket: Prometheus, agent desktops, schemathesis); yields
+    `host:port`."""
+    import uvicorn
+
+    from api.app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning", ws="websockets"))
+    thread = threading.Thread(target=server.run, name="test-gateway", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the gateway did not start"
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import statistics
-import threading
 import time
 
 import httpx
 import pytest
 import ray
-import uvicorn
 
-from api.app import create_app
 from pom_actors import names
 from pom_actors.core.agents.desk import screen_pop
 from pom_actors.core.strategy import parse_strategy
 
-from .conftest import phone_contacts
+from .conftest import phone_contacts, served_gateway
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -43,20 +39,8 @@ STRATEGY = {"name": "agent-sdk", "initial": "call", "custom_codes": ["sale", "ca
 
 @pytest.fixture(scope="module")
 def gateway(pom):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(pom.settings), host="127.0.0.1", port=port,
-                                           log_level="warning", ws="websockets"))
-    thread = threading.Thread(target=server.run, name="test-gateway", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield f"127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with served_gateway(pom.settings) as address:
+        yield address
 
 
 class Desk:

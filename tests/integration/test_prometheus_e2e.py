@@ -12,23 +12,19 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 import ray
-import uvicorn
 
-from api.app import create_app
 from pom_actors import names
 from pom_actors.core.tokens import Role
 from pom_actors.store import catalog
 
-from .conftest import phone_contacts
+from .conftest import free_port, phone_contacts, served_gateway
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -47,27 +43,10 @@ IMPORT = ("external_id,first_name,last_name,phone1,email\n"
           + "7,Dup,D,+12127770007,\n" + "x,Bad,B,+1,not-a-mail\n")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def gateway(pom, tmp_path_factory):
-    inbox = tmp_path_factory.mktemp("inbox")
-    port = free_port()
-    settings = pom.settings.replace(import_dir=str(inbox))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="e2e-gateway", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield f"127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with served_gateway(pom.settings.replace(import_dir=str(tmp_path_factory.mktemp("inbox")))) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")
