@@ -19,7 +19,7 @@ from pom_actors.core.agents.desk import DispositionError
 from pom_actors.core.agents.state import IllegalAgentTransition
 from pom_actors.services.agent_manager import UnknownAgent, UnknownCall
 
-from .errors import NoAnswer, Unavailable
+from .errors import NoAnswer, Unavailable, raises
 
 CALL_TIMEOUT_S = 10.0
 PASSED_ON = (UnknownAgent, UnknownCall, IllegalAgentTransition, AttachmentError, DispositionError)
@@ -61,6 +61,7 @@ class AgentManagerClient:
             raise cause from None
 
 
+@raises(503, 504)
 def agent_manager() -> AgentManagerClient:
     """FastAPI dependency: the Agent Manager for a REST route."""
     return AgentManagerClient(_handle())

@@ -2,8 +2,9 @@
 routers (one per resource, in `api/routers/`) and installs the error handlers (`api/errors.py`).
 
 Reads go straight to PostgreSQL (the system of record); anything that changes a job goes
-through the CampaignDirector, which owns the lifecycle. Errors are JSON bodies with a
-machine-readable `error` and, for bad input, the path of every fault.
+through the CampaignDirector, which owns the lifecycle. Errors are RFC 9457 problem details
+with a machine-readable `error` and, for bad input, the path of every fault; `errors.install`
+also declares every route's in OpenAPI (a router added here needs nothing for that).
 """
 from __future__ import annotations
 

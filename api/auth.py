@@ -45,7 +45,7 @@ from starlette.status import WS_1008_POLICY_VIOLATION
 from pom_actors.core.tokens import (ROLES, Principal, Role, admin_token_path, hash_token, plausible,
                                     read_token_file, write_token_file)
 
-from .errors import Forbidden, Unauthorized
+from .errors import Forbidden, Unauthorized, raises
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,7 @@ def _refuse(conn: HTTPConnection, message: str, invalid: bool) -> Exception:
     return Unauthorized(message, invalid)
 
 
+@raises(401)
 async def authenticate(conn: HTTPConnection,
                        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
                        lookup: Lookup = Depends(token_directory)) -> Principal:
@@ -151,6 +152,7 @@ async def authenticate(conn: HTTPConnection,
     return principal
 
 
+@raises(401)
 async def maybe_authenticate(conn: HTTPConnection,
                              credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
                              lookup: Lookup = Depends(token_directory)) -> Principal | None:
@@ -172,6 +174,8 @@ class Access:
 class Allow(Access):
     """Roles allowed to read (GET, HEAD; a WebSocket) and to change (every other method).
     Several on one route (the router's, then the route's) must all allow the caller."""
+
+    problems = (403,)
 
     def __init__(self, read: Iterable[Role] = (), write: Iterable[Role] | None = None):
         self.read = frozenset(read) | {Role.ADMIN}

@@ -10,11 +10,12 @@ from pom_actors.core.tokens import find_token
 
 
 class PomError(RuntimeError):
-    """An HTTP error from the gateway, with its JSON body (`error`, `errors`, `message`...)."""
+    """An HTTP error from the gateway, with its problem document (`type`, `detail`, `error`,
+    `errors`...; docs/api.md, "Errors")."""
 
     def __init__(self, status: int, body: Any):
         self.status, self.body = status, body
-        detail = body.get("message") or body.get("errors") or body.get("detail") if isinstance(body, dict) else body
+        detail = body.get("detail") or body.get("errors") if isinstance(body, dict) else body
         super().__init__(f"HTTP {status}: {detail}")
 
 
@@ -35,7 +36,7 @@ class PomClient:
         try:
             body = response.json()
         except ValueError:
-            body = {"message": response.text}
+            body = {"detail": response.text}
         if response.status_code >= 400 and not (path == "/health" and response.status_code == 503):
             raise PomError(response.status_code, body)
         return body
@@ -47,7 +48,7 @@ class PomClient:
             try:
                 body = response.json()
             except ValueError:
-                body = {"message": response.text}
+                body = {"detail": response.text}
             raise PomError(response.status_code, body)
 
     def health(self) -> dict:

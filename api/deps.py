@@ -21,7 +21,7 @@ from pom_actors.config import Settings
 from pom_actors.core.lifecycle import IllegalTransition, JobEvent, StateChanged
 from pom_actors.store.catalog import NotFound
 
-from .errors import NoAnswer, Unavailable
+from .errors import NoAnswer, Unavailable, raises
 
 DIRECTOR_TIMEOUT_S = 60.0     # a job command or creation waits this long for the director
 COMPONENT_TIMEOUT_S = 3.0     # /health waits this long, overall, for every component
@@ -76,6 +76,7 @@ class Director:
             raise Unavailable("the campaign director is not running") from None
 
 
+@raises(503, 504)
 def director() -> Director:
     handle = names.actor(names.DIRECTOR)
     if handle is None:

@@ -1,5 +1,5 @@
 """The request-body limit: a pure ASGI middleware that counts the bytes of a request body and
-answers `413` with a JSON error once they exceed the limit (`POM_MAX_BODY_BYTES`, 10 MiB).
+answers `413` with a problem document (api/errors.py) once they exceed the limit (`POM_MAX_BODY_BYTES`, 10 MiB).
 
 A declared `Content-Length` over the limit is refused before the app runs. A body without one
 (chunked) is counted as it arrives: when it crosses the limit the middleware sends the 413
@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import PROBLEM_JSON, problem
 
 
 class BodyLimit:
@@ -73,10 +75,9 @@ class BodyLimit:
                 raise
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"error": "too_large",
-                           "message": f"request body larger than {self.max_bytes} bytes"}).encode()
+        body = json.dumps(problem(413, "too_large", f"request body larger than {self.max_bytes} bytes")).encode()
         await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
+                    "headers": [(b"content-type", PROBLEM_JSON.encode()),
                                 (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool
+from pydantic import BaseModel
 
 from pom_actors.store.base import ping
 
@@ -22,7 +23,13 @@ from .. import auth, deps
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", dependencies=[auth.public("load balancers probe it; its details need a token")])
+class Health(BaseModel):
+    status: Literal["up", "degraded"]
+    components: dict[str, dict[str, Any]] | None = None
+
+
+@router.get("/health", dependencies=[auth.public("load balancers probe it; its details need a token")],
+            responses={200: {"model": Health}, 503: {"model": Health, "description": "a component is down"}})
 def health(pool: ConnectionPool = Depends(deps.pool),
            probe: Callable = Depends(deps.actor_probe),
            caller: Principal | None = Depends(auth.maybe_authenticate)) -> JSONResponse:

@@ -32,7 +32,7 @@ from pom_actors.store import imports as store
 from pom_actors.store import load as load_store
 
 from .. import deps
-from ..errors import Unavailable
+from ..errors import Unavailable, declare
 from ..validation import Id, Text
 
 router = APIRouter(tags=["imports"])
@@ -127,7 +127,7 @@ def _kick() -> None:
         pass
 
 
-@router.post("/lists/{list_id}/imports", status_code=202)
+@router.post("/lists/{list_id}/imports", status_code=202, responses=declare(503))   # refused under load
 def start_import(list_id: Id, upload: Upload = Depends(_upload),
                  conn: psycopg.Connection = Depends(deps.db)) -> dict:
     try:

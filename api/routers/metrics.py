@@ -22,7 +22,7 @@ from pom_actors.core.clock import clock_from_spec
 from pom_actors.store import metrics as store
 
 from .. import deps
-from ..errors import NoAnswer
+from ..errors import NoAnswer, declare
 from ..metrics import PomCollector, Sources, scale_of
 
 router = APIRouter(tags=["metrics"])
@@ -146,7 +146,7 @@ def metric_sources(pool: ConnectionPool = Depends(deps.pool), probe: Callable = 
                    probe=probe, probe_managers=managers, probe_agents=agents)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, responses=declare(504))   # a scrape still running
 def metrics(request: Request, sources: Sources = Depends(metric_sources)) -> Response:
     state = app_metrics(request.app)
     if not state.lock.acquire(timeout=deps.COMPONENT_TIMEOUT_S):

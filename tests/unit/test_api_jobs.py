@@ -33,7 +33,7 @@ class FakeDirector:
         job["state"] = str(transition(JobState(job["state"]), JobEvent(event)))
         return job["state"]
 
-    def create_job(self, campaign, start: bool) -> int:
+    def create_job(self, campaign, start: bool, zone: str | None = None) -> int:
         self.created.append((campaign, start))
         return 1
 
@@ -41,7 +41,8 @@ class FakeDirector:
 def _job(job_id: int, state: str) -> dict:
     at = datetime(2026, 11, 25, 15, tzinfo=timezone.utc)
     return {"id": job_id, "campaign_id": 7, "campaign": "reminders", "state": state, "reason": "",
-            "shards": 4, "managers": 1, "created_at": at, "started_at": None, "ended_at": None}
+            "shards": 4, "managers": 1, "zone": "default", "placed_zone": None, "created_at": at,
+            "started_at": None, "ended_at": None}
 
 
 @pytest.fixture
@@ -103,19 +104,26 @@ def test_an_unknown_action_is_404_and_never_reaches_the_director(http, director)
 def test_a_missing_job_is_404_before_the_director_is_asked(http, director):
     r = http.post("/api/v1/jobs/99/start")
     assert r.status_code == 404
-    assert r.json() == {"error": "not_found", "message": "job 99 does not exist"}
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json() == {"type": "urn:pom:problem:not_found", "title": "Not found", "status": 404,
+                        "detail": "job 99 does not exist", "error": "not_found",
+                        "message": "job 99 does not exist"}
     assert director.commands == []
 
 
 def test_the_directors_refusals_keep_their_bodies(http, director):
     director.fail = IllegalTransition(JobState.QUEUED, JobEvent.PAUSE)
     assert http.post("/api/v1/jobs/1/pause").json() == {
+        "type": "urn:pom:problem:illegal_transition", "title": "Not allowed in this state", "status": 409,
+        "detail": "job in state queued cannot take event pause",
         "error": "illegal_transition", "state": "queued", "event": "pause", "allowed": ["start", "stop"],
         "message": "job in state queued cannot take event pause"}
     director.fail = StateChanged("job 1 changed state concurrently; try again")
     r = http.post("/api/v1/jobs/1/start")
     assert r.status_code == 409
-    assert r.json() == {"error": "conflict", "message": "job 1 changed state concurrently; try again"}
+    assert {k: r.json()[k] for k in ("type", "status", "detail", "error")} == {
+        "type": "urn:pom:problem:conflict", "status": 409, "error": "conflict",
+        "detail": "job 1 changed state concurrently; try again"}
 
 
 def test_a_director_that_is_gone_or_silent_is_503_or_504(http, director):

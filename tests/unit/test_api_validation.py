@@ -173,13 +173,16 @@ def test_contact_rows_with_bad_values_are_refused_by_line_and_keep_the_others():
 
 
 # -- the body limit ------------------------------------------------------------------------------
-def test_a_body_over_the_limit_is_413_json_with_or_without_a_length():
+def test_a_body_over_the_limit_is_413_problem_with_or_without_a_length():
     http = _client(max_body_bytes=1000)
     small = {"to": "+12125550100", "text": "x" * 100}
     assert http.post("/demo/sms", json=small).status_code == 200
     r = http.post("/demo/sms", json={"to": "+1", "text": "x" * 2000})
     assert r.status_code == 413
-    assert r.json() == {"error": "too_large", "message": "request body larger than 1000 bytes"}
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json() == {"type": "urn:pom:problem:too_large", "title": "Request body too large", "status": 413,
+                        "detail": "request body larger than 1000 bytes", "error": "too_large",
+                        "message": "request body larger than 1000 bytes"}
 
     def chunks():                                       # no Content-Length: counted as it comes
         yield b'{"to": "+1", "text": "'

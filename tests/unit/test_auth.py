@@ -117,7 +117,9 @@ def test_no_token_bad_token_and_wrong_role(gateway):
     app, directory, _, http = gateway
     r = http.get("/api/v1/jobs")
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
-    assert r.json() == {"error": "unauthorized", "message": "an API token is required (Authorization: Bearer <token>)"}
+    said = "an API token is required (Authorization: Bearer <token>)"
+    assert r.json() == {"type": "urn:pom:problem:unauthorized", "title": "No valid API token", "status": 401,
+                        "detail": said, "error": "unauthorized", "message": said}
     for bad in ("pom_" + "x" * 43, "nonsense", "pom_"):
         r = http.get("/api/v1/jobs", headers=bearer(bad))
         assert r.status_code == 401 and r.headers["www-authenticate"] == 'Bearer error="invalid_token"'

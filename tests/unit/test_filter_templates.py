@@ -35,9 +35,11 @@ def _app() -> TestClient:
 def test_a_bad_filter_is_a_422_with_its_position():
     r = _app().get("/bad")
     assert r.status_code == 422
-    assert r.json() == {"error": "invalid_filter", "errors": [{
-        "path": "expression", "position": 20, "line": 1, "column": 21,
-        "message": "expected a field, an attribute or a value, found the end of the filter"}]}
+    said = "expected a field, an attribute or a value, found the end of the filter"
+    assert r.json() == {"type": "urn:pom:problem:invalid_filter", "title": "Invalid filter expression",
+                        "status": 422, "detail": f"expression: {said}", "message": f"expression: {said}",
+                        "error": "invalid_filter", "errors": [{
+                            "path": "expression", "position": 20, "line": 1, "column": 21, "message": said}]}
 
 
 def test_a_filter_in_use_is_a_409():
