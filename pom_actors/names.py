@@ -13,6 +13,8 @@ from typing import Any
 
 NAMESPACE = "pom"
 SERVER_RESOURCE = "pom_server"          # the Ray resource every POM server offers
+ZONE_RESOURCE_PREFIX = "zone:"          # `zone:<name>`: the zone a POM server belongs to
+DEFAULT_ZONE = "default"                # a server or campaign given no zone (POM_DEFAULT_ZONE)
 DIRECTOR = "pom-director"
 RULE_ENGINE = "pom-rule-engine"
 AGENT_MANAGER = "pom-agent-manager"
@@ -21,6 +23,21 @@ IMPORTER = "pom-importer"
 GATEWAY_PREFIX = "pom-gateway-"
 NODE_ID_CHARS = 12                      # how much of a Ray node id a gateway name carries
 _HOLDER_SEP = "#"
+
+
+def zone_resource(zone: str) -> str:
+    """The Ray resource that puts a server in `zone`; managers of the zone's jobs ask for it."""
+    return f"{ZONE_RESOURCE_PREFIX}{zone}"
+
+
+def resource_zone(resource: str) -> str | None:
+    """The zone a Ray resource name puts its server in; None for any other resource."""
+    return resource[len(ZONE_RESOURCE_PREFIX):] or None if resource.startswith(ZONE_RESOURCE_PREFIX) else None
+
+
+def server_resources(zone: str = DEFAULT_ZONE) -> dict[str, float]:
+    """What a POM server offers Ray (`ray start --resources`): the server resource and its zone."""
+    return {SERVER_RESOURCE: 1, zone_resource(zone): 1}
 
 
 def manager_name(job_id: int, index: int) -> str:
