@@ -45,6 +45,8 @@ import httpx
 import psutil
 import pytest
 
+from .processes import Recorded
+
 pytestmark = pytest.mark.timeout(240)
 
 POM = str(Path(sys.executable).with_name("pom"))
@@ -126,7 +128,7 @@ class PomRun:
                                      _ignore_sigint if ignore_sigint else None, **io)
         if self.terminal:
             self.terminal.started()
-        self.seen: dict[int, float] = {}          # pid -> create_time of what it started
+        self.recorded = Recorded()                # what it started
 
     def output(self) -> str:
         return self.out_path.read_text(errors="replace")
@@ -165,24 +167,10 @@ class PomRun:
         procs = psutil.Process(self.proc.pid).children(recursive=True)
         if (pm := self.postmaster()) and psutil.pid_exists(pm):
             procs.append(psutil.Process(pm))
-        procs += _naming(self.data_dir)
-        for p in procs:
-            try:
-                self.seen.setdefault(p.pid, p.create_time())
-            except psutil.NoSuchProcess:
-                pass
+        self.recorded.add(procs + _naming(self.data_dir))
 
     def alive(self) -> list[str]:
-        """What of the recorded processes still runs (same pid and start time)."""
-        out = []
-        for pid, created in self.seen.items():
-            try:
-                p = psutil.Process(pid)
-                if p.create_time() == created and p.status() != psutil.STATUS_ZOMBIE:
-                    out.append(f"{pid} {' '.join(p.cmdline())[:120]}")
-            except psutil.NoSuchProcess:
-                pass
-        return out
+        return self.recorded.alive()
 
     def stop_by(self, sig: int | None, *, group: bool = False) -> float:
         """Send `sig` (to the process, or to its whole process group; None: close its terminal)
@@ -201,10 +189,7 @@ class PomRun:
         return time.monotonic() - t0
 
     def left_behind(self, grace: float = 5.0) -> list[str]:
-        deadline = time.monotonic() + grace
-        while (left := self.alive()) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        return left
+        return self.recorded.left_behind(grace)
 
     def cleanup(self) -> None:
         """Kill by pid whatever of this run is still there (only after a failure)."""
@@ -213,13 +198,7 @@ class PomRun:
             self.proc.wait(10)
         if self.terminal and self.terminal.open:
             self.terminal.hang_up()
-        for pid, created in self.seen.items():
-            try:
-                p = psutil.Process(pid)
-                if p.create_time() == created:
-                    p.kill()
-            except psutil.NoSuchProcess:
-                pass
+        self.recorded.kill()
         self.out.close()
 
 
