@@ -76,13 +76,19 @@ class PredictiveConfig(LookaheadConfig):
     target: float = Field(0.03, gt=0, lt=0.5, description="abandon-rate limit of the rule window")
     rule: Literal["us_30d", "uk_24h"] = Field("us_30d", description="US: per campaign over 30 days; UK: per 24 h with AMD false positives")
     window_s: float | None = Field(None, gt=0, description="override of the rule window length, seconds")
-    amd_false_positive_share: float = Field(0.0, ge=0, le=1, description="UK: share of machine detections that were people")
+    amd_false_positive_share: float = Field(0.0, ge=0, le=1, description="share of machine detections that were people")
+    count_amd_false_positives: bool | None = Field(None, description="count that share as abandons; null: as the rule does (UK yes, US no)")
     connect_limit_s: float = Field(2.0, gt=0, description="an answered call not with an agent within this is abandoned")
 
     @property
     def window_seconds(self) -> float:
         """The span the caller's `RuleCounters` must cover."""
         return self.window_s or WINDOW_S[self.rule]
+
+    @property
+    def counts_amd(self) -> bool:
+        """Whether the formula counts AMD false positives (people hung up on) as abandons."""
+        return self.rule == "uk_24h" if self.count_amd_false_positives is None else self.count_amd_false_positives
 
 
 class CruiseControlConfig(LookaheadConfig):
@@ -187,6 +193,10 @@ class LookaheadPacer(Pacer):
         prop = min(2.5, max(0.25, 1.0 + cfg.gain * (setpoint - realised) / setpoint))
         return setpoint * math.exp(self._log_m) * prop * ramp, f"realised {lost / answered if answered else 0.0:.2%}"
 
+    def alarm(self, counters: RuleCounters) -> str | None:
+        """Why the job must stop dialling whatever the pace, or None (see PredictivePacer)."""
+        return None
+
     def budget(self, counters: RuleCounters) -> float:
         """Losses the window can still take before it is over the target."""
         answered, lost = self.losses(counters)
@@ -197,6 +207,9 @@ class LookaheadPacer(Pacer):
         self._now = snapshot.now.timestamp()
         self.observe(snapshot.events)
         self.hit.settle(self._now)
+        alarm = self.alarm(snapshot.counters)
+        if alarm is not None:
+            return PacingDecision(0, alarm, alarm=alarm)
         p = self.hit_rate()
         self._refresh(p)
         checks = self._balance(snapshot)
@@ -274,17 +287,37 @@ class _Table:
         return [sum([row[i] for i in idx]) for row in self._rows]
 
 
+AMD_MIN_ANSWERS = 20     # live answers in the window before the AMD alarm is judged
+
+
 class PredictivePacer(LookaheadPacer):
-    """Keeps the abandon rate of the rule window under `target` (US or UK formula)."""
+    """Keeps the abandon rate of the rule window under `target` (US or UK formula).
+
+    Where the formula counts AMD false positives, `amd_false_positive_share` of the machine
+    detections are abandons. Those come with every dial, however slowly it dials: when they
+    alone reach the target (false positives / live answers, once the window has
+    `AMD_MIN_ANSWERS`), the pacer dials nothing and says why in `PacingDecision.alarm`."""
 
     def __init__(self, config: PredictiveConfig):
         super().__init__(config, config.connect_limit_s, config.target)
 
+    def amd_losses(self, counters: RuleCounters) -> float:
+        if not self.config.counts_amd:
+            return 0.0
+        return self.config.amd_false_positive_share * counters.machine_detected
+
     def losses(self, counters: RuleCounters) -> tuple[float, float]:
-        lost = float(counters.abandoned)
-        if self.config.rule == "uk_24h":
-            lost += self.config.amd_false_positive_share * counters.machine_detected
-        return float(counters.live_answered), lost
+        return float(counters.live_answered), float(counters.abandoned) + self.amd_losses(counters)
+
+    def alarm(self, counters: RuleCounters) -> str | None:
+        fp = self.amd_losses(counters)
+        if counters.live_answered < AMD_MIN_ANSWERS or fp <= 0:
+            return None
+        share = fp / counters.live_answered
+        if share < self.target:
+            return None
+        return (f"AMD false positives alone are {share:.2%} of live answers "
+                f"(target {self.target:.2%}): not dialling")
 
 
 class CruiseControlPacer(LookaheadPacer):

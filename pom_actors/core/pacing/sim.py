@@ -114,9 +114,12 @@ _MACH, _BUSY, _INV, _NONE = range(4)
 _RESULT_KINDS = (EventKind.MACHINE, EventKind.BUSY, EventKind.INVALID, EventKind.NO_ANSWER)
 
 
-def run_shift(centre: CallCentre, pacer: Pacer, seed: int) -> ShiftResult:
-    """Simulate one shift of `centre` paced by `pacer`; deterministic in `seed`."""
+def run_shift(centre: CallCentre, pacer: Pacer, seed: int, history: RuleCounters | None = None) -> ShiftResult:
+    """Simulate one shift of `centre` paced by `pacer`; deterministic in `seed`. `history`:
+    the campaign's rule window before the shift (earlier jobs), added to the counters the
+    pacer sees (a warm start; the result's figures count this shift only)."""
     c = centre
+    h = history or RuleCounters()
     rngs = [np.random.default_rng([seed, k]) for k in range(7)]
     uniform = _Stream(rngs[0], lambda r, n: r.random(n))
     uniform2 = _Stream(rngs[1], lambda r, n: r.random(n))
@@ -221,7 +224,8 @@ def run_shift(centre: CallCentre, pacer: Pacer, seed: int) -> ShiftResult:
             wrapping=tuple([t - s for s in wrapping.values()]),
             dialling=tuple([t - s for s in dialling.values()]),
             waiting=tuple([t - s for s in waiting.values()]),
-            counters=RuleCounters(n_live, n_ab, n_machine, n_sl),
+            counters=RuleCounters(n_live + h.live_answered, n_ab + h.abandoned, n_machine + h.machine_detected,
+                                  n_sl + h.within_service_level),
             ports_cap=c.ports,
             events=tuple(events),
         )

@@ -136,6 +136,7 @@ class PacingDecision:
     release    preview agents whose offer is finished (skipped or cancelled): the manager
                records the skip code / returns the contact, and the agent is free again
     release_agents  skill-based pacing: agents to hand back to the inbound queue
+    alarm      why the job must not dial on (the manager raises it as an alarm); None: none
     """
 
     dials: int
@@ -144,6 +145,7 @@ class PacingDecision:
     dial_for: tuple[str, ...] = ()
     release: tuple[tuple[str, str | None], ...] = ()
     release_agents: int = 0
+    alarm: str | None = None
 
     def __post_init__(self) -> None:
         if self.dials < 0:
