@@ -24,6 +24,7 @@ from .routers import agent_ws, agents
 from .routers import campaigns, demo, health, imports, jobs, lists, metrics, strategies
 from .routers import audit, tokens
 from .routers import load
+from .routers import pacing
 
 API_PREFIX = "/api/v1"
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
     for resource in (strategies, lists, campaigns):
         app.include_router(resource.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF, DEFINE)])
     app.include_router(jobs.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF, OPERATE)])
+    app.include_router(pacing.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF)])   # a job's pacers
     app.include_router(filters.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF, OPERATE)])
     app.include_router(imports.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF, DEFINE)])
     app.include_router(tokens.router, prefix=API_PREFIX, dependencies=[auth.allow(auth.ADMIN)])

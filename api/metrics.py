@@ -46,6 +46,23 @@ AGENT_STATES = ("not_ready", "ready", "reserved", "on_call", "wrap_up")       # 
 LICENSE_POOLS = ("preview", "predictive", "ports")
 REFUSAL_REASONS = (DUPLICATE, "stale epoch")        # media/orderbook.py: every one exported, 0 included
 AGENT_MANAGER = "agent_manager"                      # its `actor` and `kind` label
+# A pacer's figures (core/pacing/live.py, HandlerPacer.figures) exported per job, manager, handler.
+PACING_FIGURES = (
+    ("dials", "pom_pacing_dial_level", "Dials a handler's pacer decided at its last decision."),
+    ("lines", "pom_pacing_lines", "Lines a handler holds after its pacer's last decision: in flight, the new dials, "
+              "talking."),
+    ("agents", "pom_pacing_agents", "Agents the pacer paced by (this manager's share of the job's: ready, talking, "
+               "wrapping)."),
+    ("ready", "pom_pacing_ready_agents", "Ready agents in the pacer's share at its last decision."),
+    ("lines_per_agent", "pom_pacing_lines_per_agent", "Lines per agent of the pacer's share (absent: no agent)."),
+    ("abandon_rate", "pom_pacing_abandon_rate", "Abandon rate of the campaign's rule window as the pacer's formula "
+                     "counts it (absent: no live answer in the window)."),
+    ("window_s", "pom_pacing_window_seconds", "Length of the rule window the pacer reads."),
+    ("live_answered", "pom_pacing_window_live_answered", "Live answers in the campaign's rule window."),
+    ("abandoned", "pom_pacing_window_abandoned", "Abandoned calls in the campaign's rule window."),
+    ("machine_detected", "pom_pacing_window_machine_detected", "Answering-machine detections in the campaign's rule "
+                         "window."),
+)
 # Jobs whose managers exist: the active states and paused (its managers stay up, idle).
 MANAGED = {str(s) for s in (JobState.RUNNING, JobState.PAUSING, JobState.PAUSED, JobState.RESUMING,
                             JobState.STOPPING)}
@@ -481,7 +498,7 @@ def _managers(status: dict[str, dict], expected: dict[str, int]) -> Iterator[Met
                                     "attempt's claim to the gateway accepting its order.", labels=labels)
     hlabels = labels + ["handler"]
     pacing = _gauge("pom_pacing_info", "1 per handler a manager paces: the mode its strategy asks for, and "
-                    "the pacing the manager applies (time_based: the only one wired today).",
+                    "the pacing the manager applies (the mode, or time_based for agent-less and preview handlers).",
                     hlabels + ["mode", "applied"])
     rate = _gauge("pom_pacing_rate_per_second", "The attempts per second a manager may start for a handler "
                   "(its share of attempts_per_second; absent: unbounded).", hlabels)
@@ -491,6 +508,9 @@ def _managers(status: dict[str, dict], expected: dict[str, int]) -> Iterator[Met
                        "slow-down) since it (re)started.", hlabels)
     flying = _gauge("pom_pacing_in_flight", "A handler's attempts in flight that the pacer counted at its last "
                     "decision.", hlabels)
+    figures = {key: _gauge(name, doc, hlabels) for key, name, doc in PACING_FIGURES}
+    alarm = _gauge("pom_pacing_alarm", "1 while a handler's pacer stops the job with an alarm (AMD false positives "
+                   "alone over the target).", hlabels)
     for name, st in sorted(status.items()):
         where = [str(st.get("job_id", expected.get(name, ""))), name]
         for k in MANAGER_COUNTERS:
@@ -506,7 +526,11 @@ def _managers(status: dict[str, dict], expected: dict[str, int]) -> Iterator[Met
             _observe(latency, where, st["dispatch_latency"])
         for handler, p in sorted((st.get("pacing") or {}).items()):
             at = where + [handler]
-            pacing.add_metric(at + [str(p.get("mode", "")), "time_based"], 1)
+            pacing.add_metric(at + [str(p.get("mode", "")), str(p.get("applied", "time_based"))], 1)
+            for key, family in figures.items():
+                if p.get(key) is not None:
+                    family.add_metric(at, p[key])
+            alarm.add_metric(at, 1.0 if p.get("alarm") else 0.0)
             if p.get("rate") is not None:
                 rate.add_metric(at, p["rate"])
             if p.get("max_concurrent") is not None:
@@ -515,6 +539,8 @@ def _managers(status: dict[str, dict], expected: dict[str, int]) -> Iterator[Met
             flying.add_metric(at, p.get("in_flight", 0))
     yield from counters.values()
     yield from (in_flight, shards, draining, seconds, live, abandons, latency, pacing, rate, cap, granted, flying)
+    yield from figures.values()
+    yield alarm
 
 
 def _observe(family: HistogramMetricFamily, labels: list[str], h: dict) -> None:
@@ -600,7 +626,8 @@ def exported_families() -> dict[str, str]:
                 "pom-gateway-aaaaaaaaaaaa-000001": {"channels": {}, "orderbook": {"refused": {"x": 1}}}},
         managers={"pom-manager-1-0": {"holder": "h", "job_id": 1, "seconds": {"claim": 0.1},
                                       "dispatch_latency": {"le": [1.0], "buckets": [0], "sum": 0, "count": 0},
-                                      "pacing": {"call": {"mode": "progressive", "rate": 1, "max_concurrent": 1}}}},
+                                      "pacing": {"call": {"mode": "progressive", "rate": 1, "max_concurrent": 1,
+                                                          **{key: 1 for key, _, _ in PACING_FIGURES}}}}},
         agents={"agents": [{"state": "ready", "job_id": 1, "count": 1}],
                 "pools": {"preview": {"size": 1, "in_use": 0}}, "grants": [{"job_id": 1, "pool": "preview",
                                                                              "granted": 1}],

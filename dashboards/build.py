@@ -204,8 +204,8 @@ def agents() -> dict:
                     "connects).")
     b.row("Pacing")
     b.panel("table", "Pacing per job and handler", [('pom_pacing_info{job=~"$job"}', "")], instant=True,
-            description="mode: what the strategy asks for; applied: what the manager paces by today "
-                        "(time_based: attempts per second and a concurrency cap).")
+            description="mode: what the strategy asks for; applied: what the manager paces by (the mode for "
+                        "agent-based handlers; time_based for agent-less and preview handlers).")
     b.panel("timeseries", "Pace per job (attempts per second allowed, granted)", [
         ('sum by (job) (pom_pacing_rate_per_second{job=~"$job"})', "job {{job}} allowed"),
         (f'sum by (job) (rate(pom_pacing_granted_total{{job=~"$job"}}[{RATE}]))', "job {{job}} granted")],
@@ -219,6 +219,18 @@ def agents() -> dict:
         for w in ("1h", "24h")], unit="percentunit",
         description="Abandoned calls over live answers (codes counts_as_abandon / human_contact) settled by the "
                     "job's managers in the window; NaN while nothing was answered.")
+    b.panel("timeseries", "Dial level and lines per agent per job", [
+        ('sum by (job) (pom_pacing_dial_level{job=~"$job"})', "job {{job}} dials (last decision)"),
+        ('sum by (job) (pom_pacing_lines{job=~"$job"}) / sum by (job) (pom_pacing_agents{job=~"$job"})',
+         "job {{job}} lines per agent")],
+        description="The agent-based pacers' last decisions summed over each job's managers, and the lines they "
+                    "hold (in flight, new dials, talking) per agent paced.")
+    b.panel("timeseries", "Rule window abandon rate per job (as the pacer counts it)", [
+        ('max by (job) (pom_pacing_abandon_rate{job=~"$job"})', "job {{job}}"),
+        ('max by (job) (pom_pacing_alarm{job=~"$job"})', "job {{job}} AMD alarm")], unit="percentunit",
+        description="The campaign's persisted window (30 days US, 24 h UK, or window_s) with AMD false positives "
+                    "where the formula counts them; the alarm is 1 while the false positives alone exceed the "
+                    "target and the job does not dial.")
     return b.json()
 
 

@@ -34,8 +34,10 @@ MANAGER = {"name": "pom-manager-7-0", "holder": "pom-manager-7-0#abcd", "job_id"
            "draining": False, "shards": {0: 1, 1: 1}, "in_flight": 3, "seconds": {"claim": 0.5, "rules": 0.25},
            "settled": 20, "dispatched": 23, "restricted": 4, "node": "n-worker", "live_answers": 9, "abandons": 1,
            "dispatch_latency": {"le": [0.01, 0.1, 1.0], "buckets": [5, 20, 23], "sum": 1.25, "count": 23},
-           "pacing": {"call": {"mode": "predictive", "rate": 20.0, "max_concurrent": 10, "granted": 30,
-                               "in_flight": 3},
+           "pacing": {"call": {"mode": "predictive", "applied": "predictive", "rate": 20.0, "max_concurrent": 10,
+                               "granted": 30, "in_flight": 3, "dials": 4, "lines": 7, "agents": 3, "ready": 1,
+                               "lines_per_agent": 2.333, "abandon_rate": 0.02, "window_s": 2592000.0,
+                               "live_answered": 100, "abandoned": 2, "machine_detected": 30, "alarm": None},
                       "sms": {"mode": "time_based", "rate": None, "max_concurrent": None, "granted": 0,
                               "in_flight": 0}}}
 AGENTS = {"agents": [{"state": "ready", "job_id": 7, "count": 2}, {"state": "on_call", "job_id": 7, "count": 1},
@@ -214,7 +216,15 @@ def test_one_scrape_exposes_every_family(collector):
     assert value(m, "pom_agent_connect_latency_seconds", "pom_agent_connect_latency_seconds_count") == 10
     # a manager's pacing, answers and dispatch latency
     mgr = {"job": "7", "manager": "pom-manager-7-0"}
-    assert value(m, "pom_pacing_info", handler="call", mode="predictive", applied="time_based", **mgr) == 1
+    assert value(m, "pom_pacing_info", handler="call", mode="predictive", applied="predictive", **mgr) == 1
+    assert value(m, "pom_pacing_info", handler="sms", mode="time_based", applied="time_based", **mgr) == 1
+    assert value(m, "pom_pacing_dial_level", handler="call", **mgr) == 4
+    assert value(m, "pom_pacing_lines_per_agent", handler="call", **mgr) == 2.333
+    assert value(m, "pom_pacing_abandon_rate", handler="call", **mgr) == 0.02
+    assert value(m, "pom_pacing_window_machine_detected", handler="call", **mgr) == 30
+    assert value(m, "pom_pacing_alarm", handler="call", **mgr) == 0
+    assert ("pom_pacing_lines_per_agent", tuple(sorted({**mgr, "handler": "sms"}.items()))) \
+        not in m["pom_pacing_lines_per_agent"]                         # no agent: absent
     assert value(m, "pom_pacing_rate_per_second", handler="call", **mgr) == 20.0
     assert ("pom_pacing_rate_per_second", tuple(sorted({**mgr, "handler": "sms"}.items()))) \
         not in m["pom_pacing_rate_per_second"]                         # unbounded: absent
