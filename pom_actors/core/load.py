@@ -13,7 +13,8 @@ module decides (docs/operations.md, "Load monitor").
   (`server.cpu@<server>`); at most one alarm per source is active.
 * The **restrictions** in force follow from the active alarms only (`restrictions`): each
   threshold names what its alarm imposes (dialling slowed by a factor, imports queued or
-  refused). The strictest wins: the smallest factor, refused over queued.
+  refused, report queries limited, scheduled purges deferred). The strictest wins: the
+  smallest factor, refused over queued.
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ SERVER_METRICS = ("server.cpu", "server.memory")          # sampled by every ser
 CLUSTER_METRICS = tuple(m for m in METRICS if m not in SERVER_METRICS)   # by the leading monitor only
 SEVERITIES = ("minor", "major", "critical")
 IMPORT_MODES = ("allowed", "queued", "refused")           # in order of strictness
-ACTIONS = ("import", "dial")                              # what `Restrictions.allows` answers for
+ACTIONS = ("import", "dial", "report", "purge")            # what `Restrictions.allows` answers for
 
 Severity = Literal["minor", "major", "critical"]
 
@@ -72,6 +73,10 @@ class Threshold(pydantic.BaseModel):
         None, gt=0, le=1, description="while active, managers dial at this fraction of their pace")
     imports: Literal["queued", "refused"] | None = pydantic.Field(
         None, description="while active, new imports wait (queued) or are refused (the API answers 503)")
+    reports: Literal["limited"] | None = pydantic.Field(
+        None, description="while active, report queries cover a short range only (core.reports.LIMITED_RANGE)")
+    purges: Literal["deferred"] | None = pydantic.Field(
+        None, description="while active, purges wait (a running one stops after its batch, resumed when lifted)")
 
     @pydantic.model_validator(mode="after")
     def _hysteresis(self) -> "Threshold":
@@ -81,13 +86,14 @@ class Threshold(pydantic.BaseModel):
 
 
 # The defaults (documented in docs/operations.md, "Load monitor"): a database near saturation
-# slows dialling and refuses new imports; a busy POM or a server short of memory queues them.
+# slows dialling, refuses new imports, limits report queries and defers purges; a busy POM or
+# a server short of memory queues new imports.
+_SATURATED = {"dial_factor": 0.5, "imports": "refused", "reports": "limited", "purges": "deferred"}
 DEFAULT_THRESHOLDS: dict[str, dict[str, Any]] = {
-    "database.sessions": {"raise_at": 40, "clear_below": 30, "samples": 3, "dial_factor": 0.5, "imports": "refused"},
-    "database.connections": {"raise_at": 85, "clear_below": 75, "samples": 2, "dial_factor": 0.5,
-                             "imports": "refused", "severity": "critical"},
-    "database.long_queries": {"raise_at": 5, "clear_below": 1, "samples": 2, "dial_factor": 0.5, "imports": "refused"},
-    "database.blocked": {"raise_at": 10, "clear_below": 2, "samples": 3, "dial_factor": 0.5, "imports": "refused"},
+    "database.sessions": {"raise_at": 40, "clear_below": 30, "samples": 3, **_SATURATED},
+    "database.connections": {"raise_at": 85, "clear_below": 75, "samples": 2, **_SATURATED, "severity": "critical"},
+    "database.long_queries": {"raise_at": 5, "clear_below": 1, "samples": 2, **_SATURATED},
+    "database.blocked": {"raise_at": 10, "clear_below": 2, "samples": 3, **_SATURATED},
     "pom.jobs": {"raise_at": 100, "clear_below": 80, "samples": 1, "severity": "minor", "imports": "queued"},
     "pom.agents": {"raise_at": 2000, "clear_below": 1800, "samples": 1, "severity": "minor"},
     "pom.imports": {"raise_at": 8, "clear_below": 6, "samples": 1, "severity": "minor", "imports": "queued"},
@@ -240,28 +246,37 @@ def levels(active: Mapping[str, str]) -> dict[str, dict[str, Any]]:
 class Restrictions:
     """What the active alarms impose. `dial_factor`: the fraction of their pace managers dial at
     (1: not slowed); `imports`: allowed, queued (a new import waits until lifted) or refused
-    (the API answers 503); `because`: restriction -> the alarm sources imposing it."""
+    (the API answers 503); `reports`: allowed or limited (a short range only, core.reports);
+    `purges`: allowed or deferred; `because`: restriction -> the alarm sources imposing it."""
     dial_factor: float = 1.0
     imports: str = "allowed"
     because: dict[str, list[str]] = field(default_factory=dict)
+    reports: str = "allowed"
+    purges: str = "allowed"
 
     def allows(self, action: str) -> bool:
         """`allows("import")`: may a new import start now? `allows("dial")`: is dialling at full
-        pace? (Reports and purges do not exist yet: nothing restricts them.)"""
+        pace? `allows("report")`: may a report cover its full range? `allows("purge")`: may a
+        purge delete now?"""
         if action == "import":
             return self.imports == "allowed"
         if action == "dial":
             return self.dial_factor >= 1.0
+        if action == "report":
+            return self.reports == "allowed"
+        if action == "purge":
+            return self.purges == "allowed"
         raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dial_factor": self.dial_factor, "imports": self.imports,
-                "because": {k: list(v) for k, v in self.because.items()}}
+        return {"dial_factor": self.dial_factor, "imports": self.imports, "reports": self.reports,
+                "purges": self.purges, "because": {k: list(v) for k, v in self.because.items()}}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Restrictions":
         return cls(float(d.get("dial_factor", 1.0)), str(d.get("imports", "allowed")),
-                   {k: list(v) for k, v in (d.get("because") or {}).items()})
+                   {k: list(v) for k, v in (d.get("because") or {}).items()},
+                   str(d.get("reports", "allowed")), str(d.get("purges", "allowed")))
 
 
 NONE = Restrictions()
@@ -270,7 +285,7 @@ NONE = Restrictions()
 def restrictions(active: Iterable[str], config: LoadConfig) -> Restrictions:
     """The restrictions in force, from the active alarms' sources (a threshold disabled or
     unknown imposes nothing)."""
-    factor, mode = 1.0, "allowed"
+    factor, mode, reports, purges = 1.0, "allowed", "allowed", "allowed"
     because: dict[str, list[str]] = {}
     for source in sorted(set(active)):
         th = config.thresholds.get(parse_source(source)[0])
@@ -283,7 +298,13 @@ def restrictions(active: Iterable[str], config: LoadConfig) -> Restrictions:
             if IMPORT_MODES.index(th.imports) > IMPORT_MODES.index(mode):
                 mode = th.imports
             because.setdefault(f"imports_{th.imports}", []).append(source)
-    return Restrictions(factor, mode, because)
+        if th.reports is not None:
+            reports = th.reports
+            because.setdefault("reports_limited", []).append(source)
+        if th.purges is not None:
+            purges = th.purges
+            because.setdefault("purges_deferred", []).append(source)
+    return Restrictions(factor, mode, because, reports, purges)
 
 
 def stale_servers(sampled_age_s: Mapping[str, float], config: LoadConfig) -> set[str]:

@@ -104,7 +104,8 @@ def test_a_monitor_per_server_and_the_readings_through_the_api(pom, http, quiet)
     assert {s["server"] for s in body["servers"]} >= set(servers)
     assert all(0 <= s["readings"]["server.memory"] <= 100 for s in body["servers"])
     assert body["database"]["database.max_connections"] > 0 and "pom.jobs" in body["pom"]
-    assert body["restrictions"] == {"dial_factor": 1.0, "imports": "allowed", "because": {}}
+    assert body["restrictions"] == {"dial_factor": 1.0, "imports": "allowed", "reports": "allowed",
+                                    "purges": "allowed", "because": {}}
     assert http.put("/api/v1/load/config", json={"thresholds": {"server.cpu": {"raise_at": 5, "clear_below": 9}}}
                     ).json()["errors"][0]["path"].startswith("thresholds")
     metrics = http.get("/metrics").text
@@ -212,7 +213,8 @@ def test_pom_load_queues_imports(pom, http, conn, quiet):
     queue new imports, until the threshold is lifted."""
     quiet(**{"pom.jobs": {"raise_at": 0, "clear_below": 0, "samples": 1, "imports": "queued"}})
     alarm = alarm_seen(http, conn, "pom.jobs", "active")
-    assert load(http)["restrictions"] == {"dial_factor": 1.0, "imports": "queued",
+    assert load(http)["restrictions"] == {"dial_factor": 1.0, "imports": "queued", "reports": "allowed",
+                                          "purges": "allowed",
                                           "because": {"imports_queued": ["pom.jobs"]}}
     quiet()
     alarm_seen(http, conn, "pom.jobs", "cleared", alarm["id"])

@@ -91,13 +91,17 @@ def test_restrictions_follow_the_active_alarms_strictest_wins():
     assert (mem.dial_factor, mem.imports, mem.allows("import")) == (1.0, "queued", False)
     both = restrictions(["server.memory@a", "database.connections", "pom.agents"], cfg)
     assert both.dial_factor == 0.5 and both.imports == "refused"
-    assert both.because == {"dial_slowed": ["database.connections"],
-                            "imports_refused": ["database.connections"], "imports_queued": ["server.memory@a"]}
+    assert both.because == {"dial_slowed": ["database.connections"], "imports_refused": ["database.connections"],
+                            "reports_limited": ["database.connections"], "purges_deferred": ["database.connections"],
+                            "imports_queued": ["server.memory@a"]}
+    assert (both.reports, both.purges, both.allows("report"), both.allows("purge")) == ("limited", "deferred",
+                                                                                          False, False)
+    assert mem.allows("report") and mem.allows("purge")        # memory short: reports and purges go on
     custom = config(**{"database.blocked": {"dial_factor": 0.25}})
     assert restrictions(["database.blocked", "database.sessions"], custom).dial_factor == 0.25
     assert Restrictions.from_dict(both.to_dict()) == both
     with pytest.raises(ValueError):
-        both.allows("report")
+        both.allows("export")
 
 
 def test_levels_per_component_take_the_worst_severity():
