@@ -89,11 +89,12 @@ def _zones_for_phone(phone: str) -> tuple[str, ...]:
     if zones is None:
         if len(_BLOCK_ZONES) >= _BLOCK_CACHE_SIZE:
             _BLOCK_ZONES.clear()
-        zones = _BLOCK_ZONES[block] = _parse_zones(phone)
+        zones = _BLOCK_ZONES[block] = phone_zones(phone)
     return zones
 
 
-def _parse_zones(phone: str) -> tuple[str, ...]:
+def phone_zones(phone: str) -> tuple[str, ...]:
+    """Zones of one number, uncached: phonenumbers' time zones of its parse, () when unknown."""
     try:
         number = phonenumbers.parse(phone, None)
     except phonenumbers.NumberParseException:

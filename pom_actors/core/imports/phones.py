@@ -3,37 +3,43 @@
 `phonenumbers.parse` + `is_valid_number` + `number_type` cost about 145 µs per number here;
 an import of a million contacts cannot pay that. Two things make it cheap:
 
-* **Reading** (which digits are the country code, which are a trunk or international prefix)
-  depends only on the first digits and the length of the number: the reading found by
-  `phonenumbers.parse` for one number is reused for every number of the same default region,
-  leading `+`, first `READING_DIGITS` digits and length (a cache keyed by that prefix).
+* **Reading** (which digits are an international prefix, the country code, a national
+  prefix) follows `phonenumbers.parse` step by step for a number written with digits, spaces,
+  `()-./` and a leading `+`: the + or the default region's international prefix and the
+  country code; else the region's own code without + when the whole is too long to be
+  national; else a national number; then the national prefix pattern. Where parse's choice
+  would depend on more than that (its code without + in a number of a possible length, a
+  prefix kept because the rest is not a possible number, a transform rule, non-geographic
+  codes, any other character) the number goes to `phonenumbers` itself.
 * **Validity and type** are regular expressions of the metadata over the national number.
   Every pattern of a country code (the general pattern, every type's pattern, the leading
   digits of every region sharing the code) is compiled once into one automaton over the ten
   digits, made deterministic lazily; a number walks it digit by digit (a list index per
   digit) and the verdict of the state it ends in, with its length, is computed once and kept.
+* **Time zones** of a number depend on its type, its country code and its longest prefix
+  in phonenumbers' zone data: `number_zones` looks that prefix up without parsing again.
 
-A number the fast path cannot judge with certainty goes to `phonenumbers` itself: any
-character other than digits, spaces and `()-./`, a region whose national prefix is rewritten
-(a transform rule: its national number is not a suffix of the digits), non-geographic codes, and any number the cached reading finds invalid.
-So the cache can never refuse a number `phonenumbers` accepts; the unit tests compare both
-paths over numbers of many regions.
+The unit tests compare both paths, answers and zones, over numbers of every region written
+in many forms (hypothesis), and the edge cases parse treats apart.
 """
 from __future__ import annotations
 
 import re
 from typing import NamedTuple
+
+from ..windows import phone_zones, zone_info
 from re import _parser as sre_parse  # the stdlib's own regex parser (3.11+)
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
-from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
+from phonenumbers.timezone import UNKNOWN_TIMEZONE
+from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
+from phonenumbers.phonenumberutil import (COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, ValidationResult,
+                                          _test_number_length, is_number_type_geographical,
+                                          region_code_for_country_code)
 
-READING_DIGITS = 1
 _HEAD = 6                # digits whose walk is remembered per number head
 _MISSING = object()
-_ALLOWED = re.compile(r"^\s*\+?[\d\s().\-/]+$")
-_NOT_DIGIT = re.compile(r"\D")
 
 TYPE_NAMES = {PhoneNumberType.FIXED_LINE: "fixed_line", PhoneNumberType.MOBILE: "mobile",
               PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed_line_or_mobile",
@@ -189,6 +195,7 @@ class _CodeAutomaton:
         self.verdicts: dict[tuple[int, int], tuple[str, str] | None] = {}
         self.start = self._dfa(nfa.closure([start]))
         self.heads: dict[str, int] = {}          # the state after the first _HEAD digits
+        self.labels: dict[int, set[tuple[int, str]]] = {}
 
     def _dfa(self, states: frozenset[int]) -> int:
         found = self.index.get(states)
@@ -204,21 +211,34 @@ class _CodeAutomaton:
         self.moves[d][digit] = nxt
         return nxt
 
-    def judge(self, nsn: str) -> tuple[str, str] | None:
-        """(region, type name) of a national significant number, None when invalid."""
+    def walk(self, nsn: str) -> int:
+        """The automaton's state after the digits of a national significant number."""
         head = nsn[:_HEAD]
         d = self.heads.get(head)
         if d is None:
             d = self._walk(self.start, head)
             if len(self.heads) < 500_000:
                 self.heads[head] = d
-        if len(nsn) > _HEAD:
-            d = self._walk(d, nsn[_HEAD:])
-        key = (d, len(nsn))
+        return self._walk(d, nsn[_HEAD:]) if len(nsn) > _HEAD else d
+
+    def judge(self, d: int, length: int) -> tuple[str, str] | None:
+        """(region, type name) of the number that ended in state `d`, None when invalid."""
+        key = (d, length)
         verdict = self.verdicts.get(key, _MISSING)
         if verdict is _MISSING:
-            verdict = self.verdicts[key] = self._verdict(d, len(nsn))
+            verdict = self.verdicts[key] = self._verdict(d, length)
         return verdict
+
+    def viable(self, d: int, region: int) -> bool:
+        """Whether the general pattern of region `region` (an index of `regions`) matches the
+        whole number that ended in state `d`, lengths aside (phonenumbers' `_match_national_number`)."""
+        return (region, "general") in self._matched(d)
+
+    def _matched(self, d: int) -> set[tuple[int, str]]:
+        found = self.labels.get(d)
+        if found is None:
+            found = self.labels[d] = {self.accepts[s] for s in self.sets[d] if s in self.accepts}
+        return found
 
     def _walk(self, d: int, digits: str) -> int:
         moves = self.moves
@@ -229,7 +249,7 @@ class _CodeAutomaton:
         return d
 
     def _verdict(self, d: int, length: int) -> tuple[str, str] | None:
-        matched = {self.accepts[s] for s in self.sets[d] if s in self.accepts}
+        matched = self._matched(d)
 
         def matches(i: int, name: str) -> bool:
             if (i, name) not in self._lengths:
@@ -295,53 +315,193 @@ def slow_phone(raw: str, region: str | None) -> Phone:
                  phonenumbers.region_code_for_number(number) or "")
 
 
-class PhoneNormaliser:
-    """E.164, type and region of raw numbers read in one default region; keeps its caches
-    (one per process: each parsing task builds its own). `fast`/`slow` count the paths."""
+class _Parsing:
+    """What phonenumbers' `parse` reads a national number with, for one region's metadata:
+    its national prefix pattern and which lengths keep a stripped prefix stripped."""
 
-    def __init__(self, region: str | None = None, cache_size: int = 200_000):
+    def __init__(self, region: str):
+        md = PhoneMetadata.metadata_for_region(region)
+        self.cc = str(md.country_code)
+        self.idd = re.compile(md.international_prefix) if md.international_prefix else None
+        self.prefix = re.compile(md.national_prefix_for_parsing) if md.national_prefix_for_parsing else None
+        self.transform = bool(md.national_prefix_transform_rule)
+        self.automaton = _automaton(self.cc)
+        regions = [r for r, _ in self.automaton.regions] if self.automaton else []
+        self.index = regions.index(region) if region in regions else None
+        self._md = md
+        self._lengths: dict[int, int] = {}
+
+    def length(self, n: int) -> int:
+        """phonenumbers' `_test_number_length` verdict for a number of n digits (it reads only the length)."""
+        found = self._lengths.get(n)
+        if found is None:
+            found = self._lengths[n] = _test_number_length("0" * n, self._md)
+        return found
+
+
+_PARSINGS: dict[str, _Parsing] = {}
+
+
+def _parsing(region: str) -> _Parsing:
+    found = _PARSINGS.get(region)
+    if found is None:
+        found = _PARSINGS[region] = _Parsing(region)
+    return found
+
+
+def _country_code(digits: str) -> str | None:
+    """The country calling code the digits start with (phonenumbers' `_extract_country_code`)."""
+    if digits[:1] == "0":
+        return None
+    for n in (1, 2, 3):
+        if int(digits[:n]) in COUNTRY_CODE_TO_REGION_CODE:
+            return digits[:n]
+    return None
+
+
+class PhoneNormaliser:
+    """E.164, type and region of raw numbers read in one default region, with exactly the
+    answers of `slow_phone`; keeps its caches (one per process: each parsing task builds its
+    own). `fast`/`slow` count the answers of each path."""
+
+    def __init__(self, region: str | None = None):
         self.region = region.upper() if region else None
-        self.readings: dict[tuple[bool, int, str], list[tuple[str, str, _CodeAutomaton]]] = {}
-        self.cache_size = cache_size
+        known = self.region in phonenumbers.SUPPORTED_REGIONS
+        self.home = _parsing(self.region) if known else None
+        main = region_code_for_country_code(int(self.home.cc)) if known else None
+        self.home_cc = _parsing(main) if main and main != self.region else self.home
         self.fast = self.slow = 0
 
     def __call__(self, raw: str) -> Phone:
-        if not _ALLOWED.match(raw):
-            return self._slow(raw)
-        plus = raw.lstrip().startswith("+")
-        digits = _NOT_DIGIT.sub("", raw)
-        if not 2 <= len(digits) <= 17:
-            return self._slow(raw)
-        readings = self.readings.get((plus, len(digits), digits[:READING_DIGITS]))
-        if readings:
-            for consumed, cc, auto in readings:          # the longest prefix first
-                if digits.startswith(consumed):
-                    verdict = auto.judge(digits[len(consumed):])
-                    if verdict is None:                  # the cache never refuses: ask phonenumbers
-                        break
-                    self.fast += 1
-                    return Phone(f"+{cc}{digits[len(consumed):]}", verdict[1], verdict[0])
-        phone = self._slow(raw)
-        self._learn(plus, digits, phone)
-        return phone
+        read = self._read(raw) if len(raw) <= _MAX_INPUT else None
+        if read is None:
+            self.slow += 1
+            return slow_phone(raw, self.region)
+        self.fast += 1
+        if read is _INVALID:
+            raise PhoneError("not a valid phone number")
+        return read
 
-    def _slow(self, raw: str) -> Phone:
-        self.slow += 1
-        return slow_phone(raw, self.region)
+    def _read(self, raw: str):
+        """The number as phonenumbers reads it, `_INVALID`, or None when this path is not
+        certain of phonenumbers' reading (it then answers)."""
+        digits = raw.translate(_PUNCTUATION)
+        plus = digits[:1] == "+"
+        if plus:
+            digits = digits[1:]
+        if len(digits) < 3 or not (digits.isascii() and digits.isdigit()):
+            return None
+        home = self.home
+        if plus:                                         # + and a country calling code
+            cc = _country_code(digits)
+            if cc is None:
+                return None
+            parsing, rest = self._international(cc), digits[len(cc):]
+            if parsing is None:
+                return None
+        elif home is None:
+            return None                                  # no default region: phonenumbers refuses
+        else:
+            idd = home.idd.match(digits) if home.idd else None
+            if idd is not None and digits[idd.end():idd.end() + 1] != "0":
+                after = digits[idd.end():]               # an international prefix (00, 011...)
+                cc = _country_code(after) if len(after) > 2 else None
+                if cc is None:
+                    return None
+                parsing, rest = self._international(cc), after[len(cc):]
+                if parsing is None:
+                    return None
+            elif digits.startswith(home.cc):
+                # the default region's code without +: phonenumbers takes it as one when the whole
+                # is too long to be national; any other case depends on more than the digits' length
+                rest = digits[len(home.cc):]
+                if home.length(len(digits)) != _TOO_LONG or _strips(home, rest) != 0:
+                    return None
+                cc, parsing = home.cc, self.home_cc
+            else:
+                cc, parsing, rest = home.cc, home, digits
+        if len(rest) < 2:
+            return None
+        stripped = _strips(parsing, rest)
+        if stripped is None:
+            return None
+        nsn = rest[stripped:]
+        auto = parsing.automaton
+        if auto is None or parsing.index is None or not 2 <= len(nsn) <= 17:
+            return None
+        d = auto.walk(nsn)
+        if stripped and (not auto.viable(d, parsing.index) or parsing.length(len(nsn)) in _UNSTRIPPED):
+            return None                                  # phonenumbers would keep the prefix: not certain
+        verdict = auto.judge(d, len(nsn))
+        if verdict is None:
+            return _INVALID
+        return Phone(f"+{cc}{nsn}", verdict[1], verdict[0])
 
-    def _learn(self, plus: bool, digits: str, phone: Phone) -> None:
-        """Remember how this number was read: the digits phonenumbers consumed before its
-        national number (international prefix, country code, trunk prefix) and its code."""
-        if phone.region in ("", "001"):
-            return
-        cc = str(phonenumbers.country_code_for_region(phone.region))
-        national = phone.e164[1 + len(cc):] if phone.e164.startswith("+" + cc) else ""
-        if not national or not digits.endswith(national) or (auto := _automaton(cc)) is None:
-            return
-        if len(self.readings) >= self.cache_size:
-            self.readings.clear()
-        consumed = digits[:len(digits) - len(national)]
-        readings = self.readings.setdefault((plus, len(digits), digits[:READING_DIGITS]), [])
-        if all(r[0] != consumed for r in readings):
-            readings.append((consumed, cc, auto))
-            readings.sort(key=lambda r: -len(r[0]))
+    def _international(self, cc: str) -> _Parsing | None:
+        """The metadata phonenumbers parses a number of code `cc` with: its main region's."""
+        home = self.home
+        if home is not None and home.cc == cc:
+            return self.home_cc
+        return _main_parsing(cc)
+
+
+def _main_parsing(cc: str) -> _Parsing | None:
+    region = region_code_for_country_code(int(cc))
+    return _parsing(region) if region in phonenumbers.SUPPORTED_REGIONS else None
+
+
+def _strips(parsing: _Parsing, rest: str) -> int | None:
+    """How many digits of a national number phonenumbers' national prefix step may take: 0
+    when its pattern does not match, None when that depends on more (a transform rule)."""
+    match = parsing.prefix.match(rest) if parsing.prefix else None
+    if match is None:
+        return 0
+    if parsing.transform:
+        return None
+    return match.end()
+
+
+_MAX_INPUT = 250                                  # phonenumbers' _MAX_INPUT_STRING_LENGTH
+_PUNCTUATION = str.maketrans("", "", " ().-/")    # in phonenumbers' punctuation, never an extension
+_INVALID = object()
+_TOO_LONG = ValidationResult.TOO_LONG
+_UNSTRIPPED = (ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
+               ValidationResult.INVALID_LENGTH)
+
+
+_CODES: dict[str, tuple[str, _Parsing | None]] = {}       # first 3 digits -> code, its parsing
+_GEOGRAPHIC: dict[tuple[str, str], bool] = {}
+_ZONES: dict[str, tuple[str, ...]] = {}                     # zone data prefix -> usable zones
+_TYPES = {name: kind for kind, name in TYPE_NAMES.items()}
+
+
+def number_zones(phone: Phone) -> tuple[str, ...]:
+    """The candidate time zones of a number read here: what `windows.zones_for(None, e164)`
+    finds by parsing its E.164 form again. phonenumbers' `time_zones_for_number` takes them
+    from the longest prefix of the number (or, for a type that is not geographical, of its
+    code) in its zone data; done here without the parse for a number that parse reads as it
+    is (no national prefix at the start of its national number), any other is parsed again."""
+    e164 = phone.e164
+    code = _CODES.get(e164[1:4])
+    if code is None:
+        cc = _country_code(e164[1:4]) or ""
+        code = _CODES[e164[1:4]] = (cc, _main_parsing(cc) if cc else None)
+    cc, parsing = code
+    if parsing is None or phone.type == "unknown" or _strips(parsing, e164[1 + len(cc):]) != 0:
+        return phone_zones(e164)
+    geographic = _GEOGRAPHIC.get((phone.type, cc))
+    if geographic is None:
+        geographic = _GEOGRAPHIC[(phone.type, cc)] = is_number_type_geographical(_TYPES[phone.type], int(cc))
+    digits, shortest = (e164[1:], 1) if geographic else (cc, 2)     # as phonenumbers' loops go
+    for n in range(TIMEZONE_LONGEST_PREFIX + shortest - 1, shortest - 1, -1):
+        if digits[:n] in TIMEZONE_DATA:
+            prefix = digits[:n]
+            break
+    else:
+        return ()
+    zones = _ZONES.get(prefix)
+    if zones is None:
+        names = TIMEZONE_DATA[prefix]
+        usable = names and UNKNOWN_TIMEZONE not in names and all(zone_info(n) is not None for n in names)
+        zones = _ZONES[prefix] = tuple(names) if usable else ()
+    return zones
