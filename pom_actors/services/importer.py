@@ -124,7 +124,7 @@ def load_chunk_with(conn, spec: ChunkSpec, data: bytes | None = None) -> dict[st
     from ..store.imports import load_chunk
     parsed = parse_chunk(spec, data)
     options = Options(**spec.options)
-    merged = load_chunk(conn, spec.import_id, spec.chunk, spec.list_id, parsed.contacts, parsed.rejects,
+    merged = load_chunk(conn, spec.import_id, spec.chunk, spec.list_id, parsed.rows, parsed.rejects,
                         parsed.rows_read, options.dedupe_key, options.policy)
     if merged is None:
         return None

@@ -18,19 +18,21 @@ found there is never merged again, so an import resumed after a crash duplicates
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from ..core.imports.rows import ROW_FIELDS
 from .base import Store
 from .catalog import NotFound
 
-STAGE_COLUMNS = ("line", "external_id", "first_name", "last_name", "phone1", "phone1_type", "phone2",
-                 "phone2_type", "email", "timezones", "attributes")
+STAGE_COLUMNS = ROW_FIELDS
 _VALUES = ("external_id", "first_name", "last_name", "phone1", "phone1_type", "phone2", "phone2_type",
            "email", "timezones", "attributes")
 COUNTS = ("rows_read", "rows_loaded", "rows_rejected", "duplicates", "dnc_flagged")
@@ -62,37 +64,47 @@ def merge(conn: psycopg.Connection, list_id: int, contacts: Sequence[Mapping[str
           want_lines: bool = False) -> Merged:
     """Merge parsed contacts (dicts of `core.contacts.parse_contact` with `line`) into a list.
     Runs inside the caller's transaction (call within `conn.transaction()`)."""
+    rows = [(c["line"], c["external_id"], c.get("first_name") or "", c.get("last_name") or "", c.get("phone1"),
+             c.get("phone1_type"), c.get("phone2"), c.get("phone2_type"), c.get("email"),
+             c.get("timezones") or (), c.get("attributes") or {}) for c in contacts]
+    return merge_parsed(conn, list_id, rows, key=key, policy=policy, import_id=import_id, want_lines=want_lines)
+
+
+def merge_parsed(conn: psycopg.Connection, list_id: int, rows: Sequence[tuple], *, key: str = "external_id",
+                 policy: str = "update", import_id: int = 0, want_lines: bool = False) -> Merged:
+    """`merge` of rows of STAGE_COLUMNS (`core.imports.rows.parse_records`'): COPY with every
+    value already text, the DNC flag and (dedupe by external_id) the last or first row of each
+    key chosen inside the one INSERT, no pass over the staging table in between."""
     if key not in ("external_id", "phone1", "email") or policy not in ("update", "skip", "keep_both"):
         raise ValueError(f"unknown dedupe key {key!r} or policy {policy!r}")
-    if not contacts:
+    if not rows:
         return Merged(duplicate_lines=[] if want_lines else None)
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS import_stage (line bigint, external_id text, "
                  "first_name text, last_name text, phone1 text, phone1_type text, phone2 text, "
-                 "phone2_type text, email text, timezones text[], attributes jsonb, dnc boolean, "
-                 "keep boolean) ON COMMIT DELETE ROWS")
+                 "phone2_type text, email text, timezones text[], attributes jsonb, keep boolean) "
+                 "ON COMMIT DELETE ROWS")
     conn.execute("TRUNCATE import_stage")
     with conn.cursor() as cur:
         with cur.copy(f"COPY import_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
-            for c in contacts:
-                copy.write_row((c["line"], c["external_id"], c.get("first_name") or "", c.get("last_name") or "",
-                                c.get("phone1"), c.get("phone1_type"), c.get("phone2"), c.get("phone2_type"),
-                                c.get("email"), list(c.get("timezones") or []),
-                                Jsonb(dict(c.get("attributes") or {}))))
+            for r in rows:
+                copy.write_row((*r[:9], _array(r[9]), _json(r[10])))
     conn.execute("SET LOCAL work_mem = '64MB'")          # the DNC set hashed, not probed per row
-    conn.execute(
-        "UPDATE import_stage SET dnc = (phone1 IN (SELECT address FROM dnc_entries WHERE address IS NOT NULL) "
-        "OR phone2 IN (SELECT address FROM dnc_entries WHERE address IS NOT NULL) "
-        "OR email IN (SELECT address FROM dnc_entries WHERE address IS NOT NULL)) IS TRUE")
-    staged = len(contacts)
+    staged = len(rows)
     if key != "external_id":
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (0x504F4D, list_id))   # one merge per list
     # which staged rows go in: the first (skip) or last (update) of each key, or all (keep_both)
     order = "DESC" if policy == "update" else "ASC"
-    conn.execute(
-        f"UPDATE import_stage s SET keep = (s.{key} IS NULL OR s.line = d.line) FROM "
-        f"(SELECT DISTINCT ON ({key}) {key} AS k, line FROM import_stage ORDER BY {key}, line {order}) d "
-        f"WHERE s.{key} = d.k" if policy != "keep_both" else "UPDATE import_stage SET keep = true")
-    conn.execute("UPDATE import_stage SET keep = true WHERE keep IS NULL")      # rows without a key
+    by_id = key == "external_id" and policy != "keep_both" and not want_lines
+    if by_id:                                            # chosen by the INSERT itself
+        source = (f"(SELECT DISTINCT ON (external_id) * FROM import_stage "
+                  f"ORDER BY external_id, line {order}) s")
+    else:
+        source = "import_stage s WHERE s.keep"
+        conn.execute(
+            f"UPDATE import_stage s SET keep = (s.{key} IS NULL OR s.line = d.line) FROM "
+            f"(SELECT DISTINCT ON ({key}) {key} AS k, line FROM import_stage ORDER BY {key}, line {order}) d "
+            f"WHERE s.{key} = d.k" if policy != "keep_both" else "UPDATE import_stage SET keep = true")
+        conn.execute("UPDATE import_stage SET keep = true WHERE keep IS NULL")      # rows without a key
     cols = ", ".join(_VALUES)
     updated = renamed = 0
     if policy == "keep_both":
@@ -106,7 +118,7 @@ def merge(conn: psycopg.Connection, list_id: int, contacts: Sequence[Mapping[str
         if policy == "update":
             sets = ", ".join(f"{c} = s.{c}" for c in _VALUES if c != "external_id")
             updated = conn.execute(
-                f"UPDATE contacts c SET {sets}, dnc = s.dnc FROM import_stage s WHERE s.keep "
+                f"UPDATE contacts c SET {sets}, dnc = {_DNC} FROM import_stage s WHERE s.keep "
                 f"AND c.list_id = %s AND c.{key} = s.{key}", (list_id,)).rowcount
         conn.execute(f"UPDATE import_stage s SET keep = false WHERE s.keep AND EXISTS "
                      f"(SELECT 1 FROM contacts c WHERE c.list_id = %s AND c.{key} = s.{key})", (list_id,))
@@ -116,16 +128,16 @@ def merge(conn: psycopg.Connection, list_id: int, contacts: Sequence[Mapping[str
     else:
         conflict = "DO NOTHING"
     returning = "external_id" if want_lines else "NULL"
-    rows = conn.execute(
+    counted = conn.execute(
         f"WITH ins AS (INSERT INTO contacts (list_id, {cols}, dnc) "
-        f"SELECT %s, {cols}, dnc FROM import_stage WHERE keep ORDER BY external_id "
+        f"SELECT %s, {cols}, {_DNC} FROM {source} ORDER BY external_id "
         f"ON CONFLICT (list_id, external_id) {conflict} RETURNING (xmax = 0) AS inserted, dnc, "
         f"{returning} AS external_id) "
         "SELECT inserted, dnc, count(*), array_agg(external_id) FROM ins GROUP BY inserted, dnc",
         (list_id,)).fetchall()
     out = Merged()
     returned: set[str] = set()
-    for inserted, dnc, n, ids in rows:
+    for inserted, dnc, n, ids in counted:
         out.loaded += n
         out.inserted += n if inserted else 0
         out.dnc_flagged += n if dnc else 0
@@ -138,6 +150,30 @@ def merge(conn: psycopg.Connection, list_id: int, contacts: Sequence[Mapping[str
             "SELECT line, keep AND external_id = ANY(%s) FROM import_stage", (list(returned),))}
         out.duplicate_lines = sorted(line for line, ok in lines.items() if not ok)
     return out
+
+
+_DNC = ("(s.phone1 IN (SELECT address FROM dnc_entries WHERE address IS NOT NULL) "
+        "OR s.phone2 IN (SELECT address FROM dnc_entries WHERE address IS NOT NULL) "
+        "OR s.email IN (SELECT address FROM dnc_entries WHERE address IS NOT NULL)) IS TRUE")
+_ARRAYS: dict[tuple[str, ...], str] = {}
+
+
+def _array(zones) -> str:
+    """A text[] literal of time zones (few distinct sets: kept)."""
+    zones = tuple(zones)
+    found = _ARRAYS.get(zones)
+    if found is None:
+        found = "{" + ",".join('"' + z.replace("\\", "\\\\").replace('"', '\\"') + '"' for z in zones) + "}"
+        if len(_ARRAYS) < 10_000:
+            _ARRAYS[zones] = found
+    return found
+
+
+def _json(attributes) -> str:
+    try:
+        return orjson.dumps(attributes).decode()
+    except TypeError:                                    # beyond orjson (an int over 64 bits...)
+        return json.dumps(attributes)
 
 
 # -- import rows -------------------------------------------------------------------------------
@@ -227,17 +263,17 @@ class ImportStore(Store):
 
 
 def load_chunk(conn: psycopg.Connection, import_id: int, chunk: int, list_id: int,
-               contacts: Sequence[Mapping[str, Any]], rejected: Iterable[Mapping[str, Any]],
+               rows: Sequence[tuple], rejected: Iterable[Mapping[str, Any]],
                rows_read: int, key: str, policy: str) -> Merged | None:
-    """Merge one parsed chunk, record its rejects and counts, all in one transaction; None when
-    the chunk was already loaded (a resumed import)."""
+    """Merge one parsed chunk (rows of STAGE_COLUMNS), record its rejects and counts, all in
+    one transaction; None when the chunk was already loaded (a resumed import)."""
     rejected = list(rejected)
     with conn.transaction():
         first = conn.execute("INSERT INTO import_chunks (import_id, chunk) VALUES (%s, %s) "
                              "ON CONFLICT DO NOTHING", (import_id, chunk)).rowcount
         if not first:
             return None
-        merged = merge(conn, list_id, contacts, key=key, policy=policy, import_id=import_id)
+        merged = merge_parsed(conn, list_id, rows, key=key, policy=policy, import_id=import_id)
         if rejected:
             with conn.cursor() as cur:
                 with cur.copy("COPY import_rejects (import_id, line, field, reason, raw) FROM STDIN") as copy:

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import codecs
 import random
+import re
 
 import pytest
 
-from pom_actors.core.contacts import parse_contacts
+from pom_actors.core.contacts import parse_contact, parse_contacts
 from pom_actors.core.imports.phones import PhoneError, PhoneNormaliser, slow_phone
-from pom_actors.core.imports.reader import (FileError, chunk_bounds, decode, detect_dialect,
+from pom_actors.core.imports.reader import (Dialect, FileError, chunk_bounds, decode, detect_dialect,
                                             detect_encoding, header_end, records)
 from pom_actors.core.imports.rows import Options, map_header, neutralise, parse_text
+from pom_actors.core.windows import phone_zones
 
 HEADER = "external_id,first_name,last_name,phone1,email,segment\n"
 
@@ -202,3 +204,52 @@ def test_fast_path_equals_phonenumbers(region):
             slow = None
         assert fast == slow, raw
     assert phones.fast > 0
+
+
+# -- the row path gives what the JSON endpoint's validator gives --------------------------------
+def _reference(text: str, region: str | None):
+    """The slow path: each record as a dict through `parse_contact` (phonenumbers itself) and
+    the zones of its first number parsed again (`windows.phone_zones`)."""
+    columns = map_header(next(iter(records(text, Dialect(",")))) [1])
+    rows, rejects = [], []
+    for line, cells, _ in list(records(text, Dialect(",")))[1:]:
+        row = {"attributes": {}}
+        for target, cell in zip(columns, cells):
+            if target[0] == "field":
+                row[target[1]] = cell
+            elif cell != "":
+                row["attributes"][target[1]] = cell
+        zones = row.pop("timezones", "")
+        row["timezones"] = [z for z in re.split(r"[\s,;]+", zones) if z] if zones else []
+        try:
+            c = parse_contact(row, region)
+        except ValueError as exc:
+            rejects.append((line, *exc.args))
+            continue
+        zones = c["timezones"] or list(phone_zones(c["phone1"] or c["phone2"] or ""))
+        rows.append((line, c["external_id"], c["first_name"], c["last_name"], c["phone1"], c["phone1_type"],
+                     c["phone2"], c["phone2_type"], c["email"], list(zones), c["attributes"]))
+    return rows, rejects
+
+
+def test_rows_are_what_parse_contact_makes_of_them():
+    rnd = random.Random(11)
+    numbers = _numbers(rnd, 400) + ["+1212", "12", "not a number", "+44 20 7946 0123 ext 5", ""]
+    numbers += [f"+1 212 555 {i:04d}" for i in range(200)] + [f"+44 7911 {i:06d}" for i in range(200)]
+    zones = ["", "", "", "Europe/Paris", "America/New_York; Asia/Tokyo", "Mars/Olympus", "UTC"]
+    mails = ["", "a@example.com", " B@Example.COM ", "not-mail"]
+    ids = ["", " ", "x" * 201, "x" * 200]
+    lines = ["external_id,first_name,last_name,phone1,phone2,email,timezone,plan,tier"]
+    for i in range(1500):
+        eid = rnd.choice(ids) if rnd.random() < 0.05 else f" C{i} "
+        lines.append(",".join([eid, rnd.choice(["Ann", ""]), rnd.choice(["Lee", ""]), rnd.choice(numbers),
+                               rnd.choice(numbers + [""] * 300), rnd.choice(mails), rnd.choice(zones),
+                               rnd.choice(["gold", ""]), rnd.choice(["1", ""])]))
+    text = "\n".join(lines) + "\n"
+    for region in ("US", "GB", None):
+        head, end = header_end(text, Dialect(","))
+        parsed = parse_text(text[end:], Dialect(","), map_header(head), Options(region=region), 2)
+        rows, rejects = _reference(text, region)
+        assert [(*r[:9], list(r[9]), r[10]) for r in parsed.rows] == rows
+        assert [(r["line"], r["field"], r["reason"]) for r in parsed.rejects] == rejects
+        assert len(rows) > 100 and len(rejects) > 100
