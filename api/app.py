@@ -19,7 +19,7 @@ from pom_actors.store.database import libpq_url
 from . import auth, errors
 from .auth import DEFINE, OPERATE, STAFF
 from .limits import BodyLimit
-from .routers import filters
+from .routers import dnc, filters
 from .routers import agent_ws, agents
 from .routers import campaigns, demo, health, imports, jobs, lists, metrics, strategies
 from .routers import audit, tokens
@@ -60,6 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(filters.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF, OPERATE)])
     app.include_router(imports.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF, DEFINE)])
     app.include_router(tokens.router, prefix=API_PREFIX, dependencies=[auth.allow(auth.ADMIN)])
+    app.include_router(dnc.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF, OPERATE)])
     app.include_router(audit.router, prefix=API_PREFIX, dependencies=[auth.allow(auth.OVERSEE)])
     app.include_router(agents.router, prefix=API_PREFIX,                # agents, supervisor commands, licenses
                        dependencies=[auth.allow(STAFF, OPERATE)])

@@ -1,5 +1,5 @@
-"""File imports into contact lists: start one (an uploaded file or a server-side path), watch
-its state and counts, read its rejected rows (CSV or JSON), pause, resume or stop it.
+"""File imports into contact lists and DNC lists: start one (an uploaded file or a server-side
+path), watch its state and counts, read its rejected rows (CSV or JSON), pause, resume or stop it.
 
 The upload is spooled to `<data dir>/imports/` before the route runs (`_upload`, the only
 async part); the head of the file is checked at once (encoding, dialect, header), so an
@@ -27,7 +27,9 @@ from pom_actors import names
 from pom_actors.config import Settings
 from pom_actors.core.imports.reader import (FileError, SAMPLE_BYTES, decode, detect_dialect,
                                             detect_encoding, header_end, records)
+from pom_actors.core.imports.dnc import map_dnc_header
 from pom_actors.core.imports.rows import Options, map_header, neutralise
+from pom_actors.store import dnc as dnc_store
 from pom_actors.store import imports as store
 from pom_actors.store import load as load_store
 
@@ -36,26 +38,38 @@ from ..errors import Unavailable, declare
 from ..validation import Id, Text
 
 router = APIRouter(tags=["imports"])
-UPLOAD_PATH = re.compile(r"/api/v1/lists/[^/]+/imports")     # the route that takes large bodies
+UPLOAD_PATH = re.compile(r"/api/v1/(dnc-)?lists/[^/]+/imports")     # the routes that take large bodies
 
 
-class ImportOptions(pydantic.BaseModel):
+class FileOptions(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
     encoding: Text | None = None
     delimiter: Text | None = None
     mapping: dict[Text, Text] = {}
     region: Text | None = pydantic.Field(None, pattern=r"^[A-Za-z]{2}$")
+    max_field_chars: int = pydantic.Field(4096, ge=1, le=1_000_000)
+
+
+class ImportOptions(FileOptions):
     dedupe_key: Literal["external_id", "phone1", "email"] = "external_id"
     policy: Literal["update", "skip", "keep_both"] = "update"
-    max_field_chars: int = pydantic.Field(4096, ge=1, le=1_000_000)
+
+
+class DncImportOptions(FileOptions):
+    mode: Literal["append", "replace"] = pydantic.Field(
+        "append", description="replace: the entries the file does not carry go when it is done")
 
 
 class ServerFile(ImportOptions):
     path: Text
 
 
+class DncServerFile(DncImportOptions):
+    path: Text
+
+
 class Upload:
-    def __init__(self, path: str, source: str, options: ImportOptions, spooled: bool):
+    def __init__(self, path: str, source: str, options: FileOptions, spooled: bool):
         self.path, self.source, self.options, self.spooled = path, source, options, spooled
 
 
@@ -66,6 +80,17 @@ def _spool_dir(settings: Settings) -> str:
 
 
 async def _upload(request: Request, settings: Settings = Depends(deps.settings)) -> Upload:
+    """The contact file of a request (`_read_upload`)."""
+    return await _read_upload(request, settings, ImportOptions, ServerFile)
+
+
+async def _dnc_upload(request: Request, settings: Settings = Depends(deps.settings)) -> Upload:
+    """The DNC file of a request (`_read_upload`)."""
+    return await _read_upload(request, settings, DncImportOptions, DncServerFile)
+
+
+async def _read_upload(request: Request, settings: Settings, model: type[FileOptions],
+                       server_model: type[FileOptions]) -> Upload:
     """The file of a request: a multipart upload (field `file`, options as form fields or one
     JSON field `options`) spooled to disk, or a JSON body naming a server-side file."""
     kind = request.headers.get("content-type", "")
@@ -76,10 +101,10 @@ async def _upload(request: Request, settings: Settings = Depends(deps.settings))
             raise pydantic.ValidationError.from_exception_data("ImportUpload", [
                 {"type": "missing", "loc": ("file",), "input": None}])
         raw = dict(orjson.loads(form["options"])) if isinstance(form.get("options"), str) else {}
-        for key in ImportOptions.model_fields:
+        for key in model.model_fields:
             if isinstance(form.get(key), str):
                 raw[key] = orjson.loads(form[key]) if key == "mapping" else form[key]
-        options = ImportOptions(**raw)
+        options = model(**raw)
         path = os.path.join(_spool_dir(settings), f"upload-{secrets.token_hex(8)}.dat")
 
         def copy() -> None:
@@ -90,7 +115,7 @@ async def _upload(request: Request, settings: Settings = Depends(deps.settings))
 
         await run_in_threadpool(copy)
         return Upload(path, f"upload:{upload.filename or 'file'}", options, True)
-    body = ServerFile(**orjson.loads(await request.body() or b"{}"))
+    body = server_model(**orjson.loads(await request.body() or b"{}"))
     root = os.path.realpath(settings.import_dir) if getattr(settings, "import_dir", None) else None
     path = os.path.realpath(body.path)
     if root is None or os.path.commonpath([root, path]) != root:
@@ -98,10 +123,10 @@ async def _upload(request: Request, settings: Settings = Depends(deps.settings))
                         if root else "server-side files are not enabled (set POM_IMPORT_DIR)")
     if not os.path.isfile(path):
         raise FileError(f"no such file: {body.path}")
-    return Upload(path, f"path:{body.path}", ImportOptions(**body.model_dump(exclude={"path"})), False)
+    return Upload(path, f"path:{body.path}", model(**body.model_dump(exclude={"path"})), False)
 
 
-def check_head(path: str, options: Options) -> None:
+def check_head(path: str, options: Options, map_columns=map_header) -> None:
     """FileError now for what would fail the import anyway: empty, bad header, no rows."""
     with open(path, "rb") as f:
         head = f.read(SAMPLE_BYTES)
@@ -111,7 +136,7 @@ def check_head(path: str, options: Options) -> None:
     text = decode(head, encoding)
     dialect = detect_dialect(text, options.delimiter)
     header, end = header_end(text, dialect)
-    map_header(header, options.mapping)
+    map_columns(header, options.mapping)
     if not any(True for _ in records(text[end:], dialect)):
         if os.path.getsize(path) <= SAMPLE_BYTES:
             raise FileError("the file has a header but no rows")
@@ -130,21 +155,41 @@ def _kick() -> None:
 @router.post("/lists/{list_id}/imports", status_code=202, responses=declare(503))   # refused under load
 def start_import(list_id: Id, upload: Upload = Depends(_upload),
                  conn: psycopg.Connection = Depends(deps.db)) -> dict:
+    def create(options: Options) -> int:
+        check_head(upload.path, options)
+        return store.create_import(conn, list_id, upload.source, upload.path, asdict(options))
+
+    return {**_start(conn, upload, create), "list_id": list_id}
+
+
+@router.post("/dnc-lists/{list_id}/imports", status_code=202)
+def start_dnc_import(list_id: Id, upload: Upload = Depends(_dnc_upload),
+                     conn: psycopg.Connection = Depends(deps.db)) -> dict:
+    """A file into a DNC list (docs/imports.md, "DNC imports"): `mode` append or replace."""
+    def create(options: Options) -> int:
+        check_head(upload.path, options, map_dnc_header)
+        return dnc_store.create_import(conn, list_id, upload.source, upload.path,
+                                       {**asdict(options), "mode": upload.options.mode})
+
+    return {**_start(conn, upload, create, exclude={"mode"}), "dnc_list_id": list_id}
+
+
+def _start(conn: psycopg.Connection, upload: Upload, create, exclude: set[str] = frozenset()) -> dict:
+    """A new import by `create(options)` unless the load refuses it (503); a refused upload
+    leaves no spooled file behind."""
     try:
         restrictions = load_store.restrictions(conn)     # refused: 503; queued: waits for the lift
         if restrictions.imports == "refused":
             raise Unavailable("new imports are refused under load (alarms: "
                               f"{', '.join(restrictions.because.get('imports_refused', []))}); try again later")
-        options = Options(**upload.options.model_dump())
-        check_head(upload.path, options)
-        import_id = store.create_import(conn, list_id, upload.source, upload.path, asdict(options))
+        import_id = create(Options(**upload.options.model_dump(exclude=exclude)))
     except BaseException:
         if upload.spooled:
             os.unlink(upload.path)
         raise
     _kick()
     held = {"held": "load"} if not restrictions.allows("import") else {}
-    return {"id": import_id, "state": "queued", "list_id": list_id, **held}
+    return {"id": import_id, "state": "queued", **held}
 
 
 @router.get("/imports/{import_id}")

@@ -11,11 +11,11 @@ final first (see `CHECK_ORDER` and docs/rules.md), and the first restriction dec
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence, Set as AbstractSet
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import pydantic
 from pydantic import Field, StrictInt
@@ -24,6 +24,7 @@ from pom_actors.core.nuisance import NuisanceTracker
 from pom_actors.core.windows import ContactWindow, is_open
 
 ALLOWED = "allowed"
+T = TypeVar("T")
 
 
 class RuleKind(StrEnum):
@@ -204,6 +205,10 @@ class Candidate:
     last_code: str | None
 
 
+# The DNC entries a batch met: {(campaign id, address or contact id): the DNC list's name}.
+DncHits = Mapping[tuple[int, T], str]
+
+
 @dataclass(slots=True)
 class Verdict:
     key: int
@@ -228,9 +233,12 @@ def _window_fault(window: ContactWindow | None, zones: tuple[str, ...], now: dat
 
 
 def evaluate(candidates: Sequence[Candidate], rules: dict[int, RuleSet] | RuleSet, now: datetime,
-             dnc_addresses: AbstractSet[str], dnc_contacts: AbstractSet[int],
+             dnc_addresses: DncHits[str], dnc_contacts: DncHits[int],
              nuisance: NuisanceTracker) -> list[Verdict]:
     """One verdict per candidate, in order; the first failing check in `CHECK_ORDER` decides.
+
+    The DNC hits are per campaign — {(campaign id, address or contact id): DNC list name} —
+    since each campaign checks the DNC lists that apply to it (docs/rules.md).
 
     `rules` is one RuleSet for all candidates or one per campaign id. Allowed candidates count
     at once: they are recorded in `nuisance` and towards the batch's attempt maxima, so two
@@ -260,17 +268,17 @@ def evaluate(candidates: Sequence[Candidate], rules: dict[int, RuleSet] | RuleSe
     return verdicts
 
 
-def _check(c: Candidate, rs: RuleSet, now: datetime, dnc_addresses: AbstractSet[str],
-           dnc_contacts: AbstractSet[int], nuisance: NuisanceTracker,
+def _check(c: Candidate, rs: RuleSet, now: datetime, dnc_addresses: DncHits[str],
+           dnc_contacts: DncHits[int], nuisance: NuisanceTracker,
            batch_contact: Counter[tuple[int, int]], batch_address: Counter[tuple[int, str]],
            windows: dict[tuple[int, tuple[str, ...]], str | None]) -> Verdict:
     on = rs.rules
     if RuleKind.NO_ADDRESS in on and not c.address:
         return _restrict(c, RuleKind.NO_ADDRESS, f"no {c.channel} address")
-    if RuleKind.DNC_CONTACT in on and c.contact_id in dnc_contacts:
-        return _restrict(c, RuleKind.DNC_CONTACT, "contact on DNC list")
-    if RuleKind.DNC_ADDRESS in on and c.address and c.address in dnc_addresses:
-        return _restrict(c, RuleKind.DNC_ADDRESS, "address on DNC list")
+    if RuleKind.DNC_CONTACT in on and (listed := dnc_contacts.get((c.campaign_id, c.contact_id))):
+        return _restrict(c, RuleKind.DNC_CONTACT, f"contact on DNC list {listed}")
+    if RuleKind.DNC_ADDRESS in on and c.address and (listed := dnc_addresses.get((c.campaign_id, c.address))):
+        return _restrict(c, RuleKind.DNC_ADDRESS, f"address on DNC list {listed}")
     if c.channel in rs.blocked_channels:
         return _restrict(c, RuleKind.CHANNEL, f"channel {c.channel} blocked")
     if c.last_code is not None and c.last_code in rs.restricted_codes:

@@ -12,7 +12,9 @@ An import runs in three steps:
    it with its rejects and counts in ONE transaction (`store.imports.load_chunk`); at most
    `parallel` chunks are out at once. Before each chunk is sent the import's state is read:
    a paused or stopped import sends nothing more (chunks already sent finish);
-3. **finish**: `done` — or `failed` when the file held no valid row.
+3. **finish**: `done` — or `failed` when the file held no valid row. A DNC import (kind
+   `dnc`, into a DNC list: `core.imports.dnc`, `store.dnc`) in `replace` mode removes, as it
+   ends, the entries of its list the file did not carry.
 
 After a crash the import is still `running` in the database: the next importer takes it up
 and skips the chunks already recorded, so no row is merged twice.
@@ -27,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..core.imports.dnc import map_dnc_header, parse_dnc_text
 from ..core.imports.phones import PhoneNormaliser
 from ..core.imports.reader import (FileError, SAMPLE_BYTES, chunk_bounds, decode, detect_dialect,
                                    detect_encoding, header_end)
@@ -50,6 +53,7 @@ class ChunkSpec:
     delimiter: str
     columns: list
     options: dict
+    kind: str = "contacts"              # or dnc: `list_id` is then a DNC list
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,9 @@ class Prepared:
     chunks: list[tuple[int, int, int]]
 
 
-def prepare(path: str, options: Options, chunk_bytes: int = CHUNK_BYTES) -> Prepared:
-    """Encoding, dialect, header and chunks of a file (FileError for a file that cannot be imported)."""
+def prepare(path: str, options: Options, chunk_bytes: int = CHUNK_BYTES, map_columns=map_header) -> Prepared:
+    """Encoding, dialect, header (read by `map_columns`) and chunks of a file (FileError for a
+    file that cannot be imported)."""
     with open(path, "rb") as f:
         head = f.read(SAMPLE_BYTES + 4)
     if not head.strip(b"\r\n\t \xef\xbb\xbf\xff\xfe\x00"):
@@ -76,7 +81,7 @@ def prepare(path: str, options: Options, chunk_bytes: int = CHUNK_BYTES) -> Prep
     text = decode(head[:SAMPLE_BYTES], encoding)
     dialect = detect_dialect(text, options.delimiter)
     header, end = header_end(text, dialect)
-    columns = map_header(header, options.mapping)
+    columns = map_columns(header, options.mapping)
     start = len(text[:end].encode("utf-8" if encoding.startswith("utf-8") else encoding,
                                   errors="surrogateescape"))
     if encoding == "utf-8-sig" and head.startswith(b"\xef\xbb\xbf"):
@@ -116,13 +121,22 @@ def parse_chunk(spec: ChunkSpec, data: bytes | None = None):
         phones = _PHONES[options.region] = PhoneNormaliser(options.region)
     text = decode(data, spec.encoding if spec.encoding != "utf-8-sig" else "utf-8")
     columns = [tuple(c) if c is not None else None for c in spec.columns]
+    if spec.kind == "dnc":
+        return parse_dnc_text(text, Dialect(spec.delimiter), columns, options, spec.first_line, phones)
     return parse_text(text, Dialect(spec.delimiter), columns, options, spec.first_line, phones)
 
 
 def load_chunk_with(conn, spec: ChunkSpec, data: bytes | None = None) -> dict[str, Any] | None:
     """Parse one chunk and merge it on `conn` (one transaction): its counts, None if it was done."""
+    from ..store import dnc
     from ..store.imports import load_chunk
     parsed = parse_chunk(spec, data)
+    if spec.kind == "dnc":
+        merged = dnc.load_chunk(conn, spec.import_id, spec.chunk, spec.list_id, parsed.entries,
+                                parsed.rejects, parsed.rows_read)
+        return None if merged is None else {
+            "chunk": spec.chunk, "rows_read": parsed.rows_read, "rows_loaded": merged.loaded,
+            "rows_rejected": len(parsed.rejects), "duplicates": merged.duplicates, "dnc_flagged": 0}
     options = Options(**spec.options)
     merged = load_chunk(conn, spec.import_id, spec.chunk, spec.list_id, parsed.rows, parsed.rejects,
                         parsed.rows_read, options.dedupe_key, options.policy)
@@ -199,18 +213,23 @@ class ImporterService:
             row = store.load(import_id)
             if row["state"] not in ("queued", "running"):
                 return row["state"]
-            options = Options(**row["options"])
+            settings = dict(row["options"])
+            replace = settings.pop("mode", "append") == "replace"          # a DNC import's mode
+            options = Options(**settings)
+            dnc = row["kind"] == "dnc"
+            target = row["dnc_list_id"] if dnc else row["list_id"]
             try:
-                prepared = prepare(row["path"], options, self.chunk_bytes)
+                prepared = prepare(row["path"], options, self.chunk_bytes,
+                                   map_dnc_header if dnc else map_header)
             except (FileError, ValueError, OSError) as exc:
                 store.finish(import_id, "failed", str(exc))
                 return "failed"
             if not store.start(import_id, len(prepared.chunks)):
                 return store.state(import_id)
             done = store.done_chunks(import_id)
-            todo = [ChunkSpec(import_id, i, row["list_id"], prepared.path, s, e, line, prepared.encoding,
+            todo = [ChunkSpec(import_id, i, target, prepared.path, s, e, line, prepared.encoding,
                               prepared.delimiter, [list(c) if c else None for c in prepared.columns],
-                              asdict(options))
+                              asdict(options), row["kind"])
                     for i, (s, e, line) in enumerate(prepared.chunks) if i not in done]
             pending: list = []
             while todo or pending:
@@ -235,7 +254,10 @@ class ImporterService:
             if counts["rows_loaded"] == 0 and counts["duplicates"] == 0:
                 store.finish(import_id, "failed", "no valid row in the file")
                 return "failed"
-            store.finish(import_id, "done")
+            if replace:
+                store.finish_replace(import_id)
+            else:
+                store.finish(import_id, "done")
             self.stats["imports"] += 1
             return "done"
         finally:

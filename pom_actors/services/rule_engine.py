@@ -4,8 +4,9 @@ only creates it and delegates).
 It holds what the verdicts need across campaigns: the compiled rule sets (reloaded every few
 seconds), and the nuisance tracker — every allowed attempt of every campaign passes through
 here, so the rolling count per address is exact. It rebuilds the tracker from the ledger and
-the attempts still in flight when it starts. DNC entries are looked up per batch, so a new
-entry counts at once.
+the attempts still in flight when it starts. DNC entries, with the DNC lists that apply to
+each campaign of the batch, are read per batch and never cached: an entry added or a list
+attached counts from the next batch checked, also for a job already running.
 """
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ class RuleService:
             self.store = self.open_store()
         if time.monotonic() - self.loaded_at > RELOAD_S:
             self._load_rules()
-        dnc_addresses, dnc_contacts = self.store.dnc({c.address for c in candidates if c.address},
+        dnc_addresses, dnc_contacts = self.store.dnc({c.campaign_id for c in candidates},
+                                                     {c.address for c in candidates if c.address},
                                                      {c.contact_id for c in candidates})
         sets = {c: self._set(c) for c in {c.campaign_id for c in candidates}}
         verdicts = evaluate(candidates, sets, self.clock.now(), dnc_addresses, dnc_contacts, self.nuisance)

@@ -58,11 +58,11 @@ def existing_external_ids(conn: psycopg.Connection, list_id: int, ids: Sequence[
 
 
 def add_dnc(conn: psycopg.Connection, addresses: Iterable[str] = (), contact_ids: Iterable[int] = (),
-            source: str = "manual") -> int:
-    rows = [(a, None, source) for a in addresses] + [(None, c, source) for c in contact_ids]
-    with conn.cursor() as cur:
-        cur.executemany("INSERT INTO dnc_entries (address, contact_id, source) VALUES (%s, %s, %s)", rows)
-    return len(rows)
+            source: str = "manual", list_id: int = 1) -> int:
+    """Entries of a DNC list (default: list 1, 'system', which applies to every campaign);
+    returns how many were new (store.dnc has the lists)."""
+    from .dnc import add_entries
+    return add_entries(conn, list_id, list(addresses), list(contact_ids), source)
 
 
 def save_strategy(conn: psycopg.Connection, document: str | bytes | Mapping[str, Any],

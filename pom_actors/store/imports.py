@@ -19,7 +19,7 @@ found there is never merged again, so an import resumed after a crash duplicates
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,10 +190,10 @@ def create_import(conn: psycopg.Connection, list_id: int, source: str, path: str
 def get_import(conn: psycopg.Connection, import_id: int) -> dict[str, Any]:
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
-            "SELECT id, list_id, source, state, message, options, chunks, rows_read, rows_loaded, "
-            "rows_rejected, duplicates, dnc_flagged, created_at, updated_at, finished_at, "
+            "SELECT id, kind, list_id, dnc_list_id, source, state, message, options, chunks, rows_read, "
+            "rows_loaded, rows_rejected, duplicates, dnc_flagged, created_at, updated_at, finished_at, "
             "(SELECT count(*) FROM import_chunks c WHERE c.import_id = i.id) AS chunks_done "
-            "FROM import_jobs i WHERE id = %s AND kind = 'contacts'", (import_id,)).fetchone()
+            "FROM import_jobs i WHERE id = %s", (import_id,)).fetchone()
     if row is None:
         raise NotFound(f"import {import_id} does not exist")
     return row
@@ -227,12 +227,13 @@ class ImportStore(Store):
     def active(self) -> list[int]:
         """Imports to work on: queued, or running when an importer stopped (crash)."""
         return [r[0] for r in self.conn.execute(
-            "SELECT id FROM import_jobs WHERE kind = 'contacts' AND state = ANY(%s) ORDER BY id",
+            "SELECT id FROM import_jobs WHERE path IS NOT NULL AND state = ANY(%s) ORDER BY id",
             (list(ACTIVE),))]
 
     def load(self, import_id: int) -> dict[str, Any]:
         with self.conn.cursor(row_factory=dict_row) as cur:
-            row = cur.execute("SELECT id, list_id, state, path, options, chunks FROM import_jobs WHERE id = %s",
+            row = cur.execute("SELECT id, kind, list_id, dnc_list_id, state, path, options, chunks "
+                              "FROM import_jobs WHERE id = %s",
                               (import_id,)).fetchone()
         if row is None:
             raise NotFound(f"import {import_id} does not exist")
@@ -261,19 +262,40 @@ class ImportStore(Store):
     def counts(self, import_id: int) -> dict[str, int]:
         return get_import(self.conn, import_id)
 
+    def finish_replace(self, import_id: int) -> int:
+        """A DNC import in `replace` mode ends `done` with the entries it did not carry gone
+        (`store.dnc.replace_rest`), in one transaction; how many went."""
+        from .dnc import replace_rest
+        with self.conn.transaction():
+            row = self.conn.execute("SELECT state FROM import_jobs WHERE id = %s FOR UPDATE",
+                                    (import_id,)).fetchone()
+            if row is None or row[0] != "running":        # paused or stopped meanwhile: nothing goes
+                return 0
+            removed = replace_rest(self.conn, import_id)
+            self.finish(import_id, "done", f"replace: {removed} entries not in the file removed")
+        return removed
+
 
 def load_chunk(conn: psycopg.Connection, import_id: int, chunk: int, list_id: int,
                rows: Sequence[tuple], rejected: Iterable[Mapping[str, Any]],
                rows_read: int, key: str, policy: str) -> Merged | None:
     """Merge one parsed chunk (rows of STAGE_COLUMNS), record its rejects and counts, all in
     one transaction; None when the chunk was already loaded (a resumed import)."""
+    return record_chunk(conn, import_id, chunk, rejected, rows_read,
+                        lambda: merge_parsed(conn, list_id, rows, key=key, policy=policy, import_id=import_id))
+
+
+def record_chunk(conn: psycopg.Connection, import_id: int, chunk: int, rejected: Iterable[Mapping[str, Any]],
+                 rows_read: int, merge_rows: Callable[[], Merged]) -> Merged | None:
+    """`merge_rows()` (a contact or a DNC merge) with the chunk's rejects and counts, in one
+    transaction that first claims the chunk; None when it was claimed before."""
     rejected = list(rejected)
     with conn.transaction():
         first = conn.execute("INSERT INTO import_chunks (import_id, chunk) VALUES (%s, %s) "
                              "ON CONFLICT DO NOTHING", (import_id, chunk)).rowcount
         if not first:
             return None
-        merged = merge_parsed(conn, list_id, rows, key=key, policy=policy, import_id=import_id)
+        merged = merge_rows()
         if rejected:
             with conn.cursor() as cur:
                 with cur.copy("COPY import_rejects (import_id, line, field, reason, raw) FROM STDIN") as copy:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import (BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, Text,
+from sqlalchemy import (BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint, text)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
@@ -59,10 +59,36 @@ class Contact(SQLModel, table=True):
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
 
 
-class DncEntry(SQLModel, table=True):
-    """A do-not-contact entry: an address (phone or e-mail) or a whole contact."""
-    __tablename__ = "dnc_entries"
+class DncList(SQLModel, table=True):
+    """A named DNC list: it applies to every campaign (`all_campaigns`) or to the campaigns it
+    is attached to (`campaign_dnc_lists`). List 1, 'system', applies to every campaign and
+    takes the entries written without a list."""
+    __tablename__ = "dnc_lists"
     id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    description: str = _d("")
+    all_campaigns: bool = _d(False)
+    created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+
+
+class CampaignDncList(SQLModel, table=True):
+    """A DNC list checked before every attempt of a campaign (several per campaign)."""
+    __tablename__ = "campaign_dnc_lists"
+    campaign_id: int = Field(sa_column=Column(Integer, ForeignKey("campaigns.id", ondelete="CASCADE"),
+                                              primary_key=True))
+    dnc_list_id: int = Field(sa_column=Column(Integer, ForeignKey("dnc_lists.id", ondelete="CASCADE"),
+                                              primary_key=True))
+    created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+
+
+class DncEntry(SQLModel, table=True):
+    """A do-not-contact entry of a DNC list: an address (phone in E.164 or e-mail) or a whole
+    contact, once per list. `source`: manual, or `import:<id>` of the import that last carried it."""
+    __tablename__ = "dnc_entries"
+    __table_args__ = (UniqueConstraint("list_id", "address"), UniqueConstraint("list_id", "contact_id"))
+    id: Optional[int] = Field(default=None, primary_key=True)
+    list_id: int = Field(default=1, sa_column=Column(Integer, ForeignKey("dnc_lists.id", ondelete="CASCADE"),
+                                                     nullable=False, server_default="1"))
     address: Optional[str] = Field(default=None, index=True)
     contact_id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, index=True))
     source: str = _d("manual")
@@ -264,7 +290,9 @@ class Zone(SQLModel, table=True):
 class ImportJob(SQLModel, table=True):
     __tablename__ = "import_jobs"
     id: Optional[int] = Field(default=None, primary_key=True)
-    list_id: int = Field(foreign_key="contact_lists.id")
+    list_id: Optional[int] = Field(default=None, foreign_key="contact_lists.id")
+    dnc_list_id: Optional[int] = Field(default=None, sa_column=Column(
+        Integer, ForeignKey("dnc_lists.id", ondelete="CASCADE"), nullable=True))
     kind: str = _d("contacts")                # contacts | dnc
     source: str = _d("")
     state: str = _d("queued")
@@ -276,7 +304,10 @@ class ImportJob(SQLModel, table=True):
     finished_at: Optional[datetime] = Field(default=None, sa_column=_ts())
     # file imports (store/imports.py): the options, the spooled file, the counts of done chunks
     options: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
+    """A file import into a contact list (kind `contacts`) or into a DNC list (kind `dnc`)."""
     path: Optional[str] = None
+    __table_args__ = (CheckConstraint("(kind = 'dnc') = (dnc_list_id IS NOT NULL) AND "
+                                      "(kind = 'dnc') = (list_id IS NULL)", name="ck_import_jobs_target"),)
     message: Optional[str] = None             # why the file as a whole failed
     rows_read: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     rows_loaded: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-import orjson
-
 from ..core.rules import Rule
-from . import catalog
+from . import catalog, dnc
 from .base import Store
 from .work import in_flight_attempts
 
@@ -17,19 +15,11 @@ class RuleStore(Store):
     def rules(self) -> list[Rule]:
         return catalog.rules(self.conn)
 
-    def dnc(self, addresses: Iterable[str], contact_ids: Iterable[int]) -> tuple[set[str], set[int]]:
-        """The addresses and the contacts of a batch that are on a DNC list. The keys travel
-        as JSON arrays (one C-speed dump; psycopg adapts a Python list element by element) and
-        meet the DNC indexes through a semi-join."""
-        addresses = orjson.dumps(list(addresses)).decode()
-        contacts = orjson.dumps(list(contact_ids)).decode()
-        dnc_addresses = {r[0] for r in self.conn.execute(
-            "SELECT address FROM dnc_entries WHERE address IN "
-            "(SELECT jsonb_array_elements_text(%s::jsonb))", (addresses,))}
-        dnc_contacts = {r[0] for r in self.conn.execute(
-            "SELECT contact_id FROM dnc_entries WHERE contact_id IN "
-            "(SELECT jsonb_array_elements_text(%s::jsonb)::bigint)", (contacts,))}
-        return dnc_addresses, dnc_contacts
+    def dnc(self, campaign_ids: Iterable[int], addresses: Iterable[str],
+            contact_ids: Iterable[int]) -> tuple[dict[tuple[int, str], str], dict[tuple[int, int], str]]:
+        """The addresses and the contacts of a batch on a DNC list that applies to their
+        campaign (`store.dnc.hits`)."""
+        return dnc.hits(self.conn, campaign_ids, addresses, contact_ids)
 
     def dialled_since(self, since: datetime) -> list[tuple[str, datetime]]:
         """(address, time) of every allowed attempt since `since`, recorded or still in

@@ -310,8 +310,9 @@ class FakeRuleStore:
     def rules(self):
         return list(DEFAULT_RULES)
 
-    def dnc(self, addresses, contact_ids):
-        return set(addresses) & self.dnc_addresses, set()
+    def dnc(self, campaign_ids, addresses, contact_ids):
+        """The in-memory list applies to every campaign (as the system list does)."""
+        return {(c, a): "system" for c in campaign_ids for a in set(addresses) & self.dnc_addresses}, {}
 
     def dialled_since(self, since):
         return []

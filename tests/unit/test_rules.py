@@ -22,8 +22,7 @@ def cand(key: int = 1, **kw) -> Candidate:
     return Candidate(**fields)
 
 
-def run(candidates, rules=None, now=NOW, dnc_addresses=frozenset(), dnc_contacts=frozenset(),
-        nuisance=None):
+def run(candidates, rules=None, now=NOW, dnc_addresses={}, dnc_contacts={}, nuisance=None):
     return evaluate(candidates, RuleSet.default() if rules is None else rules, now,
                     dnc_addresses, dnc_contacts, nuisance if nuisance is not None else NuisanceTracker())
 
@@ -52,18 +51,29 @@ def test_no_address(address):
 
 
 def test_dnc_contact():
-    v = one(cand(contact_id=7), dnc_contacts={7})
+    v = one(cand(contact_id=7), dnc_contacts={(1, 7): "system"})
     assert_restricted(v, RuleKind.DNC_CONTACT, "dnc_restricted")
-    assert v.reason == "contact on DNC list"
-    assert one(cand(contact_id=8), dnc_contacts={7}).allowed
+    assert v.reason == "contact on DNC list system"
+    assert one(cand(contact_id=8), dnc_contacts={(1, 7): "system"}).allowed
 
 
 def test_dnc_address():
     c = cand()
-    v = one(c, dnc_addresses={c.address})
+    v = one(c, dnc_addresses={(1, c.address): "opt-outs"})
     assert_restricted(v, RuleKind.DNC_ADDRESS, "dnc_restricted")
-    assert v.reason == "address on DNC list"
-    assert one(c, dnc_addresses={"+13125559999"}).allowed
+    assert v.reason == "address on DNC list opt-outs"
+    assert one(c, dnc_addresses={(1, "+13125559999"): "opt-outs"}).allowed
+
+
+def test_dnc_entries_count_only_for_the_campaign_whose_lists_hold_them():
+    """Campaign 2's DNC list holds the address: campaign 1 may dial it, campaign 2 may not,
+    in one batch."""
+    hits = {(2, "+13125550001"): "campaign-2 opt-outs"}
+    mine, theirs = cand(1, campaign_id=1, address="+13125550001"), cand(2, campaign_id=2, address="+13125550001")
+    allowed, refused = run([mine, theirs], rules={1: RuleSet.default(), 2: RuleSet.default()}, dnc_addresses=hits)
+    assert allowed.allowed
+    assert_restricted(refused, RuleKind.DNC_ADDRESS, "dnc_restricted")
+    assert refused.reason == "address on DNC list campaign-2 opt-outs"
 
 
 def test_channel():
@@ -159,11 +169,11 @@ def test_nuisance_across_campaigns_and_after_period():
     allowed = []
     for i, campaign in enumerate((1, 2, 1)):
         [v] = evaluate([cand(i, campaign_id=campaign, address=address, window=None)], rules,
-                       NOW + timedelta(hours=i), frozenset(), frozenset(), tracker)
+                       NOW + timedelta(hours=i), {}, {}, tracker)
         allowed.append(v.allowed)
     assert allowed == [True, True, True]
     [fourth] = evaluate([cand(9, campaign_id=2, address=address, window=None)], rules, NOW + timedelta(hours=3),
-                        frozenset(), frozenset(), tracker)
+                        {}, {}, tracker)
     assert_restricted(fourth, RuleKind.NUISANCE, "nuisance_restricted")
     assert "max 3" in fourth.reason
     # the first attempt (at NOW) leaves the 24 h period at NOW + 24 h exactly
@@ -213,7 +223,7 @@ def test_campaign_can_disable_system_rule_and_system_rule_can_be_disabled():
     assert not RuleSet.compile(rows, 1).enabled(RuleKind.NUISANCE)
     assert RuleSet.compile(rows, 2).nuisance_max == 1
     assert not RuleSet.compile(rows, None).enabled(RuleKind.DNC_CONTACT)
-    assert one(cand(contact_id=3), rules=RuleSet.compile(rows, 1), dnc_contacts={3}).allowed
+    assert one(cand(contact_id=3), rules=RuleSet.compile(rows, 1), dnc_contacts={(1, 3): "system"}).allowed
     with pytest.raises(pydantic.ValidationError, match="params.max"):
         Rule(kind=RuleKind.NUISANCE, enabled=False, params={"max": 0, "period_s": 60})
 
@@ -283,7 +293,7 @@ def test_order_of_checks_first_restriction_decides():
                  last_code="refused", attempts_contact=10, attempts_address=5)
     for _ in range(3):
         tracker.record(worst.address, NOW - timedelta(minutes=1))
-    dnc_a, dnc_c = {worst.address}, {worst.contact_id}
+    dnc_a, dnc_c = {(1, worst.address): "system"}, {(1, worst.contact_id): "system"}
     # lift each fault in check order; the next kind in the order must decide
     steps = [
         (RuleKind.NO_ADDRESS, dict(address=None)),
@@ -303,7 +313,7 @@ def test_order_of_checks_first_restriction_decides():
         assert v.rule == kind.value
         seen.append(kind)
     c = replace(c, zones=("America/Chicago",), address=worst.address, contact_id=7)
-    [v] = evaluate([c], rules, NOW, set(), set(), tracker)
+    [v] = evaluate([c], rules, NOW, {}, {}, tracker)
     assert_restricted(v, RuleKind.NUISANCE, "nuisance_restricted")
     assert tuple(seen) + (RuleKind.NUISANCE,) == CHECK_ORDER
 
