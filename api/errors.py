@@ -243,6 +243,9 @@ async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
     """Starlette's own: a URL that names no route (404), a method the route does not take
     (405, with `Allow`), and any other HTTPException a dependency raises."""
     path = printable(request.url.path)
+    if exc.status_code == 400:          # FastAPI: a body it cannot decode (not UTF-8, say)
+        errors = [{"path": "body", "message": f"cannot be read as the route's content type ({exc.detail})"}]
+        return _error(422, "invalid", _faults(errors), errors=errors)
     if exc.status_code == 404:
         error, detail = "not_found", f"no route {path}"
     elif exc.status_code == 405:

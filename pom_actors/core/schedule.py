@@ -6,10 +6,17 @@ an outbound campaign never runs twice for one wall-clock time and never silently
 - a wall time that does not exist (clocks go forward) runs when the gap ends.
 Croniter walks naive wall times; this module maps them to instants, which keeps the mapping
 monotonic and so lets `next_run` and `due_runs` simply take the first instant past a bound.
+
+A cron expression is bounded before croniter sees it (`MAX_CRON_CHARS`, `MAX_CRON_ITEMS` per
+field, every number and step within its field): croniter takes `*/99999999999999999999` and
+expands long lists at every parse. The director parses each campaign's schedule at every tick
+through `parsed`, which keeps the last documents it validated.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pydantic
@@ -18,20 +25,51 @@ from croniter import croniter
 # Largest change of UTC offset at one transition (real zones shift by at most 2 h).
 _MAX_SHIFT = timedelta(hours=3)
 
+MAX_CRON_CHARS = 200
+MAX_CRON_ITEMS = 60                  # comma-separated items in one field (a minute list: 0-59)
+_FIELDS = (("minute", 59), ("hour", 23), ("day of month", 31), ("month", 12), ("day of week", 7))
+_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
+_ITEM = re.compile(r"(?P<base>[*?]|[A-Za-z0-9#]+(?:-[A-Za-z0-9#]+)?)(?:/(?P<step>[0-9]+))?")
+_NUMBER = re.compile(r"[0-9]+")
+
+
+def cron_fault(cron: str) -> str | None:
+    """Why `cron` (whitespace-normalised, at most MAX_CRON_CHARS) is out of bounds, or None;
+    what croniter then refuses is refused by `Schedule`. Linear in its length."""
+    if cron.startswith("@"):
+        return None if cron in _MACROS else f"unknown macro {cron!r} (one of {', '.join(sorted(_MACROS))})"
+    fields = cron.split(" ")
+    if len(fields) != 5:
+        return f"cron {cron!r} must have 5 fields (minute hour day month weekday)"
+    for text, (name, top) in zip(fields, _FIELDS):
+        items = text.split(",")
+        if len(items) > MAX_CRON_ITEMS:
+            return f"the {name} field has {len(items)} items (at most {MAX_CRON_ITEMS})"
+        for item in items:
+            found = _ITEM.fullmatch(item)
+            if found is None:
+                return f"the {name} field: {item[:20]!r} is not a value, a range or a step"
+            if any(len(n) > 2 or int(n) > top for n in _NUMBER.findall(found["base"])):
+                return f"the {name} field: {item[:20]!r} is beyond {top}"
+            step = found["step"]
+            if step is not None and (len(step) > 2 or not 1 <= int(step) <= top):
+                return f"the {name} field: step {step[:20]} must be between 1 and {top}"
+    return None
+
 
 class Schedule(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
 
-    cron: str
-    timezone: str = "UTC"
+    cron: str = pydantic.Field(max_length=MAX_CRON_CHARS)
+    timezone: str = pydantic.Field("UTC", max_length=100)
     enabled: bool = True
 
     @pydantic.field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
         value = " ".join(value.split())
-        if not value.startswith("@") and len(value.split(" ")) != 5:
-            raise ValueError(f"cron {value!r} must have 5 fields (minute hour day month weekday)")
+        if (fault := cron_fault(value)) is not None:
+            raise ValueError(fault)
         if not croniter.is_valid(value):
             raise ValueError(f"cron {value!r} is not a valid cron expression")
         try:
@@ -48,6 +86,19 @@ class Schedule(pydantic.BaseModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+
+def parsed(document: dict) -> Schedule:
+    """`Schedule(**document)`, validated once per distinct document (the director's tick)."""
+    try:
+        return _parsed(tuple(sorted(document.items())))
+    except TypeError:                    # an unhashable value: refused by Schedule itself
+        return Schedule(**document)
+
+
+@lru_cache(maxsize=1024)
+def _parsed(items: tuple) -> Schedule:
+    return Schedule(**dict(items))
 
 
 def _aware(at: datetime, name: str) -> None:

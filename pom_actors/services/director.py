@@ -25,7 +25,7 @@ from ..core.finish import FinishCriteria, finish_reason
 from ..core.lifecycle import ACTIVE, JobEvent, JobState, StateChanged, transition
 from ..core.load import NONE, Restrictions
 from ..core.lifecycle import DISPATCHING
-from ..core.schedule import Schedule, due_runs
+from ..core.schedule import due_runs, parsed
 from ..core.shards import allocate
 from ..core.strategy import Strategy
 from ..names import manager_name
@@ -176,7 +176,7 @@ class DirectorService:
             if not camp["schedule"] or not camp["enabled"]:
                 continue
             try:
-                schedule = Schedule(**camp["schedule"])
+                schedule = parsed(camp["schedule"])
             except ValueError as exc:   # refused at creation; an old row must not stop the tick
                 log.error("campaign %s has an invalid schedule: %s", camp["name"], exc)
                 continue

@@ -86,6 +86,14 @@ def test_bad_input_is_a_422_problem_with_the_field_at_fault(http, spec):
     jsonschema.validate(body, _resolved(spec, "ValidationProblem"))    # the 422 schema is the real body
 
 
+def test_a_body_that_cannot_be_decoded_is_a_422_naming_the_body(http):
+    """FastAPI answers 400 for a body it cannot decode (not UTF-8), a status no route declared
+    (found by schemathesis): it is `422 invalid` at `body`, like a body that is not JSON."""
+    r = http.put("/api/v1/filters/1", content=b"\xff\xfecZ\xe9([g;", headers={"content-type": "application/json"})
+    body = is_problem(r, 422, "invalid")
+    assert [e["path"] for e in body["errors"]] == ["body"]
+
+
 def test_an_unforeseen_failure_is_a_500_problem_that_says_nothing_of_it(http):
     body = is_problem(http.get("/api/v1/campaigns"), 500, "internal")
     assert "foresaw" not in body["detail"]

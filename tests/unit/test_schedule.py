@@ -1,9 +1,10 @@
+import re
 from datetime import datetime, timedelta, timezone
 
 import pydantic
 import pytest
 
-from pom_actors.core.schedule import Schedule, due_runs, next_run
+from pom_actors.core.schedule import Schedule, due_runs, next_run, parsed
 
 UTC = timezone.utc
 
@@ -82,7 +83,8 @@ def test_disabled_schedule_is_never_due():
 
 
 @pytest.mark.parametrize("kwargs, fault", [
-    ({"cron": "61 * * * *"}, "not a valid cron"),
+    ({"cron": "61 * * * *"}, "beyond 59"),
+    ({"cron": "0 9 31 feb-x *"}, "not a valid cron"),
     ({"cron": "0 0 30 2 *"}, "never fires"),
     ({"cron": "0 9 * * * *"}, "5 fields"),
     ({"cron": "0 9 * * *", "timezone": "Mars/Olympus"}, "unknown time zone"),
@@ -96,3 +98,37 @@ def test_macros_and_naive_times():
     assert next_run(Schedule(cron="@daily"), utc(2026, 1, 14, 12)) == utc(2026, 1, 15)
     with pytest.raises(ValueError):
         next_run(Schedule(cron="@daily"), datetime(2026, 1, 14))
+
+
+# -- hostile expressions: bounded before croniter parses them --------------------------------------
+@pytest.mark.parametrize("cron, fault", [
+    ("0 " * 300_000 + "*", "at most 200 characters"),                     # the 600 KB expression
+    ("*/99999999999999999999 * * * *", "minute field: step 99999999999999999999 must be between 1 and 59"),
+    ("*/60 * * * *", "step 60 must be between 1 and 59"),
+    ("0 */0 * * *", "hour field: step 0"),
+    ("0 0 1/32 * *", "day of month field: step 32"),
+    (",".join(str(i % 60) for i in range(61)) + " * * * *", "61 items (at most 60)"),
+    ("0 9 * * 99999999999999999999", "day of week field: '99999999999999999999' is beyond 7"),
+    ("0 9 * 1-13 *", "month field: '1-13' is beyond 12"),
+    ("0 9 * * $", "is not a value, a range or a step"),
+    ("@reboot", "unknown macro"),
+])
+def test_hostile_crons_are_refused_naming_the_field(cron, fault):
+    with pytest.raises(pydantic.ValidationError, match=re.escape(fault)):
+        Schedule(cron=cron)
+
+
+@pytest.mark.parametrize("cron", ["0 9 * * mon-fri", "0-59/5 8-17 * * 1-5", "0 0 1,15 * *", "0 9 L * *",
+                                  "0 9 * * 1#2", "0 0 1W * *", "0 9 ? * *", "*/59 */23 */31 */12 */7",
+                                  "@hourly", ",".join(str(i) for i in range(60)) + " * * * *"])
+def test_crons_within_bounds_are_taken(cron):
+    assert Schedule(cron=cron).cron == cron
+
+
+def test_the_directors_tick_parses_each_schedule_once():
+    document = {"cron": "*/5 * * * *", "timezone": "Europe/Berlin", "enabled": True}
+    first = parsed(document)
+    assert parsed(dict(document)) is first and first == Schedule(**document)
+    assert parsed({**document, "cron": "*/10 * * * *"}) is not first
+    with pytest.raises(pydantic.ValidationError):
+        parsed({**document, "cron": {"nested": "dict"}})      # unhashable: refused, not a TypeError

@@ -1,0 +1,129 @@
+"""schemathesis over the OpenAPI document against the running gateway (uvicorn, the session's
+database and actors), with an admin token: no 5xx, no status the operation does not declare,
+no response outside its schema, no content type it does not declare.
+
+It runs schemathesis' own command line (`st run`: its examples, coverage and fuzzing phases,
+positive and negative data) in a process of its own against the gateway this process serves.
+Bounded: `MAX_EXAMPLES` cases per operation and phase, no shrinking; deterministic under CI
+(`--generation-deterministic`), like every property test (tests/conftest.py). Half the path
+parameters that name a resource take the id of one that exists (`EXISTING`: the session's, and
+one of each the run makes first through the API), so that the requests reach more than the 404
+of a random id.
+
+The requests change the session's system like an operator would, so what they change is put
+back after the run: every token they revoked (the run's own token between requests, so that
+it goes on testing), every configuration document (a `GET`+`PUT` `…/config` route) as it
+was, every job they created stopped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from pom_actors.core.lifecycle import TERMINAL
+from pom_actors.core.tokens import Role
+from pom_actors.store import auth as authstore
+
+from .conftest import api_client, phone_contacts, served_gateway
+
+MAX_EXAMPLES = 60
+EXISTING = {                     # path parameter: the query of existing values (newest first)
+    "job_id": "SELECT id FROM jobs ORDER BY id DESC LIMIT 20",
+    "list_id": "SELECT id FROM contact_lists ORDER BY id DESC LIMIT 20",
+    "campaign_id": "SELECT id FROM campaigns ORDER BY id DESC LIMIT 20",
+    "filter_id": "SELECT id FROM filter_templates ORDER BY id DESC LIMIT 20",
+    "import_id": "SELECT id FROM import_jobs ORDER BY id DESC LIMIT 20",
+    "login": "SELECT login FROM agents ORDER BY id DESC LIMIT 20",
+}
+CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance"
+
+
+@pytest.fixture(scope="module")
+def gateway(pom):
+    with served_gateway(pom.settings) as host:
+        yield f"http://{host}"
+
+
+@pytest.fixture(scope="module")
+def restored(pom, gateway):
+    """Puts back what the run changed (see the module's docstring)."""
+    with pom.connect() as conn, pom.connect() as guard, api_client(pom.settings, None) as http:
+        started = conn.execute("SELECT now()").fetchone()[0]
+        last_job = conn.execute("SELECT coalesce(max(id), 0) FROM jobs").fetchone()[0]
+        token_id, token = (lambda made: (made[0]["id"], made[1]))(
+            authstore.create_token(conn, "schemathesis", Role.ADMIN))
+        http.headers["Authorization"] = f"Bearer {token}"
+        paths = http.get("/openapi.json").json()["paths"]
+        configs = {path: http.get(path).json() for path, item in paths.items()
+                   if path.endswith("/config") and {"get", "put"} <= set(item)}
+        stop = threading.Event()
+
+        def keep_token() -> None:                  # revoked by a generated DELETE: valid again
+            while not stop.wait(0.05):
+                guard.execute("UPDATE api_tokens SET revoked_at = NULL WHERE id = %s", (token_id,))
+
+        keeper = threading.Thread(target=keep_token, daemon=True)
+        keeper.start()
+        seed(http)
+        try:
+            yield token
+        finally:
+            stop.set()
+            keeper.join()
+            conn.execute("UPDATE api_tokens SET revoked_at = NULL WHERE revoked_at >= %s", (started,))
+            for path, document in configs.items():
+                assert http.put(path, json=document).status_code == 200, path
+            for (job_id,) in conn.execute("SELECT id FROM jobs WHERE id > %s AND NOT state = ANY(%s)",
+                                          (last_job, [str(s) for s in TERMINAL])).fetchall():
+                http.post(f"/api/v1/jobs/{job_id}/stop")
+
+
+def seed(http) -> None:
+    """One resource of each kind the path parameters of `EXISTING` name (a job left queued)."""
+    def made(r):
+        assert r.status_code in (200, 201), r.text
+        return r.json()
+
+    name = f"conformance-{time.monotonic_ns()}"
+    lst = made(http.post("/api/v1/lists", json={"name": name, "attributes": ["segment"]}))
+    made(http.post(f"/api/v1/lists/{lst['id']}/contacts", json=phone_contacts(3)))
+    strategy = made(http.post("/api/v1/strategies", json={"name": name, "initial": "c", "handlers": {
+        "c": {"type": "call", "message": "x", "results": {"default": "done"}}}}))
+    made(http.post("/api/v1/campaigns", json={"name": name, "strategy_id": strategy["id"], "list_id": lst["id"]}))
+    made(http.post("/api/v1/jobs", json={"campaign": name, "start": False}))
+    made(http.post("/api/v1/filters", json={"name": name, "expression": "attr.segment = 'gold'"}))
+    made(http.post("/api/v1/agents", json={"login": name, "skills": []}))
+
+
+def config_file(conn, path) -> str:
+    """A schemathesis.toml binding each parameter of `EXISTING` to its existing values half of
+    the time."""
+    lines, bindings = [], []
+    for name, query in EXISTING.items():
+        values = [row[0] for row in conn.execute(query).fetchall()]
+        if values:
+            lines += [f"[dictionaries.{name}]", f"values = {json.dumps(values)}", ""]
+            bindings.append(f'"path.{name}" = {{ dictionary = "{name}", probability = 0.5 }}')
+    path.write_text("\n".join(lines + ["[parameters]"] + bindings) + "\n")
+    return str(path)
+
+
+def test_the_gateway_conforms_to_its_openapi_document(pom, gateway, restored, tmp_path):
+    with pom.connect() as conn:
+        config = config_file(conn, tmp_path / "schemathesis.toml")
+    command = [os.path.join(os.path.dirname(sys.executable), "st"), "--config-file", config,
+               "run", f"{gateway}/openapi.json",
+               "--checks", CHECKS, "--max-examples", str(MAX_EXAMPLES), "--phases", "examples,coverage,fuzzing",
+               "--header", f"Authorization: Bearer {restored}", "--request-timeout", "70",
+               "--no-shrink", "--generation-database", "none", "--workers", "1", "--no-color",
+               "--continue-on-failure", "--suppress-health-check", "all"]
+    if os.environ.get("CI"):
+        command.append("--generation-deterministic")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
