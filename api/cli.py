@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from . import cli_lists
 from .client import PomClient, PomError
 
 
@@ -129,6 +130,8 @@ def _client_command(args: argparse.Namespace) -> int:
     client = PomClient(args.url, token=args.token)
     if args.cmd == "tokens":
         return _tokens(client, args)
+    if args.cmd in ("lists", "imports", "dnc"):
+        return cli_lists.run(client, args)
     if args.cmd == "audit":
         out = client.audit(after=args.after, limit=args.limit, since=args.since, token=args.token_id,
                            path=args.path, method=args.method)
@@ -200,6 +203,7 @@ def parser() -> argparse.ArgumentParser:
     audit.add_argument("--method")
     audit.add_argument("--after", type=int, help="entries after this id (the `next` of a page)")
     audit.add_argument("--limit", type=int)
+    cli_lists.add_parsers(sub)
     strategy = sub.add_parser("strategy", help="strategy documents")
     ssub = strategy.add_subparsers(dest="action", required=True)
     ssub.add_parser("validate", help="check a YAML/JSON strategy file").add_argument("file")

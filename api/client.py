@@ -1,7 +1,9 @@
 """Python client of the POM gateway: what the CLI uses, and what integrators script with."""
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -105,3 +107,97 @@ class PomClient:
         params = {k: v for k, v in dict(after=after, limit=limit, since=since, until=until, token=token,
                                          path=path, method=method).items() if v is not None}
         return self._call("GET", "/api/v1/audit", params=params)
+
+    # -- file imports (docs/imports.md): contact lists and DNC lists --
+    def start_import(self, list_id: int, path: str, *, dnc: bool = False,
+                     progress: Callable[[int, int], None] | None = None, **options) -> dict:
+        """Upload the file at `path` into contact list `list_id` (into DNC list `list_id` with
+        `dnc=True`) with the import's options (`encoding`, `delimiter`, `mapping` (a dict),
+        `region`, `dedupe_key`, `policy`, `max_field_chars`; a DNC import: `mode`); `progress(sent,
+        total)` is called as the bytes go. The answer: `{"id", "state": "queued", ...}`."""
+        form = {k: (json.dumps(v) if k == "mapping" else str(v)) for k, v in options.items() if v is not None}
+        with open(path, "rb") as f:
+            body = _Progress(f, progress) if progress else f
+            return self._call("POST", f"/api/v1/{'dnc-lists' if dnc else 'lists'}/{list_id}/imports",
+                              files={"file": (os.path.basename(path), body, "text/csv")}, data=form)
+
+    def import_status(self, import_id: int) -> dict:
+        """State and counts (`rows_read`, `rows_loaded`, `rows_rejected`, `duplicates`,
+        `dnc_flagged`, `progress` 0..1, `message` when it failed)."""
+        return self._call("GET", f"/api/v1/imports/{import_id}")
+
+    def import_rejects(self, import_id: int, csv: bool = False, limit: int | None = None) -> Any:
+        """The rejected rows: `{"rejects": [{line, field, reason, raw}]}`, or the CSV text
+        (cells that a spreadsheet would evaluate are neutralised)."""
+        params = {"format": "csv" if csv else "json", **({"limit": limit} if limit else {})}
+        if not csv:
+            return self._call("GET", f"/api/v1/imports/{import_id}/rejects", params=params)
+        response = self.http.get(f"/api/v1/imports/{import_id}/rejects", params=params)
+        if response.status_code >= 400:
+            raise PomError(response.status_code, response.json())
+        return response.text
+
+    def import_command(self, import_id: int, command: str) -> dict:
+        """`pause`, `resume` or `stop`."""
+        return self._call("POST", f"/api/v1/imports/{import_id}/{command}")
+
+    # -- DNC lists (docs/api.md, "DNC lists"): at most 10,000 addresses per call --
+    def dnc_lists(self) -> list[dict]:
+        return self._call("GET", "/api/v1/dnc-lists")
+
+    def dnc_list(self, list_id: int) -> dict:
+        return self._call("GET", f"/api/v1/dnc-lists/{list_id}")
+
+    def create_dnc_list(self, name: str, description: str = "", all_campaigns: bool = False) -> dict:
+        return self._call("POST", "/api/v1/dnc-lists", json={"name": name, "description": description,
+                                                             "all_campaigns": all_campaigns})
+
+    def delete_dnc_list(self, list_id: int) -> None:
+        self._send("DELETE", f"/api/v1/dnc-lists/{list_id}")
+
+    def add_dnc(self, list_id: int, addresses: list[str] = (), contact_ids: list[int] = (),
+                region: str | None = None) -> dict:
+        """`{"added", "already", "addresses": [stored forms]}`; honoured from the next batch checked."""
+        return self._call("POST", f"/api/v1/dnc-lists/{list_id}/entries",
+                          json={"addresses": list(addresses), "contact_ids": list(contact_ids), "region": region})
+
+    def remove_dnc(self, list_id: int, addresses: list[str] = (), contact_ids: list[int] = (),
+                   region: str | None = None) -> dict:
+        return self._call("POST", f"/api/v1/dnc-lists/{list_id}/entries/remove",
+                          json={"addresses": list(addresses), "contact_ids": list(contact_ids), "region": region})
+
+    def dnc_entries(self, list_id: int, after: int = 0, limit: int = 1000) -> dict:
+        """One page: `{"entries": [...], "next": <after of the next page> | None}`."""
+        return self._call("GET", f"/api/v1/dnc-lists/{list_id}/entries", params={"after": after, "limit": limit})
+
+    def lookup_dnc(self, addresses: list[str], campaign_id: int | None = None, region: str | None = None) -> dict:
+        """Per address: its stored form, the lists holding it, `blocked` (for the campaign if given)."""
+        return self._call("POST", "/api/v1/dnc-lists/lookup",
+                          json={"addresses": list(addresses), "campaign_id": campaign_id, "region": region})
+
+    def campaign_dnc_lists(self, campaign_id: int) -> list[dict]:
+        return self._call("GET", f"/api/v1/campaigns/{campaign_id}/dnc-lists")
+
+    def attach_dnc(self, campaign_id: int, list_id: int) -> dict:
+        return self._call("PUT", f"/api/v1/campaigns/{campaign_id}/dnc-lists/{list_id}")
+
+    def detach_dnc(self, campaign_id: int, list_id: int) -> None:
+        self._send("DELETE", f"/api/v1/campaigns/{campaign_id}/dnc-lists/{list_id}")
+
+
+class _Progress:
+    """A file for httpx to upload that reports the bytes read so far (httpx reads a file
+    field in blocks and takes its length from `fileno`)."""
+
+    def __init__(self, f, report: Callable[[int, int], None]):
+        self.f, self.report = f, report
+        self.total, self.sent = os.fstat(f.fileno()).st_size, 0
+
+    def read(self, n: int = -1) -> bytes:
+        block = self.f.read(n)
+        self.sent += len(block)
+        self.report(self.sent, self.total)
+        return block
+
+    def __getattr__(self, name: str):
+        return getattr(self.f, name)

@@ -1,0 +1,278 @@
+"""`pom lists import`, `pom imports ...` and `pom dnc ...`: file imports with a progress bar,
+their rejects, and DNC lists, through the gateway (docs/api.md, "CLI").
+
+What can be checked here is checked before any request and exits 2 with the option at fault
+(an unreadable file, a `--map` that is not COLUMN=FIELD, a region that is not two letters);
+the gateway's refusal, or an import that fails or is stopped, exits 1 with one line saying why.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .client import PomClient, PomError
+
+BATCH = 10_000                      # addresses per request (the gateway's bound)
+ENDED = ("done", "failed", "stopped")
+
+
+class UsageError(ValueError):
+    """Bad input found before any request (exit 2)."""
+
+
+# -- parsers -----------------------------------------------------------------------------------
+def add_parsers(sub) -> None:
+    """The `lists`, `imports` and `dnc` command groups of `pom`."""
+    lists = sub.add_parser("lists", help="contact lists: import a file")
+    lsub = lists.add_subparsers(dest="action", required=True)
+    limport = lsub.add_parser("import", help="import a CSV file into a contact list, with a progress bar")
+    _file_options(limport)
+    limport.add_argument("--dedupe-key", choices=("external_id", "phone1", "email"))
+    limport.add_argument("--policy", choices=("update", "skip", "keep_both"), help="for a duplicate key")
+
+    imports = sub.add_parser("imports", help="a file import: state, rejected rows, pause/resume/stop")
+    isub = imports.add_subparsers(dest="action", required=True)
+    for action in ("show", "pause", "resume", "stop"):
+        isub.add_parser(action).add_argument("id", type=int)
+    rejects = isub.add_parser("rejects", help="the rejected rows (line, field, reason, cells)")
+    rejects.add_argument("id", type=int)
+    rejects.add_argument("--csv", action="store_true", help="as CSV (formulas neutralised) instead of JSON")
+    rejects.add_argument("--output", "-o", help="write to this file instead of stdout")
+    rejects.add_argument("--limit", type=int)
+
+    dnc = sub.add_parser("dnc", help="DNC lists: create, add, remove, look up, attach, import")
+    dsub = dnc.add_subparsers(dest="action", required=True)
+    dsub.add_parser("list", help="every DNC list")
+    dsub.add_parser("show").add_argument("list", type=int)
+    create = dsub.add_parser("create", help="a new DNC list")
+    create.add_argument("name")
+    create.add_argument("--description", default="")
+    create.add_argument("--all-campaigns", action="store_true", help="applies to every campaign")
+    dsub.add_parser("delete").add_argument("list", type=int)
+    for action in ("add", "remove"):
+        p = dsub.add_parser(action, help=f"{action} addresses (phone numbers or e-mail addresses)")
+        p.add_argument("list", type=int)
+        p.add_argument("addresses", nargs="*")
+        p.add_argument("--file", help="also the addresses of this file, one per line")
+        p.add_argument("--contact", type=int, action="append", default=[], help="a contact id (repeatable)")
+        p.add_argument("--region", help="region of numbers without a country prefix (US, GB...)")
+    entries = dsub.add_parser("entries", help="a page of a list's entries")
+    entries.add_argument("list", type=int)
+    entries.add_argument("--after", type=int, default=0)
+    entries.add_argument("--limit", type=int, default=1000)
+    lookup = dsub.add_parser("lookup", help="which DNC lists hold these addresses")
+    lookup.add_argument("addresses", nargs="+")
+    lookup.add_argument("--campaign", type=int, help="only the lists that apply to this campaign")
+    lookup.add_argument("--region")
+    for action, help in (("attach", "the list applies to the campaign"), ("detach", "it no longer does")):
+        p = dsub.add_parser(action, help=help)
+        p.add_argument("list", type=int)
+        p.add_argument("campaign", type=int)
+    dsub.add_parser("campaign", help="the DNC lists that apply to a campaign").add_argument("campaign", type=int)
+    dimport = dsub.add_parser("import", help="import a file of addresses into a DNC list, with a progress bar")
+    _file_options(dimport)
+    dimport.add_argument("--mode", choices=("append", "replace"),
+                         help="replace: entries the file lacks are removed when it is done")
+
+
+def _file_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file")
+    p.add_argument("--list", type=int, required=True, help="the list to import into")
+    p.add_argument("--encoding", help="utf-8, utf-16, latin-1... (default: detected)")
+    p.add_argument("--delimiter", help="',', ';', 'tab' or '|' (default: detected)")
+    p.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
+                   help="map a header column (repeatable): a field, attributes.<name> or ignore")
+    p.add_argument("--region", help="region of numbers without a country prefix (US, GB...)")
+    p.add_argument("--max-field-chars", type=int)
+    p.add_argument("--no-wait", action="store_true", help="print the import's id and return")
+    p.add_argument("--poll", type=float, default=0.5, help="seconds between state reads (default 0.5)")
+
+
+# -- checks before any request -----------------------------------------------------------------
+def import_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The import's options from the command line (UsageError naming the option at fault)."""
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"{args.file}: no such file")
+    mapping = {}
+    for item in args.map:
+        column, sep, target = item.partition("=")
+        if not sep or not column.strip() or not target.strip():
+            raise UsageError(f"--map {item!r}: expected COLUMN=FIELD")
+        mapping[column.strip()] = target.strip()
+    delimiter = {"tab": "\t", "\\t": "\t"}.get(args.delimiter, args.delimiter)
+    if delimiter is not None and len(delimiter) != 1:
+        raise UsageError(f"--delimiter {args.delimiter!r}: one character, or 'tab'")
+    options = {"encoding": args.encoding, "delimiter": delimiter, "mapping": mapping or None,
+               "region": _region(args.region), "max_field_chars": args.max_field_chars}
+    for name in ("dedupe_key", "policy", "mode"):
+        if getattr(args, name, None) is not None:
+            options[name] = getattr(args, name)
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _region(region: str | None) -> str | None:
+    if region is not None and not re.fullmatch(r"[A-Za-z]{2}", region):
+        raise UsageError(f"--region {region!r}: a two-letter region (US, GB...)")
+    return region
+
+
+def addresses_of(args: argparse.Namespace) -> list[str]:
+    """The addresses given and those of `--file` (one per line, blank lines skipped)."""
+    found = list(args.addresses)
+    if args.file:
+        try:
+            found += [line.strip() for line in Path(args.file).read_text().splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--file {args.file}: {exc}") from None
+    if not found and not args.contact:
+        raise UsageError("no address given (ADDRESS ... or --file)")
+    return found
+
+
+def reason(exc: PomError) -> str:
+    """One line for a refusal: the gateway's detail and, for bad input, the first field at fault."""
+    body = exc.body if isinstance(exc.body, dict) else {"detail": str(exc.body)}
+    text = body.get("detail") or body.get("message") or f"HTTP {exc.status}"
+    errors = body.get("errors") or []
+    if errors and isinstance(errors[0], dict) and errors[0].get("path"):
+        text = f"{errors[0]['path']}: {errors[0].get('message', '')}" + (
+            f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+    return f"HTTP {exc.status}: {text}"
+
+
+# -- commands ----------------------------------------------------------------------------------
+def run(client: PomClient, args: argparse.Namespace) -> int:
+    """Runs a `lists`, `imports` or `dnc` command; its exit code."""
+    try:
+        return _dispatch(client, args)
+    except UsageError as exc:
+        print(f"pom: {exc}", file=sys.stderr)
+        return 2
+    except PomError as exc:
+        print(f"pom: {reason(exc)}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(client: PomClient, args: argparse.Namespace) -> int:
+    if args.cmd == "lists" or (args.cmd == "dnc" and args.action == "import"):
+        return import_file(client, args, dnc=args.cmd == "dnc")
+    if args.cmd == "imports":
+        if args.action == "rejects":
+            return _rejects(client, args)
+        out = client.import_status(args.id) if args.action == "show" else client.import_command(args.id, args.action)
+        return _print(out)
+    return _dnc(client, args)
+
+
+def _dnc(client: PomClient, args: argparse.Namespace) -> int:
+    action = args.action
+    if action == "list":
+        return _print(client.dnc_lists())
+    if action == "show":
+        return _print(client.dnc_list(args.list))
+    if action == "create":
+        return _print(client.create_dnc_list(args.name, args.description, args.all_campaigns))
+    if action == "delete":
+        client.delete_dnc_list(args.list)
+        print(f"DNC list {args.list} deleted")
+        return 0
+    if action in ("add", "remove"):
+        return _change(client, args)
+    if action == "entries":
+        return _print(client.dnc_entries(args.list, args.after, args.limit))
+    if action == "lookup":
+        if len(args.addresses) > BATCH:
+            raise UsageError(f"at most {BATCH} addresses per lookup")
+        return _print(client.lookup_dnc(args.addresses, args.campaign, _region(args.region)))
+    if action == "attach":
+        return _print(client.attach_dnc(args.campaign, args.list))
+    if action == "detach":
+        client.detach_dnc(args.campaign, args.list)
+        print(f"DNC list {args.list} detached from campaign {args.campaign}")
+        return 0
+    return _print(client.campaign_dnc_lists(args.campaign))
+
+
+def _change(client: PomClient, args: argparse.Namespace) -> int:
+    """Adds or removes in batches of BATCH; a refused batch stops here (the earlier ones stay)."""
+    addresses, region = addresses_of(args), _region(args.region)
+    call = client.add_dnc if args.action == "add" else client.remove_dnc
+    totals: dict[str, int] = {}
+    batches = [addresses[i:i + BATCH] for i in range(0, len(addresses), BATCH)] or [[]]
+    for n, batch in enumerate(batches):
+        try:
+            out = call(args.list, batch, args.contact if n == 0 else [], region)
+        except PomError as exc:
+            done = n * BATCH
+            raise PomError(exc.status, {"errors": [], "detail": f"batch {n + 1} of {len(batches)} refused "
+                                        f"(addresses {done + 1}…{done + len(batch)}; {done} applied before): "
+                                        f"{reason(exc)}"}) from None
+        for key in ("added", "already", "removed"):
+            if key in out:
+                totals[key] = totals.get(key, 0) + out[key]
+    return _print({"list_id": args.list, **totals})
+
+
+def _rejects(client: PomClient, args: argparse.Namespace) -> int:
+    out = client.import_rejects(args.id, csv=args.csv, limit=args.limit)
+    text = out if args.csv else json.dumps(out, indent=2, default=str) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"rejects of import {args.id} written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def import_file(client: PomClient, args: argparse.Namespace, dnc: bool) -> int:
+    """Uploads with a progress bar, then follows the import (GET /imports/{id}) until it ends:
+    exit 0 when done, 1 with its reason when it failed or was stopped."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+    options = import_options(args)
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  DownloadColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
+        upload = bar.add_task(f"upload {Path(args.file).name}", total=None)
+        started = client.start_import(args.list, args.file, dnc=dnc, **options,
+                                      progress=lambda sent, total: bar.update(upload, completed=sent, total=total))
+        import_id = started["id"]
+        if args.no_wait:
+            bar.stop()
+            return _print(started)
+        bar.remove_task(upload)
+        follow = bar.add_task(f"import {import_id}", total=1.0)
+        status = client.import_status(import_id)
+        try:
+            while status["state"] not in ENDED:
+                bar.update(follow, completed=status.get("progress", 0.0),
+                           description=f"import {import_id} {status['state']}: {status['rows_read']:,} read, "
+                                       f"{status['rows_rejected']:,} rejected")
+                time.sleep(max(0.05, args.poll))
+                status = client.import_status(import_id)
+        except KeyboardInterrupt:
+            bar.stop()
+            print(f"pom: stopped watching; import {import_id} goes on (pom imports show {import_id})",
+                  file=sys.stderr)
+            return 130
+    summary = (f"import {import_id} {status['state']}: {status['rows_read']} read, {status['rows_loaded']} loaded, "
+               f"{status['rows_rejected']} rejected, {status['duplicates']} duplicates"
+               + ("" if dnc else f", {status['dnc_flagged']} DNC flagged"))
+    if status["state"] != "done":
+        why = status.get("message") or ("stopped by a command" if status["state"] == "stopped" else "no reason given")
+        print(f"pom: {summary}: {why}", file=sys.stderr)
+        return 1
+    print(summary + (f" (pom imports rejects {import_id})" if status["rows_rejected"] else ""))
+    return 0
+
+
+def _print(out: Any) -> int:
+    print(json.dumps(out, indent=2, default=str))
+    return 0
