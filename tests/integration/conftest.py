@@ -176,6 +176,17 @@ class Campaigns:
         return jobstore.state_counts(self.conn, [job_id])[job_id]
 
     def command(self, job_id: int, event: str) -> str:
+    def settled(self, job_id: int, timeout: float = 30) -> dict[str, int]:
+        """Waits until no item of the job is ready or in flight (every attempt due now has
+        settled; retries may be scheduled); its item counts."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            items = self.items(job_id)
+            if not items.get("ready") and not items.get("in_flight"):
+                return items
+            time.sleep(0.1)
+        raise AssertionError(f"job {job_id} has items ready or in flight after {timeout}s: {items}")
+
         return ray.get(self.rt.director.command.remote(job_id, event))
 
 

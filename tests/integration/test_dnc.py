@@ -136,13 +136,7 @@ def test_a_number_added_to_the_campaigns_list_mid_job_is_refused_at_its_next_att
     attached, unattached = new_dnc_list(api), new_dnc_list(api)
     api.put(f"/api/v1/campaigns/{campaign}/dnc-lists/{attached}").raise_for_status()
     job_id = campaigns.start(campaign)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        items = campaigns.items(job_id)
-        if not items.get("ready") and not items.get("in_flight"):
-            break
-        time.sleep(0.1)
-    assert not items.get("ready") and not items.get("in_flight"), items
+    campaigns.settled(job_id)
     assert conn.execute("SELECT state FROM jobs WHERE id = %s", (job_id,)).fetchone()[0] == "running"
     due = dict(conn.execute("SELECT c.phone1, w.attempts FROM work_items w JOIN contacts c ON c.id = w.contact_id "
                             "WHERE w.job_id = %s AND w.state = 'scheduled' ORDER BY c.phone1", (job_id,)).fetchall())

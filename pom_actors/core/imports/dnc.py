@@ -18,7 +18,7 @@ from typing import Any
 from ..contacts import EMAIL
 from .phones import PhoneError, PhoneNormaliser
 from .reader import Dialect, FileError, records
-from .rows import SYNONYMS, Options, _cell_fault, _norm, _reject, header_names
+from .rows import SYNONYMS, Options, _norm, _reject, header_names, record_fault
 
 MAX_ADDRESS_CHARS = 320                  # the longest e-mail address; phones are far shorter
 TARGETS = ("phone", "email", "address")
@@ -80,18 +80,11 @@ def parse_dnc_records(recs: Iterable[tuple[int, list[str] | None, str]], columns
                       options: Options, phones: PhoneNormaliser) -> DncParsed:
     """Check and normalise the records of a DNC file (from `reader.records`)."""
     out = DncParsed()
-    width = len(columns)
     for line, cells, fault in recs:
         out.rows_read += 1
-        if cells is None:
-            out.rejects.append(_reject(line, "", fault, []))
-            continue
-        if len(cells) != width:
-            out.rejects.append(_reject(line, "", f"expected {width} fields, found {len(cells)}", cells))
-            continue
-        bad = _cell_fault(cells, columns, options.max_field_chars)
-        if bad is not None:
-            out.rejects.append(_reject(line, bad[0], bad[1], cells))
+        reject = record_fault(line, cells, fault, columns, options.max_field_chars)
+        if reject is not None:
+            out.rejects.append(reject)
             continue
         addresses, fault = [], None
         for target, cell in zip(columns, cells):

@@ -164,20 +164,13 @@ def parse_records(recs: Iterable[tuple[int, list[str] | None, str]], columns: li
     phones = phones or PhoneNormaliser(options.region)
     fast0, slow0 = phones.fast, phones.slow
     out = Parsed()
-    width = len(columns)
     limit = options.max_field_chars
     at = _Columns(columns)
     for line, cells, fault in recs:
         out.rows_read += 1
-        if cells is None:
-            out.rejects.append(_reject(line, "", fault, []))
-            continue
-        if len(cells) != width:
-            out.rejects.append(_reject(line, "", f"expected {width} fields, found {len(cells)}", cells))
-            continue
-        bad = _cell_fault(cells, columns, limit)
-        if bad is not None:
-            out.rejects.append(_reject(line, bad[0], bad[1], cells))
+        reject = record_fault(line, cells, fault, columns, limit)
+        if reject is not None:
+            out.rejects.append(reject)
             continue
         try:
             out.rows.append(_row(line, cells, at, phones))
@@ -185,6 +178,18 @@ def parse_records(recs: Iterable[tuple[int, list[str] | None, str]], columns: li
             out.rejects.append(_reject(line, exc.args[0], exc.args[1], cells))
     out.fast_phones, out.slow_phones = phones.fast - fast0, phones.slow - slow0
     return out
+
+
+def record_fault(line: int, cells: list[str] | None, fault: str, columns: list[tuple[str, str] | None],
+                 limit: int) -> dict[str, Any] | None:
+    """The reject of a record that no file row may be (unreadable, a wrong number of fields, a
+    field too long, a NUL or undecodable byte), or None: what contact and DNC files share."""
+    if cells is None:
+        return _reject(line, "", fault, [])
+    if len(cells) != len(columns):
+        return _reject(line, "", f"expected {len(columns)} fields, found {len(cells)}", cells)
+    bad = _cell_fault(cells, columns, limit)
+    return None if bad is None else _reject(line, bad[0], bad[1], cells)
 
 
 def _row(line: int, cells: list[str], at: _Columns, phones: PhoneNormaliser) -> tuple:
