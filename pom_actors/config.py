@@ -41,6 +41,8 @@ class Settings:
     smtp_starttls: bool = False          # POM_SMTP_STARTTLS
     sms_url: str | None = None           # POM_SMS_URL
     sms_token: str | None = None         # POM_SMS_TOKEN
+    outbound_allow: str = ""             # POM_OUTBOUND_ALLOW: addresses/CIDRs a webhook may reach besides
+                                         # public ones (core/outbound.py), e.g. "10.0.0.0/8,127.0.0.1"
     kafka: bool = True                   # POM_KAFKA: off disables the event relay
     kafka_bootstrap: str | None = None   # POM_KAFKA_BOOTSTRAP; None: the embedded broker on loopback
     max_body_bytes: int = 10 * 1024 * 1024  # POM_MAX_BODY_BYTES: larger request bodies get 413

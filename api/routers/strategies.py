@@ -6,6 +6,8 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import APIRouter, Body, Depends
 
+from pom_actors.config import Settings
+from pom_actors.core.outbound import OutboundPolicy
 from pom_actors.core.strategy import STANDARD_ATTRIBUTES
 from pom_actors.store import catalog
 
@@ -17,8 +19,11 @@ router = APIRouter(tags=["strategies"])
 
 @router.post("/strategies", status_code=201)
 def create_strategy(document: Annotated[dict[str, Any], CleanJson, Body(media_type="application/json")],
-                    list_id: Id | None = None, conn: psycopg.Connection = Depends(deps.db)) -> dict:
+                    list_id: Id | None = None, conn: psycopg.Connection = Depends(deps.db),
+                    settings: Settings = Depends(deps.settings)) -> dict:
+    """A custom handler's webhook URL must meet the outbound policy (POM_OUTBOUND_ALLOW)."""
     attributes = None if list_id is None else (
         set(catalog.list_attributes(conn, list_id)) | set(STANDARD_ATTRIBUTES))
-    sid, strategy = catalog.save_strategy(conn, document, attributes)
+    policy = OutboundPolicy.from_setting(settings.outbound_allow)
+    sid, strategy = catalog.save_strategy(conn, document, attributes, policy)
     return {"id": sid, "name": strategy.name, "version": strategy.version}

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from .codes import CodeBook, CompletionCode
+from .outbound import OutboundPolicy
 from .templates import placeholders
 from .windows import ContactWindow, parse_local_time
 
@@ -349,11 +350,13 @@ def _pydantic_faults(error: pydantic.ValidationError) -> list[dict[str, str]]:
              "message": e["msg"].removeprefix("Value error, ")} for e in error.errors()]
 
 
-def parse_strategy(doc: str | bytes | Mapping, attributes: Iterable[str] | None = None) -> Strategy:
+def parse_strategy(doc: str | bytes | Mapping, attributes: Iterable[str] | None = None,
+                   outbound: OutboundPolicy | None = None) -> Strategy:
     """Validate a strategy document; raise one StrategyError listing every fault.
 
     `attributes` are the contact attribute names the target list offers; when given, templates
-    and addresses naming any other attribute are faults.
+    and addresses naming any other attribute are faults. `outbound`: the policy a custom
+    handler's webhook URL must meet (core/outbound.py), when the strategy is saved through the API.
     """
     raw = _load(doc)
     if not isinstance(raw, Mapping):
@@ -364,7 +367,7 @@ def parse_strategy(doc: str | bytes | Mapping, attributes: Iterable[str] | None 
         faults: list[dict[str, str]] = []
     except pydantic.ValidationError as e:
         strategy, faults = None, _pydantic_faults(e)
-    faults += _Checker(raw, strategy, known).faults()
+    faults += _Checker(raw, strategy, known, outbound).faults()
     if faults:
         unique = list({(f["path"], f["message"]): f for f in faults}.values())
         raise StrategyError(unique)
@@ -394,8 +397,9 @@ class _Checker:
     """Cross-field faults. Works on whatever parts of the document validated, so that a shape
     fault in one handler does not hide the semantic faults of the others."""
 
-    def __init__(self, raw: Mapping, strategy: Strategy | None, attributes: set[str] | None):
-        self.attributes = attributes
+    def __init__(self, raw: Mapping, strategy: Strategy | None, attributes: set[str] | None,
+                 outbound: OutboundPolicy | None = None):
+        self.attributes, self.outbound = attributes, outbound
         self.errors: list[dict[str, str]] = []
         raw_handlers = raw.get("handlers") if isinstance(raw.get("handlers"), Mapping) else {}
         self.names = {str(n) for n in raw_handlers}
@@ -450,6 +454,8 @@ class _Checker:
                 self.fault(f"{base}.url", "a url is required for custom handlers")
             elif not re.match(r"^https?://", h.url):
                 self.fault(f"{base}.url", "the url must start with http:// or https://")
+            elif self.outbound is not None and (refused := self.outbound.url_fault(h.url)) is not None:
+                self.fault(f"{base}.url", refused)
         elif h.url is not None:
             self.fault(f"{base}.url", f"only custom handlers have a url, not {h.type}")
         seen: set[str] = set()

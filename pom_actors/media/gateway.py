@@ -22,6 +22,7 @@ from pom_actors.config import Settings
 from pom_actors.core.clock import Clock
 from pom_actors.core.codes import SYSTEM_CODES
 from pom_actors.core.orders import CHANNELS, Order, OrderRecord, Outcome, Refusal, outcome_for
+from pom_actors.core.outbound import OutboundPolicy
 from pom_actors.media.orderbook import OrderBook
 from pom_actors.media.sms_http import SmsDriver
 from pom_actors.media.smtp import SmtpDriver
@@ -37,7 +38,7 @@ _ENV = {"POM_SMTP_HOST": "smtp_host", "POM_SMTP_PORT": "smtp_port",
         "POM_SMTP_STARTTLS": "smtp_starttls", "POM_SMTP_CA_FILE": "smtp_ca_file",
         "POM_SMTP_SENDER": "smtp_sender",
         "POM_SMS_URL": "sms_url", "POM_SMS_TOKEN": "sms_token", "POM_SMS_USER": "sms_user",
-        "POM_SMS_PASSWORD": "sms_password"}
+        "POM_SMS_PASSWORD": "sms_password", "POM_OUTBOUND_ALLOW": "outbound_allow"}
 
 
 class GatewayConfig(pydantic.BaseModel):
@@ -65,6 +66,7 @@ class GatewayConfig(pydantic.BaseModel):
     http_backoff_s: float = pydantic.Field(0.5, ge=0)
     http_backoff_max_s: float = pydantic.Field(8.0, ge=0)
     custom_codes: list[str] = []  # codes a webhook may answer besides the system codes
+    outbound_allow: str = ""      # networks a webhook may reach besides public addresses (core/outbound.py)
 
     @classmethod
     def from_env(cls, name: str, env: Mapping[str, str] | None = None,
@@ -86,7 +88,7 @@ def gateway_config(settings: Settings, name: str, env: Mapping[str, str] | None 
     given = {"smtp_host": settings.smtp_host, "smtp_port": settings.smtp_port,
              "smtp_user": settings.smtp_user, "smtp_password": settings.smtp_password,
              "smtp_starttls": settings.smtp_starttls, "sms_url": settings.sms_url,
-             "sms_token": settings.sms_token}
+             "sms_token": settings.sms_token, "outbound_allow": settings.outbound_allow}
     config = GatewayConfig.from_env(name, env, defaults={k: v for k, v in given.items() if v is not None})
     voice = config.voice.model_copy(update={"instant": settings.voice_instant or config.voice.instant,
                                             "seed": settings.voice_seed or config.voice.seed})
@@ -113,7 +115,8 @@ class Gateway:
         self._webhook = WebhookDriver(clock, set(SYSTEM_CODES) | set(config.custom_codes),
                                       backoff_s=config.http_backoff_s,
                                       backoff_max_s=config.http_backoff_max_s,
-                                      max_connections=config.http_max_concurrency)
+                                      max_connections=config.http_max_concurrency,
+                                      policy=OutboundPolicy.from_setting(config.outbound_allow))
         self._http_slots = asyncio.Semaphore(config.http_max_concurrency)
         self._smtp_slots = asyncio.Semaphore(config.smtp_max_connections)
         self._routes: dict[str, str] = {}  # attempt id -> reply_to, while pending

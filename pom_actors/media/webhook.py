@@ -14,6 +14,10 @@ backoff. The mapping of the last answer:
 | 1xx/3xx/4xx without a code                              | webhook_failed                   |
 | 5xx or connection error, after the retries              | webhook_failed                   |
 | timeout, after the retries                              | timeout                          |
+| a URL the outbound policy refuses (not requested)       | webhook_failed (details.error)   |
+
+The outbound policy (core/outbound.py, POM_OUTBOUND_ALLOW) is checked before each order,
+against every address the URL's host resolves to then.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ import httpx
 
 from pom_actors.core.clock import Clock
 from pom_actors.core.orders import Order, Outcome, outcome_for
+from pom_actors.core.outbound import OutboundPolicy, Resolver, system_resolver
 from pom_actors.media.base import HttpResult, http_details, send_with_retry
 
 
@@ -54,14 +59,21 @@ def webhook_code(result: HttpResult, known: Container[str]) -> tuple[str, dict]:
 
 class WebhookDriver:
     def __init__(self, clock: Clock, known_codes: Container[str], *, backoff_s: float = 0.5,
-                 backoff_max_s: float = 8.0, max_connections: int = 50):
+                 backoff_max_s: float = 8.0, max_connections: int = 50,
+                 policy: OutboundPolicy | None = None, resolve: Resolver = system_resolver):
         """`known_codes`: the completion codes a webhook may answer with. `max_connections`
-        as for SmsDriver: the caller's concurrency bound."""
+        as for SmsDriver: the caller's concurrency bound. `policy`: where requests may go
+        (default: public addresses only); `resolve`: host name to addresses."""
         self._clock, self._known = clock, known_codes
+        self._policy, self._resolve = policy or OutboundPolicy(), resolve
         self._backoff_s, self._backoff_max_s = backoff_s, backoff_max_s
         self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=max_connections))
 
     async def deliver(self, order: Order) -> Outcome:
+        refused = await self._policy.resolve_fault(order.url, self._resolve)
+        if refused is not None:
+            return outcome_for(order, "webhook_failed", self._clock.now(),
+                               {"error": f"refused by the outbound policy: {refused}"})
         data = {"attempt_id": order.attempt_id, "job_id": order.job_id,
                 "address": order.address, "message": order.message}
         method = order.method.upper()

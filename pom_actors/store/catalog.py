@@ -13,6 +13,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from ..core.finish import FinishCriteria
+from ..core.outbound import OutboundPolicy
 from ..core.rules import Rule
 from ..core.schedule import Schedule
 from ..core.strategy import Strategy, parse_strategy
@@ -66,9 +67,11 @@ def add_dnc(conn: psycopg.Connection, addresses: Iterable[str] = (), contact_ids
 
 
 def save_strategy(conn: psycopg.Connection, document: str | bytes | Mapping[str, Any],
-                  attributes: Iterable[str] | None = None) -> tuple[int, Strategy]:
-    """Validate (raises StrategyError) and store as the next version of its name."""
-    strategy = parse_strategy(document, attributes)
+                  attributes: Iterable[str] | None = None,
+                  outbound: OutboundPolicy | None = None) -> tuple[int, Strategy]:
+    """Validate (raises StrategyError; webhook URLs against `outbound` when given) and store
+    as the next version of its name."""
+    strategy = parse_strategy(document, attributes, outbound)
     source = document if isinstance(document, str) else (
         document.decode() if isinstance(document, bytes) else "")
     version = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM strategies WHERE name = %s",

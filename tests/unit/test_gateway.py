@@ -15,6 +15,7 @@ from tests.unit.test_media_drivers import email, free_port, hook, http_server, s
     smtp_server  # noqa: F401 (fixtures)
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+LOOPBACK = "127.0.0.0/8"      # the test servers listen there: allowed, as an operator would
 NO_ANSWER = VoiceProfile(answer_human=0, answer_machine=0, busy=0, no_answer=1,
                          invalid_number=0, fax=0, network_refusal=0)
 ALL_BUSY = VoiceProfile(answer_human=0, answer_machine=0, busy=1, no_answer=0,
@@ -150,7 +151,7 @@ def test_instant_mode_takes_100k_orders_through_in_batches():
 
 def test_email_sms_and_webhook_run_in_the_background(smtp_server, http_server):  # noqa: F811
     http_server.script["/hook"] = [(200, {"code": "answer_human"}, 0.0)]
-    config = GatewayConfig(name="gw-a", smtp_port=smtp_server.port,
+    config = GatewayConfig(name="gw-a", smtp_port=smtp_server.port, outbound_allow=LOOPBACK,
                            sms_url=http_server.url("/sms"), sms_token="t")
 
     async def go():
@@ -174,7 +175,7 @@ def test_email_sms_and_webhook_run_in_the_background(smtp_server, http_server): 
 
 
 def test_failing_drivers_yield_failure_outcomes_not_exceptions():
-    config = GatewayConfig(name="gw-a", smtp_port=free_port(), http_backoff_s=0.01)
+    config = GatewayConfig(name="gw-a", smtp_port=free_port(), http_backoff_s=0.01, outbound_allow=LOOPBACK)
 
     async def go():
         gateway = Gateway(config, ManualClock(T0))
@@ -196,7 +197,7 @@ def test_close_leaves_cut_off_orders_pending_in_the_record(http_server):  # noqa
     http_server.script["/slow"] = [(200, "", 2.0)]
 
     async def go():
-        gateway = Gateway(GatewayConfig(name="gw-a"), ManualClock(T0))
+        gateway = Gateway(GatewayConfig(name="gw-a", outbound_allow=LOOPBACK), ManualClock(T0))
         await gateway.submit([hook(http_server.url("/slow"), "1.1", timeout=5.0)])
         for _ in range(200):  # until the request is on the wire
             if http_server.requests:

@@ -24,6 +24,7 @@ from pom_actors.core.codes import SYSTEM_CODES
 from pom_actors.core.orders import Order
 from pom_actors.media.sms_http import SmsDriver
 from pom_actors.media.smtp import SmtpDriver
+from pom_actors.core.outbound import OutboundPolicy, system_resolver
 from pom_actors.media.webhook import WebhookDriver
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
@@ -316,9 +317,12 @@ def test_sms_connection_refused_is_sms_failed():
 
 # --- webhooks ------------------------------------------------------------------------------
 
-def deliver_hook(order: Order, known=tuple(SYSTEM_CODES)):
+LOOPBACK = OutboundPolicy(["127.0.0.0/8"])     # the test servers listen there: allowed, as an operator would
+
+
+def deliver_hook(order: Order, known=tuple(SYSTEM_CODES), policy=LOOPBACK, resolve=system_resolver):
     async def go():
-        driver = WebhookDriver(ManualClock(T0), set(known), backoff_s=0.01)
+        driver = WebhookDriver(ManualClock(T0), set(known), backoff_s=0.01, policy=policy, resolve=resolve)
         try:
             return await driver.deliver(order)
         finally:
@@ -396,3 +400,23 @@ def test_webhook_timeout_after_retries(http_server):
 def test_webhook_connection_refused_is_webhook_failed():
     outcome = deliver_hook(hook(f"http://127.0.0.1:{free_port()}/hook"))
     assert outcome.code == "webhook_failed" and "ConnectError" in outcome.details["error"]
+
+
+# --- the outbound policy (core/outbound.py) at send time -----------------------------------------------
+
+def test_a_webhook_to_loopback_is_refused_unless_allowed_and_never_sent(http_server):
+    http_server.script["/hook"] = [(200, {"code": "busy"}, 0.0)]
+    refused = deliver_hook(hook(http_server.url("/hook")), policy=OutboundPolicy())
+    assert refused.code == "webhook_failed" and "127.0.0.1 is a loopback address" in refused.details["error"]
+    assert http_server.requests == []
+    assert deliver_hook(hook(http_server.url("/hook"))).code == "busy"       # allowed by the operator
+
+
+@pytest.mark.parametrize("addresses", [["10.1.2.3"], ["93.184.216.34", "169.254.169.254"], ["fd00::1"], []])
+def test_a_webhook_host_is_judged_by_every_address_it_resolves_to(addresses):
+    async def resolve(host):
+        assert host == "hooks.example.com"
+        return addresses
+
+    outcome = deliver_hook(hook("https://hooks.example.com/x"), policy=OutboundPolicy(), resolve=resolve)
+    assert outcome.code == "webhook_failed" and "outbound policy" in outcome.details["error"]
