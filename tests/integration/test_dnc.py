@@ -164,3 +164,38 @@ def test_catalog_entries_without_a_list_go_to_the_system_list(conn):
     with conn.transaction():
         assert catalog.add_dnc(conn, ["+12125550161", "+12125550161"]) == 1
     assert conn.execute("SELECT list_id FROM dnc_entries WHERE address = '+12125550161'").fetchone()[0] == 1
+
+
+def test_the_cli_imports_files_with_progress_and_exits_by_their_outcome(pom, admin_token, api, tmp_path, capsys):
+    """`pom lists import` and `pom dnc import` against a served gateway: exit 0 with the counts
+    when done, 1 with one line when the import fails, 2 before any request for a bad option."""
+    from api.cli import main
+
+    from .conftest import served_gateway
+
+    contact_list = api.post("/api/v1/lists", json={"name": f"cli-{time.time_ns()}"}).json()["id"]
+    dnc_list = new_dnc_list(api)
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("id;Mobile;plan\n1;(212) 555-0141;gold\n2;+1212;x\n")
+    numbers = tmp_path / "numbers.csv"
+    numbers.write_text("number\n+12125550142\n")
+    with served_gateway(pom.settings) as address:
+        base = ["--url", f"http://{address}", "--token", admin_token]
+        assert main([*base, "lists", "import", str(contacts), "--list", str(contact_list), "--region", "US",
+                     "--map", "Mobile=phone1", "--delimiter", ";", "--poll", "0.1"]) == 0
+        out = capsys.readouterr().out
+        assert "done: 2 read, 1 loaded, 1 rejected, 0 duplicates, 0 DNC flagged" in out
+        import_id = int(out.split()[1])
+        assert main([*base, "imports", "rejects", str(import_id)]) == 0
+        assert '"field": "phone1"' in capsys.readouterr().out
+        assert main([*base, "dnc", "import", str(numbers), "--list", str(dnc_list), "--mode", "replace"]) == 0
+        assert "done: 1 read, 1 loaded, 0 rejected, 0 duplicates" in capsys.readouterr().out
+        bad = tmp_path / "bad.csv"
+        bad.write_text("number\n+1212\n")
+        assert main([*base, "dnc", "import", str(bad), "--list", str(dnc_list)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].endswith("failed: 1 read, 0 loaded, 1 rejected, 0 duplicates: "
+                                                 "no valid row in the file")
+        assert main([*base, "lists", "import", str(contacts), "--list", "999999"]) == 1
+        assert capsys.readouterr().err.strip() == "pom: HTTP 404: contact list 999999 does not exist"
+    assert main(["lists", "import", str(contacts), "--list", "1", "--map", "x"]) == 2
