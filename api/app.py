@@ -25,6 +25,7 @@ from .routers import campaigns, demo, health, imports, jobs, lists, metrics, str
 from .routers import audit, tokens
 from .routers import load
 from .routers import pacing
+from .routers import zones
 
 API_PREFIX = "/api/v1"
 
@@ -67,6 +68,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(agent_ws.router, prefix=API_PREFIX,              # the agent desktops' WebSocket
                        dependencies=[auth.allow(auth.AGENTS)])
     app.include_router(load.router, prefix=API_PREFIX,                  # alarms, load, its thresholds
+                       dependencies=[auth.allow(STAFF, auth.ADMIN)])
+    app.include_router(zones.router, prefix=API_PREFIX,                 # zones, their states and failovers
                        dependencies=[auth.allow(STAFF, auth.ADMIN)])
     if settings.demo:
         app.include_router(demo.router)                      # its own per route

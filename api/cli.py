@@ -132,6 +132,8 @@ def _client_command(args: argparse.Namespace) -> int:
         return _tokens(client, args)
     if args.cmd in ("lists", "imports", "dnc"):
         return cli_lists.run(client, args)
+    if args.cmd == "zones":
+        return _zones(client, args)
     if args.cmd == "audit":
         out = client.audit(after=args.after, limit=args.limit, since=args.since, token=args.token_id,
                            path=args.path, method=args.method)
@@ -143,7 +145,7 @@ def _client_command(args: argparse.Namespace) -> int:
         out = client.job(args.job)
     elif args.cmd == "jobs" and args.action == "create":
         out = client.create_job(int(args.campaign) if args.campaign.isdigit() else args.campaign,
-                                start=not args.queued)
+                                start=not args.queued, zone=args.zone)
     else:
         out = client.command(args.job, args.action)
     print(json.dumps(out, indent=2, default=str))
@@ -164,6 +166,59 @@ def _tokens(client: PomClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def _zones(client: PomClient, args: argparse.Namespace) -> int:
+    """`pom zones list|show|create|set-state|set-failover|delete` (changes: admin only)."""
+    if args.action == "list":
+        out = client.zones()
+    elif args.action == "show":
+        out = client.zone(args.name)
+    elif args.action == "create":
+        out = client.create_zone(args.name, args.failover, args.state, args.reason)
+    elif args.action == "set-state":
+        out = client.set_zone_state(args.name, args.state, args.reason)
+    elif args.action == "set-failover":
+        out = client.set_zone_failover(args.name, args.failover)
+    else:
+        client.delete_zone(args.name)
+        print(f"zone {args.name} deleted")
+        return 0
+    print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+def _zone_name(text: str) -> str:
+    """A zone name argument, checked here (exit 2 with the rule) before any request."""
+    from pom_actors.core.zones import ZoneError, check_name
+
+    try:
+        return check_name(text)
+    except ZoneError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _zones_parser(sub) -> None:
+    from pom_actors.core.zones import ZoneState
+
+    states = [str(s) for s in ZoneState]
+    zones = sub.add_parser("zones", help="zones of POM servers: list, create, set state or failover, delete")
+    zsub = zones.add_subparsers(dest="action", required=True)
+    zsub.add_parser("list", help="every zone, its state, live servers and jobs")
+    for action, text in (("show", "one zone"), ("delete", "delete a zone nothing uses (admin)")):
+        zsub.add_parser(action, help=text).add_argument("name", type=_zone_name)
+    zcreate = zsub.add_parser("create", help="a new zone (admin)")
+    zcreate.add_argument("name", type=_zone_name)
+    zcreate.add_argument("--failover", type=_zone_name, help="the zone its jobs go to when it is not available")
+    zcreate.add_argument("--state", choices=states, default="up")
+    zcreate.add_argument("--reason", default="")
+    zstate = zsub.add_parser("set-state", help="up, down or maintenance: the director moves its jobs (admin)")
+    zstate.add_argument("name", type=_zone_name)
+    zstate.add_argument("state", choices=states)
+    zstate.add_argument("--reason", default="", help="why (kept with the zone, audited)")
+    zfail = zsub.add_parser("set-failover", help="change its failover zone; none without ZONE (admin)")
+    zfail.add_argument("name", type=_zone_name)
+    zfail.add_argument("failover", type=_zone_name, nargs="?")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pom", description="Proactive Outreach Manager on Ray")
     p.add_argument("--url", help="gateway URL (default $POM_URL or http://127.0.0.1:$POM_HTTP_PORT)")
@@ -179,6 +234,7 @@ def parser() -> argparse.ArgumentParser:
     jcreate = jsub.add_parser("create")
     jcreate.add_argument("campaign", help="campaign id or name")
     jcreate.add_argument("--queued", action="store_true", help="create without starting")
+    jcreate.add_argument("--zone", type=_zone_name, help="run it in this zone (default: the campaign's)")
     for action in ("show", "start", "pause", "resume", "stop"):
         jsub.add_parser(action).add_argument("job", type=int)
     events = sub.add_parser("events", help="the event stream")
@@ -203,6 +259,7 @@ def parser() -> argparse.ArgumentParser:
     audit.add_argument("--method")
     audit.add_argument("--after", type=int, help="entries after this id (the `next` of a page)")
     audit.add_argument("--limit", type=int)
+    _zones_parser(sub)
     cli_lists.add_parsers(sub)
     strategy = sub.add_parser("strategy", help="strategy documents")
     ssub = strategy.add_subparsers(dest="action", required=True)

@@ -62,8 +62,12 @@ class PomClient:
     def job(self, job_id: int) -> dict:
         return self._call("GET", f"/api/v1/jobs/{job_id}")
 
-    def create_job(self, campaign: int | str, start: bool = True) -> dict:
-        return self._call("POST", "/api/v1/jobs", json={"campaign": campaign, "start": start})
+    def create_job(self, campaign: int | str, start: bool = True, zone: str | None = None) -> dict:
+        """A job of `campaign`, in `zone` if given (else the campaign's zone)."""
+        body = {"campaign": campaign, "start": start}
+        if zone is not None:
+            body["zone"] = zone
+        return self._call("POST", "/api/v1/jobs", json=body)
 
     def command(self, job_id: int, action: str) -> dict:
         return self._call("POST", f"/api/v1/jobs/{job_id}/{action}")
@@ -85,6 +89,28 @@ class PomClient:
 
     def campaigns(self) -> list[dict]:
         return self._call("GET", "/api/v1/campaigns")
+
+    # -- zones (docs/operations.md, "Zones") --
+    def zones(self) -> dict:
+        """`{"zones": [...], "default_zone": ..., "unzoned_servers": ...}`."""
+        return self._call("GET", "/api/v1/zones")
+
+    def zone(self, name: str) -> dict:
+        return self._call("GET", f"/api/v1/zones/{name}")
+
+    def create_zone(self, name: str, failover_zone: str | None = None, state: str = "up", reason: str = "") -> dict:
+        return self._call("POST", "/api/v1/zones", json={"name": name, "failover_zone": failover_zone,
+                                                        "state": state, "reason": reason})
+
+    def set_zone_failover(self, name: str, failover_zone: str | None) -> dict:
+        return self._call("PUT", f"/api/v1/zones/{name}", json={"failover_zone": failover_zone})
+
+    def set_zone_state(self, name: str, state: str, reason: str = "") -> dict:
+        """`up`, `down` or `maintenance`: the director moves the zone's jobs at its next tick."""
+        return self._call("POST", f"/api/v1/zones/{name}/state", json={"state": state, "reason": reason})
+
+    def delete_zone(self, name: str) -> None:
+        self._send("DELETE", f"/api/v1/zones/{name}")
 
     # -- tokens and the audit log (docs/api.md, "Authentication") --
     def tokens(self) -> list[dict]:

@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 from pom_actors import names
 from pom_actors.config import Settings
 from pom_actors.core.lifecycle import IllegalTransition, JobEvent, StateChanged
+from pom_actors.core.zones import ZoneError
 from pom_actors.store.catalog import NotFound
 
 from .errors import NoAnswer, Unavailable, raises
@@ -49,14 +50,14 @@ class Director:
     """The CampaignDirector as the routes see it: blocking calls with a timeout that raise the
     director's own exceptions (IllegalTransition, StateChanged, NotFound) rather than Ray's."""
 
-    PASSED_ON = (IllegalTransition, StateChanged, NotFound)
+    PASSED_ON = (IllegalTransition, StateChanged, NotFound, ZoneError)
 
     def __init__(self, handle: Any, timeout_s: float = DIRECTOR_TIMEOUT_S):
         self.handle = handle
         self.timeout_s = timeout_s
 
-    def create_job(self, campaign: int | str, start: bool) -> int:
-        return self._get(self.handle.create_job.remote(campaign, start))
+    def create_job(self, campaign: int | str, start: bool, zone: str | None = None) -> int:
+        return self._get(self.handle.create_job.remote(campaign, start, zone))
 
     def command(self, job_id: int, event: JobEvent) -> str:
         return self._get(self.handle.command.remote(job_id, str(event)))
@@ -82,6 +83,21 @@ def director() -> Director:
     if handle is None:
         raise Unavailable("the campaign director is not running")
     return Director(handle)
+
+
+def zone_servers() -> dict | None:
+    """Live POM servers per zone as the director last saw them (`zone_servers`, and
+    `unzoned_servers`: those without a zone resource); None if it does not answer at once."""
+    import ray
+
+    handle = names.actor(names.DIRECTOR)
+    if handle is None:
+        return None
+    try:
+        status = ray.get(handle.status.remote(), timeout=COMPONENT_TIMEOUT_S)
+    except Exception:
+        return None
+    return {"zones": status.get("zone_servers", {}), "unzoned": status.get("unzoned_servers", 0)}
 
 
 # -- the actors /health probes -----------------------------------------------------------------

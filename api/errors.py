@@ -40,11 +40,13 @@ from pom_actors.core.filters import FilterError
 from pom_actors.core.imports.reader import FileError
 from pom_actors.core.lifecycle import IllegalTransition, StateChanged, allowed_events
 from pom_actors.core.strategy import StrategyError
+from pom_actors.core.zones import ZoneError
 from pom_actors.services.agent_manager import UnknownAgent, UnknownCall
 from pom_actors.store.auth import LastAdmin
 from pom_actors.store.catalog import NotFound
 from pom_actors.store.filters import FilterConflict
 from pom_actors.store.imports import ImportStateError
+from pom_actors.store.zones import ZoneInUse
 
 from .validation import Fault, printable
 
@@ -194,6 +196,14 @@ async def import_state(_: Request, exc: ImportStateError) -> JSONResponse:
     return _error(409, "illegal_transition", str(exc), state=exc.state, event=exc.command)
 
 
+async def bad_zone(_: Request, exc: ZoneError) -> JSONResponse:
+    """A zone name, failover or state refused, with the field at fault."""
+    errors = [{"path": exc.field, "message": printable(str(exc))}]
+    return _error(422, "invalid", _faults(errors), errors=errors)
+
+
+async def zone_in_use(_: Request, exc: ZoneInUse) -> JSONResponse:
+    return _error(409, "conflict", printable(str(exc)))
 
 
 async def unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
@@ -293,6 +303,8 @@ HANDLERS = {
     IllegalAgentTransition: illegal_agent_transition,
     AttachmentError: attachment_refused,
     DispositionError: bad_disposition,
+    ZoneError: bad_zone,
+    ZoneInUse: zone_in_use,
     Unauthorized: unauthorized,
     Forbidden: forbidden,
     LastAdmin: last_admin,

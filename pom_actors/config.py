@@ -27,6 +27,10 @@ class Settings:
     clock_start: str | None = None       # POM_CLOCK_START: ISO time business time starts at (scaled clock)
     shards_per_job: int = 8              # POM_SHARDS_PER_JOB
     managers_per_job: int = 0            # POM_MANAGERS_PER_JOB; 0: one per POM server
+    default_zone: str = "default"        # POM_DEFAULT_ZONE: the zone of campaigns given none and
+                                         # of the server `pom run` starts Ray on
+    zone_drain_s: float = 10.0           # POM_ZONE_DRAIN_S: a job leaving a zone waits this long at
+                                         # most for its attempts in flight before its managers go
     batch_size: int = 1000               # POM_BATCH_SIZE: work items claimed per manager cycle
     lease_ttl_s: float = 6.0             # POM_LEASE_TTL_S: a manager silent this long loses its shards
     ping_timeout_s: float = 2.0          # POM_PING_TIMEOUT_S: a manager that does not answer the

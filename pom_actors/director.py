@@ -34,8 +34,8 @@ class CampaignDirector:
             self._task = asyncio.get_running_loop().create_task(self.service.run())
         return DIRECTOR
 
-    async def create_job(self, campaign: int | str, start: bool = True) -> int:
-        return await self.service.create_job(campaign, start)
+    async def create_job(self, campaign: int | str, start: bool = True, zone: str | None = None) -> int:
+        return await self.service.create_job(campaign, start, zone)
 
     async def command(self, job_id: int, event: str) -> str:
         return await self.service.command(job_id, event)

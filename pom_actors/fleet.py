@@ -1,12 +1,15 @@
 """The actors the director places on the cluster, on Ray: one media gateway per POM server
-(pinned to its node), and each job's managers in a placement group spread over the servers.
-The director's service decides when; this module knows how (`services.director.Fleet`).
+(pinned to its node), and each job's managers in a placement group spread over the servers
+of the zone the job runs in (every bundle asks for the zone's resource, `zone:<name>`).
+The director's service decides when and where; this module knows how (`services.director.Fleet`).
 """
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import logging
+import time
+from collections import Counter
 
 import ray
 from ray.util.placement_group import get_placement_group, placement_group, remove_placement_group
@@ -14,17 +17,20 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, Place
 
 from . import names
 from .config import Settings
+from .core.zones import servers_by_zone
 from .load_monitor import LoadMonitor
 from .manager import CampaignManager
 from .media_gateway import MediaGateway
 
 log = logging.getLogger(__name__)
 SERVER_SHARE = 0.001          # of the `pom_server` resource: pins an actor to POM servers
+ZONE_CHECK_S = 1.0            # servers per zone are read from Ray's control store at most this often
 
 
 class RayFleet:
     def __init__(self, settings: Settings):
         self.settings = settings
+        self._zones: tuple[float, Counter] = (float("-inf"), Counter())
 
     @staticmethod
     def _server_nodes() -> list[dict]:
@@ -32,6 +38,14 @@ class RayFleet:
 
     def servers(self) -> int:
         return len(self._server_nodes())
+
+    def zone_servers(self) -> Counter:
+        """Live POM servers per zone (None: servers without a zone resource)."""
+        at, counts = self._zones
+        if time.monotonic() - at >= ZONE_CHECK_S:
+            counts = servers_by_zone(n["Resources"] for n in self._server_nodes())
+            self._zones = (time.monotonic(), counts)
+        return counts
 
     def gateway_names(self) -> list[str]:
         return sorted(names.gateways())
@@ -64,11 +78,13 @@ class RayFleet:
                 ).remote(self.settings, node["NodeID"])
                 log.info("started load monitor %s", name)
 
-    async def managers(self, job_id: int, count: int, draining: bool, slow_factor: float = 1.0) -> list[str]:
-        """Lease holders of the job's managers that answer now; missing ones are (re)created.
-        The ping also tells each manager whether to claim (a restarted one waits for it) and
-        the factor its dialling is slowed by (the load restrictions in force)."""
-        pg = self._placement_group(job_id, count)
+    async def managers(self, job_id: int, count: int, zone: str, draining: bool,
+                       slow_factor: float = 1.0) -> list[str]:
+        """Lease holders of the job's managers that answer now; missing ones are (re)created in
+        the job's placement group in `zone`. The ping also tells each manager whether to claim
+        (a restarted one waits for it) and the factor its dialling is slowed by (the load
+        restrictions in force)."""
+        pg = self._placement_group(job_id, count, zone)
         handles = []
         for i in range(count):
             name = names.manager_name(job_id, i)
@@ -76,17 +92,27 @@ class RayFleet:
                 name=name, lifetime="detached", resources={names.SERVER_RESOURCE: SERVER_SHARE},
                 scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i),
             ).remote(self.settings, job_id, i, count))
+        return await self._ping(handles, draining, slow_factor)
+
+    async def stop_claiming(self, job_id: int, count: int) -> list[str]:
+        """Tell the job's existing managers to claim no more (a move out of their zone); the
+        lease holders of those that answer. None is created."""
+        handles = [h for i in range(count) if (h := names.actor(names.manager_name(job_id, i)))]
+        return await self._ping(handles, True, None)
+
+    async def _ping(self, handles: list, draining: bool, slow_factor: float | None) -> list[str]:
         pings = await asyncio.gather(*[asyncio.wait_for(h.ping.remote(draining, slow_factor), self.settings.ping_timeout_s)
                                        for h in handles], return_exceptions=True)
         return [p for p in pings if not isinstance(p, BaseException)]
 
     @staticmethod
-    def _placement_group(job_id: int, count: int):
+    def _placement_group(job_id: int, count: int, zone: str):
+        name = names.placement_group_name(job_id, zone)
         try:
-            return get_placement_group(names.placement_group_name(job_id))
+            return get_placement_group(name)
         except ValueError:
-            return placement_group([{names.SERVER_RESOURCE: SERVER_SHARE}] * count, strategy="SPREAD",
-                                   name=names.placement_group_name(job_id), lifetime="detached")
+            bundle = {names.SERVER_RESOURCE: SERVER_SHARE, names.zone_resource(zone): SERVER_SHARE}
+            return placement_group([bundle] * count, strategy="SPREAD", name=name, lifetime="detached")
 
     def refresh(self, holders: set[str]) -> None:
         """Tell the holders' managers to renew (and adopt) at once."""
@@ -109,14 +135,16 @@ class RayFleet:
             if handle:
                 await handle.serve.remote()
 
-    def retire(self, job_id: int, count: int) -> None:
-        """An ended job's managers and placement group go."""
+    def retire(self, job_id: int, count: int, zone: str | None) -> None:
+        """The job's managers and its placement group in `zone` go (it ended, or moves)."""
         for i in range(count):
             handle = names.actor(names.manager_name(job_id, i))
             if handle:
                 ray.kill(handle, no_restart=True)
+        if zone is None:
+            return
         try:
-            remove_placement_group(get_placement_group(names.placement_group_name(job_id)))
+            remove_placement_group(get_placement_group(names.placement_group_name(job_id, zone)))
         except ValueError:
             pass
 

@@ -44,8 +44,9 @@ def manager_name(job_id: int, index: int) -> str:
     return f"pom-manager-{job_id}-{index}"
 
 
-def placement_group_name(job_id: int) -> str:
-    return f"pom-pg-{job_id}"
+def placement_group_name(job_id: int, zone: str) -> str:
+    """A job's managers' placement group in a zone: a job that moves gets a new one."""
+    return f"pom-pg-{job_id}-{zone}"
 
 
 def new_holder(actor_name: str) -> str:

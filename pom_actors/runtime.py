@@ -23,7 +23,7 @@ from .agent_manager import AGENT_MANAGER, AgentManager
 from .director import CampaignDirector
 from .event_relay import EventRelay
 from .kafka_broker import EmbeddedBroker
-from .names import DIRECTOR, EVENT_RELAY, NAMESPACE, RULE_ENGINE, SERVER_RESOURCE
+from .names import DIRECTOR, EVENT_RELAY, NAMESPACE, RULE_ENGINE, server_resources
 from .importer import start_importer
 from .rule_engine import RuleEngine
 from .store.database import EmbeddedPostgres, connect, migrate
@@ -70,7 +70,8 @@ class Runtime:
             with ray_started_here():
                 # "local": a Ray of our own, even if a `ray start` cluster runs on this machine.
                 ray.init(address=settings.ray_address or "local", namespace=NAMESPACE,
-                         include_dashboard=False, resources={SERVER_RESOURCE: 1} if local else None,
+                         include_dashboard=False,
+                         resources=server_resources(settings.default_zone) if local else None,
                          log_to_driver=False, logging_level=logging.WARNING)
             self.owns_ray = local
             if local:

@@ -13,6 +13,7 @@ from pom_actors.store import catalog
 
 from .. import deps
 from ..validation import CleanJson, Id, Text
+from .zones import ZoneName
 
 router = APIRouter(tags=["campaigns"])
 
@@ -26,6 +27,7 @@ class CampaignCreate(BaseModel):
     schedule: Annotated[Schedule | None, CleanJson] = None
     priority: int = Field(default=5, ge=1, le=10)
     filter_id: Id | None = Field(default=None, description="a filter template (checked against the list)")
+    zone: ZoneName | None = Field(default=None, description="the zone its jobs run in (default: the default zone)")
 
 
 @router.post("/campaigns", status_code=201)
@@ -35,7 +37,7 @@ def create_campaign(body: CampaignCreate, conn: psycopg.Connection = Depends(dep
             conn, body.name, body.strategy_id, body.list_id, description=body.description,
             finish=body.finish.model_dump(mode="json", exclude_none=True, exclude_defaults=True),
             schedule=body.schedule.model_dump(mode="json") if body.schedule else None,
-            priority=body.priority, filter_id=body.filter_id)
+            priority=body.priority, filter_id=body.filter_id, zone=body.zone)
     return catalog.campaign(conn, cid)
 
 

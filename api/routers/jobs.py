@@ -8,16 +8,19 @@ creating a job (a new run of a campaign) for admin and integration only.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import psycopg
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from pom_actors.core.lifecycle import JobEvent, JobState, allowed_events
-from pom_actors.store import catalog, jobs as jobstore
+from pom_actors.store import catalog, jobs as jobstore, zones as zonestore
 
 from .. import auth, deps
 from ..auth import DEFINE
 from ..validation import Id, Ref, Text
+from .zones import ZoneName
 
 router = APIRouter(tags=["jobs"])
 
@@ -25,12 +28,14 @@ router = APIRouter(tags=["jobs"])
 class JobCreate(BaseModel):
     campaign: Ref = Field(description="campaign id or name")
     start: bool = True
+    zone: Optional[ZoneName] = Field(default=None, description="the zone it runs in (default: the campaign's)")
 
 
 def job_view(job: dict, counts: dict[str, int]) -> dict:
     return {"id": job["id"], "campaign_id": job["campaign_id"], "campaign": job["campaign"],
             "state": job["state"], "reason": job["reason"], "shards": job["shards"],
-            "managers": job["managers"], "created_at": job["created_at"],
+            "managers": job["managers"], "zone": job["zone"], "placed_zone": job["placed_zone"],
+            "created_at": job["created_at"],
             "started_at": job["started_at"], "ended_at": job["ended_at"],
             "work_items": counts, "total": sum(counts.values()),
             "actions": [str(e) for e in allowed_events(JobState(job["state"]))]}
@@ -58,7 +63,9 @@ def get_job(job_id: Id, conn: psycopg.Connection = Depends(deps.db)) -> dict:
 def create_job(body: JobCreate, conn: psycopg.Connection = Depends(deps.db),
                director: deps.Director = Depends(deps.director)) -> dict:
     catalog.campaign(conn, body.campaign)          # 404 before the director is asked
-    return job_detail(conn, director.create_job(body.campaign, body.start))
+    if body.zone is not None:
+        zonestore.check_exists(conn, body.zone)     # 422 before it too
+    return job_detail(conn, director.create_job(body.campaign, body.start, body.zone))
 
 
 def _command(job_id: Id, event: JobEvent, conn: psycopg.Connection, director: deps.Director) -> dict:

@@ -2,10 +2,13 @@
 only creates it, runs its loop and answers for it).
 
 Every tick it reconciles the world with the database: one media gateway per POM server, due
-schedules turned into jobs, and for each live job its managers, the shard leases
-(`core.shards.allocate` over the managers that answer), pause/stop drains and finish
-criteria. It keeps no state of its own that matters: after a restart it rebuilds everything
-from PostgreSQL and re-attaches to the named managers.
+schedules turned into jobs, and for each live job the zone it runs in (`core.zones.
+effective_zone`: its own, or along its failover chain; a move drains the old zone's managers
+for up to POM_ZONE_DRAIN_S, retires them and places new ones, which take the shards over
+with new epochs), its managers, the shard leases (`core.shards.allocate` over the managers
+that answer), pause/stop drains and finish criteria. It keeps no state of its own that
+matters: after a restart it rebuilds everything from PostgreSQL and re-attaches to the named
+managers.
 
 Collaborators (passed in, faked by the unit tests): `open_store()` gives a `store.director.
 DirectorStore`; `fleet` places and reaches the actors (`pom_actors/fleet.py` on Ray); a clock.
@@ -15,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ..config import Settings
@@ -28,6 +31,7 @@ from ..core.lifecycle import DISPATCHING
 from ..core.schedule import due_runs, parsed
 from ..core.shards import allocate
 from ..core.strategy import Strategy
+from ..core.zones import Zone, effective_zone
 from ..names import manager_name
 from ..store.director import DirectorStore
 
@@ -43,13 +47,16 @@ class _StillInFlight(Exception):
 class Fleet(Protocol):
     """The actors the director places: a media gateway per POM server, managers per job."""
     def servers(self) -> int: ...
+    def zone_servers(self) -> Mapping[str | None, int]: ...
     def gateway_names(self) -> list[str]: ...
     def ensure_gateways(self) -> None: ...
-    async def managers(self, job_id: int, count: int, draining: bool, slow_factor: float = 1.0) -> list[str]: ...
+    async def managers(self, job_id: int, count: int, zone: str, draining: bool,
+                       slow_factor: float = 1.0) -> list[str]: ...
+    async def stop_claiming(self, job_id: int, count: int) -> list[str]: ...
     def refresh(self, holders: set[str]) -> None: ...
     async def drain(self, names: list[str], timeout_s: float) -> dict[str, int]: ...
     async def serve(self, names: list[str]) -> None: ...
-    def retire(self, job_id: int, count: int) -> None: ...
+    def retire(self, job_id: int, count: int, zone: str | None) -> None: ...
     def set_agent_jobs(self, jobs: list, notifications: list) -> None: ...
 
 
@@ -60,6 +67,10 @@ class DirectorService:
         self.restrictions = restrictions          # the load restrictions in force (store.load)
         self.slow_factor = 1.0
         self.store = open_store()
+        self.store.ensure_zone(settings.default_zone)
+        self.zones: dict[str, Zone] = {}
+        self.zone_servers: Mapping[str | None, int] = {}
+        self.leaving: dict[int, float] = {}            # job -> when it began to leave its zone
         self.lock = asyncio.Lock()
         self.ticks = 0
         self.draining = False
@@ -67,13 +78,16 @@ class DirectorService:
         self.strategies: dict[int, Strategy] = {}      # strategy versions never change: parsed once
 
     # -- commands ------------------------------------------------------------------------------
-    async def create_job(self, campaign: int | str, start: bool = True) -> int:
-        """A new job of `campaign` (id or name) over its whole list; started unless told not to."""
+    async def create_job(self, campaign: int | str, start: bool = True, zone: str | None = None) -> int:
+        """A new job of `campaign` (id or name) over its whole list, in `zone` (default: the
+        campaign's, else the default zone); started unless told not to."""
         async with self.lock:
             camp = self.store.campaign(campaign)
+            if zone is not None:
+                self.store.check_zone(zone)
             with self.store.transaction():
-                job_id = self.store.create_job(camp["id"], self.settings.shards_per_job,
-                                               self._manager_count(), self.clock.now())
+                job_id = self.store.create_job(camp["id"], self.settings.shards_per_job, self._manager_count(),
+                                               self.clock.now(), zone, self.settings.default_zone)
             if start:
                 self.store.set_state(job_id, S.QUEUED, transition(S.QUEUED, E.START))
         await self.tick()
@@ -101,7 +115,9 @@ class DirectorService:
 
     def status(self) -> dict[str, Any]:
         return {"state": "draining" if self.draining else "up", "ticks": self.ticks, "slow_factor": self.slow_factor,
-                "gateways": self.fleet.gateway_names()}
+                "gateways": self.fleet.gateway_names(),
+                "zone_servers": {z: n for z, n in self.zone_servers.items() if z is not None},
+                "unzoned_servers": self.zone_servers.get(None, 0)}
 
     def _active_managers(self) -> list[str]:
         return [manager_name(j["id"], i) for j in self.store.jobs(tuple(ACTIVE)) for i in range(j["managers"])]
@@ -136,6 +152,7 @@ class DirectorService:
             if not self.draining:
                 self._run_schedules()
             self._read_restrictions()
+            self.zones, self.zone_servers = self.store.zones(), self.fleet.zone_servers()
             jobs = self.store.jobs(tuple(ACTIVE))
             for job in jobs:
                 try:
@@ -191,13 +208,18 @@ class DirectorService:
                 continue
             with self.store.transaction():
                 self.store.mark_scheduled(camp["id"], run_at)
-                job_id = self.store.create_job(camp["id"], self.settings.shards_per_job, self._manager_count(), now)
+                job_id = self.store.create_job(camp["id"], self.settings.shards_per_job, self._manager_count(), now,
+                                               None, self.settings.default_zone)
                 self.store.set_state(job_id, S.QUEUED, S.RUNNING, reason=f"schedule {run_at}")
             log.info("schedule of campaign %s started job %s", camp["name"], job_id)
 
     async def _drive(self, job: dict) -> None:
         job_id, state = job["id"], JobState(job["state"])
-        live = await self.fleet.managers(job_id, job["managers"], self.draining, self.slow_factor)
+        zone = effective_zone(job["zone"], self.zones, self.zone_servers)
+        if zone != job["placed_zone"] and not await self._move(job, zone):
+            return
+        live = await self.fleet.managers(job_id, job["managers"], zone, self.draining,
+                                         self.slow_factor) if zone else []
         self._lease(job_id, live)
         if state == S.RESUMING and live:
             self.store.set_state(job_id, state, transition(state, E.RESUMED))
@@ -223,8 +245,30 @@ class DirectorService:
                     self.store.set_state(job_id, state, transition(state, E.DRAINED, finishing=job["finishing"]))
             except _StillInFlight:          # rolled back: the managers settle it, next tick ends it
                 return
-            self.fleet.retire(job_id, job["managers"])
+            self.fleet.retire(job_id, job["managers"], job["placed_zone"])
             log.info("job %s ended", job_id)
+
+    async def _move(self, job: dict, zone: str | None) -> bool:
+        """The job runs in another zone now (or, with `zone` None, in none: it waits). Its
+        managers stop claiming and are retired once nothing of the job is in flight, or after
+        POM_ZONE_DRAIN_S, or at once if none answers (its servers are gone); the next tick
+        places new ones in `zone`, which take every shard over with a new epoch (the takeover
+        of any lost manager: what was still in flight is reconciled with the gateways).
+        True if the job may be placed in `zone` at once (it had no managers to retire)."""
+        job_id, old = job["id"], job["placed_zone"]
+        if old is not None:
+            since = self.leaving.setdefault(job_id, time.monotonic())
+            answering = await self.fleet.stop_claiming(job_id, job["managers"])
+            if (answering and self.store.in_flight(job_id)
+                    and time.monotonic() - since < self.settings.zone_drain_s):
+                return
+            self.fleet.retire(job_id, job["managers"], old)
+        self.leaving.pop(job_id, None)
+        if not self.store.set_placed(job_id, old, zone):
+            return False
+        log.info("job %s: zone %s -> %s%s", job_id, old, zone, "" if zone else " (waiting for a zone)")
+        job["placed_zone"] = zone
+        return old is None
 
     def _manager_count(self) -> int:
         """Managers for a new job: as configured, or one per live POM server."""

@@ -93,20 +93,24 @@ def load_strategy(conn: psycopg.Connection, strategy_id: int) -> Strategy:
 def create_campaign(conn: psycopg.Connection, name: str, strategy_id: int, list_id: int, *,
                     description: str = "", finish: Mapping[str, Any] | None = None,
                     schedule: Mapping[str, Any] | None = None, priority: int = 5,
-                    filter_id: int | None = None) -> int:
+                    filter_id: int | None = None, zone: str | None = None) -> int:
     """A campaign; its finish criteria and schedule are validated (pydantic.ValidationError),
-    its filter template (if any) against the list's attributes (NotFound, FilterError)."""
+    its filter template (if any) against the list's attributes (NotFound, FilterError), its
+    zone (if any) must exist (ZoneError)."""
     if filter_id is not None:
         from .filters import check_for_list
         check_for_list(conn, list_id, filter_id)
+    if zone is not None:
+        from .zones import check_exists
+        check_exists(conn, zone)
     finish = FinishCriteria(**(finish or {})).model_dump(mode="json", exclude_none=True,
                                                         exclude_defaults=True)
     schedule = Schedule(**schedule).model_dump(mode="json") if schedule else None
     cid = conn.execute(
-        "INSERT INTO campaigns (name, description, strategy_id, list_id, finish, schedule, priority, filter_id) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        "INSERT INTO campaigns (name, description, strategy_id, list_id, finish, schedule, priority, filter_id, zone) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
         (name, description, strategy_id, list_id, Jsonb(dict(finish or {})),
-         Jsonb(dict(schedule)) if schedule else None, priority, filter_id)).fetchone()[0]
+         Jsonb(dict(schedule)) if schedule else None, priority, filter_id, zone)).fetchone()[0]
     book = load_strategy(conn, strategy_id).codebook()
     for code in (book[name] for name in book.names() if not book[name].system):
         conn.execute(

@@ -1,5 +1,6 @@
-"""The director's statements, on one connection: jobs, their lifecycle and leases, and the
-campaigns whose schedules it runs (`store.jobs` and `store.catalog` hold the SQL)."""
+"""The director's statements, on one connection: jobs, their lifecycle, leases and zones, and
+the campaigns whose schedules it runs (`store.jobs`, `store.zones` and `store.catalog` hold
+the SQL)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -10,7 +11,8 @@ from typing import Any
 from ..core.finish import FinishCriteria, JobCounts
 from ..core.lifecycle import JobState
 from ..core.strategy import Strategy
-from . import catalog, jobs
+from ..core.zones import Zone
+from . import catalog, jobs, zones
 from .base import Store
 
 
@@ -38,8 +40,9 @@ class DirectorStore(Store):
         self.conn.execute("UPDATE campaigns SET last_scheduled_at = %s WHERE id = %s", (at, campaign_id))
 
     # -- jobs --------------------------------------------------------------------------------
-    def create_job(self, campaign_id: int, shards: int, managers: int, now: datetime) -> int:
-        return jobs.create_job(self.conn, campaign_id, shards, managers, now)
+    def create_job(self, campaign_id: int, shards: int, managers: int, now: datetime, zone: str | None,
+                   default_zone: str) -> int:
+        return jobs.create_job(self.conn, campaign_id, shards, managers, now, zone, default_zone)
 
     def job(self, job_id: int) -> dict[str, Any]:
         return jobs.job(self.conn, job_id)
@@ -69,3 +72,16 @@ class DirectorStore(Store):
 
     def release_all(self, job_id: int) -> None:
         jobs.release_all(self.conn, job_id)
+
+    # -- zones -------------------------------------------------------------------------------
+    def zones(self) -> dict[str, Zone]:
+        return zones.zone_map(self.conn)
+
+    def ensure_zone(self, name: str) -> None:
+        zones.ensure(self.conn, name)
+
+    def check_zone(self, name: str) -> None:
+        zones.check_exists(self.conn, name)
+
+    def set_placed(self, job_id: int, expected: str | None, zone: str | None) -> bool:
+        return zones.set_placed(self.conn, job_id, expected, zone)

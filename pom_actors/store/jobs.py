@@ -17,24 +17,27 @@ from psycopg.types.json import Jsonb
 from ..core.events import JOBS_TOPIC, job_key
 from ..core.finish import FinishCriteria, JobCounts
 from ..core.lifecycle import JobState
+from ..names import DEFAULT_ZONE
 from .catalog import NotFound
 
-def create_job(conn: psycopg.Connection, campaign_id: int, shards: int, managers: int, now: datetime) -> int:
+def create_job(conn: psycopg.Connection, campaign_id: int, shards: int, managers: int, now: datetime,
+               zone: str | None = None, default_zone: str = DEFAULT_ZONE) -> int:
     """A queued job of the campaign over every contact of its list, with its shard leases; the
-    job's filter is a copy of the campaign's template's expression (NULL without one)."""
-    camp = conn.execute("SELECT c.strategy_id, c.list_id, c.finish, t.expression FROM campaigns c "
+    job's filter is a copy of the campaign's template's expression (NULL without one). Its zone:
+    `zone` if given, else the campaign's, else `default_zone` (the caller checked it exists)."""
+    camp = conn.execute("SELECT c.strategy_id, c.list_id, c.finish, t.expression, c.zone FROM campaigns c "
                         "LEFT JOIN filter_templates t ON t.id = c.filter_id WHERE c.id = %s",
                         (campaign_id,)).fetchone()
     if not camp:
         raise NotFound(f"campaign {campaign_id} does not exist")
-    strategy_id, list_id, finish, expression = camp
+    strategy_id, list_id, finish, expression, campaign_zone = camp
     initial = conn.execute("SELECT document->>'initial' FROM strategies WHERE id = %s",
                            (strategy_id,)).fetchone()[0]
     job_id = conn.execute(
-        "INSERT INTO jobs (campaign_id, strategy_id, state, shards, managers, finish, filter) "
-        "VALUES (%s, %s, 'queued', %s, %s, %s, %s) RETURNING id",
+        "INSERT INTO jobs (campaign_id, strategy_id, state, shards, managers, finish, filter, zone) "
+        "VALUES (%s, %s, 'queued', %s, %s, %s, %s, %s) RETURNING id",
         (campaign_id, strategy_id, shards, max(1, min(managers, shards)), Jsonb(finish),
-         expression)).fetchone()[0]
+         expression, zone or campaign_zone or default_zone)).fetchone()[0]
     conn.execute(
         "INSERT INTO work_items (job_id, contact_id, shard, state, next_at, handler) "
         "SELECT %s, id, (id %% %s)::int, 'ready', %s, %s FROM contacts WHERE list_id = %s",

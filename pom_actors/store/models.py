@@ -145,6 +145,9 @@ class Campaign(SQLModel, table=True):
     priority: int = _d(5)
     enabled: bool = _d(True)
     filter_id: Optional[int] = Field(default=None, foreign_key="filter_templates.id")
+    # The zone its jobs run in (a job may be started in another); NULL: the default zone.
+    zone: Optional[str] = Field(default=None, sa_column=Column(
+        String(100), ForeignKey("zones.name", onupdate="CASCADE"), nullable=True))
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
 
 
@@ -159,6 +162,10 @@ class Job(SQLModel, table=True):
     reason: str = _d("")
     shards: int = _d(8)
     managers: int = _d(1)                    # fixed at creation: manager names must not shift
+    zone: str = Field(default="default", sa_column=Column(String(100), nullable=False, server_default="default"))
+    # Where its managers are now (core.zones.effective_zone, applied by the director); NULL:
+    # nowhere yet, or waiting for a zone to become available.
+    placed_zone: Optional[str] = Field(default=None, sa_column=Column(String(100), nullable=True))
     finish: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
     # The filter expression in force (copied from the campaign's template at creation, changed
     # on a running job through the API); NULL: every contact of the list.
@@ -280,11 +287,17 @@ class RuleRow(SQLModel, table=True):
 
 
 class Zone(SQLModel, table=True):
+    """A group of POM servers (those with the `zone:<name>` Ray resource) and where its jobs go
+    when it is not available (core.zones). A zone in use cannot be deleted."""
     __tablename__ = "zones"
+    __table_args__ = (CheckConstraint("state IN ('up', 'down', 'maintenance')", name="ck_zones_state"),)
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(sa_column=Column(String(100), nullable=False, unique=True))
-    failover_zone: Optional[str] = None
-    state: str = _d("active")
+    failover_zone: Optional[str] = Field(default=None, sa_column=Column(
+        String(100), ForeignKey("zones.name", onupdate="CASCADE"), nullable=True))
+    state: str = _d("up")
+    reason: str = _d("")                     # why it was last set to its state (the command's)
+    updated_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
 
 
 class ImportJob(SQLModel, table=True):

@@ -31,7 +31,7 @@ from pom_actors.runtime import Runtime
 from pom_actors.store import catalog, jobs as jobstore
 from pom_actors.store.work import WorkStore
 
-SERVER = {names.SERVER_RESOURCE: 1}
+SERVER = names.server_resources()            # a POM server of the default zone
 NODE = {"num_cpus": 2, "resources": SERVER}
 CLOCK_START = "2026-11-25T15:00:00+00:00"      # a Wednesday afternoon (no window is set anyway)
 NUMBERS = 3_000_000                            # contacts get +1212<NUMBERS + offset + i>

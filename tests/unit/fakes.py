@@ -18,6 +18,8 @@ from pom_actors.core.orders import Order, OrderRecord, Outcome, Refusal
 from pom_actors.core.reconcile import GatewaySlow, GatewayUnreachable
 from pom_actors.core.rules import DEFAULT_RULES, Candidate, Verdict
 from pom_actors.core.strategy import Strategy
+from pom_actors.core.zones import Zone, ZoneError
+from pom_actors.names import DEFAULT_ZONE
 from pom_actors.media.gateway import Gateway
 from pom_actors.services.rule_engine import RuleService
 
@@ -38,6 +40,7 @@ class FakeDatabase:
         self.contacts = {i + 1: c for i, c in enumerate(contacts)}
         self.campaigns: dict[int, dict[str, Any]] = {}
         self.jobs: dict[int, dict[str, Any]] = {}
+        self.zones: dict[str, Zone] = {}
         self.items: dict[int, dict[str, Any]] = {}
         self.leases: dict[tuple[int, int], dict[str, Any]] = {}
         self.attempts: list[Any] = []
@@ -57,13 +60,15 @@ class FakeDatabase:
                                "created_at": created_at}
         return cid
 
-    def create_job(self, campaign_id: int, shards: int, managers: int, now: datetime) -> int:
+    def create_job(self, campaign_id: int, shards: int, managers: int, now: datetime, zone: str | None = None,
+                   default_zone: str = DEFAULT_ZONE) -> int:
         self.check()
         camp = self.campaigns[campaign_id]
         job_id = len(self.jobs) + 1
         self.jobs[job_id] = {"id": job_id, "campaign_id": campaign_id, "strategy_id": camp["strategy_id"],
                              "state": "queued", "shards": shards, "managers": max(1, min(managers, shards)),
-                             "finish": camp["finish"], "finishing": False, "reason": None}
+                             "finish": camp["finish"], "finishing": False, "reason": None,
+                             "zone": zone or camp.get("zone") or default_zone, "placed_zone": None}
         initial = self.strategies[camp["strategy_id"]].initial
         for contact_id in self.contacts:
             item_id = len(self.items) + 1
@@ -205,8 +210,8 @@ class FakeDirectorStore:
     def mark_scheduled(self, campaign_id: int, at: datetime) -> None:
         self.db.campaigns[campaign_id]["last_scheduled_at"] = at
 
-    def create_job(self, campaign_id, shards, managers, now) -> int:
-        return self.db.create_job(campaign_id, shards, managers, now)
+    def create_job(self, campaign_id, shards, managers, now, zone, default_zone) -> int:
+        return self.db.create_job(campaign_id, shards, managers, now, zone, default_zone)
 
     def job(self, job_id):
         return dict(self.db.jobs[job_id])
@@ -254,6 +259,24 @@ class FakeDirectorStore:
         for (j, _), lease in self.db.leases.items():
             if j == job_id:
                 lease.update(holder=None, epoch=lease["epoch"] + 1, expires=None)
+
+    def zones(self) -> dict[str, Zone]:
+        self.db.check()
+        return dict(self.db.zones)
+
+    def ensure_zone(self, name: str) -> None:
+        self.db.zones.setdefault(name, Zone(name))
+
+    def check_zone(self, name: str) -> None:
+        if name not in self.db.zones:
+            raise ZoneError("zone", f"zone {name!r} does not exist")
+
+    def set_placed(self, job_id, expected, zone) -> bool:
+        job = self.db.jobs[job_id]
+        if job["placed_zone"] != expected:
+            return False
+        job["placed_zone"] = zone
+        return True
 
 
 class LocalGateways:
@@ -330,18 +353,26 @@ class LocalRules:
 
 class FakeFleet:
     """`fleet.RayFleet` in memory: managers are ManagerService objects made by `make_manager`;
-    a name in `silent` does not answer pings (a frozen or lost manager)."""
+    a name in `silent` does not answer pings (a frozen or lost manager). `servers_in` is the
+    live servers per zone (all in the default zone unless a test says otherwise); `placed`
+    the zone each manager was created in."""
 
     def __init__(self, make_manager, servers: int = 1, gateways: tuple[str, ...] = ("gw-a",)):
         self.make_manager, self.server_count, self.gateways = make_manager, servers, list(gateways)
+        self.servers_in: dict[str | None, int] = {DEFAULT_ZONE: servers}
         self.managers_by_name: dict[str, Any] = {}
+        self.placed: dict[str, str] = {}
         self.silent: set[str] = set()
         self.retired: list[int] = []
+        self.retired_zones: list[tuple[int, str | None]] = []
         self.ensured = 0
         self.agent_jobs: list[tuple[list, list]] = []     # what the Agent Manager was told
 
     def servers(self) -> int:
         return self.server_count
+
+    def zone_servers(self) -> dict[str | None, int]:
+        return {z: n for z, n in self.servers_in.items() if n}
 
     def gateway_names(self) -> list[str]:
         return list(self.gateways)
@@ -352,16 +383,28 @@ class FakeFleet:
     def set_agent_jobs(self, jobs: list, notifications: list) -> None:
         self.agent_jobs.append((list(jobs), list(notifications)))
 
-    async def managers(self, job_id: int, count: int, draining: bool, slow_factor: float = 1.0) -> list[str]:
+    async def managers(self, job_id: int, count: int, zone: str, draining: bool,
+                       slow_factor: float = 1.0) -> list[str]:
         from pom_actors.names import manager_name
         live = []
         for i in range(count):
             name = manager_name(job_id, i)
             if name not in self.managers_by_name:
                 self.managers_by_name[name] = self.make_manager(job_id, i, count)
+                self.placed[name] = zone
             if name not in self.silent:
                 self.managers_by_name[name].draining = draining
                 self.managers_by_name[name].slow_factor = slow_factor
+                live.append(self.managers_by_name[name].holder)
+        return live
+
+    async def stop_claiming(self, job_id: int, count: int) -> list[str]:
+        from pom_actors.names import manager_name
+        live = []
+        for i in range(count):
+            name = manager_name(job_id, i)
+            if name in self.managers_by_name and name not in self.silent:
+                self.managers_by_name[name].draining = True
                 live.append(self.managers_by_name[name].holder)
         return live
 
@@ -378,8 +421,10 @@ class FakeFleet:
             if n in self.managers_by_name:
                 self.managers_by_name[n].draining = False
 
-    def retire(self, job_id: int, count: int) -> None:
+    def retire(self, job_id: int, count: int, zone: str | None) -> None:
         from pom_actors.names import manager_name
         for i in range(count):
             self.managers_by_name.pop(manager_name(job_id, i), None)
+            self.placed.pop(manager_name(job_id, i), None)
         self.retired.append(job_id)
+        self.retired_zones.append((job_id, zone))

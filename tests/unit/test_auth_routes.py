@@ -66,6 +66,12 @@ MATRIX = {
     ("GET", "/api/v1/tokens"): ADMIN,
     ("DELETE", "/api/v1/tokens/{token_id}"): ADMIN,
     ("GET", "/api/v1/audit"): OVERSEE,
+    ("GET", "/api/v1/zones"): STAFF,
+    ("GET", "/api/v1/zones/{name}"): STAFF,
+    ("POST", "/api/v1/zones"): ADMIN,
+    ("PUT", "/api/v1/zones/{name}"): ADMIN,
+    ("POST", "/api/v1/zones/{name}/state"): ADMIN,
+    ("DELETE", "/api/v1/zones/{name}"): ADMIN,
     ("POST", "/demo/sms"): None,
     ("GET", "/demo/sms"): STAFF,
 }

@@ -26,3 +26,17 @@ def test_missing_file_and_unreachable_gateway_exit_non_zero(tmp_path, capsys):
     assert main(["strategy", "validate", str(tmp_path / "none.yaml")]) == 2
     assert main(["--url", "http://127.0.0.1:9", "jobs", "list"]) == 1
     assert "cannot reach the gateway" in capsys.readouterr().err
+
+
+def test_zone_commands_check_names_and_states_before_any_request(capsys):
+    import pytest
+
+    unreachable = ["--url", "http://127.0.0.1:9"]
+    for argv, message in ((["zones", "create", "Bad Name"], "a zone name is 1-63 characters"),
+                          (["zones", "set-state", "east", "sleeping"], "invalid choice: 'sleeping'"),
+                          (["jobs", "create", "c", "--zone", "a:b"], "a zone name is 1-63 characters")):
+        with pytest.raises(SystemExit) as exit_:
+            main([*unreachable, *argv])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert main([*unreachable, "zones", "set-state", "east", "down"]) == 1      # valid: sent
+    assert "cannot reach the gateway" in capsys.readouterr().err
