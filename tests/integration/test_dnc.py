@@ -199,3 +199,35 @@ def test_the_cli_imports_files_with_progress_and_exits_by_their_outcome(pom, adm
         assert main([*base, "lists", "import", str(contacts), "--list", "999999"]) == 1
         assert capsys.readouterr().err.strip() == "pom: HTTP 404: contact list 999999 does not exist"
     assert main(["lists", "import", str(contacts), "--list", "1", "--map", "x"]) == 2
+
+
+def test_migration_0009_puts_the_entries_there_were_on_the_system_list(pom):
+    """A database at 0008 with DNC entries (one address twice, one contact): after the upgrade
+    each is once on list 1, 'system', which applies to every campaign; new lists number from 2."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+    from alembic import command
+
+    from pom_actors.store.database import alembic_config, libpq_url
+
+    url = urlsplit(pom.settings.database_url)
+    scratch = urlunsplit(url._replace(path="/pom_migration_0009"))
+    with psycopg.connect(libpq_url(pom.settings.database_url), autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS pom_migration_0009")
+        admin.execute("CREATE DATABASE pom_migration_0009")
+    try:
+        command.upgrade(alembic_config(scratch), "0008")
+        with psycopg.connect(libpq_url(scratch), autocommit=True) as c:
+            c.execute("INSERT INTO dnc_entries (address, contact_id, source) VALUES ('+12125550101', NULL, 'a'), "
+                      "('+12125550101', NULL, 'b'), (NULL, 7, 'c')")
+        command.upgrade(alembic_config(scratch), "0009")
+        with psycopg.connect(libpq_url(scratch), autocommit=True) as c:
+            assert c.execute("SELECT list_id, address, contact_id, source FROM dnc_entries ORDER BY id").fetchall() \
+                == [(1, "+12125550101", None, "a"), (1, None, 7, "c")]
+            assert c.execute("SELECT id, name, all_campaigns FROM dnc_lists").fetchall() == [(1, "system", True)]
+            assert c.execute("INSERT INTO dnc_lists (name) VALUES ('next') RETURNING id").fetchone()[0] == 2
+        command.downgrade(alembic_config(scratch), "0008")
+    finally:
+        with psycopg.connect(libpq_url(pom.settings.database_url), autocommit=True) as admin:
+            admin.execute("DROP DATABASE IF EXISTS pom_migration_0009 WITH (FORCE)")
