@@ -262,7 +262,8 @@ async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         error, detail = "method_not_allowed", f"{request.method} is not allowed on {path}"
     else:                    # not raised by the gateway's own code today
         error, detail = ("internal", "internal error") if exc.status_code >= 500 else ("invalid", str(exc.detail))
-    response = _error(exc.status_code, error, printable(detail))
+    extensions = {"errors": [{"path": "", "message": printable(detail)}]} if error == "invalid" else {}
+    response = _error(exc.status_code, error, printable(detail), **extensions)
     response.headers.update(exc.headers or {})
     if exc.status_code == 405:          # Starlette names the first matching route's methods only
         response.headers["Allow"] = ", ".join(sorted(_methods(request.app, request.url.path)))

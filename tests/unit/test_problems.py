@@ -94,6 +94,19 @@ def test_a_body_that_cannot_be_decoded_is_a_422_naming_the_body(http):
     assert [e["path"] for e in body["errors"]] == ["body"]
 
 
+def test_an_http_exception_a_dependency_raises_is_a_problem_too():
+    from fastapi import HTTPException
+
+    app = _app()
+
+    @app.get("/api/v1/teapot", dependencies=[auth.allow(auth.STAFF)])
+    def teapot() -> dict:
+        raise HTTPException(422, "no tea\u0000")
+
+    body = is_problem(TestClient(app, headers=auth.for_tests(app)).get("/api/v1/teapot"), 422, "invalid")
+    assert body["errors"] == [{"path": "", "message": "no tea\\u0000"}]      # as ValidationProblem says
+
+
 def test_an_unforeseen_failure_is_a_500_problem_that_says_nothing_of_it(http):
     body = is_problem(http.get("/api/v1/campaigns"), 500, "internal")
     assert "foresaw" not in body["detail"]
