@@ -18,6 +18,7 @@ from functools import partial
 
 import ray
 
+from . import names
 from .config import Settings
 from .core.agents.attachment import JobSpec
 from .core.agents.licenses import Demand, LicensePools
@@ -132,3 +133,25 @@ class AgentManager:
 
     def status(self) -> dict:
         return {**self.service.status(), "node": ray.get_runtime_context().get_node_id()}
+
+
+class RayAgentSnapshots:
+    """The Agent Manager as a Campaign Manager's pacer sees it: `snapshot(job_id, index,
+    managers)`, this manager's share of the job's agents; None when the Agent Manager is not
+    there or does not answer within `timeout_s` (the pacer then dials nothing)."""
+
+    def __init__(self, timeout_s: float = 1.0):
+        self._handle = None
+        self.timeout_s = timeout_s
+
+    async def snapshot(self, job_id: int, index: int, managers: int) -> PacerSnapshot | None:
+        if self._handle is None:
+            self._handle = names.actor(AGENT_MANAGER)
+            if self._handle is None:
+                return None
+        try:
+            return await asyncio.wait_for(self._handle.snapshot.remote(job_id, index=index, managers=managers),
+                                          self.timeout_s)
+        except Exception:
+            self._handle = None           # found again next time (a restart or a new incarnation)
+            return None

@@ -13,6 +13,7 @@ from functools import partial
 import ray
 
 from . import names
+from .agent_manager import RayAgentSnapshots
 from .config import Settings
 from .core.clock import clock_from_spec
 from .heap import tune_for_batches
@@ -33,7 +34,7 @@ class CampaignManager:
             settings, job_id=job_id, name=name, holder=holder, managers=managers,
             open_store=partial(WorkStore.open, settings.database_url, job_id, holder),
             rules=RayRules(), gateways=RayGateways(), clock=clock_from_spec(settings.clock),
-            node_id=ray.get_runtime_context().get_node_id())
+            node_id=ray.get_runtime_context().get_node_id(), agents=RayAgentSnapshots(), index=index)
         self._task: asyncio.Task | None = None
         tune_for_batches()
         ray.get_runtime_context().current_actor.ping.remote()

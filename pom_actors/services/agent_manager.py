@@ -522,11 +522,16 @@ class AgentManagerService:
                 for j, spec in sorted(self.jobs.items())}
 
     # -- pacing -------------------------------------------------------------------------------
-    def snapshot(self, job_id: int, **extra) -> PacerSnapshot:
-        """The pacer's view of job `job_id`'s agents at now; `extra` (dialling, waiting,
-        counters, ports_cap, events, offers, offered, inbound) is what the caller knows."""
-        agents = [self.agents[a] for a in self.members.get(job_id, ())]
-        return pacer_snapshot(agents, self.clock.now(), **extra)
+    def snapshot(self, job_id: int, index: int = 0, managers: int = 1, **extra) -> PacerSnapshot:
+        """The pacer's view of job `job_id`'s agents at now — of manager `index` of the job's
+        `managers`: every `managers`-th attached agent by id, so the managers' shares are
+        disjoint and stable while the job's agents stay (core/pacing/live.py); `extra`
+        (dialling, waiting, counters, ports_cap, events, offers, offered, inbound) is what the
+        caller knows."""
+        if not 0 <= index < managers:
+            raise ValueError(f"manager index {index} is not one of {managers}")
+        members = sorted(self.members.get(job_id, ()))[index::managers]
+        return pacer_snapshot([self.agents[a] for a in members], self.clock.now(), **extra)
 
     # -- the change feed (desktops) -----------------------------------------------------------
     def _record(self, transitions: list[Transition]) -> None:

@@ -11,7 +11,9 @@ the steps, the memory of what is in flight, and the recovery from a failed cycle
 Collaborators (passed in, faked by the unit tests): `open_store()` gives a `store.work.
 WorkStore`; `rules.check(candidates)` the verdicts of a batch; `gateways` (`names()`,
 `submit`, `poll`, `lookup`, `fence`, raising `GatewayUnreachable` for a gateway that is gone and
-`GatewaySlow` for one that did not answer in time) the media gateways; a clock.
+`GatewaySlow` for one that did not answer in time) the media gateways; a clock; for agent-based
+jobs `agents.snapshot(job_id, index, managers)`, this manager's share of the job's agents
+(core/pacing/live.py: fetched every `AGENT_REFRESH_S`, never per contact).
 """
 from __future__ import annotations
 
@@ -32,9 +34,9 @@ from ..core.histogram import Histogram
 from ..core.lifecycle import DISPATCHING
 from ..core.load import SlowDown
 from ..core.orders import Order, OrderRecord, Outcome, Refusal
-from ..core.pacing import make_pacer
-from ..core.pacing.snapshot import EventKind, PacerEvent, PacerSnapshot
-from ..core.pacing.time_based import manager_share
+from ..core.pacing.live import AGENT_REFRESH_S, HandlerPacer
+from ..core.pacing.snapshot import EventKind, PacerEvent, PacerSnapshot, PacingDecision, RuleCounters
+from ..core.pacing.window import WARM_WINDOW_S, Outcomes, window_since
 from ..core.reconcile import GatewaySlow, GatewayUnreachable, not_sent, reconcile
 from ..core.rules import Candidate, Verdict
 from ..core.shards import choose_gateway
@@ -48,6 +50,7 @@ IDLE_S = 0.05
 RETRY_S = 0.5
 SUSPECT_S = (3.0, 30.0)   # a gateway that did not answer in time is not asked again for 3 s,
                           # doubling while it stays silent, up to 30 s
+WINDOW_REFRESH_S = 2.0    # real seconds between two reads of the campaign's rule window
 CRASH_DIR_ENV = "POM_CRASH_DIR"
 CRASH_POINTS = ("after_claim", "after_intent", "after_dispatch", "after_result")
 
@@ -80,30 +83,35 @@ class Gateways(Protocol):
     async def fence(self, name: str, job_id: int, epochs: dict[int, int]) -> None: ...
 
 
+class AgentSnapshots(Protocol):
+    async def snapshot(self, job_id: int, index: int, managers: int) -> PacerSnapshot | None: ...
+
+
 class ManagerService:
     def __init__(self, settings: Settings, *, job_id: int, name: str, holder: str, managers: int,
                  open_store: Callable[[], WorkStore], rules: RuleChecker, gateways: Gateways,
-                 clock: Clock, node_id: str = ""):
+                 clock: Clock, node_id: str = "", agents: AgentSnapshots | None = None, index: int = 0):
         self.settings, self.name, self.holder, self.node_id = settings, name, holder, node_id
         self.open_store, self.rules, self.gateways, self.clock = open_store, rules, gateways, clock
         self.store = open_store()
         job = self.store.job()
         self.job_id, self.campaign_id = job_id, job["campaign_id"]
         self.strategy: Strategy = self.store.strategy(job["strategy_id"])
-        self.pacers = {name: make_pacer(manager_share(h.pacing.attempts_per_second, h.pacing.max_concurrent,
-                                                      managers))
-                       for name, h in self.strategy.handlers.items()}
-        # What `status()` reports of each handler's pacing: the mode the strategy asks for, and
-        # the time-based pace this manager actually applies (its share of the rate and the cap;
-        # None: unbounded), the dials granted since it started, its attempts in flight.
-        self.pacing = {name: {"mode": h.pacing.mode, "rate": h.pacing.attempts_per_second / managers
-                              if h.pacing.attempts_per_second else None,
-                              "max_concurrent": -(-h.pacing.max_concurrent // managers)
-                              if h.pacing.max_concurrent else None, "granted": 0, "in_flight": 0}
-                       for name, h in self.strategy.handlers.items()}
         codes = self.strategy.codebook()
         self._live = {c.name for c in codes if c.human_contact or c.counts_as_abandon}
         self._abandon = {c.name for c in codes if c.counts_as_abandon}
+        self.outcomes = Outcomes(self._live, self._abandon)
+        # Each handler's pacer (core/pacing/live.py); one that paces by agents starts from the
+        # campaign's recent outcomes (warm start) and reads its persisted rule window.
+        self.agents, self.index, self.managers = agents, index, managers
+        recent = self.store.pacing_window(self.campaign_id, window_since(clock.now(), WARM_WINDOW_S)) \
+            if any(h.agent_based for h in self.strategy.handlers.values()) else None
+        self.pacers = {name: HandlerPacer(h.pacing, managers, recent) for name, h in self.strategy.handlers.items()}
+        self.agent_view: PacerSnapshot | None = None      # this manager's share of the agents, last fetched
+        self.fetched = self.counted = -float("inf")        # time.monotonic() of the last fetch / read
+        self.windows: dict[float, RuleCounters] = {}       # window seconds -> the campaign's counters
+        self.events: dict[str, list[PacerEvent]] = defaultdict(list)   # handler -> outcomes not yet told
+        self.alarmed: bool | None = None                   # the job's pacing alarm as last written
         # Seconds from the start of the claim to the gateway accepting the order (per order).
         self.dispatch_latency = Histogram()
         self.state: str | None = job["state"]
@@ -142,7 +150,7 @@ class ManagerService:
         return {"name": self.name, "holder": self.holder, "job_id": self.job_id, "state": self.state,
                 "draining": self.draining, "slow_factor": self.slow_factor, "shards": self.held, "in_flight": len(self.inflight),
                 "seconds": {k: round(v, 3) for k, v in self.timing.items()},
-                "pacing": {k: dict(v) for k, v in self.pacing.items()},
+                "pacing": {k: dict(p.figures) for k, p in self.pacers.items()},
                 "dispatch_latency": self.dispatch_latency.as_dict(), **self.stats}
 
     async def run(self) -> None:
@@ -183,6 +191,8 @@ class ManagerService:
         now = self.clock.now()
         dispatching = self.state in DISPATCHING and self.held and not self.draining
         gateway = self._gateway() if dispatching else None     # none running yet: settle only
+        if gateway:
+            await self._refresh_pacing()
         budgets = self._budgets(now) if gateway else {}
         if not outcomes and not any(budgets.values()):
             return False
@@ -242,16 +252,53 @@ class ManagerService:
         `slow_factor` (what that withholds is spent: a paced handler dials at factor × rate)."""
         # Calls at a gateway that does not answer are not counted: a lost server's lines are
         # gone with it, and its calls' fate is left to reconciliation.
-        flying = Counter(item.handler for item, row in self.inflight.values() if self._answers(row.gateway))
-        budgets = {}
+        flying: dict[str, list[float]] = defaultdict(list)
+        for item, row in self.inflight.values():
+            if self._answers(row.gateway):
+                flying[item.handler].append(max(0.0, (now - row.created_at).total_seconds()))
+        budgets, decided = {}, {}
         for name, pacer in self.pacers.items():
-            granted = pacer.decide(PacerSnapshot(now=now, dialling=(0.0,) * flying[name])).dials
-            batch = min(granted, self.settings.batch_size)
+            decision = pacer.decide(now, tuple(flying[name]), self.agent_view, self.windows.get(pacer.window_s),
+                                    tuple(self.events.pop(name, ())))
+            if pacer.by_agents:
+                decided[name] = (pacer, decision)
+            batch = min(decision.dials, self.settings.batch_size)
             budgets[name] = self._slowdown.scale(name, batch, self.slow_factor)
-            self.pacing[name]["granted"] += budgets[name]
-            self.pacing[name]["in_flight"] = flying[name]
-            self._unplaced(name, granted - batch)
+            pacer.figures["granted"] += budgets[name]
+            self._unplaced(name, decision.dials - batch)
+        self._alarm(decided)
         return budgets
+
+    async def _refresh_pacing(self) -> None:
+        """For the pacers that pace by agents: this manager's share of the job's agents (every
+        `AGENT_REFRESH_S`; None if the Agent Manager did not answer) and the campaign's rule
+        windows (every `WINDOW_REFRESH_S`)."""
+        windows = {p.window_s for p in self.pacers.values() if p.by_agents}
+        if not windows:
+            return
+        t = time.monotonic()
+        if self.agents is not None and t - self.fetched >= AGENT_REFRESH_S:
+            self.fetched = t
+            self.agent_view = await self.agents.snapshot(self.job_id, self.index, self.managers)
+        if t - self.counted >= WINDOW_REFRESH_S:
+            self.counted = t
+            now = self.clock.now()
+            self.windows = {w: self.store.pacing_window(self.campaign_id, window_since(now, w)).counters()
+                            for w in windows}
+
+    def _alarm(self, decided: dict[str, tuple[HandlerPacer, PacingDecision]]) -> None:
+        """Raise the job's pacing alarm while a decision of an agent-based handler carries one,
+        clear it when none does (written when that changes, and once at start)."""
+        raised = sorted((name, pacer, d) for name, (pacer, d) in decided.items() if d.alarm)
+        if not decided or self.alarmed == bool(raised):
+            return
+        if raised:
+            name, pacer, d = raised[0]
+            self.store.pacing_alarm(f"job {self.job_id} ({name}): {d.alarm}", pacer.figures["abandon_rate"] or 0.0,
+                                    getattr(pacer.config, "target", 0.0))
+        else:
+            self.store.pacing_alarm(None, 0.0, 0.0)
+        self.alarmed = bool(raised)
 
     def _unplaced(self, handler: str, count: int) -> None:
         if count > 0:
@@ -360,6 +407,13 @@ class ManagerService:
                 if row.code in self._abandon:
                     self.stats["abandons"] += 1
         self.store.write_attempts([row for row, _ in done])
+        calls = [row for row, s in done if s and row.channel == "call"]
+        if calls:       # the campaign's rule window, in this transaction; the pacers learn
+            self.store.count_calls(self.campaign_id, self.outcomes.buckets(
+                (r.code, r.completed_at, r.details) for r in calls))
+            for r in calls:
+                if r.handler in self.pacers and self.pacers[r.handler].by_agents:
+                    self.events[r.handler].extend(self.outcomes.events(r.code, r.details))
         crash_point("after_result")
         self.store.outbox(ATTEMPTS_TOPIC, job_key(self.job_id), [settled_event(row, s.step) for row, s in done if s])
         self.stats["settled"] += len(done)

@@ -436,3 +436,20 @@ class AuditEntry(SQLModel, table=True):
     resource_id: Optional[str] = None        # the path's id, or the id a creation returned
     status: int
     summary: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
+
+class PacingCounter(SQLModel, table=True):
+    """One campaign's call outcomes in one bucket of business time (core/pacing/window.py): the
+    persisted window of the nuisance rule (summed over 30 days or 24 hours) and the recent
+    statistics a new job's pacer starts from."""
+    __tablename__ = "pacing_counters"
+    campaign_id: int = Field(sa_column=Column(Integer, ForeignKey("campaigns.id", ondelete="CASCADE"),
+                                              primary_key=True))
+    bucket: datetime = Field(sa_column=Column(DateTime(timezone=True), primary_key=True))
+    dials: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    live: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    abandoned: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    machine: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    answer_s: float = _d(0.0)
+    talk_s: float = _d(0.0)
+    talked: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+

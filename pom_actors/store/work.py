@@ -16,10 +16,11 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from ..core.pacing.window import Tally
 from ..core.strategy import Strategy
 from ..core.work import AttemptRow, ItemUpdate, make_item
 from ..core.filters import Filter, parse as parse_filter
-from . import catalog, jobs
+from . import catalog, jobs, pacing
 from .filters import compile_sql
 from .base import Store
 
@@ -174,6 +175,17 @@ class WorkStore(Store):
         if events:
             self.conn.execute("INSERT INTO event_outbox (topic, key, payload) VALUES (%s, %s, %s::jsonb)",
                               (topic, key, _json(events)))
+
+    # -- pacing ------------------------------------------------------------------------------
+    def count_calls(self, campaign_id: int, buckets: dict[datetime, Tally]) -> None:
+        """Add settled call outcomes to the campaign's rule window (call inside `fenced`)."""
+        pacing.add_counts(self.conn, campaign_id, buckets)
+
+    def pacing_window(self, campaign_id: int, since: datetime) -> Tally:
+        return pacing.window(self.conn, campaign_id, since)
+
+    def pacing_alarm(self, message: str | None, value: float, target: float) -> None:
+        pacing.set_alarm(self.conn, self.job_id, message, value, target)
 
     # -- recovery ---------------------------------------------------------------------------
     def in_flight(self, shards: Iterable[int]) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from typing import Any
 from pom_actors.core.finish import FinishCriteria, JobCounts
 from pom_actors.core.lifecycle import JobState
 from pom_actors.core.orders import Order, OrderRecord, Outcome, Refusal
+from pom_actors.core.pacing.window import Tally
 from pom_actors.core.reconcile import GatewaySlow, GatewayUnreachable
 from pom_actors.core.rules import DEFAULT_RULES, Candidate, Verdict
 from pom_actors.core.strategy import Strategy
@@ -45,6 +46,8 @@ class FakeDatabase:
         self.leases: dict[tuple[int, int], dict[str, Any]] = {}
         self.attempts: list[Any] = []
         self.events: list[dict[str, Any]] = []
+        self.pacing: dict[tuple[int, datetime], Tally] = {}     # (campaign, bucket) -> call outcomes
+        self.alarms: dict[str, str | None] = {}                 # pacing alarm source -> message (None: cleared)
         self.wall = 0.0
         self.down = False
 
@@ -98,11 +101,12 @@ class FakeDatabase:
     def transaction(self):
         """All or nothing, as a PostgreSQL transaction."""
         self.check()
-        saved = copy.deepcopy((self.items, self.leases, self.attempts, self.events, self.jobs, self.campaigns))
+        saved = copy.deepcopy((self.items, self.leases, self.attempts, self.events, self.jobs, self.campaigns,
+                               self.pacing))
         try:
             yield
         except BaseException:
-            self.items, self.leases, self.attempts, self.events, self.jobs, self.campaigns = saved
+            self.items, self.leases, self.attempts, self.events, self.jobs, self.campaigns, self.pacing = saved
             raise
 
 
@@ -181,6 +185,18 @@ class FakeWorkStore:
 
     def job_state(self) -> str:
         return self.db.jobs[self.job_id]["state"]
+
+    def count_calls(self, campaign_id: int, buckets) -> None:
+        for bucket, tally in buckets.items():
+            key = (campaign_id, bucket)
+            self.db.pacing[key] = self.db.pacing.get(key, Tally()) + tally
+
+    def pacing_window(self, campaign_id: int, since: datetime) -> Tally:
+        self.db.check()
+        return sum((t for (c, b), t in self.db.pacing.items() if c == campaign_id and b >= since), Tally())
+
+    def pacing_alarm(self, message: str | None, value: float, target: float) -> None:
+        self.db.alarms[f"pacing.amd@job-{self.job_id}"] = message
 
 
 class FakeDirectorStore:

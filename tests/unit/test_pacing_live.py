@@ -98,6 +98,8 @@ def test_amd_false_positives_count_where_the_formula_counts_them_and_alone_stop_
     assert low.decide(snap).alarm is None and low.decide(snap).dials >= 10    # 1.6 %: dials on, safe at least
     few = dataclasses.replace(snap, counters=RuleCounters(10, 0, 80))
     assert uk.decide(few).alarm is None                                        # too few answers to judge
+    handler = HandlerPacer(Pacing(mode="predictive", settings={"rule": "uk_24h", "amd_false_positive_share": 0.05}), 1)
+    assert handler.decide(T0, (), None, counters).alarm is not None            # no agents known: the alarm stands
 
 
 

@@ -27,7 +27,7 @@ from typing import Any
 from ..strategy import Pacing
 from .base import Pacer
 from .factory import make_pacer, parse_pacing_config
-from .predictive import CruiseControlConfig, PredictiveConfig
+from .predictive import CruiseControlConfig, LookaheadPacer, PredictiveConfig
 from .snapshot import EventKind, PacerEvent, PacerSnapshot, PacingDecision, RuleCounters
 from .time_based import manager_share
 from .window import US_WINDOW_S, Tally, warm_settings
@@ -96,8 +96,9 @@ class HandlerPacer:
         decision = limit
         snap = None
         if self.pacer is not None:
-            if agents is None:
-                decision = PacingDecision(0, "no agent snapshot from the Agent Manager")
+            if agents is None:          # no dial; an alarm of the window stands all the same
+                alarm = self.pacer.alarm(counters) if isinstance(self.pacer, LookaheadPacer) else None
+                decision = PacingDecision(0, alarm or "no agent snapshot from the Agent Manager", alarm=alarm)
                 self.pacer.observe(events)
             else:
                 snap = dataclasses.replace(aged(agents, now), dialling=dialling, counters=counters,
