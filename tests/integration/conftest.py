@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import ray
@@ -176,7 +177,6 @@ class Campaigns:
     def items(self, job_id: int) -> dict[str, int]:
         return jobstore.state_counts(self.conn, [job_id])[job_id]
 
-    def command(self, job_id: int, event: str) -> str:
     def settled(self, job_id: int, timeout: float = 30) -> dict[str, int]:
         """Waits until no item of the job is ready or in flight (every attempt due now has
         settled; retries may be scheduled); its item counts."""
@@ -188,6 +188,7 @@ class Campaigns:
             time.sleep(0.1)
         raise AssertionError(f"job {job_id} has items ready or in flight after {timeout}s: {items}")
 
+    def command(self, job_id: int, event: str) -> str:
         return ray.get(self.rt.director.command.remote(job_id, event))
 
 
@@ -213,6 +214,26 @@ def phone_contacts(n: int, **extra) -> list[dict]:
         out.append({"external_id": f"c{k}", "first_name": f"F{k}", "phone1": f"+1212{k:07d}",
                     "email": f"c{k}@example.com", "attributes": {"segment": "gold"}, **extra})
     return out
+
+
+@contextmanager
+def scratch_database(settings: Settings, name: str) -> Iterator[str]:
+    """An empty database `name` on the session's server (dropped first if left over, and
+    after): its URL, for migrations and first starts run from scratch."""
+    import psycopg
+
+    from pom_actors.store.database import libpq_url
+
+    def admin(statement: str) -> None:
+        with psycopg.connect(libpq_url(settings.database_url), autocommit=True) as c:
+            c.execute(statement)
+
+    admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin(f"CREATE DATABASE {name}")
+    try:
+        yield urlunsplit(urlsplit(settings.database_url)._replace(path=f"/{name}"))
+    finally:
+        admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def free_port() -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import stat
 import time
 from datetime import datetime, timedelta, timezone
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -16,7 +15,7 @@ from pom_actors.core.tokens import Role, admin_token_path, read_token_file
 from pom_actors.store import auth as store
 from pom_actors.store.database import alembic_config, libpq_url
 
-from .conftest import api_client
+from .conftest import api_client, scratch_database
 
 
 @pytest.fixture(scope="module")
@@ -130,15 +129,9 @@ def test_changes_are_audited_with_who_what_and_when(pom, admin, role_tokens):
 # -- the first start, on a database of its own ------------------------------------------------------
 @pytest.fixture
 def scratch(pom):
-    url = urlsplit(pom.settings.database_url)
-    scratch = urlunsplit(url._replace(path="/pom_auth_scratch"))
-    with psycopg.connect(libpq_url(pom.settings.database_url), autocommit=True) as c:
-        c.execute("DROP DATABASE IF EXISTS pom_auth_scratch WITH (FORCE)")
-        c.execute("CREATE DATABASE pom_auth_scratch")
-    command.upgrade(alembic_config(scratch), "head")
-    yield scratch
-    with psycopg.connect(libpq_url(pom.settings.database_url), autocommit=True) as c:
-        c.execute("DROP DATABASE IF EXISTS pom_auth_scratch WITH (FORCE)")
+    with scratch_database(pom.settings, "pom_auth_scratch") as url:
+        command.upgrade(alembic_config(url), "head")
+        yield url
 
 
 def test_the_first_start_writes_an_admin_token_once(scratch, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from pom_actors.core.tokens import Role
 from pom_actors.store import catalog
 
-from .conftest import api_client, phone_contacts
+from .conftest import api_client, phone_contacts, scratch_database
 from .test_filters_jobs import RETRY, _make
 from .test_imports import wait_done
 
@@ -204,19 +204,12 @@ def test_the_cli_imports_files_with_progress_and_exits_by_their_outcome(pom, adm
 def test_migration_0009_puts_the_entries_there_were_on_the_system_list(pom):
     """A database at 0008 with DNC entries (one address twice, one contact): after the upgrade
     each is once on list 1, 'system', which applies to every campaign; new lists number from 2."""
-    from urllib.parse import urlsplit, urlunsplit
-
     import psycopg
     from alembic import command
 
     from pom_actors.store.database import alembic_config, libpq_url
 
-    url = urlsplit(pom.settings.database_url)
-    scratch = urlunsplit(url._replace(path="/pom_migration_0009"))
-    with psycopg.connect(libpq_url(pom.settings.database_url), autocommit=True) as admin:
-        admin.execute("DROP DATABASE IF EXISTS pom_migration_0009")
-        admin.execute("CREATE DATABASE pom_migration_0009")
-    try:
+    with scratch_database(pom.settings, "pom_migration_0009") as scratch:
         command.upgrade(alembic_config(scratch), "0008")
         with psycopg.connect(libpq_url(scratch), autocommit=True) as c:
             c.execute("INSERT INTO dnc_entries (address, contact_id, source) VALUES ('+12125550101', NULL, 'a'), "
@@ -228,6 +221,3 @@ def test_migration_0009_puts_the_entries_there_were_on_the_system_list(pom):
             assert c.execute("SELECT id, name, all_campaigns FROM dnc_lists").fetchall() == [(1, "system", True)]
             assert c.execute("INSERT INTO dnc_lists (name) VALUES ('next') RETURNING id").fetchone()[0] == 2
         command.downgrade(alembic_config(scratch), "0008")
-    finally:
-        with psycopg.connect(libpq_url(pom.settings.database_url), autocommit=True) as admin:
-            admin.execute("DROP DATABASE IF EXISTS pom_migration_0009 WITH (FORCE)")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from alembic import command
@@ -13,6 +12,8 @@ from sqlmodel import SQLModel
 
 import pom_actors.store.models  # noqa: F401  (registers the tables)
 from pom_actors.store.database import alembic_config, libpq_url, sqlalchemy_url
+
+from .conftest import scratch_database
 
 SENT = datetime(2026, 11, 25, 15, 10, tzinfo=timezone.utc)
 
@@ -34,12 +35,7 @@ def test_migrated_database_matches_the_models(pom):
 def test_migration_0002_moves_attempt_intents_onto_their_work_items(pom):
     """A database from revision 0001 with an attempt in flight: its intent row becomes the
     item's in_flight_* columns (the settlement writes the complete ledger row later)."""
-    url = urlsplit(pom.settings.database_url)
-    scratch = urlunsplit(url._replace(path="/pom_migration_0002"))
-    with psycopg.connect(libpq_url(pom.settings.database_url), autocommit=True) as admin:
-        admin.execute("DROP DATABASE IF EXISTS pom_migration_0002")
-        admin.execute("CREATE DATABASE pom_migration_0002")
-    try:
+    with scratch_database(pom.settings, "pom_migration_0002") as scratch:
         command.upgrade(alembic_config(scratch), "0001")
         with psycopg.connect(libpq_url(scratch), autocommit=True) as c:
             c.execute("INSERT INTO contact_lists (id, name) VALUES (1, 'l')")
@@ -62,6 +58,3 @@ def test_migration_0002_moves_attempt_intents_onto_their_work_items(pom):
                              "ORDER BY id").fetchall() == [(1, 5, "gw-b", SENT), (2, None, None, None)]
             assert c.execute("SELECT work_item_id, attempt_no, code FROM attempts ORDER BY 1, 2").fetchall() \
                 == [(1, 1, "busy"), (2, 1, "answer_human")]
-    finally:
-        with psycopg.connect(libpq_url(pom.settings.database_url), autocommit=True) as admin:
-            admin.execute("DROP DATABASE IF EXISTS pom_migration_0002 WITH (FORCE)")
