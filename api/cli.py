@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -116,6 +117,26 @@ def _strategy_validate(args: argparse.Namespace) -> int:
         return 2
     print(f"{args.file}: strategy {strategy.name!r} is valid ({len(strategy.handlers)} handlers)")
     return 0
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    """`pom cluster start-head|join`: replaces this process with `ray start` for a POM server
+    (the command line: pom_actors/cluster.py)."""
+    from pom_actors import cluster
+
+    try:
+        if args.action == "start-head":
+            port = cluster.DEFAULT_PORT if args.port is None else args.port
+            start = cluster.head(args.zone, port=port, block=args.block, ray_args=args.ray_args)
+        else:
+            start = cluster.join(args.address, args.zone, block=args.block, ray_args=args.ray_args)
+    except cluster.ClusterError as exc:
+        print(f"pom: {exc.field}: {exc}", file=sys.stderr)
+        return 2
+    print(start.shell(), flush=True)
+    if args.dry_run:
+        return 0
+    os.execvpe(start.argv[0], start.argv, {**os.environ, **start.env})
 
 
 def _events_tail(args: argparse.Namespace) -> int:
@@ -259,6 +280,17 @@ def parser() -> argparse.ArgumentParser:
     audit.add_argument("--method")
     audit.add_argument("--after", type=int, help="entries after this id (the `next` of a page)")
     audit.add_argument("--limit", type=int)
+    cluster = sub.add_parser("cluster", help="start Ray on this POM server (docs/operations.md)")
+    csub = cluster.add_subparsers(dest="action", required=True)
+    chead = csub.add_parser("start-head", help="the head: the primary server, where `pom run` runs")
+    chead.add_argument("--port", type=int, help="the head's GCS port (default 6379)")
+    cjoin = csub.add_parser("join", help="join the cluster of the head at ADDRESS")
+    cjoin.add_argument("address", help="the head's HOST:PORT")
+    for c in (chead, cjoin):
+        c.add_argument("--zone", help="this server's zone (default $POM_ZONE, else the default zone)")
+        c.add_argument("--block", action="store_true", help="stay in the foreground (systemd)")
+        c.add_argument("--dry-run", action="store_true", help="print the ray start command only")
+        c.usage = f"%(prog)s [options] {'ADDRESS ' if c is cjoin else ''}[-- RAY_START_OPTION ...]"
     _zones_parser(sub)
     cli_lists.add_parsers(sub)
     strategy = sub.add_parser("strategy", help="strategy documents")
@@ -268,10 +300,18 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    cut = argv.index("--") if "--" in argv else len(argv)     # `pom cluster ... -- RAY_START_OPTIONS`
+    p = parser()
+    args = p.parse_args(argv[:cut])
+    args.ray_args = argv[cut + 1:]
+    if args.ray_args and args.cmd != "cluster":
+        p.error("options after -- are for `pom cluster` only")
     try:
         if args.cmd == "run":
             return _run(args)
+        if args.cmd == "cluster":
+            return _cluster(args)
         if args.cmd == "strategy":
             return _strategy_validate(args)
         if args.cmd == "events":
