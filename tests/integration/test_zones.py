@@ -5,11 +5,14 @@ completes; a job whose zone has neither servers nor failover waits, visibly, unt
 The shared default zone is never set down here (other modules' jobs run in it)."""
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
-from .conftest import api_client, phone_contacts
+from api.cli import main
+
+from .conftest import api_client, phone_contacts, served_gateway
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +103,25 @@ def test_a_job_with_no_zone_available_waits_visibly_until_stopped(http):
     _until(http, job["id"], lambda j: j["state"] == "stopped")
     assert http.delete("/api/v1/zones/z-lonely").status_code == 204
     assert http.get("/api/v1/zones/z-lonely").status_code == 404
+
+
+def test_the_cli_drives_zones_through_the_client(pom, admin_token, capsys):
+    with served_gateway(pom.settings) as address:
+        cli = ["--url", f"http://{address}", "--token", admin_token, "zones"]
+        assert main([*cli, "create", "z-cli", "--failover", "default", "--reason", "new rack"]) == 0
+        assert json.loads(capsys.readouterr().out)["failover_zone"] == "default"
+        assert main([*cli, "create", "z-cli2", "--failover", "z-cli"]) == 0
+        capsys.readouterr()
+        assert main([*cli, "set-failover", "z-cli", "z-cli2"]) == 1           # a cycle: refused
+        assert "failover cycle: z-cli -> z-cli2 -> z-cli" in capsys.readouterr().err
+        assert main([*cli, "set-state", "z-cli", "maintenance", "--reason", "move"]) == 0
+        assert json.loads(capsys.readouterr().out)["state"] == "maintenance"
+        assert main([*cli, "list"]) == 0
+        listed = {z["name"]: z for z in json.loads(capsys.readouterr().out)["zones"]}
+        assert (listed["z-cli"]["state"], listed["z-cli"]["servers"]) == ("maintenance", 0)
+        assert main([*cli, "delete", "z-cli"]) == 1                           # z-cli2 fails over to it
+        assert "zone z-cli2" in capsys.readouterr().err
+        assert main([*cli, "set-failover", "z-cli2"]) == 0                     # none
+        assert json.loads(capsys.readouterr().out)["failover_zone"] is None
+        assert main([*cli, "delete", "z-cli"]) == 0 and "zone z-cli deleted" in capsys.readouterr().out
+        assert main([*cli, "show", "z-cli"]) == 1
