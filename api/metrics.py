@@ -438,6 +438,12 @@ def _director(director: dict, rules: dict) -> Iterator[Metric]:
         gateways = _gauge("pom_director_gateways", "Media gateways the director knows of.")
         gateways.add_metric([], len(director.get("gateways", [])))
         yield gateways
+        zones = _gauge("pom_zone_servers", "Live POM servers per zone, as the director last read them from Ray "
+                       "(zone \"\": servers without a zone resource, which get no managers).", ["zone"])
+        for zone, count in sorted(director.get("zone_servers", {}).items()):
+            zones.add_metric([zone], count)
+        zones.add_metric([""], director.get("unzoned_servers", 0))
+        yield zones
     if "checked" in rules:
         checked = _counter("pom_rule_engine_checked", "Candidates the rule engine checked since it (re)started.")
         checked.add_metric([], rules["checked"])

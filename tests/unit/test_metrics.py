@@ -22,7 +22,8 @@ NOW = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
 GW = "pom-gateway-aaaaaaaaaaaa-000001"
 GW2 = "pom-gateway-bbbbbbbbbbbb-000002"
 ACTORS = {
-    "director": {"state": "up", "ticks": 42, "gateways": [GW, GW2], "node": "n-head"},
+    "director": {"state": "up", "ticks": 42, "gateways": [GW, GW2], "node": "n-head",
+                 "zone_servers": {"default": 2, "east": 1}, "unzoned_servers": 0},
     "rule_engine": {"state": "up", "checked": 900, "rules": 4, "tracked_addresses": 12},
     GW: {"name": GW, "channels": {"call": {"submitted": 30, "in_flight": 3}, "sms": {"submitted": 5, "in_flight": 0},
                                   "email": {"submitted": 0, "in_flight": 0}, "custom": {"submitted": 0, "in_flight": 0}},
@@ -190,6 +191,7 @@ def test_one_scrape_exposes_every_family(collector):
                  **where) == 1
     assert value(m, "pom_gateway_outcomes_queued", **where) == 2
     assert value(m, "pom_director_ticks", "pom_director_ticks_total") == 42
+    assert value(m, "pom_zone_servers", zone="east") == 1 and value(m, "pom_zone_servers", zone="") == 0
     assert value(m, "pom_rule_engine_checked", "pom_rule_engine_checked_total") == 900
     assert value(m, "pom_database_up") == 1
     # refusal reasons: every one, 0 included
