@@ -26,6 +26,7 @@ from .routers import audit, tokens
 from .routers import load
 from .routers import pacing
 from .routers import zones
+from .routers import contacts
 
 API_PREFIX = "/api/v1"
 
@@ -71,6 +72,8 @@ def create_app(settings: Settings) -> FastAPI:
                        dependencies=[auth.allow(STAFF, auth.ADMIN)])
     app.include_router(zones.router, prefix=API_PREFIX,                 # zones, their states and failovers
                        dependencies=[auth.allow(STAFF, auth.ADMIN)])
+    app.include_router(contacts.router, prefix=API_PREFIX,              # web services for IVRs, self-service
+                       dependencies=[auth.allow(auth.INTEGRATE)])
     if settings.demo:
         app.include_router(demo.router)                      # its own per route
     return app

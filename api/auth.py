@@ -63,6 +63,7 @@ OPERATE = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.INTEGRATION})      # job 
 ADMIN = frozenset({Role.ADMIN})
 OVERSEE = frozenset({Role.ADMIN, Role.SUPERVISOR})                        # the audit log
 AGENTS = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AGENT})             # agent routes (its own state)
+INTEGRATE = frozenset({Role.ADMIN, Role.INTEGRATION})                     # web services for external apps
 
 bearer = HTTPBearer(auto_error=False, description="an API token: `pom tokens create`, or the admin "
                                                   "token in <POM_DATA_DIR>/admin-token")

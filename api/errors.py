@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException
 
 from pom_actors.core.agents.attachment import AttachmentError
 from pom_actors.core.agents.desk import DispositionError
+from pom_actors.core.attributes import AttributesRefused
 from pom_actors.core.agents.state import IllegalAgentTransition
 from pom_actors.core.contacts import ContactRowError
 from pom_actors.core.filters import FilterError
@@ -44,6 +45,7 @@ from pom_actors.core.zones import ZoneError
 from pom_actors.services.agent_manager import UnknownAgent, UnknownCall
 from pom_actors.store.auth import LastAdmin
 from pom_actors.store.catalog import NotFound
+from pom_actors.store.contacts import AttemptConflict
 from pom_actors.store.filters import FilterConflict
 from pom_actors.store.imports import ImportStateError
 from pom_actors.store.zones import ZoneInUse
@@ -237,11 +239,11 @@ async def illegal_agent_transition(_: Request, exc: IllegalAgentTransition) -> J
     return _error(409, "illegal_transition", str(exc), state=str(exc.state), event=str(exc.event))
 
 
-async def attachment_refused(_: Request, exc: AttachmentError) -> JSONResponse:
+async def attachment_refused(_: Request, exc: AttachmentError | AttemptConflict) -> JSONResponse:
     return _error(409, "conflict", str(exc))
 
 
-async def bad_disposition(_: Request, exc: DispositionError) -> JSONResponse:
+async def bad_disposition(_: Request, exc: DispositionError | AttributesRefused) -> JSONResponse:
     errors = [{"path": exc.field, "message": printable(str(exc))}]
     return _error(422, "invalid", _faults(errors), errors=errors)
 
@@ -304,6 +306,8 @@ HANDLERS = {
     IllegalAgentTransition: illegal_agent_transition,
     AttachmentError: attachment_refused,
     DispositionError: bad_disposition,
+    AttributesRefused: bad_disposition,
+    AttemptConflict: attachment_refused,
     ZoneError: bad_zone,
     ZoneInUse: zone_in_use,
     Unauthorized: unauthorized,

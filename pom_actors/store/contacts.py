@@ -1,0 +1,124 @@
+"""One contact and its attempts in SQL, for the web services an external application (an IVR,
+a self-service portal) calls during a call: read a contact, merge into its attributes, read an
+attempt by id, the attempt in flight for a contact, and set a settled attempt's code.
+
+An attempt id is `<work_item_id>.<attempt_no>` (core.work.WorkItem.attempt_id): the attempt in
+flight is the work item's (state `in_flight`, number `attempts`); a settled one is its ledger
+row in `attempts`.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from ..core.agents.desk import DispositionError
+from ..core.attributes import merge
+from .catalog import NotFound
+
+CONTACT_COLUMNS = ("id, list_id, external_id, first_name, last_name, phone1, phone2, email, phone1_type, "
+                   "phone2_type, dnc, timezones, attributes, created_at")
+SETTLED_COLUMNS = ("work_item_id, attempt_no, job_id, campaign_id, contact_id, handler, channel, address, "
+                   "verdict, rule, reason, code, created_at, completed_at")
+
+
+class AttemptConflict(RuntimeError):
+    """The attempt's code cannot be set in its state (in flight, or never sent)."""
+
+
+def attempt_id(work_item_id: int, attempt_no: int) -> str:
+    return f"{work_item_id}.{attempt_no}"
+
+
+def contact(conn: psycopg.Connection, contact_id: int, *, lock: bool = False) -> dict[str, Any]:
+    """The contact `contact_id` (NotFound); `lock`: FOR UPDATE, inside the caller's transaction."""
+    row = conn.cursor(row_factory=dict_row).execute(
+        f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = %s{' FOR UPDATE' if lock else ''}",
+        (contact_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"contact {contact_id} does not exist")
+    return row
+
+
+def patch_attributes(conn: psycopg.Connection, contact_id: int, patch: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge `patch` into the contact's attributes (core.attributes.merge, its bounds; the row
+    locked so that two patches at once both land) and return the contact."""
+    with conn.transaction():
+        row = contact(conn, contact_id, lock=True)
+        row["attributes"] = merge(row["attributes"] or {}, patch)
+        conn.execute("UPDATE contacts SET attributes = %s WHERE id = %s", (Jsonb(row["attributes"]), contact_id))
+    return row
+
+
+def _settled_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": attempt_id(row.pop("work_item_id"), row["attempt_no"]), "state": "settled", **row}
+
+
+def _in_flight_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": attempt_id(row["work_item_id"], row["attempts"]), "state": "in_flight",
+            "attempt_no": row["attempts"], "job_id": row["job_id"], "campaign_id": row["campaign_id"],
+            "contact_id": row["contact_id"], "handler": row["handler"], "channel": None, "address": None,
+            "verdict": "allowed", "rule": None, "reason": "", "code": None,
+            "created_at": row["in_flight_at"], "completed_at": None}
+
+
+_IN_FLIGHT = ("SELECT w.id AS work_item_id, w.attempts, w.job_id, j.campaign_id, w.contact_id, w.handler, "
+              "w.in_flight_at FROM work_items w JOIN jobs j ON j.id = w.job_id WHERE w.state = 'in_flight' ")
+
+
+def attempt(conn: psycopg.Connection, work_item_id: int, attempt_no: int) -> dict[str, Any]:
+    """The attempt `<work_item_id>.<attempt_no>`: settled (its ledger row) or in flight."""
+    cur = conn.cursor(row_factory=dict_row)
+    row = cur.execute(f"SELECT {SETTLED_COLUMNS} FROM attempts WHERE work_item_id = %s AND attempt_no = %s",
+                      (work_item_id, attempt_no)).fetchone()
+    if row is not None:
+        return _settled_view(row)
+    row = cur.execute(_IN_FLIGHT + "AND w.id = %s AND w.attempts = %s", (work_item_id, attempt_no)).fetchone()
+    if row is None:
+        raise NotFound(f"attempt {attempt_id(work_item_id, attempt_no)} does not exist")
+    return _in_flight_view(row)
+
+
+def current_attempt(conn: psycopg.Connection, contact_id: int) -> dict[str, Any] | None:
+    """The contact's attempt in flight (in any job not ended), or None; NotFound for no such
+    contact. The jobs are those of the campaigns on the contact's list, so the lookup runs on
+    the in-flight index of each."""
+    list_id = contact(conn, contact_id)["list_id"]
+    row = conn.cursor(row_factory=dict_row).execute(
+        _IN_FLIGHT + "AND w.contact_id = %s AND w.job_id = ANY(ARRAY(SELECT jj.id FROM jobs jj "
+        "JOIN campaigns c ON c.id = jj.campaign_id WHERE c.list_id = %s AND jj.ended_at IS NULL)) "
+        "ORDER BY w.in_flight_at DESC LIMIT 1", (contact_id, list_id)).fetchone()
+    return None if row is None else _in_flight_view(row)
+
+
+def campaign_codes(conn: psycopg.Connection, campaign_id: int) -> list[str]:
+    """The completion codes of a campaign: the system's and its strategy's custom ones."""
+    return [r[0] for r in conn.execute(
+        "SELECT DISTINCT name FROM completion_codes WHERE campaign_id = %s OR campaign_id IS NULL ORDER BY name",
+        (campaign_id,))]
+
+
+def set_code(conn: psycopg.Connection, work_item_id: int, attempt_no: int, code: str) -> dict[str, Any]:
+    """Set the completion code of a settled attempt that was sent: `code` must be one of its
+    campaign's (DispositionError at `code`). The code it had is kept in the row's details
+    (`code_set`: from, at); what became of the contact after the attempt is not replayed.
+    AttemptConflict for an attempt in flight or refused by a rule."""
+    with conn.transaction():
+        found = attempt(conn, work_item_id, attempt_no)
+        if found["state"] == "in_flight":
+            raise AttemptConflict(f"attempt {found['id']} is in flight: its code can be set once its outcome "
+                                  f"has settled")
+        if found["verdict"] != "allowed":
+            raise AttemptConflict(f"attempt {found['id']} was never sent (refused by rule {found['rule']})")
+        allowed = campaign_codes(conn, found["campaign_id"])
+        if code not in allowed:
+            raise DispositionError("code", f"{code!r} is not a completion code of campaign "
+                                           f"{found['campaign_id']} (its codes: {', '.join(allowed)})")
+        row = conn.cursor(row_factory=dict_row).execute(
+            "UPDATE attempts SET code = %s, details = details || jsonb_build_object('code_set', "
+            "jsonb_build_object('from', code, 'at', now())) WHERE work_item_id = %s AND attempt_no = %s "
+            f"RETURNING {SETTLED_COLUMNS}", (code, work_item_id, attempt_no)).fetchone()
+    return _settled_view(row)
