@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from pom_actors.core.agents.attachment import AttachmentError
 from pom_actors.core.agents.desk import DispositionError
 from pom_actors.core.agents.state import IllegalAgentTransition
+from pom_actors.core.tokens import Principal, Role, may_act_as
 from pom_actors.services.agent_manager import UnknownAgent
 
 from . import agent_protocol as P
@@ -67,16 +68,26 @@ def view_frame(view: dict, seq: int, event: str) -> dict[str, Any]:
             "pending": view["pending"], "wrap_until": view["wrap_until"], "resync": True}
 
 
+class NotYourAgent(Exception):
+    """A `login` as an agent the connection's token may not act as."""
+
+
 class WsIdentity:
-    """Who a WebSocket connection may act as (see `routers.agent_ws.ws_identity`)."""
+    """Who a WebSocket connection may act as (see `routers.agent_ws.ws_identity`): the
+    token's holder; None only where no authentication runs (the hub's own unit tests)."""
 
-    def __init__(self, token: str | None = None):
-        self.token = token
+    def __init__(self, principal: Principal | None = None):
+        self.principal = principal
 
-    def agent_login(self, requested: str) -> str:
-        """The agent login this connection acts as, given the one its `login` frame names.
-        No authentication yet: it is the login the client sends. With auth, the token's
-        subject decides (an agent token may act only as itself)."""
+    async def agent_login(self, requested: str, feed: AgentFeed) -> str:
+        """The agent login this connection acts as, given the one its `login` frame names: an
+        agent token's own agent only (NotYourAgent otherwise, an unknown login included, so
+        that it learns nothing of other agents); a supervisor's or an admin's, any."""
+        if self.principal is None or self.principal.role != Role.AGENT:
+            return requested
+        found = (await feed.views([requested]))["agents"]
+        if not found or not may_act_as(self.principal, found[0]["id"]):
+            raise NotYourAgent(f"this token acts as agent id {self.principal.agent_id} only, not {requested!r}")
         return requested
 
 
@@ -265,6 +276,8 @@ class AgentHub:
             return
         try:
             await self.handle(session, msg)
+        except NotYourAgent as exc:
+            session.error(P.FORBIDDEN, "agent", str(exc), msg.id)
         except UnknownAgent as exc:
             session.error(P.UNKNOWN_AGENT, "agent", f"no agent {exc.args[0]!r}", msg.id)
         except IllegalAgentTransition as exc:
@@ -288,7 +301,7 @@ class AgentHub:
             session.send({"type": "pong", "id": msg.id, "at": time.time()})
             return
         if kind == "login":
-            login = session.identity.agent_login(msg.agent)
+            login = await session.identity.agent_login(msg.agent, self.feed)
             if session.login is not None and session.login != login and session.state != "logged_out":
                 session.error(P.ALREADY_LOGGED_IN, "agent", f"this connection is agent {session.login}; "
                                                             "log out first", msg.id)

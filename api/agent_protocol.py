@@ -38,9 +38,10 @@ MISSING_FIELD, UNKNOWN_TYPE, UNKNOWN_FIELD, INVALID_FIELD = "missing_field", "un
 RATE_LIMITED, NOT_LOGGED_IN, ALREADY_LOGGED_IN = "rate_limited", "not_logged_in", "already_logged_in"
 UNKNOWN_AGENT, ILLEGAL_TRANSITION, REJECTED = "unknown_agent", "illegal_transition", "rejected"
 UNAVAILABLE, TIMEOUT, REPLACED, INTERNAL = "unavailable", "timeout", "session_replaced", "internal"
+FORBIDDEN = "forbidden"
 ERROR_CODES = (TOO_LARGE, NOT_JSON, NOT_OBJECT, MISSING_FIELD, UNKNOWN_TYPE, UNKNOWN_FIELD, INVALID_FIELD,
                RATE_LIMITED, NOT_LOGGED_IN, ALREADY_LOGGED_IN, UNKNOWN_AGENT, ILLEGAL_TRANSITION, REJECTED,
-               UNAVAILABLE, TIMEOUT, REPLACED, INTERNAL)
+               UNAVAILABLE, TIMEOUT, REPLACED, INTERNAL, FORBIDDEN)
 
 
 def _clean(value: str) -> str:

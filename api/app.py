@@ -66,6 +66,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(audit.router, prefix=API_PREFIX, dependencies=[auth.allow(auth.OVERSEE)])
     app.include_router(agents.router, prefix=API_PREFIX,                # agents, supervisor commands, licenses
                        dependencies=[auth.allow(STAFF, OPERATE)])
+    app.include_router(agents.own, prefix=API_PREFIX,                   # an agent: its own (may_act_as)
+                       dependencies=[auth.allow(STAFF | auth.AGENTS)])
     app.include_router(agent_ws.router, prefix=API_PREFIX,              # the agent desktops' WebSocket
                        dependencies=[auth.allow(auth.AGENTS)])
     app.include_router(load.router, prefix=API_PREFIX,                  # alarms, load, its thresholds

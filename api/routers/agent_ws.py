@@ -6,22 +6,22 @@ where a connection's credentials are checked.
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, FastAPI, Query, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, WebSocket
+
+from pom_actors.core.tokens import Principal
 
 from ..agent_hub import AgentHub, WsIdentity
+from ..auth import authenticate
 
 router = APIRouter(tags=["agent desktops"])
 
 
-def ws_identity(token: str | None = Query(None, max_length=4096,
-                                          description="the API token (checked by the router's access rule)")
-                ) -> WsIdentity:
+def ws_identity(principal: Principal = Depends(authenticate)) -> WsIdentity:
     """Who the connection acts as: the ONE place where a token is bound to an agent. The
-    router's access rule (api/app.py: roles admin, supervisor, agent) has already refused a
-    connection without a valid token; today a connection acts as whichever agent its `login`
-    frame names (`WsIdentity.agent_login` returns that login). Binding an `agent` token to the
-    agent it names (`Principal.agent_id`) plugs in here."""
-    return WsIdentity(token)
+    router's access rule (api/app.py: roles admin, supervisor, agent) has already checked the
+    token (FastAPI runs `authenticate` once per connection); an agent token may then log in
+    only as the agent it names (`WsIdentity.agent_login`)."""
+    return WsIdentity(principal)
 
 
 def agent_hub(app: FastAPI) -> AgentHub:

@@ -14,12 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pom_actors.core.agents.licenses import PRIORITY_MAX, PRIORITY_MIN
 from pom_actors.core.strategy import SKILL_NAME
+from pom_actors.core.tokens import Principal, may_act_as
 from pom_actors.store.catalog import NotFound
 
 from ..agent_client import AgentManagerClient, agent_manager
+from ..auth import authenticate
+from ..errors import Forbidden
 from ..validation import Id, Text
 
 router = APIRouter(tags=["agents"])
+own = APIRouter(tags=["agents"])      # what an agent token may read too: its own agent
 
 Login = Annotated[Text, StringConstraints(min_length=1, max_length=100)]
 Skill = Annotated[str, StringConstraints(pattern=SKILL_NAME.pattern)]
@@ -71,9 +75,14 @@ def create_agent(body: AgentCreate, am: AgentManagerClient = Depends(agent_manag
     return am.call("agent", agent_id)
 
 
-@router.get("/agents/{login}")
-def get_agent(login: LoginPath, am: AgentManagerClient = Depends(agent_manager)) -> dict:
-    return am.call("agent_by_login", _login(login))
+@own.get("/agents/{login}")
+def get_agent(login: LoginPath, am: AgentManagerClient = Depends(agent_manager),
+              principal: Principal = Depends(authenticate)) -> dict:
+    """An agent as it stands. An agent token reads only its own agent (403 otherwise)."""
+    view = am.call("agent_by_login", _login(login))
+    if not may_act_as(principal, view["id"]):
+        raise Forbidden(f"this token acts as agent id {principal.agent_id} only")
+    return view
 
 
 @router.post("/agents/{login}/force-logoff")

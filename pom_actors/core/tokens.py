@@ -51,6 +51,13 @@ class Principal:
     agent_id: int | None = None
 
 
+def may_act_as(principal: Principal, agent_id: int) -> bool:
+    """Whether `principal` may act as agent `agent_id` (its desktop, its own agent routes): an
+    agent token only as the agent it names; the other roles, whom the route's roles let in,
+    as any agent."""
+    return principal.role != Role.AGENT or (principal.agent_id is not None and principal.agent_id == agent_id)
+
+
 @dataclass(frozen=True)
 class NewToken:
     value: str                  # shown once, to whoever created it

@@ -21,6 +21,7 @@ import ray
 from pom_actors import names
 from pom_actors.core.agents.desk import screen_pop
 from pom_actors.core.strategy import parse_strategy
+from pom_actors.core.tokens import Role
 
 from .conftest import phone_contacts, served_gateway
 
@@ -191,3 +192,44 @@ def test_agents_over_websockets_against_the_running_system(pom, campaigns, gatew
     while {job_a, job_b} & set(ray.get(am.jobs.remote())) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not {job_a, job_b} & set(ray.get(am.jobs.remote()))   # stopped jobs: the agents are free
+
+
+def test_an_agent_token_acts_only_as_its_own_agent(pom, gateway, admin_token, role_tokens):
+    """A token made for one agent logs in and reads only that agent, on the WebSocket (error
+    `forbidden`, the connection kept) and on REST (403); a supervisor's acts for any agent."""
+    tag = time.monotonic_ns() % 10**9
+    base = f"http://{gateway}/api/v1"
+    admin = httpx.Client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {admin_token}"})
+    ids = {}
+    for login in (f"own-{tag}", f"other-{tag}"):
+        r = admin.post("/agents", json={"login": login})
+        assert r.status_code == 201, r.text
+        ids[login] = r.json()["id"]
+    mine, other = ids
+    r = admin.post("/tokens", json={"name": f"desk {mine}", "role": "agent", "agent_id": ids[mine]})
+    assert r.status_code == 201, r.text
+    token = r.json()["token"]
+    agent = httpx.Client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {token}"})
+    assert agent.get(f"/agents/{mine}").json()["id"] == ids[mine]
+    refused = agent.get(f"/agents/{other}")
+    assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+    assert agent.post(f"/agents/{other}/force-logoff", json={}).status_code == 403
+    supervisor = httpx.Client(base_url=base, timeout=30,
+                              headers={"Authorization": f"Bearer {role_tokens[Role.SUPERVISOR]}"})
+    assert supervisor.get(f"/agents/{other}").json()["id"] == ids[other]
+
+    async def scenario():
+        async with Desk(f"ws://{gateway}/api/v1/agents/ws?token={token}") as desk:
+            await desk.send(type="login", agent=other, id=1)
+            err = await desk.until(type="error")
+            assert (err["code"], err["field"], err["id"]) == ("forbidden", "agent", 1)
+            await desk.send(type="login", agent=mine)
+            assert (await desk.until(type="state"))["agent"] == mine
+        async with Desk(f"ws://{gateway}/api/v1/agents/ws?token={role_tokens[Role.SUPERVISOR]}") as desk:
+            await desk.send(type="login", agent=other)
+            assert (await desk.until(type="state"))["agent"] == other
+            await desk.send(type="logout")
+            await desk.until(event="logout")
+
+    asyncio.run(scenario())
+    assert admin.get(f"/agents/{other}").json()["state"] == "logged_out"

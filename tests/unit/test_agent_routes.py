@@ -6,7 +6,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api import errors
+from api import auth, errors
 from api.agent_client import agent_manager
 from api.routers import agents
 from pom_actors.core.agents.attachment import JobSpec
@@ -33,9 +33,11 @@ def api():
     floor = Floor(0, pools=LicensePools(predictive=3))
     app = FastAPI()
     errors.install(app)
-    app.include_router(agents.router, prefix="/api/v1")
+    app.include_router(agents.router, prefix="/api/v1", dependencies=[auth.allow(auth.STAFF, auth.OPERATE)])
+    app.include_router(agents.own, prefix="/api/v1", dependencies=[auth.allow(auth.STAFF | auth.AGENTS)])
+    app.state.token_cache = auth.TokenCache()
     app.dependency_overrides[agent_manager] = lambda: LocalManager(floor)
-    with TestClient(app) as client:
+    with TestClient(app, headers=auth.for_tests(app, "admin")) as client:
         yield floor, client
 
 
@@ -96,3 +98,20 @@ def test_refusals_are_the_apis_errors(api):
     floor.svc.logout(floor.svc.agent_id("ann"))
     r = http.post("/api/v1/agents/ann/force-logoff")
     assert r.status_code == 409 and r.json()["error"] == "illegal_transition" and r.json()["state"] == "logged_out"
+
+
+def test_an_agent_token_reads_only_its_own_agent(api):
+    floor, http = api
+    ann = http.post("/api/v1/agents", json={"login": "ann"}).json()["id"]
+    http.post("/api/v1/agents", json={"login": "bob"})
+    mine = auth.for_tests(http.app, "agent", agent_id=ann)
+    assert http.get("/api/v1/agents/ann", headers=mine).json()["id"] == ann
+    refused = http.get("/api/v1/agents/bob", headers=mine)
+    assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+    for other in ("/api/v1/agents", "/api/v1/licenses"):            # the supervisors' routes stay theirs
+        assert http.get(other, headers=mine).status_code == 403
+    assert http.post("/api/v1/agents/ann/force-logoff", headers=mine).status_code == 403
+    unbound = auth.for_tests(http.app, "agent")                     # an agent token naming no agent
+    assert http.get("/api/v1/agents/ann", headers=unbound).status_code == 403
+    boss = auth.for_tests(http.app, "supervisor")
+    assert http.get("/api/v1/agents/bob", headers=boss).json()["login"] == "bob"

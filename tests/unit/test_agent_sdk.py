@@ -14,8 +14,10 @@ import jsonschema
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from api import agent_protocol as P
+from api import auth
 from api.agent_hub import AgentHub, Session, WsIdentity
 from api.routers import agent_ws
 from pom_actors.core.agents.attachment import JobSpec
@@ -95,18 +97,24 @@ def world():
     floor = Floor(3)
     floor.svc.set_jobs([JobSpec(1, wrap_limit_s=30)])
     app = FastAPI()
-    app.include_router(agent_ws.router, prefix="/api/v1")
+    app.include_router(agent_ws.router, prefix="/api/v1", dependencies=[auth.allow(auth.AGENTS)])
+    app.state.token_cache = auth.TokenCache()
     hub = app.state.agent_hub = AgentHub(LocalFeed(floor), poll_s=1.0)
     with Client(app) as client:
         client.desks = []
+        client.token = token_of(auth.for_tests(app, "supervisor"))
         try:
             yield floor, client, hub
         finally:
             client.close_desks()
 
 
-def connect(client) -> Desk:
-    desk = Desk(client.websocket_connect("/api/v1/agents/ws?token=t").__enter__())
+def token_of(headers: dict) -> str:
+    return headers["Authorization"].removeprefix("Bearer ")
+
+
+def connect(client, token: str | None = None) -> Desk:
+    desk = Desk(client.websocket_connect(f"/api/v1/agents/ws?token={token or client.token}").__enter__())
     client.desks.append(desk)
     return desk
 
@@ -254,6 +262,32 @@ def test_a_second_connection_of_the_same_agent_replaces_the_first(world):
     err = first.until(type="error")
     assert err["code"] == "session_replaced"
     assert hub.sessions["a0"] is not None and len(hub.sessions) == 1
+
+
+def test_an_agent_token_logs_in_only_as_its_own_agent(world):
+    floor, client, hub = world
+    desk = connect(client, token_of(auth.for_tests(client.app, "agent", agent_id=floor.ids[0])))
+    for other in ("a1", "nobody"):                        # another agent, or one that does not exist
+        desk.send(type="login", agent=other, id=other)
+        err = desk.until(type="error")
+        assert (err["code"], err["field"], err["id"]) == ("forbidden", "agent", other)
+    assert floor.svc.view(floor.ids[1])["state"] == "logged_out" and not hub.sessions
+    desk.send(type="login", agent="a0")                   # the connection survived: its own agent
+    assert desk.until(event="login")["agent"] == "a0"
+
+
+def test_an_agent_token_without_its_agent_acts_as_none(world):
+    floor, client, hub = world
+    desk = connect(client, token_of(auth.for_tests(client.app, "agent")))
+    desk.send(type="login", agent="a0")
+    assert desk.until(type="error")["code"] == "forbidden"
+
+
+def test_a_token_of_a_role_without_desktops_is_refused(world):
+    floor, client, hub = world
+    with pytest.raises(WebSocketDisconnect) as refused:
+        connect(client, token_of(auth.for_tests(client.app, "integration"))).next()
+    assert refused.value.code == 1008
 
 
 def test_a_desktop_that_goes_away_while_ready_is_made_not_ready(world):

@@ -305,3 +305,10 @@ def test_pom_tokens_create_list_revoke_send_the_token(monkeypatch, capsys):
     assert seen == [("POST", "/api/v1/tokens", "Bearer pom_admin", {"name": "crm", "role": "integration"}),
                     ("GET", "/api/v1/tokens", "Bearer pom_admin", None),
                     ("DELETE", "/api/v1/tokens/2", "Bearer pom_admin", None)]
+
+
+def test_an_agent_token_acts_only_as_its_own_agent():
+    mine = Principal(1, "ann's desktop", Role.AGENT, agent_id=7)
+    assert T.may_act_as(mine, 7) and not T.may_act_as(mine, 8)
+    assert not T.may_act_as(Principal(2, "unbound", Role.AGENT), 7)
+    assert all(T.may_act_as(Principal(3, "boss", role), 8) for role in (Role.SUPERVISOR, Role.ADMIN))

@@ -72,6 +72,8 @@ MATRIX = {
     ("PUT", "/api/v1/zones/{name}"): ADMIN,
     ("POST", "/api/v1/zones/{name}/state"): ADMIN,
     ("DELETE", "/api/v1/zones/{name}"): ADMIN,
+    ("GET", "/api/v1/agents"): STAFF,
+    ("GET", "/api/v1/agents/{login}"): STAFF | {G},       # an agent token: its own agent only
     ("POST", "/demo/sms"): None,
     ("GET", "/demo/sms"): STAFF,
 }
