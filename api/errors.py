@@ -44,7 +44,7 @@ from pom_actors.core.strategy import StrategyError
 from pom_actors.core.zones import ZoneError
 from pom_actors.services.agent_manager import UnknownAgent, UnknownCall
 from pom_actors.store.auth import LastAdmin
-from pom_actors.store.catalog import NotFound
+from pom_actors.store.catalog import CampaignDisabled, CampaignInUse, NotFound
 from pom_actors.store.contacts import AttemptConflict
 from pom_actors.store.filters import FilterConflict
 from pom_actors.store.imports import ImportStateError
@@ -239,8 +239,13 @@ async def illegal_agent_transition(_: Request, exc: IllegalAgentTransition) -> J
     return _error(409, "illegal_transition", str(exc), state=str(exc.state), event=str(exc.event))
 
 
-async def attachment_refused(_: Request, exc: AttachmentError | AttemptConflict) -> JSONResponse:
+async def attachment_refused(_: Request, exc: AttachmentError) -> JSONResponse:
     return _error(409, "conflict", str(exc))
+
+
+async def conflict(_: Request, exc: AttemptConflict | CampaignInUse | CampaignDisabled) -> JSONResponse:
+    """A change the resource's state does not allow now (the message says what would)."""
+    return _error(409, "conflict", printable(str(exc)))
 
 
 async def bad_disposition(_: Request, exc: DispositionError | AttributesRefused) -> JSONResponse:
@@ -307,7 +312,9 @@ HANDLERS = {
     AttachmentError: attachment_refused,
     DispositionError: bad_disposition,
     AttributesRefused: bad_disposition,
-    AttemptConflict: attachment_refused,
+    AttemptConflict: conflict,
+    CampaignInUse: conflict,
+    CampaignDisabled: conflict,
     ZoneError: bad_zone,
     ZoneInUse: zone_in_use,
     Unauthorized: unauthorized,

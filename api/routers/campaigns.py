@@ -44,3 +44,33 @@ def create_campaign(body: CampaignCreate, conn: psycopg.Connection = Depends(dep
 @router.get("/campaigns")
 def list_campaigns(conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
     return catalog.campaigns(conn)
+
+
+class CampaignChange(BaseModel):
+    """The fields to change (those not sent stay); `schedule: null` removes the schedule."""
+    description: Text | None = None
+    priority: int | None = Field(default=None, ge=1, le=10)
+    enabled: bool | None = Field(default=None, description="false: its schedule starts no job and no job "
+                                                           "can be created until it is enabled again")
+    finish: Annotated[FinishCriteria | None, CleanJson] = None
+    schedule: Annotated[Schedule | None, CleanJson] = None
+
+
+@router.get("/campaigns/{campaign_id}")
+def get_campaign(campaign_id: Id, conn: psycopg.Connection = Depends(deps.db)) -> dict:
+    return catalog.campaign(conn, campaign_id)
+
+
+@router.patch("/campaigns/{campaign_id}")
+def update_campaign(campaign_id: Id, body: CampaignChange, conn: psycopg.Connection = Depends(deps.db)) -> dict:
+    changes = body.model_dump(mode="json", exclude_unset=True)
+    for field in ("description", "priority", "enabled", "finish"):
+        if field in changes and changes[field] is None:
+            changes.pop(field)                   # null means "unchanged" but for the schedule
+    return catalog.update_campaign(conn, campaign_id, changes)
+
+
+@router.delete("/campaigns/{campaign_id}", status_code=204)
+def delete_campaign(campaign_id: Id, conn: psycopg.Connection = Depends(deps.db)) -> None:
+    """409 while one of its jobs has not ended; its ended jobs go with it (the ledger stays)."""
+    catalog.delete_campaign(conn, campaign_id)

@@ -62,7 +62,8 @@ def get_job(job_id: Id, conn: psycopg.Connection = Depends(deps.db)) -> dict:
 @router.post("/jobs", status_code=201, dependencies=[auth.allow(write=DEFINE)])
 def create_job(body: JobCreate, conn: psycopg.Connection = Depends(deps.db),
                director: deps.Director = Depends(deps.director)) -> dict:
-    catalog.campaign(conn, body.campaign)          # 404 before the director is asked
+    if not catalog.campaign(conn, body.campaign)["enabled"]:     # 404 before the director is asked
+        raise catalog.CampaignDisabled(f"campaign {body.campaign!r} is disabled: enable it to create a job")
     if body.zone is not None:
         zonestore.check_exists(conn, body.zone)     # 422 before it too
     return job_detail(conn, director.create_job(body.campaign, body.start, body.zone))

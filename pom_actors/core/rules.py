@@ -99,6 +99,16 @@ _PARAMS: Mapping[RuleKind, type[_Params]] = {
 }
 
 
+def params_faults(kind: RuleKind, params: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    """(path inside `params`, reason) of every fault of a `kind` rule's parameters (what
+    `Rule` refuses in one message, for an editor that names each field)."""
+    try:
+        _PARAMS[kind].model_validate(params)
+    except pydantic.ValidationError as exc:
+        return [(tuple(err["loc"]), err["msg"]) for err in exc.errors()]
+    return []
+
+
 class Rule(pydantic.BaseModel):
     """One row of the `rules` table; `campaign_id` None makes it a system rule.
 

@@ -148,3 +148,105 @@ def add_rule(conn: psycopg.Connection, rule: Rule) -> int:
 def rules(conn: psycopg.Connection) -> list[Rule]:
     rows = conn.execute("SELECT campaign_id, kind, enabled, params FROM rules ORDER BY id").fetchall()
     return [Rule(campaign_id=c, kind=k, enabled=e, params=p) for c, k, e, p in rows]
+
+
+class CampaignInUse(RuntimeError):
+    """A campaign with a job not ended cannot be deleted (stop the job first)."""
+
+
+class CampaignDisabled(RuntimeError):
+    """A disabled campaign takes no new job (enable it first)."""
+
+
+CAMPAIGN_CHANGES = frozenset({"description", "priority", "enabled", "schedule", "finish"})
+
+
+def update_campaign(conn: psycopg.Connection, campaign_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Change some of CAMPAIGN_CHANGES (finish and schedule validated as at creation; a
+    schedule of None removes it); the campaign as it now is. Its running jobs see a new
+    priority at the director's next tick; a disabled campaign is skipped by its schedule."""
+    values = {k: v for k, v in changes.items() if k in CAMPAIGN_CHANGES}
+    if "finish" in values:
+        values["finish"] = Jsonb(FinishCriteria(**(values["finish"] or {})).model_dump(
+            mode="json", exclude_none=True, exclude_defaults=True))
+    if "schedule" in values:
+        values["schedule"] = Jsonb(Schedule(**values["schedule"]).model_dump(mode="json")) \
+            if values["schedule"] else None
+    if values:
+        assignments = ", ".join(f"{column} = %({column})s" for column in values)
+        found = conn.execute(f"UPDATE campaigns SET {assignments} WHERE id = %(id)s RETURNING id",
+                             {**values, "id": campaign_id}).fetchone()
+        if found is None:
+            raise NotFound(f"campaign {campaign_id} does not exist")
+    return campaign(conn, campaign_id)
+
+
+def delete_campaign(conn: psycopg.Connection, campaign_id: int) -> None:
+    """Delete a campaign whose jobs have all ended (CampaignInUse otherwise), with its jobs'
+    work items and leases, its jobs, rules and custom codes (what cascades goes with it: DNC
+    attachments, pacing counters). The ledger (`attempts`) keeps their rows for the reports.
+    The campaign row is locked first: a job created meanwhile either lands before (and is
+    seen here) or fails on the missing campaign."""
+    from ..core.lifecycle import TERMINAL
+
+    with conn.transaction():
+        if conn.execute("SELECT 1 FROM campaigns WHERE id = %s FOR UPDATE", (campaign_id,)).fetchone() is None:
+            raise NotFound(f"campaign {campaign_id} does not exist")
+        live = conn.execute("SELECT id, state FROM jobs WHERE campaign_id = %s AND NOT state = ANY(%s) ORDER BY id",
+                            (campaign_id, [str(s) for s in TERMINAL])).fetchall()
+        if live:
+            raise CampaignInUse(f"campaign {campaign_id} has jobs not ended ("
+                                + ", ".join(f"job {j} {s}" for j, s in live[:10])
+                                + "): stop them first, or disable the campaign")
+        jobs = [r[0] for r in conn.execute("SELECT id FROM jobs WHERE campaign_id = %s", (campaign_id,))]
+        if jobs:
+            conn.execute("UPDATE agents SET job_id = NULL WHERE job_id = ANY(%s)", (jobs,))
+            for table in ("work_items", "shard_leases"):
+                conn.execute(f"DELETE FROM {table} WHERE job_id = ANY(%s)", (jobs,))
+            conn.execute("DELETE FROM jobs WHERE id = ANY(%s)", (jobs,))
+        for table in ("rules", "completion_codes"):
+            conn.execute(f"DELETE FROM {table} WHERE campaign_id = %s", (campaign_id,))
+        conn.execute("DELETE FROM campaigns WHERE id = %s", (campaign_id,))
+
+
+# -- the rule editor ----------------------------------------------------------------------------
+RULE_COLUMNS = "id, campaign_id, kind, enabled, params"
+
+
+def rule_rows(conn: psycopg.Connection, campaign_id: int | None = None, system: bool = False) -> list[dict[str, Any]]:
+    """The rules by id: all, a campaign's, or (`system`) the system's."""
+    where, params = "", ()
+    if system:
+        where = "WHERE campaign_id IS NULL"
+    elif campaign_id is not None:
+        where, params = "WHERE campaign_id = %s", (campaign_id,)
+    return conn.cursor(row_factory=dict_row).execute(
+        f"SELECT {RULE_COLUMNS} FROM rules {where} ORDER BY id", params).fetchall()
+
+
+def rule_row(conn: psycopg.Connection, rule_id: int) -> dict[str, Any]:
+    row = conn.cursor(row_factory=dict_row).execute(f"SELECT {RULE_COLUMNS} FROM rules WHERE id = %s",
+                                                    (rule_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"rule {rule_id} does not exist")
+    return row
+
+
+def save_rule(conn: psycopg.Connection, rule: Rule, rule_id: int | None = None) -> dict[str, Any]:
+    """Insert `rule` (validated by core.rules.Rule), or replace rule `rule_id` with it; its
+    campaign must exist (NotFound). The rule engine reads the rules again within
+    rule_engine.RELOAD_S."""
+    if rule.campaign_id is not None:
+        campaign(conn, rule.campaign_id)
+    values = (rule.campaign_id, str(rule.kind), rule.enabled, Jsonb(rule.params))
+    if rule_id is None:
+        rule_id = add_rule(conn, rule)
+    elif conn.execute("UPDATE rules SET campaign_id = %s, kind = %s, enabled = %s, params = %s WHERE id = %s "
+                      "RETURNING id", (*values, rule_id)).fetchone() is None:
+        raise NotFound(f"rule {rule_id} does not exist")
+    return rule_row(conn, rule_id)
+
+
+def delete_rule(conn: psycopg.Connection, rule_id: int) -> None:
+    if conn.execute("DELETE FROM rules WHERE id = %s RETURNING id", (rule_id,)).fetchone() is None:
+        raise NotFound(f"rule {rule_id} does not exist")

@@ -59,7 +59,8 @@ def store(monkeypatch) -> dict[int, dict]:
         j for j in jobs.values() if not states or j["state"] in states])
     monkeypatch.setattr(jobs_router.jobstore, "state_counts", lambda _c, ids: {i: {"ready": 3} for i in ids})
     monkeypatch.setattr(jobs_router.jobstore, "attempt_codes", lambda _c, _id: {})
-    monkeypatch.setattr(jobs_router.catalog, "campaign", lambda _c, ref: {"id": 7, "name": "reminders"})
+    monkeypatch.setattr(jobs_router.catalog, "campaign", lambda _c, ref: {"id": 7, "name": "reminders",
+                                                                          "enabled": ref != "paused-campaign"})
     return jobs
 
 
@@ -153,3 +154,9 @@ def test_no_job_route_is_async():
     for module in (jobs_router, campaigns, demo, health, lists, strategies):
         for route in module.router.routes:
             assert not inspect.iscoroutinefunction(route.endpoint), route.path
+
+
+def test_a_disabled_campaign_takes_no_new_job(http, director):
+    r = http.post("/api/v1/jobs", json={"campaign": "paused-campaign"})
+    assert r.status_code == 409 and r.json()["error"] == "conflict"
+    assert "disabled" in r.json()["detail"] and director.created == []
