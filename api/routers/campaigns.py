@@ -12,6 +12,7 @@ from pom_actors.core.schedule import Schedule
 from pom_actors.store import catalog
 
 from .. import deps
+from ..pages import Page
 from ..validation import CleanJson, Id, Text
 from .zones import ZoneName
 
@@ -42,8 +43,10 @@ def create_campaign(body: CampaignCreate, conn: psycopg.Connection = Depends(dep
 
 
 @router.get("/campaigns")
-def list_campaigns(conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
-    return catalog.campaigns(conn)
+def list_campaigns(enabled: bool | None = None, page: Page = Depends(),
+                   conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
+    """A page of campaigns by id (api/pages.py), only the enabled (or disabled) ones if asked."""
+    return page.link(catalog.campaigns(conn, after=page.after, limit=page.limit, enabled=enabled))
 
 
 class CampaignChange(BaseModel):

@@ -29,6 +29,7 @@ from pom_actors.core.imports.reader import (FileError, SAMPLE_BYTES, decode, det
                                             detect_encoding, header_end, records)
 from pom_actors.core.imports.dnc import map_dnc_header
 from pom_actors.core.imports.rows import Options, map_header, neutralise
+from pom_actors.core.imports.splitter import parse_splitter
 from pom_actors.store import dnc as dnc_store
 from pom_actors.store import imports as store
 from pom_actors.store import load as load_store
@@ -53,6 +54,15 @@ class FileOptions(pydantic.BaseModel):
 class ImportOptions(FileOptions):
     dedupe_key: Literal["external_id", "phone1", "email"] = "external_id"
     policy: Literal["update", "skip", "keep_both"] = "update"
+    splitter: dict[str, Any] | None = pydantic.Field(
+        None, description="rows routed to lists by rules on their columns (docs/imports.md, \"Splitters\")")
+
+    @pydantic.field_validator("splitter")
+    @classmethod
+    def _splitter(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            parse_splitter(value)             # SplitterError (a ValueError) names the field at fault
+        return value
 
 
 class DncImportOptions(FileOptions):
@@ -103,7 +113,7 @@ async def _read_upload(request: Request, settings: Settings, model: type[FileOpt
         raw = dict(orjson.loads(form["options"])) if isinstance(form.get("options"), str) else {}
         for key in model.model_fields:
             if isinstance(form.get(key), str):
-                raw[key] = orjson.loads(form[key]) if key == "mapping" else form[key]
+                raw[key] = orjson.loads(form[key]) if key in ("mapping", "splitter") else form[key]
         options = model(**raw)
         path = os.path.join(_spool_dir(settings), f"upload-{secrets.token_hex(8)}.dat")
 

@@ -19,6 +19,7 @@ from pom_actors.store import catalog, jobs as jobstore, zones as zonestore
 
 from .. import auth, deps
 from ..auth import DEFINE
+from ..pages import Page
 from ..validation import Id, Ref, Text
 from .zones import ZoneName
 
@@ -48,10 +49,13 @@ def job_detail(conn: psycopg.Connection, job_id: int) -> dict:
 
 
 @router.get("/jobs")
-def list_jobs(state: Text | None = None, conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
-    rows = jobstore.jobs(conn, (state,) if state else None)
+def list_jobs(state: Text | None = None, campaign_id: Id | None = None, page: Page = Depends(),
+              conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
+    """A page of jobs by id (api/pages.py), in `state` and of `campaign_id` if given."""
+    rows = jobstore.jobs(conn, (state,) if state else None, after=page.after, limit=page.limit,
+                         campaign_id=campaign_id)
     counts = jobstore.state_counts(conn, [r["id"] for r in rows])
-    return [job_view(r, counts[r["id"]]) for r in rows]
+    return page.link([job_view(r, counts[r["id"]]) for r in rows])
 
 
 @router.get("/jobs/{job_id}")

@@ -15,6 +15,7 @@ from pom_actors.core.rules import Rule, RuleKind, params_faults
 from pom_actors.store import catalog
 
 from .. import deps
+from ..pages import Page
 from ..validation import CleanJson, Fault, Id
 
 router = APIRouter(tags=["rules"])
@@ -41,8 +42,9 @@ class RuleBody(BaseModel):
 @router.get("/rules")
 def list_rules(campaign_id: Annotated[Id | None, Query(description="only this campaign's rules")] = None,
                system: Annotated[bool, Query(description="only the system rules")] = False,
-               conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
-    return catalog.rule_rows(conn, campaign_id, system)
+               page: Page = Depends(), conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
+    """A page of rules by id (api/pages.py)."""
+    return page.link(catalog.rule_rows(conn, campaign_id, system, after=page.after, limit=page.limit))
 
 
 @router.get("/rules/{rule_id}")

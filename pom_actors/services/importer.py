@@ -26,6 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ from ..core.imports.phones import PhoneNormaliser
 from ..core.imports.reader import (FileError, SAMPLE_BYTES, chunk_bounds, decode, detect_dialect,
                                    detect_encoding, header_end)
 from ..core.imports.rows import Options, map_header, parse_text
+from ..core.imports.splitter import parse_splitter
 
 log = logging.getLogger(__name__)
 CHUNK_BYTES = 4 * 1024 * 1024
@@ -138,14 +140,40 @@ def load_chunk_with(conn, spec: ChunkSpec, data: bytes | None = None) -> dict[st
             "chunk": spec.chunk, "rows_read": parsed.rows_read, "rows_loaded": merged.loaded,
             "rows_rejected": len(parsed.rejects), "duplicates": merged.duplicates, "dnc_flagged": 0}
     options = Options(**spec.options)
-    merged = load_chunk(conn, spec.import_id, spec.chunk, spec.list_id, parsed.rows, parsed.rejects,
-                        parsed.rows_read, options.dedupe_key, options.policy)
+    if options.splitter is None:
+        merged = load_chunk(conn, spec.import_id, spec.chunk, spec.list_id, parsed.rows, parsed.rejects,
+                            parsed.rows_read, options.dedupe_key, options.policy)
+    else:
+        merged = _load_split(conn, spec, parsed, options)
     if merged is None:
         return None
     return {"chunk": spec.chunk, "rows_read": parsed.rows_read, "rows_loaded": merged.loaded,
             "rows_rejected": len(parsed.rejects), "duplicates": merged.duplicates,
             "dnc_flagged": merged.dnc_flagged, "fast_phones": parsed.fast_phones,
             "slow_phones": parsed.slow_phones}
+
+
+def _load_split(conn, spec: ChunkSpec, parsed, options: Options):
+    """A chunk routed by the import's splitter: each target list's rows merged in turn, all in
+    the chunk's one transaction (so a resumed import still merges each row exactly once); rows
+    no rule took are rejects."""
+    from ..store.imports import Merged, merge_parsed, record_chunk
+    routed, unmatched = parse_splitter(options.splitter).route(parsed.rows, datetime.now(timezone.utc))
+
+    def merge_each() -> Merged:
+        total = Merged()
+        for list_id in sorted(routed):              # one order for every merge: no lock cycles
+            part = merge_parsed(conn, list_id, routed[list_id], key=options.dedupe_key,
+                                policy=options.policy, import_id=spec.import_id)
+            total.loaded += part.loaded
+            total.inserted += part.inserted
+            total.duplicates += part.duplicates
+            total.dnc_flagged += part.dnc_flagged
+        return total
+
+    rejects = sorted(parsed.rejects + unmatched, key=lambda r: r["line"])
+    parsed.rejects = rejects
+    return record_chunk(conn, spec.import_id, spec.chunk, rejects, parsed.rows_read, merge_each)
 
 
 class ImporterService:

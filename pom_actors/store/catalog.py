@@ -134,9 +134,14 @@ def has_campaigns(conn: psycopg.Connection) -> bool:
     return conn.execute("SELECT 1 FROM campaigns LIMIT 1").fetchone() is not None
 
 
-def campaigns(conn: psycopg.Connection) -> list[dict[str, Any]]:
+def campaigns(conn: psycopg.Connection, *, after: int = 0, limit: int | None = None,
+              enabled: bool | None = None) -> list[dict[str, Any]]:
+    """Campaigns by id, with an id above `after` (and `enabled` if given); at most `limit`."""
+    where, params = "id > %s", [after]
+    if enabled is not None:
+        where, params = where + " AND enabled = %s", params + [enabled]
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute("SELECT * FROM campaigns ORDER BY id").fetchall()
+        return cur.execute(f"SELECT * FROM campaigns WHERE {where} ORDER BY id LIMIT %s", (*params, limit)).fetchall()
 
 
 def add_rule(conn: psycopg.Connection, rule: Rule) -> int:
@@ -213,15 +218,17 @@ def delete_campaign(conn: psycopg.Connection, campaign_id: int) -> None:
 RULE_COLUMNS = "id, campaign_id, kind, enabled, params"
 
 
-def rule_rows(conn: psycopg.Connection, campaign_id: int | None = None, system: bool = False) -> list[dict[str, Any]]:
-    """The rules by id: all, a campaign's, or (`system`) the system's."""
-    where, params = "", ()
+def rule_rows(conn: psycopg.Connection, campaign_id: int | None = None, system: bool = False, *,
+              after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+    """The rules by id: all, a campaign's, or (`system`) the system's; with an id above
+    `after`, at most `limit`."""
+    where, params = "id > %s", [after]
     if system:
-        where = "WHERE campaign_id IS NULL"
+        where += " AND campaign_id IS NULL"
     elif campaign_id is not None:
-        where, params = "WHERE campaign_id = %s", (campaign_id,)
+        where, params = where + " AND campaign_id = %s", params + [campaign_id]
     return conn.cursor(row_factory=dict_row).execute(
-        f"SELECT {RULE_COLUMNS} FROM rules {where} ORDER BY id", params).fetchall()
+        f"SELECT {RULE_COLUMNS} FROM rules WHERE {where} ORDER BY id LIMIT %s", (*params, limit)).fetchall()
 
 
 def rule_row(conn: psycopg.Connection, rule_id: int) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from ..core.imports.rows import ROW_FIELDS
+from ..core.imports.splitter import parse_splitter
 from .base import Store
 from .catalog import NotFound
 
@@ -181,6 +182,12 @@ def create_import(conn: psycopg.Connection, list_id: int, source: str, path: str
                   options: Mapping[str, Any]) -> int:
     if conn.execute("SELECT 1 FROM contact_lists WHERE id = %s", (list_id,)).fetchone() is None:
         raise NotFound(f"contact list {list_id} does not exist")
+    if options.get("splitter"):                       # its target lists, checked up front
+        targets = parse_splitter(options["splitter"]).list_ids
+        found = {r[0] for r in conn.execute("SELECT id FROM contact_lists WHERE id = ANY(%s)", (targets,))}
+        missing = [t for t in targets if t not in found]
+        if missing:
+            raise NotFound(f"contact list {missing[0]} (a splitter target) does not exist")
     return conn.execute(
         "INSERT INTO import_jobs (list_id, kind, source, state, path, options) "
         "VALUES (%s, 'contacts', %s, 'queued', %s, %s) RETURNING id",

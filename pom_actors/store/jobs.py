@@ -56,11 +56,19 @@ def job(conn: psycopg.Connection, job_id: int) -> dict[str, Any]:
     return row
 
 
-def jobs(conn: psycopg.Connection, states: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
-    where, params = ("WHERE j.state = ANY(%s)", (list(states),)) if states else ("", ())
+def jobs(conn: psycopg.Connection, states: tuple[str, ...] | None = None, *, after: int = 0,
+         limit: int | None = None, campaign_id: int | None = None) -> list[dict[str, Any]]:
+    """Jobs by id: in `states`, of `campaign_id`, with an id above `after`; at most `limit`."""
+    where, params = ["j.id > %s"], [after]
+    if states:
+        where.append("j.state = ANY(%s)")
+        params.append(list(states))
+    if campaign_id is not None:
+        where.append("j.campaign_id = %s")
+        params.append(campaign_id)
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute("SELECT j.*, c.name AS campaign FROM jobs j JOIN campaigns c ON c.id = j.campaign_id "
-                           f"{where} ORDER BY j.id", params).fetchall()
+                           f"WHERE {' AND '.join(where)} ORDER BY j.id LIMIT %s", (*params, limit)).fetchall()
 
 
 def set_state(conn: psycopg.Connection, job_id: int, expected: str, new: JobState | str, *,

@@ -81,3 +81,20 @@ def test_rules_edited_through_the_api_and_applied_by_the_rule_engine(campaigns, 
     assert http.delete(f"/api/v1/rules/{rule_id}").status_code == 204
     assert http.get(f"/api/v1/rules/{rule_id}").status_code == 404
     assert http.delete(f"/api/v1/rules/{rule_id}").status_code == 404
+
+
+def test_list_routes_page_by_id_with_a_next_link(campaigns, conn, http):
+    for _ in range(3):
+        campaigns.make(STRATEGY, phone_contacts(1))
+    for path, table in (("/api/v1/campaigns", "campaigns"), ("/api/v1/rules", "rules"), ("/api/v1/jobs", "jobs")):
+        seen, url, pages = [], f"{path}?limit=2", 0
+        while url:
+            r = http.get(url)
+            assert r.status_code == 200, r.text
+            seen += [x["id"] for x in r.json()]
+            pages += 1
+            url = r.headers.get("link", "")[1:].split(">")[0] or None
+        assert seen == [i for (i,) in conn.execute(f"SELECT id FROM {table} ORDER BY id")]
+        assert pages == len(seen) // 2 + 1
+    enabled = http.get("/api/v1/campaigns", params={"enabled": False}).json()
+    assert all(not c["enabled"] for c in enabled)

@@ -55,8 +55,9 @@ def store(monkeypatch) -> dict[int, dict]:
         return jobs[job_id]
 
     monkeypatch.setattr(jobs_router.jobstore, "job", job)
-    monkeypatch.setattr(jobs_router.jobstore, "jobs", lambda _c, states=None: [
-        j for j in jobs.values() if not states or j["state"] in states])
+    monkeypatch.setattr(jobs_router.jobstore, "jobs", lambda _c, states=None, after=0, limit=None, campaign_id=None: [
+        j for j in sorted(jobs.values(), key=lambda j: j["id"])
+        if (not states or j["state"] in states) and j["id"] > after][:limit])
     monkeypatch.setattr(jobs_router.jobstore, "state_counts", lambda _c, ids: {i: {"ready": 3} for i in ids})
     monkeypatch.setattr(jobs_router.jobstore, "attempt_codes", lambda _c, _id: {})
     monkeypatch.setattr(jobs_router.catalog, "campaign", lambda _c, ref: {"id": 7, "name": "reminders",
@@ -160,3 +161,15 @@ def test_a_disabled_campaign_takes_no_new_job(http, director):
     r = http.post("/api/v1/jobs", json={"campaign": "paused-campaign"})
     assert r.status_code == 409 and r.json()["error"] == "conflict"
     assert "disabled" in r.json()["detail"] and director.created == []
+
+
+def test_the_job_list_comes_in_pages_with_a_next_link(http, store):
+    store.update({i: _job(i, "stopped") for i in range(3, 8)})
+    r = http.get("/api/v1/jobs", params={"limit": 3, "state": "stopped"})
+    assert [j["id"] for j in r.json()] == [3, 4, 5]
+    assert r.headers["link"] == '<http://testserver/api/v1/jobs?state=stopped&after=5&limit=3>; rel="next"'
+    r = http.get(r.headers["link"][1:].split(">")[0])
+    assert [j["id"] for j in r.json()] == [6, 7] and "link" not in r.headers
+    for bad in ({"limit": 0}, {"limit": 1001}, {"after": -1}, {"after": 2**63}):
+        r = http.get("/api/v1/jobs", params=bad)
+        assert r.status_code == 422 and r.json()["errors"][0]["path"] == f"query.{next(iter(bad))}"

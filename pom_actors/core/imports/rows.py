@@ -49,6 +49,7 @@ class Options:
     dedupe_key: str = "external_id"
     policy: str = "update"
     max_field_chars: int = MAX_FIELD_CHARS
+    splitter: dict[str, Any] | None = None                  # core.imports.splitter's definition
 
     def __post_init__(self):
         if self.dedupe_key not in DEDUPE_KEYS:
@@ -59,6 +60,9 @@ class Options:
             raise ValueError("region is a two-letter ISO 3166 code (US, GB, ...)")
         if not 1 <= self.max_field_chars <= 1_000_000:
             raise ValueError("max_field_chars must be between 1 and 1000000")
+        if self.splitter is not None:
+            from .splitter import parse_splitter           # it reads ROW_FIELDS from here
+            parse_splitter(self.splitter)
 
 
 def _norm(name: str) -> str:
