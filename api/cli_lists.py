@@ -34,6 +34,8 @@ def add_parsers(sub) -> None:
     _file_options(limport)
     limport.add_argument("--dedupe-key", choices=("external_id", "phone1", "email"))
     limport.add_argument("--policy", choices=("update", "skip", "keep_both"), help="for a duplicate key")
+    limport.add_argument("--split", metavar="RULES.json",
+                         help="a splitter: rows routed to lists by rules on their columns (docs/imports.md)")
 
     imports = sub.add_parser("imports", help="a file import: state, rejected rows, pause/resume/stop")
     isub = imports.add_subparsers(dest="action", required=True)
@@ -113,7 +115,25 @@ def import_options(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("dedupe_key", "policy", "mode"):
         if getattr(args, name, None) is not None:
             options[name] = getattr(args, name)
+    if getattr(args, "split", None) is not None:
+        options["splitter"] = _splitter(args.split)
     return {k: v for k, v in options.items() if v is not None}
+
+
+def _splitter(path: str) -> dict[str, Any]:
+    """The splitter of `--split FILE`, checked as the gateway checks it."""
+    from pom_actors.core.imports.splitter import SplitterError, parse_splitter
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        if len(text) > 1 << 20:
+            raise UsageError(f"--split {path}: larger than 1 MiB")
+        splitter = json.loads(text)
+        parse_splitter(splitter)
+    except OSError as exc:
+        raise UsageError(f"--split {path}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError) as exc:      # JSON, UTF-8 or SplitterError
+        raise UsageError(f"--split {path}: {exc}") from None
+    return splitter
 
 
 def _region(region: str | None) -> str | None:

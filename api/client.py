@@ -139,9 +139,11 @@ class PomClient:
                      progress: Callable[[int, int], None] | None = None, **options) -> dict:
         """Upload the file at `path` into contact list `list_id` (into DNC list `list_id` with
         `dnc=True`) with the import's options (`encoding`, `delimiter`, `mapping` (a dict),
-        `region`, `dedupe_key`, `policy`, `max_field_chars`; a DNC import: `mode`); `progress(sent,
+        `region`, `dedupe_key`, `policy`, `max_field_chars`, `splitter` (a dict); a DNC import:
+        `mode`); `progress(sent,
         total)` is called as the bytes go. The answer: `{"id", "state": "queued", ...}`."""
-        form = {k: (json.dumps(v) if k == "mapping" else str(v)) for k, v in options.items() if v is not None}
+        form = {k: (json.dumps(v) if k in ("mapping", "splitter") else str(v))
+                for k, v in options.items() if v is not None}
         with open(path, "rb") as f:
             body = _Progress(f, progress) if progress else f
             return self._call("POST", f"/api/v1/{'dnc-lists' if dnc else 'lists'}/{list_id}/imports",

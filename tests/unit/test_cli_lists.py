@@ -100,6 +100,21 @@ def test_bad_options_exit_2_before_any_request(csv_file, capsys, argv, message):
     assert message in capsys.readouterr().err and gw.requests == []
 
 
+def test_split_sends_the_splitter_and_a_bad_one_exits_2_naming_the_rule(csv_file, tmp_path, capsys):
+    rules = {"rules": [{"when": "attr.Plan = 'gold'", "list_id": 4}], "default": 5}
+    good, bad = tmp_path / "split.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(rules))
+    bad.write_text(json.dumps({"rules": [{"when": "attr.Plan =", "list_id": 4}]}))
+    gw = Gateway()
+    gw.on("POST", "/api/v1/lists/3/imports", (202, {"id": 7, "state": "queued"}))
+    assert run(gw, "lists", "import", str(csv_file), "--list", "3", "--split", str(good), "--no-wait") == 0
+    assert f'name="splitter"\r\n\r\n{json.dumps(rules)}' in gw.requests[0].content.decode()
+    gw = Gateway()
+    assert run(gw, "lists", "import", str(csv_file), "--list", "3", "--split", str(bad)) == 2
+    assert "rules[0].when" in capsys.readouterr().err and gw.requests == []
+    assert run(gw, "lists", "import", str(csv_file), "--list", "3", "--split", str(tmp_path / "no.json")) == 2
+
+
 def test_a_missing_file_exits_2_and_the_tab_delimiter_is_spelled_out(tmp_path, capsys, csv_file):
     assert main(["lists", "import", str(tmp_path / "none.csv"), "--list", "1"]) == 2
     assert "none.csv: no such file" in capsys.readouterr().err
