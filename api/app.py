@@ -24,6 +24,7 @@ from .routers import agent_ws, agents
 from .routers import campaigns, demo, health, imports, jobs, lists, metrics, strategies
 from .routers import audit, tokens
 from .routers import load
+from .routers import purges, reports
 from .routers import pacing
 from .routers import zones
 from .routers import contacts, rules
@@ -76,6 +77,10 @@ def create_app(settings: Settings) -> FastAPI:
                        dependencies=[auth.allow(STAFF, auth.ADMIN)])
     app.include_router(contacts.router, prefix=API_PREFIX,              # web services for IVRs, self-service
                        dependencies=[auth.allow(auth.INTEGRATE)])
+    app.include_router(reports.router, prefix=API_PREFIX,               # attempts, abandons, agent time
+                       dependencies=[auth.allow(auth.OVERSEE)])
+    app.include_router(purges.router, prefix=API_PREFIX,                # purge runs, retention config
+                       dependencies=[auth.allow(auth.OVERSEE, auth.ADMIN)])
     if settings.demo:
         app.include_router(demo.router)                      # its own per route
     return app

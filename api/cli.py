@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from . import cli_lists
+from . import cli_reports
 from .client import PomClient, PomError
 
 
@@ -151,6 +152,8 @@ def _client_command(args: argparse.Namespace) -> int:
     client = PomClient(args.url, token=args.token)
     if args.cmd == "tokens":
         return _tokens(client, args)
+    if args.cmd in ("reports", "purges"):
+        return cli_reports.run(client, args)
     if args.cmd in ("lists", "imports", "dnc"):
         return cli_lists.run(client, args)
     if args.cmd == "zones":
@@ -293,6 +296,7 @@ def parser() -> argparse.ArgumentParser:
         c.usage = f"%(prog)s [options] {'ADDRESS ' if c is cjoin else ''}[-- RAY_START_OPTION ...]"
     _zones_parser(sub)
     cli_lists.add_parsers(sub)
+    cli_reports.add_parsers(sub)
     strategy = sub.add_parser("strategy", help="strategy documents")
     ssub = strategy.add_subparsers(dest="action", required=True)
     ssub.add_parser("validate", help="check a YAML/JSON strategy file").add_argument("file")

@@ -112,6 +112,45 @@ class PomClient:
     def delete_zone(self, name: str) -> None:
         self._send("DELETE", f"/api/v1/zones/{name}")
 
+    # -- reports (docs/api.md, "Reports"): `since`/`until` ISO 8601; default the last 24 h --
+    def report_attempts(self, *, job: int | None = None, since: str | None = None, until: str | None = None,
+                        bucket_s: int | None = None, limit: int | None = None) -> dict:
+        """Attempts by completion code per job and bucket (an hour unless `bucket_s`)."""
+        return self._report("attempts", job=job, since=since, until=until, bucket_s=bucket_s, limit=limit)
+
+    def report_abandons(self, *, job: int | None = None, since: str | None = None, until: str | None = None,
+                        window_s: int | None = None, limit: int | None = None) -> dict:
+        """Abandon rate per job (`at` null: the whole range) and window (15 min unless `window_s`)."""
+        return self._report("abandons", job=job, since=since, until=until, window_s=window_s, limit=limit)
+
+    def report_agent_time(self, *, agent: int | None = None, since: str | None = None, until: str | None = None,
+                          limit: int | None = None) -> dict:
+        """Seconds per agent and state within the range."""
+        return self._report("agent-time", agent=agent, since=since, until=until, limit=limit)
+
+    def _report(self, name: str, **params) -> dict:
+        return self._call("GET", f"/api/v1/reports/{name}", params={k: v for k, v in params.items() if v is not None})
+
+    # -- purges and retention (docs/operations.md, "Retention and purges") --
+    def purges(self, *, limit: int | None = None, before: int | None = None) -> dict:
+        """`{"runs": [...newest first], "next": <before of the next page> | None}`."""
+        return self._call("GET", "/api/v1/purges",
+                          params={k: v for k, v in dict(limit=limit, before=before).items() if v is not None})
+
+    def purge(self, run_id: int) -> dict:
+        return self._call("GET", f"/api/v1/purges/{run_id}")
+
+    def purge_now(self) -> dict:
+        """Queue a purge (admin); the director carries it out. PomError 409 if one is pending."""
+        return self._call("POST", "/api/v1/purges")
+
+    def retention(self) -> dict:
+        return self._call("GET", "/api/v1/purges/config")
+
+    def set_retention(self, config: dict) -> dict:
+        """Replace the retention config (admin); left-out fields take the defaults."""
+        return self._call("PUT", "/api/v1/purges/config", json=config)
+
     # -- tokens and the audit log (docs/api.md, "Authentication") --
     def tokens(self) -> list[dict]:
         return self._call("GET", "/api/v1/tokens")

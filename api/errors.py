@@ -40,6 +40,7 @@ from pom_actors.core.contacts import ContactRowError
 from pom_actors.core.filters import FilterError
 from pom_actors.core.imports.reader import FileError
 from pom_actors.core.lifecycle import IllegalTransition, StateChanged, allowed_events
+from pom_actors.core.reports import RangeError, ReportLimited
 from pom_actors.core.strategy import StrategyError
 from pom_actors.core.zones import ZoneError
 from pom_actors.services.agent_manager import UnknownAgent, UnknownCall
@@ -48,6 +49,7 @@ from pom_actors.store.catalog import CampaignDisabled, CampaignInUse, NotFound
 from pom_actors.store.contacts import AttemptConflict
 from pom_actors.store.filters import FilterConflict
 from pom_actors.store.imports import ImportStateError
+from pom_actors.store.purges import PurgePending
 from pom_actors.store.zones import ZoneInUse
 
 from .validation import Fault, printable
@@ -256,6 +258,24 @@ async def bad_disposition(_: Request, exc: DispositionError | AttributesRefused)
 
 
 
+async def purge_pending(_: Request, exc: PurgePending) -> JSONResponse:
+    return _error(409, "conflict", str(exc))
+
+
+async def bad_range(_: Request, exc: RangeError) -> JSONResponse:
+    """A report's range or bounds refused: the query parameter at fault."""
+    errors = [{"path": f"query.{exc.field}", "message": printable(str(exc))}]
+    return _error(422, "invalid", _faults(errors), errors=errors)
+
+
+async def report_limited(_: Request, exc: ReportLimited) -> JSONResponse:
+    """A report over a longer range than the database's load allows now (core.reports)."""
+    response = _error(503, "unavailable", str(exc), max_range_s=exc.max_range_s, retry_after_s=exc.retry_after_s,
+                      because=exc.because)
+    response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
     """Starlette's own: a URL that names no route (404), a method the route does not take
     (405, with `Allow`), and any other HTTPException a dependency raises."""
@@ -311,6 +331,9 @@ HANDLERS = {
     IllegalAgentTransition: illegal_agent_transition,
     AttachmentError: attachment_refused,
     DispositionError: bad_disposition,
+    RangeError: bad_range,
+    PurgePending: purge_pending,
+    ReportLimited: report_limited,
     AttributesRefused: bad_disposition,
     AttemptConflict: conflict,
     CampaignInUse: conflict,

@@ -16,16 +16,21 @@ from .core.clock import clock_from_spec
 from .fleet import RayFleet
 from .names import DIRECTOR
 from .services.director import DirectorService
+from .services.purges import PurgeDuty
 from .store.director import DirectorStore
+from .store.purges import PurgeStore
 from .store.load import CachedRestrictions
 
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
 class CampaignDirector:
     def __init__(self, settings: Settings):
+        clock = clock_from_spec(settings.clock)
         self.service = DirectorService(settings, open_store=partial(DirectorStore.open, settings.database_url),
-                                       fleet=RayFleet(settings), clock=clock_from_spec(settings.clock),
-                                       restrictions=CachedRestrictions(lambda: self.service.store.conn))
+                                       fleet=RayFleet(settings), clock=clock,
+                                       restrictions=CachedRestrictions(lambda: self.service.store.conn),
+                                       purges=PurgeDuty(open_store=partial(PurgeStore.open, settings.database_url),
+                                                        clock=clock))
         self._task: asyncio.Task | None = None
         ray.get_runtime_context().current_actor.ping.remote()
 

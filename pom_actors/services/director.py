@@ -34,6 +34,7 @@ from ..core.strategy import Strategy
 from ..core.zones import Zone, effective_zone
 from ..names import manager_name
 from ..store.director import DirectorStore
+from .purges import PurgeDuty
 
 log = logging.getLogger(__name__)
 GATEWAY_CHECK_S = 5.0
@@ -62,9 +63,11 @@ class Fleet(Protocol):
 
 class DirectorService:
     def __init__(self, settings: Settings, *, open_store: Callable[[], DirectorStore], fleet: Fleet,
-                 clock: Clock, restrictions: Callable[[], Restrictions] = lambda: NONE):
+                 clock: Clock, restrictions: Callable[[], Restrictions] = lambda: NONE,
+                 purges: PurgeDuty | None = None):
         self.settings, self.open_store, self.fleet, self.clock = settings, open_store, fleet, clock
         self.restrictions = restrictions          # the load restrictions in force (store.load)
+        self.purges = purges                      # retention: scheduled and asked-for purges
         self.slow_factor = 1.0
         self.store = open_store()
         self.store.ensure_zone(settings.default_zone)
@@ -152,6 +155,7 @@ class DirectorService:
             if not self.draining:
                 self._run_schedules()
             self._read_restrictions()
+            self._purge()
             self.zones, self.zone_servers = self.store.zones(), self.fleet.zone_servers()
             jobs = self.store.jobs(tuple(ACTIVE))
             for job in jobs:
@@ -160,6 +164,16 @@ class DirectorService:
                 except Exception:   # one job's fault must not stop the others
                     log.exception("driving job %s failed", job["id"])
             self._tell_agents(jobs)
+
+    def _purge(self) -> None:
+        """Start the purge that is due, if any (services/purges.py): it runs beside the tick, on
+        its own connection, and waits while the load defers purges."""
+        if self.purges is None or self.draining:
+            return
+        try:
+            self.purges.tick()
+        except Exception:                 # looked at again at a later tick
+            log.exception("purge duty failed")
 
     def _read_restrictions(self) -> None:
         """The factor dialling is slowed by, passed on to every manager with its ping."""

@@ -43,8 +43,6 @@ class PurgeDuty:
         self.store: Any = None
         self.worker: threading.Thread | None = None
         self.checked = float("-inf")
-        self.running: int | None = None
-        self.last: dict[str, Any] = {}
 
     # -- at a director tick ------------------------------------------------------------------------
     def tick(self) -> Decision | None:
@@ -71,16 +69,12 @@ class PurgeDuty:
     def busy(self) -> bool:
         return self.worker is not None and self.worker.is_alive()
 
-    def status(self) -> dict[str, Any]:
-        return {"running": self.running if self.busy() else None, "last": self.last}
-
     def _store(self) -> Any:
         if self.store is None or self.store.broken:
             self.store = self.open_store()
         return self.store
 
     def _start(self, run_id: int) -> None:
-        self.running = run_id
         self.worker = threading.Thread(target=self.carry_out, args=(run_id,), name=f"purge-{run_id}", daemon=True)
         self.worker.start()
 
@@ -126,8 +120,8 @@ class PurgeDuty:
         store.update_run(run_id, state="done", finished_at=store.database_now())
         return self._ended(run_id, "done", counts)
 
-    def _ended(self, run_id: int, state: str, counts: dict[str, int]) -> str:
-        self.last = {"run": run_id, "state": state, "counts": dict(counts)}
+    @staticmethod
+    def _ended(run_id: int, state: str, counts: dict[str, int]) -> str:
         log.info("purge %s %s: %s", run_id, state, counts)
         return state
 

@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from ..core import load
 from ..core.events import ALARMS_TOPIC, alarm_event, alarm_key
 from ..core.lifecycle import ACTIVE
-from .base import Store
+from .base import Store, read_document, write_document
 
 # The session-level advisory lock the leading load monitor holds ("pomload"): it alone reads
 # the database and POM figures; when its session ends (monitor or server gone) another takes it.
@@ -82,16 +82,13 @@ def forget_servers(conn: psycopg.Connection, servers: list[str]) -> None:
 
 # -- configuration -------------------------------------------------------------------------------
 def get_config(conn: psycopg.Connection) -> load.LoadConfig:
-    row = conn.execute("SELECT config FROM load_config WHERE id = 1").fetchone()
-    return load.LoadConfig.build(row[0] if row else None)
+    return load.LoadConfig.build(read_document(conn, "load_config"))
 
 
 def save_config(conn: psycopg.Connection, document: dict[str, Any]) -> load.LoadConfig:
     """Validate (`core.load.LoadConfig.build`: pydantic.ValidationError) and store a configuration."""
     config = load.LoadConfig.build(document)
-    conn.execute("INSERT INTO load_config (id, config, updated_at) VALUES (1, %s, now()) "
-                 "ON CONFLICT (id) DO UPDATE SET config = excluded.config, updated_at = now()",
-                 (Jsonb(config.document()),))
+    write_document(conn, "load_config", config.document())
     return config
 
 

@@ -221,9 +221,10 @@ class Attempt(SQLModel, table=True):
     settles; until then its intent lives on the work item (`in_flight_*`)."""
     __tablename__ = "attempts"
     # Rows arrive in time order: a BRIN index serves the rule engine's rolling-period rebuild
-    # at almost no cost per row.
+    # at almost no cost per row; (job, time) serves a job's rows, and a range of them (reports,
+    # purges).
     __table_args__ = (Index("ix_attempts_created_at", "created_at", postgresql_using="brin"),
-                      Index("ix_attempts_job", "job_id"))
+                      Index("ix_attempts_job_at", "job_id", "created_at"))
     work_item_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
     attempt_no: int = Field(sa_column=Column(Integer, primary_key=True))
     job_id: int
@@ -453,3 +454,45 @@ class PacingCounter(SQLModel, table=True):
     talk_s: float = _d(0.0)
     talked: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
 
+
+class PurgeRun(SQLModel, table=True):
+    """A purge (core.retention): scheduled by the director or asked for by an admin, carried out
+    by the director in short batches; `cutoffs` per target, `counts` of rows deleted so far."""
+    __tablename__ = "purge_runs"
+    __table_args__ = (Index("ix_purge_runs_pending", "id",
+                            postgresql_where=text("state IN ('queued', 'deferred', 'running')")),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    trigger: str                              # schedule | manual
+    state: str = _d("queued")                 # queued | deferred | running | done | failed
+    requested_by: Optional[str] = None        # the token's name of a manual run
+    cutoffs: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
+    counts: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
+    batches: int = _d(0)
+    message: Optional[str] = None
+    created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+    started_at: Optional[datetime] = Field(default=None, sa_column=_ts())
+    finished_at: Optional[datetime] = Field(default=None, sa_column=_ts())
+    updated_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+
+
+class RetentionConfigRow(SQLModel, table=True):
+    """Retention and the purge schedule (core.retention.RetentionConfig as a document; one row,
+    id 1; none: the defaults)."""
+    __tablename__ = "retention_config"
+    id: int = Field(default=1, primary_key=True)
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
+    updated_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """The first answer of a request sent with an `Idempotency-Key` header (core/idempotency.py):
+    `status` null while it runs; kept until `expires_at`."""
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_expires_at", "expires_at"),)
+    scope: str = Field(sa_column=Column(String(300), primary_key=True))      # the route: "POST /api/v1/jobs"
+    key: str = Field(sa_column=Column(String(200), primary_key=True))
+    fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
+    status: Optional[int] = None
+    answer: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSONB))
+    created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+    expires_at: datetime = Field(sa_column=_ts(False))

@@ -2,18 +2,20 @@
 opened, a lock held so sessions block, a long `pg_sleep`, a running job, the server's real
 memory and CPU against thresholds set low — and the alarm seen raised (API, table, outbox
 event), the restriction in force (API; dialling slowed: the managers' factor; imports refused
-or held), then cleared when the load goes."""
+or held; reports limited; purges deferred), then cleared when the load goes."""
 from __future__ import annotations
 
 import threading
 import time
 from contextlib import ExitStack
+from datetime import datetime, timedelta
 
 import pytest
 import ray
 
 from pom_actors import names
 from pom_actors.store import load as loadstore
+from pom_actors.store import purges as purgestore
 from pom_actors.store.database import connect
 
 from .conftest import api_client, phone_contacts
@@ -218,3 +220,42 @@ def test_pom_load_queues_imports(pom, http, conn, quiet):
                                           "because": {"imports_queued": ["pom.jobs"]}}
     quiet()
     alarm_seen(http, conn, "pom.jobs", "cleared", alarm["id"])
+
+
+def test_database_saturated_limits_reports_and_defers_purges(pom, http, conn, quiet):
+    """Idle connections over `database.connections`: report queries limited (a range over an
+    hour answered 503 with Retry-After, the default range an hour), a purge asked for deferred
+    and left alone while the alarm holds — and carried out once the connections close."""
+    wait_for(lambda: purgestore.pending_run(conn) is None, "no purge pending")
+    now = wait_for(lambda: load(http)["database"].get("database.connections_count"), "a database reading")
+    per_conn = 100.0 / load(http)["database"]["database.max_connections"]
+    quiet(**{"database.connections": {"raise_at": (now + 9) * per_conn, "clear_below": (now + 9) * per_conn,
+                                      "samples": 1}})
+    with ExitStack() as stack:
+        for _ in range(14):
+            stack.enter_context(connect(pom.settings.database_url, autocommit=True))
+        alarm = alarm_seen(http, conn, "database.connections", "active")
+        restrictions = load(http)["restrictions"]
+        assert (restrictions["reports"], restrictions["purges"]) == ("limited", "deferred")
+        assert restrictions["because"]["reports_limited"] == restrictions["because"]["purges_deferred"] \
+            == ["database.connections"]
+        long = http.get("/api/v1/reports/attempts", params={"since": "2026-11-25T00:00:00Z",
+                                                            "until": "2026-11-25T02:00:00Z"})
+        assert long.status_code == 503 and long.json()["error"] == "unavailable", long.text
+        assert int(long.headers["Retry-After"]) >= 1 and long.json()["max_range_s"] == 3600
+        short = http.get("/api/v1/reports/abandons")
+        assert short.status_code == 200 and short.json()["limited"], short.text
+        span = datetime.fromisoformat(short.json()["until"]) - datetime.fromisoformat(short.json()["since"])
+        assert span == timedelta(hours=1)
+        r = http.post("/api/v1/purges")
+        assert r.status_code == 202, r.text
+        run_id = r.json()["id"]
+        wait_for(lambda: http.get(f"/api/v1/purges/{run_id}").json()["state"] == "deferred", "the purge deferred")
+        time.sleep(3.0)                                   # the director looks every 2 s: it still waits
+        run = http.get(f"/api/v1/purges/{run_id}").json()
+        assert run["state"] == "deferred" and run["started_at"] is None and "database.connections" in run["message"]
+    alarm_seen(http, conn, "database.connections", "cleared", alarm["id"])
+    assert load(http)["restrictions"]["reports"] == "allowed"
+    assert http.get("/api/v1/reports/attempts", params={"since": "2026-11-25T00:00:00Z",
+                                                        "until": "2026-11-25T02:00:00Z"}).status_code == 200
+    wait_for(lambda: http.get(f"/api/v1/purges/{run_id}").json()["state"] == "done", "the purge done once lifted")

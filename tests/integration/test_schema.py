@@ -29,7 +29,7 @@ def test_migrated_database_matches_the_models(pom):
                 "WHERE t.relname = 'attempts'").fetchall())
     finally:
         engine.dispose()
-    assert methods == {"attempts_pkey": "btree", "ix_attempts_job": "btree", "ix_attempts_created_at": "brin"}
+    assert methods == {"attempts_pkey": "btree", "ix_attempts_job_at": "btree", "ix_attempts_created_at": "brin"}
 
 
 def test_migration_0002_moves_attempt_intents_onto_their_work_items(pom):

@@ -257,7 +257,7 @@ def test_tick_schedules_when_due_defers_under_load_and_starts_in_the_background(
     s.held = FREE
     assert d.tick().action == "run"
     d.worker.join(5)
-    assert s.runs[1]["state"] == "done" and d.status()["last"]["run"] == 1
+    assert s.runs[1]["state"] == "done" and s.runs[1]["trigger"] == "schedule"
     assert d.tick().action == "idle"                              # the next is due in every_s
     s.runs[1]["created_at"] = DB - timedelta(seconds=RetentionConfig().every_s)
     assert d.tick().action == "schedule"
@@ -280,3 +280,28 @@ def test_a_failing_statement_fails_the_run_and_a_lost_database_leaves_it_to_resu
     s.after_delete = gone
     assert duty(s).carry_out(run["id"]) == "running"
     assert s.pending_run()["id"] == run["id"]                     # the next tick resumes it
+
+
+def test_the_director_looks_at_purges_every_tick_but_not_while_draining_and_survives_a_failure():
+    import asyncio
+
+    from tests.unit.test_director_service import Cluster
+
+    class Duty:
+        def __init__(self):
+            self.ticks, self.fail = 0, False
+
+        def tick(self):
+            self.ticks += 1
+            if self.fail:
+                raise RuntimeError("database away")
+    c = Cluster()
+    c.director.purges = d = Duty()
+    asyncio.run(c.director.tick())
+    assert d.ticks == 1
+    d.fail = True
+    asyncio.run(c.director.tick())                 # logged; the tick goes on
+    assert d.ticks == 2 and c.director.ticks == 2
+    c.director.draining = True
+    asyncio.run(c.director.tick())
+    assert d.ticks == 2
