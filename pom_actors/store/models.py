@@ -43,7 +43,7 @@ class Contact(SQLModel, table=True):
     __tablename__ = "contacts"
     __table_args__ = (UniqueConstraint("list_id", "external_id"),)
     id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
-    list_id: int = Field(foreign_key="contact_lists.id", index=True)
+    list_id: int = Field(foreign_key="contact_lists.id")    # indexed by the unique (list_id, external_id)
     external_id: str
     first_name: str = _d("")
     last_name: str = _d("")
