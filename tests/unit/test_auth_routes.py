@@ -74,8 +74,6 @@ MATRIX = {
     ("POST", "/api/v1/purges"): ADMIN,
     ("GET", "/api/v1/purges/config"): OVERSEE,
     ("PUT", "/api/v1/purges/config"): ADMIN,
-    ("GET", "/api/v1/agents"): STAFF,
-    ("GET", "/api/v1/agents/{login}"): STAFF | {G},       # an agent token: its own agent only
     ("GET", "/api/v1/zones"): STAFF,
     ("GET", "/api/v1/zones/{name}"): STAFF,
     ("POST", "/api/v1/zones"): ADMIN,
