@@ -113,7 +113,7 @@ async def _read_upload(request: Request, settings: Settings, model: type[FileOpt
         raw = dict(orjson.loads(form["options"])) if isinstance(form.get("options"), str) else {}
         for key in model.model_fields:
             if isinstance(form.get(key), str):
-                raw[key] = orjson.loads(form[key]) if key in ("mapping", "splitter") else form[key]
+                raw[key] = _json_field(key, form[key]) if key in ("mapping", "splitter") else form[key]
         options = model(**raw)
         path = os.path.join(_spool_dir(settings), f"upload-{secrets.token_hex(8)}.dat")
 
@@ -134,6 +134,15 @@ async def _read_upload(request: Request, settings: Settings, model: type[FileOpt
     if not os.path.isfile(path):
         raise FileError(f"no such file: {body.path}")
     return Upload(path, f"path:{body.path}", model(**body.model_dump(exclude={"path"})), False)
+
+
+def _json_field(key: str, text: str) -> Any:
+    """A form field that holds JSON (`mapping`, `splitter`): a 422 at the field when it does not parse."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise pydantic.ValidationError.from_exception_data("ImportUpload", [
+            {"type": "json_invalid", "loc": (key,), "input": text[:100], "ctx": {"error": str(exc)}}]) from None
 
 
 def check_head(path: str, options: Options, map_columns=map_header) -> None:

@@ -72,3 +72,17 @@ def test_options_check_the_splitter():
     with pytest.raises(ValueError, match=r"rules\[0\]\.when"):
         Options(splitter={"rules": [{"when": "attr.a = ", "list_id": 1}]})
     assert Options(splitter={"rules": [{"when": "true", "list_id": 1}]}).splitter
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("splitter", "{bad", "splitter: Invalid JSON"),
+    ("splitter", '{"rules": []}', "rules: a splitter needs a list of at least one rule"),
+    ("splitter", '{"rules": [{"when": "attr.x =", "list_id": 2}]}', "rules[0].when"),
+    ("mapping", "[1", "mapping: Invalid JSON")])
+def test_the_gateway_refuses_a_bad_splitter_field_with_a_422_before_anything(tmp_path, field, value, message):
+    from .test_api_validation import _client
+    http = _client(data_dir=str(tmp_path))
+    r = http.post("/api/v1/lists/1/imports", data={field: value},
+                  files={"file": ("a.csv", b"id,phone\n1,+12125550100\n", "text/csv")})
+    assert r.status_code == 422 and message in r.json()["detail"], r.text
+    assert r.json()["errors"][0]["path"] == field
