@@ -13,6 +13,7 @@ License pools: `POM_LICENSE_PREVIEW_AGENTS`, `POM_LICENSE_PREDICTIVE_AGENTS`,
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from functools import partial
 
@@ -27,6 +28,8 @@ from .core.pacing.snapshot import PacerSnapshot
 from .names import AGENT_MANAGER
 from .services.agent_manager import AgentManagerService
 from .store.agents import AgentStore
+
+log = logging.getLogger(__name__)
 
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
@@ -105,6 +108,10 @@ class AgentManager:
     def hangup(self, call_id: str) -> int:
         return self.service.hangup(call_id)
 
+    def settle_calls(self, connect: list[str] = (), release: list[str] = (), hangup: list[str] = ()) -> dict:
+        """A Campaign Manager's batch: calls bridged, reservations given up, calls ended."""
+        return self.service.settle_calls(connect, release, hangup)
+
     def snapshot(self, job_id: int, **extra) -> PacerSnapshot:
         return self.service.snapshot(job_id, **extra)
 
@@ -136,22 +143,34 @@ class AgentManager:
 
 
 class RayAgentSnapshots:
-    """The Agent Manager as a Campaign Manager's pacer sees it: `snapshot(job_id, index,
-    managers)`, this manager's share of the job's agents; None when the Agent Manager is not
-    there or does not answer within `timeout_s` (the pacer then dials nothing)."""
+    """The Agent Manager as a Campaign Manager sees it: `snapshot(job_id, index, managers)`,
+    this manager's share of the job's agents for its pacer; `reserve` and `settle_calls`, one
+    batch per cycle, for the calls it bridges (core/agents/bridge.py). When the Agent Manager
+    is not there or does not answer within `timeout_s`: no snapshot (the pacer dials nothing),
+    no agent reserved (the calls wait, then are abandoned), the batch lost (a reservation left
+    behind times out)."""
 
     def __init__(self, timeout_s: float = 1.0):
         self._handle = None
         self.timeout_s = timeout_s
 
     async def snapshot(self, job_id: int, index: int, managers: int) -> PacerSnapshot | None:
+        return await self._call("snapshot", job_id, index=index, managers=managers)
+
+    async def reserve(self, job_id: int, call_ids: list[str], screens: dict[str, dict]) -> dict[str, int | None]:
+        return await self._call("reserve", job_id, call_ids, screens) or {}
+
+    async def settle_calls(self, connect: list[str], release: list[str], hangup: list[str]) -> dict | None:
+        return await self._call("settle_calls", connect, release, hangup)
+
+    async def _call(self, method: str, *args, **kw):
         if self._handle is None:
             self._handle = names.actor(AGENT_MANAGER)
             if self._handle is None:
                 return None
         try:
-            return await asyncio.wait_for(self._handle.snapshot.remote(job_id, index=index, managers=managers),
-                                          self.timeout_s)
+            return await asyncio.wait_for(getattr(self._handle, method).remote(*args, **kw), self.timeout_s)
         except Exception:
+            log.warning("agent manager %s failed", method, exc_info=True)
             self._handle = None           # found again next time (a restart or a new incarnation)
             return None

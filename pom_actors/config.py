@@ -38,6 +38,9 @@ class Settings:
     tick_s: float = 0.5                  # POM_TICK_S: director cycle
     voice_instant: bool = False          # POM_VOICE_INSTANT: simulator answers at once (benchmarks)
     voice_seed: int = 0                  # POM_VOICE_SEED
+    # POM_VOICE_BRIDGE_WAIT_S: business seconds an answered call of an agent-based job waits for an
+    # agent before the simulator abandons it (unset: the profile's, 2 s as the nuisance rule says)
+    voice_bridge_wait_s: float | None = None
     smtp_host: str = "127.0.0.1"         # POM_SMTP_HOST
     smtp_port: int = 25                  # POM_SMTP_PORT
     smtp_user: str | None = None         # POM_SMTP_USER

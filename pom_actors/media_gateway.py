@@ -36,6 +36,10 @@ class MediaGateway:
         """Outcomes for `reply_to`, packed by `core.wire`."""
         return pack(await self.gateway.poll(reply_to, max_items))
 
+    async def bridge(self, calls: dict[str, int]) -> list[str]:
+        """Answered calls onto agents (call -> agent id); the calls refused."""
+        return await self.gateway.bridge(calls)
+
     async def lookup(self, attempt_ids: list[str]) -> bytes:
         """The order records of the ids received, packed (absent ids were never received)."""
         return pack((await self.gateway.lookup(attempt_ids)).values())
@@ -56,7 +60,7 @@ class RayGateways:
     not answer within its timeout `GatewaySlow` — a lost server's actors stop answering
     seconds before Ray declares them dead, and a cycle must not wait for that."""
 
-    CALL_TIMEOUT_S = {"submit": 10.0, "poll": 2.0, "lookup": 2.0, "fence": 1.0}
+    CALL_TIMEOUT_S = {"submit": 10.0, "poll": 2.0, "lookup": 2.0, "fence": 1.0, "bridge": 1.0}
 
     def names(self) -> list[str]:
         return sorted(names.gateways())
@@ -73,6 +77,9 @@ class RayGateways:
 
     async def fence(self, name: str, job_id: int, epochs: dict[int, int]) -> None:
         await self._call(name, "fence", job_id, epochs)
+
+    async def bridge(self, name: str, calls: dict[str, int]) -> list[str]:
+        return await self._call(name, "bridge", calls)
 
     @classmethod
     async def _call(cls, name: str, method: str, *args):

@@ -34,6 +34,7 @@ class Order:
     retries: int = 0
     ring_timeout: float = 15.0
     payload: dict = field(default_factory=dict)  # extra contact data for webhooks
+    bridge: bool = False  # call: answered by a person, it waits for an agent (core/agents/bridge.py)
 
 
 @dataclass(slots=True)

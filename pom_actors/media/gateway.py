@@ -7,6 +7,9 @@ completes as business time passes; e-mail, SMS and webhooks run as background ta
 bounded concurrency. A driver that fails still yields an outcome with a failure code, so
 an accepted order is always either pending or completed in the record, never lost; orders
 cut off by `close()` stay pending, which the reconciler reads as "fate unknown".
+A call of an agent-based handler answered by a person is also queued as a notice (`ANSWERED`,
+not a completion: the order stays pending) until the manager has it `bridge`d onto an agent
+or the simulator abandons it (media/voice_sim.py, core/agents/bridge.py).
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from typing import Awaitable, Callable, Mapping
 import pydantic
 
 from pom_actors.config import Settings
+from pom_actors.core.agents.bridge import ANSWERED
 from pom_actors.core.clock import Clock
 from pom_actors.core.codes import SYSTEM_CODES
 from pom_actors.core.orders import CHANNELS, Order, OrderRecord, Outcome, Refusal, outcome_for
@@ -91,7 +95,9 @@ def gateway_config(settings: Settings, name: str, env: Mapping[str, str] | None 
              "sms_token": settings.sms_token, "outbound_allow": settings.outbound_allow}
     config = GatewayConfig.from_env(name, env, defaults={k: v for k, v in given.items() if v is not None})
     voice = config.voice.model_copy(update={"instant": settings.voice_instant or config.voice.instant,
-                                            "seed": settings.voice_seed or config.voice.seed})
+                                            "seed": settings.voice_seed or config.voice.seed,
+                                            "bridge_wait_s": settings.voice_bridge_wait_s
+                                            or config.voice.bridge_wait_s})
     return config.model_copy(update={"voice": voice})
 
 
@@ -167,6 +173,11 @@ class Gateway:
             return taken
         return [queue.popleft() for _ in range(max_items)]
 
+    async def bridge(self, calls: dict[str, int]) -> list[str]:
+        """Bridge answered calls (call -> agent id) onto the agents' sessions; the calls refused
+        (no longer waiting: abandoned at their deadline, or not this gateway's)."""
+        return self._voice.bridge(calls, self._clock.now())
+
     async def lookup(self, attempt_ids: list[str]) -> dict[str, OrderRecord]:
         """The record of each attempt id this gateway received (see OrderBook.lookup);
         an id absent from the answer never reached this gateway."""
@@ -195,6 +206,7 @@ class Gateway:
             "pending": book["pending"],
             "queued": {reply_to: len(q) for reply_to, q in self._queues.items() if q},
             "next_voice_due": next_due.isoformat() if next_due else None,
+            "agent_legs": self._voice.agent_legs(),
             "orderbook": book,
         }
 
@@ -209,11 +221,15 @@ class Gateway:
             await self._sms.close()
 
     def _finish(self, outcomes: list[Outcome]) -> None:
-        """Record outcomes and queue each for the manager that sent its order."""
+        """Record outcomes and queue each for the manager that sent its order (a notice is
+        queued only: its order stays pending)."""
         complete, routes, queues = self._book.complete, self._routes, self._queues
         for outcome in outcomes:
-            complete(outcome)
-            reply_to = routes.pop(outcome.attempt_id)
+            if outcome.code == ANSWERED:
+                reply_to = routes[outcome.attempt_id]
+            else:
+                complete(outcome)
+                reply_to = routes.pop(outcome.attempt_id)
             queue = queues.get(reply_to)
             if queue is None:
                 queue = queues[reply_to] = deque()

@@ -7,6 +7,14 @@ took it — so runs reproduce and a taken-over gateway agrees with the one it re
 Completions wait in one heap keyed by business time, popped in batches by `due()`; there is
 no asyncio task per call. In *instant* mode every duration is zero and completions skip the
 heap altogether, for throughput benchmarks of the rest of the system.
+
+Agent legs: a call of an agent-based handler (`Order.bridge`) answered by a person does not
+run its talk time at once. Its answer is a notice (`ANSWERED`, not a completion) for the
+manager, which reserves an agent and asks `bridge(call -> agent)`: the call joins the agent's
+nailed session (one per agent, kept open between calls; one customer call on it at a time)
+and talks from then on, its details naming the agent and the wait. A call not bridged by its
+deadline (`bridge_wait_s` after the answer: 2 s by default, core/agents/bridge.py) is abandoned — the message played —
+and completes with `ABANDONED`. Timed mode only: instant mode has no talk to bridge.
 """
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ from typing import Callable, Sequence
 
 import pydantic
 
+from pom_actors.core.agents.bridge import ABANDONED, ANSWERED, BRIDGE_WAIT_S, deadline
 from pom_actors.core.clock import Clock
 from pom_actors.core.orders import Order, Outcome
 
@@ -87,6 +96,9 @@ class VoiceProfile(pydantic.BaseModel):
     setup_s: dict = {"dist": "uniform", "low": 0.5, "high": 3.0}
     instant: bool = False
     seed: int = 0
+    # business seconds an answered call to bridge waits for an agent (the rule: 2; a test
+    # whose clock runs far faster than real time needs more than its managers' cycle)
+    bridge_wait_s: float = pydantic.Field(BRIDGE_WAIT_S, gt=0, le=600)
 
     @pydantic.field_validator("ring_s", "talk_s", "machine_s", "setup_s")
     @classmethod
@@ -123,16 +135,28 @@ class VoiceSimulator:
         self._heap: list[tuple[datetime, int, Outcome]] = []
         self._ready: list[Outcome] = []
         self._seq = 0
+        self._open = 0                                   # calls placed, completion not yet popped
+        self._marks: dict[int, str] = {}                 # heap seq -> "notice" | "deadline" | "leg"
+        # answered call -> (answered at, talk_s, its details so far, (job, shard, epoch))
+        self._waiting: dict[str, tuple[datetime, float, dict, tuple[int, int, int]]] = {}
+        self._sessions: dict[int, str | None] = {}       # agent -> the call on its nailed session
 
     def __len__(self) -> int:
-        """Calls placed and not yet popped by `due()`."""
-        return len(self._heap) + len(self._ready)
+        """Calls placed whose completion `due()` has not yet popped."""
+        return self._open
+
+    def _push(self, at: datetime, outcome: Outcome, mark: str | None = None) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (at, self._seq, outcome))
+        if mark is not None:
+            self._marks[self._seq] = mark
 
     def place(self, orders: Sequence[Order], now: datetime | None = None) -> None:
         """Start the calls at `now` (default: the clock's now) and schedule their completions.
         A no_answer completes exactly at the order's ring timeout; an answered call rings at
         most that long."""
         now = self._clock.now() if now is None else now
+        self._open += len(orders)
         if self._profile.instant:
             self._place_instant(orders, now)
             return
@@ -159,6 +183,9 @@ class VoiceSimulator:
                 details, total = {"setup_s": setup}, setup
             if name:
                 details["gateway"] = name
+            if order.bridge and code == "answer_human":
+                self._answer(order, now + timedelta(seconds=ring), details)
+                continue
             at = now + timedelta(seconds=total)
             outcome = Outcome(order.attempt_id, code, at, details, order.job_id, order.shard,
                               order.epoch)
@@ -167,6 +194,45 @@ class VoiceSimulator:
             else:
                 self._seq += 1
                 heapq.heappush(heap, (at, self._seq, outcome))
+
+    def _answer(self, order: Order, answered_at: datetime, details: dict) -> None:
+        """A person answered a call to bridge: the notice now, the abandon at the deadline
+        (stale once the call is bridged)."""
+        talk = details.pop("talk_s")
+        meta = (order.job_id, order.shard, order.epoch)
+        self._waiting[order.attempt_id] = (answered_at, talk, details, meta)
+        wait = self._profile.bridge_wait_s
+        self._push(answered_at, Outcome(order.attempt_id, ANSWERED, answered_at,
+                                        {**details, "bridge_wait_s": wait}, *meta), "notice")
+        gone = deadline(answered_at, wait)
+        self._push(gone, Outcome(order.attempt_id, ABANDONED, gone,
+                                 {**details, "wait_s": wait, "message": "played"}, *meta), "deadline")
+
+    def bridge(self, calls: dict[str, int], now: datetime | None = None) -> list[str]:
+        """Bridge each answered call onto its agent's nailed session (opened at the agent's
+        first call and kept); the calls refused: not waiting (unknown, or past its deadline)
+        or the agent's session already carries a call."""
+        now = self._clock.now() if now is None else now
+        refused = []
+        for call, agent in calls.items():
+            waiting = self._waiting.get(call)
+            if waiting is None or now > deadline(waiting[0], self._profile.bridge_wait_s) \
+                    or self._sessions.get(agent) is not None:
+                refused.append(call)
+                continue
+            del self._waiting[call]
+            answered_at, talk, details, meta = waiting
+            self._sessions[agent] = call
+            done = now + timedelta(seconds=talk)
+            details = {**details, "talk_s": talk, "wait_s": max(0.0, (now - answered_at).total_seconds()),
+                       "agent_id": agent}
+            self._push(done, Outcome(call, "answer_human", done, details, *meta), "leg")
+        return refused
+
+    def agent_legs(self) -> dict[str, int]:
+        """Nailed agent sessions, how many carry a call, and answered calls waiting for one."""
+        return {"nailed": len(self._sessions), "bridged": sum(1 for c in self._sessions.values() if c),
+                "waiting": len(self._waiting)}
 
     def _place_instant(self, orders: Sequence[Order], now: datetime) -> None:
         """Zero durations: only the outcome's uniform is needed (the same one as in timed
@@ -188,9 +254,19 @@ class VoiceSimulator:
         """Pop every completion due at or before `now` (default: the clock's now)."""
         now = self._clock.now() if now is None else now
         popped, self._ready = self._ready, []
-        heap = self._heap
+        heap, marks, notices = self._heap, self._marks, 0
         while heap and heap[0][0] <= now:
-            popped.append(heapq.heappop(heap)[2])
+            _, seq, outcome = heapq.heappop(heap)
+            mark = marks.pop(seq, None) if marks else None
+            if mark == "notice":
+                notices += 1
+            elif mark == "deadline":
+                if self._waiting.pop(outcome.attempt_id, None) is None:
+                    continue                                # bridged in time: nothing to abandon
+            elif mark == "leg":
+                self._sessions[outcome.details["agent_id"]] = None      # the session stays nailed
+            popped.append(outcome)
+        self._open -= len(popped) - notices
         return popped
 
     def next_due(self) -> datetime | None:

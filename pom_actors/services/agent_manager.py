@@ -426,6 +426,34 @@ class AgentManagerService:
         self._do(agent, E.HANGUP, wrap_limit_s=job.wrap_limit_s if job else DEFAULT_WRAP_LIMIT_S)
         return agent.id
 
+    def settle_calls(self, connect: Iterable[str] = (), release: Iterable[str] = (),
+                     hangup: Iterable[str] = ()) -> dict[str, int]:
+        """A Campaign Manager's batch of call events (core/agents/bridge.py): calls bridged
+        onto their reserved agents, reservations given up (the call was abandoned), calls
+        ended. A call no agent holds any more (its reservation timed out, the agent was
+        forced off) is counted in `stale` and skipped: the rest of the batch still applies."""
+        done = {"connected": 0, "released": 0, "hung_up": 0, "stale": 0}
+        for calls, key, step in ((connect, "connected", self._connect_reserved), (release, "released", self.release),
+                                 (hangup, "hung_up", self._hangup_held)):
+            for call in calls:
+                if step(call) is None:
+                    done["stale"] += 1
+                else:
+                    done[key] += 1
+        return done
+
+    def _connect_reserved(self, call_id: str) -> int | None:
+        agent_id = self.calls.get(call_id)
+        if agent_id is None or self.agents[agent_id].state != S.RESERVED:
+            return None
+        return self.connect(call_id)
+
+    def _hangup_held(self, call_id: str) -> int | None:
+        agent_id = self.calls.get(call_id)
+        if agent_id is None or self.agents[agent_id].state != S.ON_CALL:
+            return None
+        return self.hangup(call_id)
+
     # -- jobs, licenses and attachment ------------------------------------------------------
     def set_jobs(self, jobs: Iterable[JobSpec], notifications: Iterable[Demand] = ()) -> None:
         """The running jobs, all of them: agent-based (`JobSpec`) and agent-less (`Demand` on

@@ -10,10 +10,12 @@ the steps, the memory of what is in flight, and the recovery from a failed cycle
 
 Collaborators (passed in, faked by the unit tests): `open_store()` gives a `store.work.
 WorkStore`; `rules.check(candidates)` the verdicts of a batch; `gateways` (`names()`,
-`submit`, `poll`, `lookup`, `fence`, raising `GatewayUnreachable` for a gateway that is gone and
-`GatewaySlow` for one that did not answer in time) the media gateways; a clock; for agent-based
+`submit`, `poll`, `lookup`, `fence`, `bridge`, raising `GatewayUnreachable` for a gateway that
+is gone and `GatewaySlow` for one that did not answer in time) the media gateways; a clock; for agent-based
 jobs `agents.snapshot(job_id, index, managers)`, this manager's share of the job's agents
-(core/pacing/live.py: fetched every `AGENT_REFRESH_S`, never per contact).
+(core/pacing/live.py: fetched every `AGENT_REFRESH_S`, never per contact), and `agents.reserve`
+/ `agents.settle_calls` for the answered calls it bridges onto agents (`_bridge`: one batch per
+cycle, the decision in core/agents/bridge.py).
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ..config import Settings
+from ..core.agents.bridge import ANSWERED, BRIDGE_WAIT_S, deadline, decide, expired
+from ..core.agents.desk import screen_pop
 from ..core.clock import Clock
 from ..core.events import ATTEMPTS_TOPIC, job_key, restricted_event, settled_event
 from ..core.histogram import Histogram
@@ -81,10 +85,13 @@ class Gateways(Protocol):
     async def poll(self, name: str, reply_to: str) -> list[Outcome]: ...
     async def lookup(self, name: str, attempt_ids: list[str]) -> dict[str, OrderRecord]: ...
     async def fence(self, name: str, job_id: int, epochs: dict[int, int]) -> None: ...
+    async def bridge(self, name: str, calls: dict[str, int]) -> list[str]: ...
 
 
 class AgentSnapshots(Protocol):
     async def snapshot(self, job_id: int, index: int, managers: int) -> PacerSnapshot | None: ...
+    async def reserve(self, job_id: int, call_ids: list[str], screens: dict[str, dict]) -> dict[str, int | None]: ...
+    async def settle_calls(self, connect: list[str], release: list[str], hangup: list[str]) -> dict | None: ...
 
 
 class ManagerService:
@@ -112,6 +119,9 @@ class ManagerService:
         self.windows: dict[float, RuleCounters] = {}       # window seconds -> the campaign's counters
         self.events: dict[str, list[PacerEvent]] = defaultdict(list)   # handler -> outcomes not yet told
         self.alarmed: bool | None = None                   # the job's pacing alarm as last written
+        # answered calls waiting for an agent: call -> (its deadline, gateway, screen pop)
+        self.answered: dict[str, tuple[datetime, str, dict]] = {}
+        self.hangups: list[str] = []                       # bridged calls ended, not yet told
         # Seconds from the start of the claim to the gateway accepting the order (per order).
         self.dispatch_latency = Histogram()
         self.state: str | None = job["state"]
@@ -148,6 +158,7 @@ class ManagerService:
 
     def status(self) -> dict[str, Any]:
         return {"name": self.name, "holder": self.holder, "job_id": self.job_id, "state": self.state,
+                "waiting_for_agent": len(self.answered),
                 "draining": self.draining, "slow_factor": self.slow_factor, "shards": self.held, "in_flight": len(self.inflight),
                 "seconds": {k: round(v, 3) for k, v in self.timing.items()},
                 "pacing": {k: dict(p.figures) for k, p in self.pacers.items()},
@@ -188,6 +199,9 @@ class ManagerService:
             await self._renew()
         with self._timed("collect"):
             outcomes = await self._collect()
+        if outcomes or self.answered or self.hangups:
+            with self._timed("bridge"):
+                outcomes = await self._bridge(outcomes)
         now = self.clock.now()
         dispatching = self.state in DISPATCHING and self.held and not self.draining
         gateway = self._gateway() if dispatching else None     # none running yet: settle only
@@ -358,6 +372,55 @@ class ManagerService:
         if self.watch:
             found.extend(await self._lookup(self.watch))
         return found
+
+    async def _bridge(self, found: list[Outcome]) -> list[Outcome]:
+        """Take the gateways' notices of answered calls out of `found` and bridge the waiting
+        calls onto agents: reserve (one Agent Manager call for the batch), decide
+        (core/agents/bridge.py), bridge at the gateways (one call each), then connect,
+        release and hang up at the Agent Manager (one call). A call with no agent in time
+        is left to its gateway, which abandons it at its deadline (the notice says when).
+        Returns the completions."""
+        outcomes = []
+        for o in found:
+            if o.code != ANSWERED:
+                self.answered.pop(o.attempt_id, None)
+                if "agent_id" in o.details and self.agents is not None:
+                    self.hangups.append(o.attempt_id)
+                outcomes.append(o)
+            elif o.attempt_id in self.inflight and o.attempt_id not in self.answered:
+                item, row = self.inflight[o.attempt_id]
+                last = deadline(o.at, o.details.get("bridge_wait_s", BRIDGE_WAIT_S))
+                self.answered[o.attempt_id] = (last, row.gateway, screen_pop(o.attempt_id, self.job_id, item.contact,
+                                                                              self.strategy, item.handler))
+        if self.agents is None:
+            self.answered.clear()
+            return outcomes
+        for call in expired({c: a[0] for c, a in self.answered.items()}, self.clock.now()):
+            del self.answered[call]
+            self.stats["bridge_expired"] += 1
+        asks = dict(self.answered)
+        reserved = await self.agents.reserve(self.job_id, list(asks), {c: a[2] for c, a in asks.items()}) \
+            if asks else {}
+        d = decide({c: a[0] for c, a in asks.items()}, reserved, self.clock.now())
+        by_gateway: dict[str, dict[str, int]] = defaultdict(dict)
+        for call, agent in d.connect.items():
+            by_gateway[asks[call][1]][call] = agent
+        refused: set[str] = set()
+        for name, calls in by_gateway.items():
+            try:
+                refused.update(await self.gateways.bridge(name, calls))
+            except (GatewayUnreachable, GatewaySlow):
+                refused.update(calls)
+        connect = [c for c in d.connect if c not in refused]
+        release = [*d.release, *(c for c in d.connect if c in refused)]
+        for call in (*connect, *release, *d.abandon):
+            self.answered.pop(call, None)
+        hangups, self.hangups = self.hangups, []
+        if connect or release or hangups:
+            await self.agents.settle_calls(connect, release, hangups)
+        self.stats["bridged"] += len(connect)
+        self.stats["bridge_refused"] += len(release)
+        return outcomes
 
     async def _lookup(self, attempt_ids: set[str]) -> list[Outcome]:
         """Outcomes of watched attempts, decided by `core.reconcile` from the record of the

@@ -104,7 +104,10 @@ def pom(sink, smtp) -> Iterator[Runtime]:
                         clock_start=CLOCK_START.isoformat(), shards_per_job=4, managers_per_job=2,
                         batch_size=500, lease_ttl_s=3.0, tick_s=0.2, smtp_port=smtp.port,
                         sms_url=sink.url + "/sms", sms_token="secret-token",
-                        outbound_allow="127.0.0.0/8")       # the webhook sink is on loopback
+                        outbound_allow="127.0.0.0/8",       # the webhook sink is on loopback
+                        # an answered call waits 30 business s (50 real ms) for an agent: the rule's 2 s
+                        # are 3 real ms at 600x, less than one manager cycle (tests/integration/test_bridging.py)
+                        voice_bridge_wait_s=30.0)
     rt = Runtime.start(settings)
     yield rt
     rt.stop(drain_s=2)

@@ -331,6 +331,9 @@ class LocalGateways:
         self.fences.append((name, job_id, dict(epochs)))
         await gateway.fence(job_id, epochs)
 
+    async def bridge(self, name: str, calls: dict[str, int]) -> list[str]:
+        return await self._get(name).bridge(dict(calls))
+
     async def order_ids(self) -> list[str]:
         return [aid for g in self.live.values() for aid in await g.order_ids()]
 

@@ -52,6 +52,12 @@ class Agents:
         self.asked += 1
         return None if self.floor is None else self.floor.svc.snapshot(job_id, index=index, managers=managers)
 
+    async def reserve(self, job_id, call_ids, screens):
+        return {} if self.floor is None else self.floor.svc.reserve_many(job_id, call_ids, screens)
+
+    async def settle_calls(self, connect, release, hangup):
+        return None if self.floor is None else self.floor.svc.settle_calls(connect, release, hangup)
+
 
 class Job:
     def __init__(self, pacing: str, agents: int = 4, voice: VoiceProfile = LONG, managers: int = 1):
@@ -103,13 +109,19 @@ def test_a_manager_dials_by_the_ready_agents_it_fetched_and_never_beyond():
     job.give(svc)
     cycle(svc)
     assert job.in_flight() == 3 and job.agents.asked == 1
-    for _ in range(5):                                  # the calls last 65 s: no more lines meanwhile
+    job.clock.advance(5)                                 # answered: bridged onto the 3 agents
+    cycle(svc)
+    assert {a["state"] for a in job.floor.svc.list_agents()} == {"on_call"}
+    for _ in range(5):                                  # the calls talk 60 s: no more lines meanwhile
         job.clock.advance(10)
         cycle(svc)
         assert job.in_flight() == 3
     job.floor.svc.not_ready(job.floor.ids[0], "break")
-    job.clock.advance(60)                                # the first calls end: 2 ready agents, 2 lines
+    job.clock.advance(60)                                # the first calls end: the agents wrap up
     cycle(svc)
+    assert {a["state"] for a in job.floor.svc.list_agents()} == {"wrap_up"}
+    for agent in job.floor.ids:                         # disposed: 2 ready agents, 2 lines
+        job.floor.svc.dispose(agent, "answer_human")
     cycle(svc)
     assert job.in_flight() == 2
     figures = svc.status()["pacing"]["call"]

@@ -1,0 +1,154 @@
+"""Answered live calls bridged onto agents, or abandoned: the decision (core/agents/bridge.py),
+the voice simulator's agent legs, the Agent Manager's batch of call events, and a Campaign
+Manager working it end to end without Ray or a database — every answered call is either
+connected to an agent (ready -> reserved -> on call -> wrap-up, the screen popped) or
+abandoned in the ledger and counted as such in the campaign's persisted rule window."""
+from datetime import datetime, timedelta, timezone
+
+from pom_actors.core.agents.attachment import JobSpec
+from pom_actors.core.agents.bridge import ABANDONED, ANSWERED, BRIDGE_WAIT_S, deadline, decide, expired
+from pom_actors.core.clock import ManualClock
+from pom_actors.core.orders import Order
+from pom_actors.core.pacing.window import Tally
+from pom_actors.media.voice_sim import VoiceProfile, VoiceSimulator
+from tests.unit.test_agent_manager_service import Floor
+from tests.unit.test_manager_pacing import Job, cycle
+
+T0 = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
+HUMAN = VoiceProfile(answer_human=1, answer_machine=0, busy=0, no_answer=0, invalid_number=0, fax=0,
+                     network_refusal=0, ring_s={"dist": "fixed", "value": 5.0},
+                     talk_s={"dist": "fixed", "value": 30.0})
+
+
+def at(s: float) -> datetime:
+    return T0 + timedelta(seconds=s)
+
+
+# -- the decision -----------------------------------------------------------------------------------
+def test_a_call_with_an_agent_in_time_is_connected_one_without_waits_then_is_abandoned():
+    answered = {c: deadline(t) for c, t in {"a": at(0), "b": at(0), "c": at(-3), "d": at(-3)}.items()}
+    d = decide(answered, {"a": 7, "b": None, "c": 8}, at(1.5))
+    assert d.connect == {"a": 7}
+    assert d.wait == ["b"]                                   # 1.5 s: it may still get an agent
+    assert d.release == {"c": 8} and d.abandon == ["c", "d"]  # 4.5 s: too late, the agent is freed
+    assert expired(answered, at(1.5)) == ["c", "d"]
+
+
+def test_the_deadline_is_two_seconds_inclusive():
+    answered = {"a": deadline(at(0))}
+    assert deadline(at(0)) == at(BRIDGE_WAIT_S) and deadline(at(0), 30) == at(30)
+    assert decide(answered, {"a": 1}, at(BRIDGE_WAIT_S)).connect == {"a": 1}
+    assert decide(answered, {}, at(BRIDGE_WAIT_S)).wait == ["a"]
+    assert decide(answered, {}, at(BRIDGE_WAIT_S + 0.001)).abandon == ["a"]
+    assert expired(answered, at(BRIDGE_WAIT_S)) == []
+
+
+# -- the voice simulator's agent legs ---------------------------------------------------------------
+def orders(n: int, bridge: bool = True) -> list[Order]:
+    return [Order(f"{i}.1", 1, 0, 1, "call", "+14155550100", "mgr", bridge=bridge) for i in range(n)]
+
+
+def test_an_answered_call_is_a_notice_then_talks_on_the_agents_nailed_session():
+    sim = VoiceSimulator(HUMAN, ManualClock(T0))
+    sim.place(orders(2), T0)
+    notices = sim.due(at(5))
+    assert [(o.code, o.at) for o in notices] == [(ANSWERED, at(5))] * 2 and len(sim) == 2
+    assert notices[0].details == {"ring_s": 5.0, "bridge_wait_s": BRIDGE_WAIT_S}
+    assert sim.bridge({"0.1": 7, "1.1": 7}, at(6)) == ["1.1"]          # one call per session
+    assert sim.agent_legs() == {"nailed": 1, "bridged": 1, "waiting": 1}
+    done = sim.due(at(40))
+    codes = {o.attempt_id: (o.code, o.at, o.details) for o in done}
+    assert codes["0.1"] == ("answer_human", at(36), {"ring_s": 5.0, "talk_s": 30.0, "wait_s": 1.0, "agent_id": 7})
+    assert codes["1.1"][0] == ABANDONED and codes["1.1"][1] == at(7)   # no agent by its deadline
+    assert codes["1.1"][2]["message"] == "played" and len(sim) == 0
+    assert sim.agent_legs() == {"nailed": 1, "bridged": 0, "waiting": 0}   # the session stays nailed
+    assert sim.due(at(100)) == []                                       # the bridged call's deadline is stale
+
+
+def test_a_bridge_past_the_deadline_or_of_an_unknown_call_is_refused():
+    sim = VoiceSimulator(HUMAN, ManualClock(T0))
+    sim.place(orders(1), T0)
+    sim.due(at(5))
+    assert sim.bridge({"0.1": 1, "9.1": 2}, at(7.5)) == ["0.1", "9.1"]
+    assert [o.code for o in sim.due(at(8))] == [ABANDONED]
+
+
+def test_the_wait_is_the_profiles():
+    sim = VoiceSimulator(HUMAN.model_copy(update={"bridge_wait_s": 30.0}), ManualClock(T0))
+    sim.place(orders(1), T0)
+    assert sim.due(at(5))[0].details["bridge_wait_s"] == 30.0
+    assert sim.due(at(34)) == [] and sim.bridge({"0.1": 1}, at(34)) == []
+    assert sim.due(at(64))[0].details["wait_s"] == 29.0
+
+
+def test_calls_of_agentless_handlers_are_not_bridged():
+    sim = VoiceSimulator(HUMAN, ManualClock(T0))
+    sim.place(orders(1, bridge=False), T0)
+    assert [(o.code, o.at) for o in sim.due(at(40))] == [("answer_human", at(35))]
+
+
+# -- the Agent Manager's batch ----------------------------------------------------------------------
+def test_settle_calls_moves_agents_through_the_call_and_skips_stale_calls():
+    f = Floor(2)
+    f.svc.set_jobs([JobSpec(1, wrap_limit_s=30)])
+    f.staff()
+    f.svc.tick()
+    screen = {"contact": {"first_name": "Ada"}, "script": {"text": "Hello Ada"}, "codes": ["sale"]}
+    reserved = f.svc.reserve_many(1, ["c1", "c2", "c3"], {"c1": screen, "c2": screen, "c3": screen})
+    assert sorted(v for v in reserved.values() if v) == sorted(f.ids) and reserved["c3"] is None
+    assert f.svc.settle_calls(connect=["c1", "c9"], release=["c2"]) == \
+        {"connected": 1, "released": 1, "hung_up": 0, "stale": 1}
+    assert f.svc.settle_calls(hangup=["c1", "c2"]) == {"connected": 0, "released": 0, "hung_up": 1, "stale": 1}
+    states = {a["id"]: a["state"] for a in f.svc.list_agents()}
+    assert states == {reserved["c1"]: "wrap_up", reserved["c2"]: "ready"}
+    pops = [e for _, _, e in f.svc.feed if isinstance(e, dict) and e.get("type") == "call"]
+    assert [p["call_id"] for p in pops] == ["c1", "c2"] and pops[0]["script"] == {"text": "Hello Ada"}
+
+
+# -- a Campaign Manager bridging ---------------------------------------------------------------------
+def test_answered_calls_are_bridged_within_two_seconds_or_abandoned_and_counted():
+    job = Job("{mode: progressive, settings: {ratio: 2.0}}", agents=2, voice=HUMAN)
+    svc = job.manager()
+    job.give(svc)
+    cycle(svc)
+    assert job.in_flight() == 4                                        # 2 lines per ready agent
+    job.clock.advance(5)                                               # 4 answered, 2 agents
+    cycle(svc)
+    states = [a["state"] for a in job.floor.svc.list_agents()]
+    assert states == ["on_call", "on_call"] and svc.status()["waiting_for_agent"] == 2
+    job.clock.advance(1)
+    cycle(svc)
+    assert svc.status()["waiting_for_agent"] == 2                      # still in time, still no agent
+    job.clock.advance(1.5)                                             # past the deadline: abandoned
+    cycle(svc)
+    cycle(svc)
+    abandoned = [a for a in job.db.attempts if a.code == ABANDONED]
+    assert len(abandoned) == 2 and svc.status()["waiting_for_agent"] == 0
+    assert all(a.details["wait_s"] == BRIDGE_WAIT_S and a.details["message"] == "played" for a in abandoned)
+    job.clock.advance(30)                                              # the bridged calls end
+    cycle(svc)
+    talked = [a for a in job.db.attempts if a.code == "answer_human"]
+    agents = {a["id"]: a for a in job.floor.svc.list_agents()}
+    assert sorted(a.details["agent_id"] for a in talked) == sorted(agents)
+    assert {a["state"] for a in agents.values()} == {"wrap_up"}
+    for a in talked:                                                    # the agent wraps up the call it had
+        assert agents[a.details["agent_id"]]["call_id"] == f"{a.work_item_id}.{a.attempt_no}"
+    total = sum(job.db.pacing.values(), Tally())
+    assert (total.live, total.abandoned) == (4, 2)                      # in the persisted window
+    job.floor.svc.flush()
+    events = [(str(t.from_state), str(t.to_state)) for t in job.floor.db.events]
+    assert events.count(("ready", "reserved")) == events.count(("reserved", "on_call")) == 2
+    assert events.count(("on_call", "wrap_up")) == 2
+
+
+def test_without_an_agent_manager_answered_calls_are_abandoned_by_the_gateway():
+    job = Job("{mode: progressive}", agents=2, voice=HUMAN)
+    svc = job.manager()
+    job.give(svc)
+    cycle(svc)
+    svc.agents = None
+    job.clock.advance(5)
+    cycle(svc)
+    job.clock.advance(3)
+    cycle(svc)
+    assert [a.code for a in job.db.attempts] == [ABANDONED, ABANDONED]
