@@ -13,11 +13,11 @@ import time
 import uuid
 from typing import TextIO
 
-from pom_actors.core.events import ALARMS_TOPIC, ATTEMPTS_TOPIC, JOBS_TOPIC
+from pom_actors.core.events import AGENTS_TOPIC, ALARMS_TOPIC, ATTEMPTS_TOPIC, JOBS_TOPIC
 
 from .client import PomClient, PomError
 
-TOPICS = (ATTEMPTS_TOPIC, JOBS_TOPIC, ALARMS_TOPIC)
+TOPICS = (ATTEMPTS_TOPIC, JOBS_TOPIC, ALARMS_TOPIC, AGENTS_TOPIC)
 METADATA_S = 5.0            # how often topics that appear later (or grow partitions) are picked up
 
 

@@ -11,12 +11,14 @@ from typing import Any
 
 import orjson
 
+from .agents.state import Transition
 from .nextstep import NextStep
 from .work import AttemptRow
 
 ATTEMPTS_TOPIC = "pom.attempts"
 JOBS_TOPIC = "pom.jobs"
 ALARMS_TOPIC = "pom.alarms"
+AGENTS_TOPIC = "pom.agents"
 SCHEMA_VERSION = 1          # every published event carries it as `schema` (docs/events.md)
 
 
@@ -28,6 +30,19 @@ def job_key(job_id: int) -> str:
 def alarm_key(source: str) -> str:
     """The outbox (and Kafka) key of an alarm's events: raised and cleared stay in order."""
     return f"alarm-{source}"
+
+
+def agent_key(agent_id: int) -> str:
+    """The outbox (and Kafka) key of an agent's events: its changes stay in order."""
+    return f"agent-{agent_id}"
+
+
+def agent_event(t: Transition) -> dict[str, Any]:
+    """One logged change of an agent's state (core.agents.state.Transition); a deferred
+    command (logoff or not ready while busy) is a change to the same state, `deferred`."""
+    return {"agent_id": t.agent_id, "at": t.at.isoformat(), "state": str(t.to_state),
+            "previous": str(t.from_state), "event": t.event, "reason": t.reason, "job_id": t.job_id,
+            "call_id": t.call_id, "deferred": t.deferred}
 
 
 def alarm_event(source: str, raised: bool, severity: str, message: str, value: float | None,

@@ -13,6 +13,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from ..core.agents.state import Transition
+from ..core.events import AGENTS_TOPIC, agent_event, agent_key
 from .base import Store
 
 EVENT_COLUMNS = ("agent_id", "at", "from_state", "to_state", "event", "reason", "job_id", "call_id",
@@ -26,6 +27,12 @@ SELECT a.id, a.login, a.name, a.skills, a.state AS row_state, a.job_id, a.update
 FROM agents a
 LEFT JOIN LATERAL (SELECT * FROM agent_events x WHERE x.agent_id = a.id ORDER BY x.id DESC LIMIT 1) e ON true
 ORDER BY a.id"""
+
+# One outbox row per agent and flush (its events in order, key agent-<id>): the relay
+# publishes them on pom.agents.
+OUTBOX_SQL = """
+INSERT INTO event_outbox (topic, key, payload)
+SELECT %s, r.key, r.events FROM jsonb_to_recordset(%s::jsonb) AS r(key text, events jsonb)"""
 
 UPDATE_AGENTS_SQL = """
 UPDATE agents a SET state = r.state, job_id = r.job_id, updated_at = r.at
@@ -53,8 +60,8 @@ class AgentStore(Store):
 
     def write(self, transitions: Sequence[Transition],
               states: Sequence[tuple[int, str, int | None, datetime]]) -> None:
-        """One flush: append `transitions` (COPY) and set each agent's current row
-        (id, state, job_id, at), in one transaction."""
+        """One flush: append `transitions` (COPY) with their events in the outbox and set each
+        agent's current row (id, state, job_id, at), in one transaction."""
         if not transitions and not states:
             return
         with self.conn.transaction():
@@ -65,6 +72,11 @@ class AgentStore(Store):
                             copy.write_row((t.agent_id, t.at, str(t.from_state), str(t.to_state), t.event,
                                             t.reason, t.job_id, t.call_id, t.pending, t.pending_reason,
                                             t.wrap_until))
+                by_agent: dict[int, list[dict[str, Any]]] = {}
+                for t in transitions:
+                    by_agent.setdefault(t.agent_id, []).append(agent_event(t))
+                outbox = [{"key": agent_key(a), "events": events} for a, events in by_agent.items()]
+                self.conn.execute(OUTBOX_SQL, (AGENTS_TOPIC, orjson.dumps(outbox).decode()))
             if states:
                 rows = [{"id": i, "state": s, "job_id": j, "at": at} for i, s, j, at in states]
                 self.conn.execute(UPDATE_AGENTS_SQL, (orjson.dumps(rows).decode(),))

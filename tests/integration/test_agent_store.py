@@ -65,6 +65,11 @@ def test_transitions_are_written_and_rebuilt(pom, conn, campaigns):
     assert rows[0]["wrap_until"] == T0 + timedelta(seconds=70) and rows[0]["at"] == T0 + timedelta(seconds=40)
     db = dict(conn.execute("SELECT id, state FROM agents WHERE id = ANY(%s)", (ids,)).fetchall())
     assert db == {i: svc.view(i)["state"] for i in ids}
+    published = [e for (payload,) in conn.execute(
+        "SELECT payload FROM event_outbox WHERE topic = 'pom.agents' AND key = %s ORDER BY id",
+        (f"agent-{first}",)) for e in payload]                 # the same changes, in order, for Kafka
+    assert [(e["previous"], e["state"], e["event"], e["call_id"]) for e in published] == [
+        (r["from_state"], r["to_state"], r["event"], r["call_id"]) for r in reversed(rows)]
 
     before = {i: svc.view(i) for i in ids}
     again = service(pom, clock)

@@ -144,3 +144,34 @@ def test_published_events_match_the_shipped_json_schema():
         jsonschema.validate(orjson.loads(message.value), schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"schema": 1, "job_id": 1}, schema)
+
+
+def test_agent_events_match_the_shipped_json_schema_and_are_keyed_by_agent():
+    """An agent's transitions as store.agents writes them to the outbox (core.events.agent_event,
+    one row per agent keyed agent-<id>) fit docs/events.schema.json's `agent` kind only."""
+    import json
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    import jsonschema
+
+    from pom_actors.core.agents.state import Agent, AgentEvent, apply
+    from pom_actors.core.events import agent_event, agent_key
+
+    schema = json.loads((Path(__file__).parents[2] / "docs" / "events.schema.json").read_text())
+    at = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
+    agent = Agent(12, "a12")
+    transitions = [*apply(agent, AgentEvent.LOGIN, at), *apply(agent, AgentEvent.READY, at),
+                   *apply(agent, AgentEvent.RESERVE, at, job_id=4, call_id="4.1.1"),
+                   *apply(agent, AgentEvent.CONNECT, at), *apply(agent, AgentEvent.NOT_READY, at, reason="break")]
+    events = [agent_event(t) for t in transitions]
+    assert [(e["previous"], e["state"], e["event"]) for e in events][2:4] == [
+        ("ready", "reserved", "reserve"), ("reserved", "on_call", "connect")]
+    assert events[-1]["deferred"] and events[-1]["state"] == "on_call" and events[3]["call_id"] == "4.1.1"
+    for message in messages(9, "pom.agents", agent_key(12), events):
+        assert message.key == "agent-12"
+        value = orjson.loads(message.value)
+        jsonschema.validate(value, schema)
+        kinds = [k for k in ("attempt_outcome", "attempt_restricted", "job", "alarm", "agent")
+                 if jsonschema.Draft202012Validator({**schema, "oneOf": [{"$ref": f"#/$defs/{k}"}]}).is_valid(value)]
+        assert kinds == ["agent"]
