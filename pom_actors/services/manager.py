@@ -119,8 +119,8 @@ class ManagerService:
         self.windows: dict[float, RuleCounters] = {}       # window seconds -> the campaign's counters
         self.events: dict[str, list[PacerEvent]] = defaultdict(list)   # handler -> outcomes not yet told
         self.alarmed: bool | None = None                   # the job's pacing alarm as last written
-        # answered calls waiting for an agent: call -> (its deadline, gateway, screen pop)
-        self.answered: dict[str, tuple[datetime, str, dict]] = {}
+        # answered calls waiting for an agent: call -> (answered at, its deadline, gateway, screen pop)
+        self.answered: dict[str, tuple[datetime, datetime, str, dict]] = {}
         self.hangups: list[str] = []                       # bridged calls ended, not yet told
         # Seconds from the start of the claim to the gateway accepting the order (per order).
         self.dispatch_latency = Histogram()
@@ -267,13 +267,16 @@ class ManagerService:
         # Calls at a gateway that does not answer are not counted: a lost server's lines are
         # gone with it, and its calls' fate is left to reconciliation.
         flying: dict[str, list[float]] = defaultdict(list)
-        for item, row in self.inflight.values():
-            if self._answers(row.gateway):
+        waiting: dict[str, list[float]] = defaultdict(list)     # answered, waiting for an agent
+        for aid, (item, row) in self.inflight.items():
+            if aid in self.answered:
+                waiting[item.handler].append(max(0.0, (now - self.answered[aid][0]).total_seconds()))
+            elif self._answers(row.gateway):
                 flying[item.handler].append(max(0.0, (now - row.created_at).total_seconds()))
         budgets, decided = {}, {}
         for name, pacer in self.pacers.items():
             decision = pacer.decide(now, tuple(flying[name]), self.agent_view, self.windows.get(pacer.window_s),
-                                    tuple(self.events.pop(name, ())))
+                                    tuple(self.events.pop(name, ())), tuple(waiting[name]))
             if pacer.by_agents:
                 decided[name] = (pacer, decision)
             batch = min(decision.dials, self.settings.batch_size)
@@ -390,21 +393,21 @@ class ManagerService:
             elif o.attempt_id in self.inflight and o.attempt_id not in self.answered:
                 item, row = self.inflight[o.attempt_id]
                 last = deadline(o.at, o.details.get("bridge_wait_s", BRIDGE_WAIT_S))
-                self.answered[o.attempt_id] = (last, row.gateway, screen_pop(o.attempt_id, self.job_id, item.contact,
-                                                                              self.strategy, item.handler))
+                self.answered[o.attempt_id] = (o.at, last, row.gateway, screen_pop(
+                    o.attempt_id, self.job_id, item.contact, self.strategy, item.handler))
         if self.agents is None:
             self.answered.clear()
             return outcomes
-        for call in expired({c: a[0] for c, a in self.answered.items()}, self.clock.now()):
+        for call in expired({c: a[1] for c, a in self.answered.items()}, self.clock.now()):
             del self.answered[call]
             self.stats["bridge_expired"] += 1
         asks = dict(self.answered)
-        reserved = await self.agents.reserve(self.job_id, list(asks), {c: a[2] for c, a in asks.items()}) \
+        reserved = await self.agents.reserve(self.job_id, list(asks), {c: a[3] for c, a in asks.items()}) \
             if asks else {}
-        d = decide({c: a[0] for c, a in asks.items()}, reserved, self.clock.now())
+        d = decide({c: a[1] for c, a in asks.items()}, reserved, self.clock.now())
         by_gateway: dict[str, dict[str, int]] = defaultdict(dict)
         for call, agent in d.connect.items():
-            by_gateway[asks[call][1]][call] = agent
+            by_gateway[asks[call][2]][call] = agent
         refused: set[str] = set()
         for name, calls in by_gateway.items():
             try:

@@ -87,12 +87,14 @@ class HandlerPacer:
         self.limit.observe(events)
 
     def decide(self, now: datetime, dialling: tuple[float, ...], agents: PacerSnapshot | None = None,
-               counters: RuleCounters | None = None, events: tuple[PacerEvent, ...] = ()) -> PacingDecision:
+               counters: RuleCounters | None = None, events: tuple[PacerEvent, ...] = (),
+               waiting: tuple[float, ...] = ()) -> PacingDecision:
         """Dials to start now. `dialling`: ages of this manager's calls of the handler in
-        flight; `agents`: its share of the job's agents (None: not known); `counters`: the
-        campaign's rule window; `events`: outcomes settled since the last call."""
+        flight, not yet answered; `waiting`: seconds each of its answered calls has waited for
+        an agent (lines too); `agents`: its share of the job's agents (None: not known);
+        `counters`: the campaign's rule window; `events`: outcomes settled since the last call."""
         counters = counters or RuleCounters()
-        limit = self.limit.decide(PacerSnapshot(now=now, dialling=dialling))
+        limit = self.limit.decide(PacerSnapshot(now=now, dialling=dialling + waiting))
         decision = limit
         snap = None
         if self.pacer is not None:
@@ -101,7 +103,7 @@ class HandlerPacer:
                 decision = PacingDecision(0, alarm or "no agent snapshot from the Agent Manager", alarm=alarm)
                 self.pacer.observe(events)
             else:
-                snap = dataclasses.replace(aged(agents, now), dialling=dialling, counters=counters,
+                snap = dataclasses.replace(aged(agents, now), dialling=dialling, waiting=waiting, counters=counters,
                                            events=tuple(events))
                 decision = self.pacer.decide(snap)
             if decision.dials > limit.dials:
@@ -109,7 +111,7 @@ class HandlerPacer:
                                                reason=f"{decision.reason}; limit {limit.reason}")
             if limit.dials > decision.dials:
                 self.limit.observe([PacerEvent(EventKind.UNPLACED, count=limit.dials - decision.dials)])
-        self._record(decision, dialling, snap, counters)
+        self._record(decision, dialling + waiting, snap, counters)
         return decision
 
     def _record(self, decision: PacingDecision, dialling: tuple[float, ...], snap: PacerSnapshot | None,
