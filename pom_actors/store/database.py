@@ -28,6 +28,18 @@ from .seed import seed_default_rules, seed_reference_data
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 DATABASE_NAME = "pom"
+# The embedded server's settings beyond PostgreSQL's defaults, for bulk writes (imports: a
+# 50,000-row merge filled the default 4 MB of WAL buffers 2,506 times) and checkpoints spaced
+# by time rather than by WAL volume; durability untouched (fsync, full_page_writes and
+# synchronous_commit keep their defaults). docs/operations.md, "The embedded PostgreSQL".
+SERVER_SETTINGS = {
+    "shared_buffers": "512MB",
+    "wal_buffers": "64MB",
+    "max_wal_size": "4GB",
+    "min_wal_size": "256MB",
+    "checkpoint_timeout": "15min",
+    "maintenance_work_mem": "256MB",
+}
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -189,7 +201,8 @@ class EmbeddedPostgres:
         """One start of the server; returns once it accepts connections (raises if it exits)."""
         with open(self.pgdata / "log", "ab") as logfile:
             proc = subprocess.Popen(
-                [str(self._postgres), "-D", str(self.pgdata), "-h", "", "-k", str(self.socket_dir)],
+                [str(self._postgres), "-D", str(self.pgdata), "-h", "", "-k", str(self.socket_dir),
+                 *(f"--{name}={value}" for name, value in SERVER_SETTINGS.items())],
                 stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
                 user=self.system_user, start_new_session=True, preexec_fn=_stop_with_parent(os.getpid()))
         deadline = time.monotonic() + self.READY_S

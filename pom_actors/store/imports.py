@@ -12,7 +12,8 @@ CONFLICT` by the dedupe key and policy:
 
 Two imports (or JSON uploads) into one list at the same time never fail on each other's
 rows: `ON CONFLICT` waits for the other transaction and then updates or skips, and rows
-are inserted in key order so two merges take their row locks in the same order. A chunk of a
+are inserted in key order so two merges take their row locks in the same order (byte order,
+`COLLATE "C"`: the same for every merge, and no locale comparisons in the sort). A chunk of a
 file import is merged in the same transaction that records it in `import_chunks`; a chunk
 found there is never merged again, so an import resumed after a crash duplicates nothing.
 """
@@ -97,8 +98,8 @@ def merge_parsed(conn: psycopg.Connection, list_id: int, rows: Sequence[tuple], 
     order = "DESC" if policy == "update" else "ASC"
     by_id = key == "external_id" and policy != "keep_both" and not want_lines
     if by_id:                                            # chosen by the INSERT itself
-        source = (f"(SELECT DISTINCT ON (external_id) * FROM import_stage "
-                  f"ORDER BY external_id, line {order}) s")
+        source = (f"(SELECT DISTINCT ON (external_id COLLATE \"C\") * FROM import_stage "
+                  f"ORDER BY external_id COLLATE \"C\", line {order}) s")
     else:
         source = "import_stage s WHERE s.keep"
         conn.execute(
@@ -131,7 +132,7 @@ def merge_parsed(conn: psycopg.Connection, list_id: int, rows: Sequence[tuple], 
     returning = "external_id" if want_lines else "NULL"
     counted = conn.execute(
         f"WITH ins AS (INSERT INTO contacts (list_id, {cols}, dnc) "
-        f"SELECT %s, {cols}, {_DNC} FROM {source} ORDER BY external_id "
+        f"SELECT %s, {cols}, {_DNC} FROM {source} ORDER BY external_id COLLATE \"C\" "
         f"ON CONFLICT (list_id, external_id) {conflict} RETURNING (xmax = 0) AS inserted, dnc, "
         f"{returning} AS external_id) "
         "SELECT inserted, dnc, count(*), array_agg(external_id) FROM ins GROUP BY inserted, dnc",
