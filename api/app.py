@@ -19,6 +19,7 @@ from pom_actors.store.database import libpq_url
 from . import auth, errors
 from .auth import DEFINE, OPERATE, STAFF
 from .limits import BodyLimit
+from .idempotency import Idempotency, SqlKeys
 from .routers import dnc, filters
 from .routers import agent_ws, agents
 from .routers import campaigns, demo, health, imports, jobs, lists, metrics, strategies
@@ -48,6 +49,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.pool = pool
     app.state.sms_sink = []
+    app.state.idempotency = SqlKeys(pool)
+    app.add_middleware(Idempotency)                          # inside the body limit
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                        larger=((imports.UPLOAD_PATH, settings.max_import_bytes),))
     errors.install(app)

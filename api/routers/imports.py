@@ -36,6 +36,7 @@ from pom_actors.store import load as load_store
 
 from .. import deps
 from ..errors import Unavailable, declare
+from ..idempotency import KEYED
 from ..validation import Id, Text
 
 router = APIRouter(tags=["imports"])
@@ -171,7 +172,7 @@ def _kick() -> None:
         pass
 
 
-@router.post("/lists/{list_id}/imports", status_code=202, responses=declare(503))   # refused under load
+@router.post("/lists/{list_id}/imports", status_code=202, responses=declare(503), dependencies=[KEYED])   # refused under load
 def start_import(list_id: Id, upload: Upload = Depends(_upload),
                  conn: psycopg.Connection = Depends(deps.db)) -> dict:
     def create(options: Options) -> int:
@@ -181,7 +182,7 @@ def start_import(list_id: Id, upload: Upload = Depends(_upload),
     return {**_start(conn, upload, create), "list_id": list_id}
 
 
-@router.post("/dnc-lists/{list_id}/imports", status_code=202)
+@router.post("/dnc-lists/{list_id}/imports", status_code=202, dependencies=[KEYED])
 def start_dnc_import(list_id: Id, upload: Upload = Depends(_dnc_upload),
                      conn: psycopg.Connection = Depends(deps.db)) -> dict:
     """A file into a DNC list (docs/imports.md, "DNC imports"): `mode` append or replace."""

@@ -19,6 +19,7 @@ from pom_actors.store import catalog, jobs as jobstore, zones as zonestore
 
 from .. import auth, deps
 from ..auth import DEFINE
+from ..idempotency import KEYED
 from ..pages import Page
 from ..validation import Id, Ref, Text
 from .zones import ZoneName
@@ -63,7 +64,7 @@ def get_job(job_id: Id, conn: psycopg.Connection = Depends(deps.db)) -> dict:
     return job_detail(conn, job_id)
 
 
-@router.post("/jobs", status_code=201, dependencies=[auth.allow(write=DEFINE)])
+@router.post("/jobs", status_code=201, dependencies=[auth.allow(write=DEFINE), KEYED])
 def create_job(body: JobCreate, conn: psycopg.Connection = Depends(deps.db),
                director: deps.Director = Depends(deps.director)) -> dict:
     if not catalog.campaign(conn, body.campaign)["enabled"]:     # 404 before the director is asked
@@ -79,7 +80,7 @@ def _command(job_id: Id, event: JobEvent, conn: psycopg.Connection, director: de
     return job_detail(conn, job_id)
 
 
-@router.post("/jobs/{job_id}/start")
+@router.post("/jobs/{job_id}/start", dependencies=[KEYED])
 def start_job(job_id: Id, conn: psycopg.Connection = Depends(deps.db),
               director: deps.Director = Depends(deps.director)) -> dict:
     return _command(job_id, JobEvent.START, conn, director)

@@ -496,3 +496,17 @@ class IdempotencyKey(SQLModel, table=True):
     answer: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSONB))
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
     expires_at: datetime = Field(sa_column=_ts(False))
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """The first answer of a request sent with an `Idempotency-Key` header (core/idempotency.py):
+    `status` null while it runs; kept until `expires_at`."""
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_expires_at", "expires_at"),)
+    scope: str = Field(sa_column=Column(String(300), primary_key=True))      # the route: "POST /api/v1/jobs"
+    key: str = Field(sa_column=Column(String(200), primary_key=True))
+    fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
+    status: Optional[int] = None
+    answer: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSONB))
+    created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+    expires_at: datetime = Field(sa_column=_ts(False))
