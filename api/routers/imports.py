@@ -216,6 +216,8 @@ def _start(conn: psycopg.Connection, upload: Upload, create, exclude: set[str] =
 def get_import(import_id: Id, conn: psycopg.Connection = Depends(deps.db)) -> dict:
     row = store.get_import(conn, import_id)
     row["progress"] = round(row["chunks_done"] / row["chunks"], 4) if row["chunks"] else 0.0
+    if (row["options"] or {}).get("splitter"):
+        row["targets"] = store.target_counts(conn, import_id)     # per target list, so far
     return row
 
 

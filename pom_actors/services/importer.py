@@ -157,18 +157,19 @@ def _load_split(conn, spec: ChunkSpec, parsed, options: Options):
     """A chunk routed by the import's splitter: each target list's rows merged in turn, all in
     the chunk's one transaction (so a resumed import still merges each row exactly once); rows
     no rule took are rejects."""
-    from ..store.imports import Merged, merge_parsed, record_chunk
+    from ..store.imports import Merged, merge_parsed, record_chunk, record_targets
     routed, unmatched = parse_splitter(options.splitter).route(parsed.rows, datetime.now(timezone.utc))
 
     def merge_each() -> Merged:
-        total = Merged()
+        total, parts = Merged(), {}
         for list_id in sorted(routed):              # one order for every merge: no lock cycles
-            part = merge_parsed(conn, list_id, routed[list_id], key=options.dedupe_key,
-                                policy=options.policy, import_id=spec.import_id)
+            part = parts[list_id] = merge_parsed(conn, list_id, routed[list_id], key=options.dedupe_key,
+                                                 policy=options.policy, import_id=spec.import_id)
             total.loaded += part.loaded
             total.inserted += part.inserted
             total.duplicates += part.duplicates
             total.dnc_flagged += part.dnc_flagged
+        record_targets(conn, spec.import_id, spec.chunk, parts)
         return total
 
     rejects = sorted(parsed.rejects + unmatched, key=lambda r: r["line"])

@@ -293,6 +293,25 @@ def load_chunk(conn: psycopg.Connection, import_id: int, chunk: int, list_id: in
                         lambda: merge_parsed(conn, list_id, rows, key=key, policy=policy, import_id=import_id))
 
 
+def record_targets(conn: psycopg.Connection, import_id: int, chunk: int, merged: Mapping[int, Merged]) -> None:
+    """A split chunk's counts per target list, in the chunk's transaction (after its claim)."""
+    targets = {str(list_id): {"rows_loaded": m.loaded, "duplicates": m.duplicates, "dnc_flagged": m.dnc_flagged}
+               for list_id, m in merged.items()}
+    conn.execute("UPDATE import_chunks SET targets = %s WHERE import_id = %s AND chunk = %s",
+                 (Jsonb(targets), import_id, chunk))
+
+
+def target_counts(conn: psycopg.Connection, import_id: int) -> list[dict[str, int]]:
+    """A split import's counts per target list so far, by list id."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT t.key::int AS list_id, sum((t.value->>'rows_loaded')::bigint)::bigint AS rows_loaded, "
+            "sum((t.value->>'duplicates')::bigint)::bigint AS duplicates, "
+            "sum((t.value->>'dnc_flagged')::bigint)::bigint AS dnc_flagged "
+            "FROM import_chunks c, jsonb_each(c.targets) t WHERE c.import_id = %s "
+            "GROUP BY t.key ORDER BY 1", (import_id,)).fetchall()
+
+
 def record_chunk(conn: psycopg.Connection, import_id: int, chunk: int, rejected: Iterable[Mapping[str, Any]],
                  rows_read: int, merge_rows: Callable[[], Merged]) -> Merged | None:
     """`merge_rows()` (a contact or a DNC merge) with the chunk's rejects and counts, in one

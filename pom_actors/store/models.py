@@ -344,6 +344,8 @@ class ImportChunk(SQLModel, table=True):
     rows_rejected: int = _d(0)
     duplicates: int = _d(0)
     dnc_flagged: int = _d(0)
+    # a split import: {"<list_id>": {"rows_loaded", "duplicates", "dnc_flagged"}} (core/imports/splitter.py)
+    targets: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSONB))
 
 
 class ImportReject(SQLModel, table=True):

@@ -1,5 +1,5 @@
 """File splitters through the API: one CSV split into three lists by a column rule, every row in
-exactly one list; a bad definition or a missing target list refused before anything starts;
+exactly one list, counted per list; a bad definition or a missing target list refused before anything starts;
 a chunk loaded twice (a resumed import) merges nothing twice."""
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ def test_one_file_split_into_three_lists(api, conn):
     body = wait_done(api, r.json()["id"])
     assert body["state"] == "done"
     assert (body["rows_read"], body["rows_loaded"], body["rows_rejected"], body["duplicates"]) == (2000, 2000, 0, 0)
+    assert body["targets"] == [{"list_id": north, "rows_loaded": 500, "duplicates": 0, "dnc_flagged": 0},
+                               {"list_id": south, "rows_loaded": 1000, "duplicates": 0, "dnc_flagged": 0},
+                               {"list_id": rest, "rows_loaded": 500, "duplicates": 0, "dnc_flagged": 0}]
     got = dict(conn.execute("SELECT list_id, array_agg(attributes->>'plan' ORDER BY external_id) FROM contacts "
                             "WHERE list_id = ANY(%s) GROUP BY list_id", ([north, south, rest],)).fetchall())
     assert set(got[north]) == {"north"} and len(got[north]) == 500
@@ -50,6 +53,7 @@ def test_without_a_default_unmatched_rows_are_rejects(api, conn):
         {"splitter": splitter(north, south, None)}))
     body = wait_done(api, r.json()["id"])
     assert (body["state"], body["rows_loaded"], body["rows_rejected"]) == ("done", 30, 10)
+    assert [(t["list_id"], t["rows_loaded"]) for t in body["targets"]] == [(north, 10), (south, 20)]
     rejects = api.get(f"/api/v1/imports/{body['id']}/rejects").json()["rejects"]
     assert {(x["field"], x["reason"]) for x in rejects} == {("splitter", "no splitter rule matched")}
     assert sorted(x["line"] for x in rejects) == [i + 2 for i in range(40) if i % 4 == 3]
