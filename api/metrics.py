@@ -145,6 +145,7 @@ class Sources:
     probe(deadline) -> collect()              director, rule engine, gateways (as /health)
     probe_managers(names, deadline) -> collect()   each manager's status()
     probe_agents(deadline) -> collect()       the Agent Manager's metrics() (counts only)
+    restarts() -> {actor name: restarts}      Ray's restart count of every live POM actor
     """
     read: Callable[[float, LedgerQuery | None, int], Figures]
     oldest_open_s: Callable[[float | None], float]
@@ -153,6 +154,7 @@ class Sources:
     probe: Callable[[float], Callable[[], dict[str, dict]]]
     probe_managers: Callable[[list[str], float], Callable[[], dict[str, dict]]]
     probe_agents: Callable[[float], Callable[[], dict]] = field(default=lambda deadline: dict)
+    restarts: Callable[[], dict[str, int]] = dict
 
 
 @dataclass
@@ -164,6 +166,7 @@ class Scrape:
     managers: dict[str, dict] = field(default_factory=dict)
     expected_managers: dict[str, int] = field(default_factory=dict)     # name -> job id
     agents: dict | None = None            # the Agent Manager's metrics(), or {"state": "down", ...}
+    restarts: dict[str, int] = field(default_factory=dict)              # actor name -> Ray's restarts
     ledger: Counter[LedgerKey] | None = None
     totals: dict[int, int] = field(default_factory=dict)
 
@@ -226,6 +229,10 @@ class PomCollector(Collector):
                                      if j["state"] in MANAGED for i in range(j["managers"])}
             self._count_new_jobs(src, [j["id"] for j in out.figures.live])
         collect_managers = src.probe_managers(sorted(out.expected_managers), deadline)
+        try:
+            out.restarts = src.restarts()
+        except Exception as exc:              # the actors' up/down still comes from their probes
+            log.warning("metrics: reading actor restarts failed: %s", _error(exc))
         self._wait(deadline)
         out.actors = collect_actors()
         out.agents = collect_agents()
@@ -420,6 +427,11 @@ def _actors(s: Scrape) -> Iterator[Metric]:
             info.add_metric([AGENT_MANAGER, AGENT_MANAGER, str(s.agents.get("node") or "")], 1)
     yield up
     yield info
+    restarts = _gauge("pom_actor_restarts", "Times Ray restarted the live actor after it died (0: never; "
+                      "an actor created anew, like a new gateway incarnation, starts from 0).", ["actor", "kind"])
+    for name, n in sorted(s.restarts.items()):
+        restarts.add_metric([name, names.kind(name)], n)
+    yield restarts
     if s.agents is not None and "agents" in s.agents:
         yield from _agents(s.agents)
     yield from _director(s.actors.get("director", {}), s.actors.get("rule_engine", {}))
@@ -638,7 +650,7 @@ def exported_families() -> dict[str, str]:
                 "pools": {"preview": {"size": 1, "in_use": 0}}, "grants": [{"job_id": 1, "pool": "preview",
                                                                              "granted": 1}],
                 "connect_latency": {"le": [1.0], "buckets": [0], "sum": 0, "count": 0}},
-        expected_managers={"pom-manager-1-0": 1}, ledger=Counter({("call", "answered", "allowed", "allowed"): 1}),
+        restarts={"pom-director": 1}, expected_managers={"pom-manager-1-0": 1}, ledger=Counter({("call", "answered", "allowed", "allowed"): 1}),
         totals={1: 1})
     return {m.name: m.type for m in families(full)}
 

@@ -128,6 +128,8 @@ def system() -> dict:
             description="1: answered its probe within the scrape's timeout.")
     b.panel("table", "Actors per POM server", [("count by (node, kind) (pom_actor_info)", "")], w=12, h=9,
             instant=True)
+    b.panel("timeseries", "Actor restarts by kind", [("sum by (kind) (pom_actor_restarts)", "{{kind}}")], w=24, h=6,
+            description="Times Ray restarted the live actors after they died (pom_actor_restarts).")
     b.row("Media gateways")
     b.panel("timeseries", "Orders in flight by gateway and channel", [
         ("sum by (gateway, channel) (pom_gateway_orders_in_flight)", "{{gateway}} {{channel}}")], stack=True)

@@ -21,6 +21,7 @@ AGENT_MANAGER = "pom-agent-manager"
 EVENT_RELAY = "pom-event-relay"
 IMPORTER = "pom-importer"
 GATEWAY_PREFIX = "pom-gateway-"
+MANAGER_PREFIX = "pom-manager-"
 NODE_ID_CHARS = 12                      # how much of a Ray node id a gateway name carries
 _HOLDER_SEP = "#"
 
@@ -41,7 +42,7 @@ def server_resources(zone: str = DEFAULT_ZONE) -> dict[str, float]:
 
 
 def manager_name(job_id: int, index: int) -> str:
-    return f"pom-manager-{job_id}-{index}"
+    return f"{MANAGER_PREFIX}{job_id}-{index}"
 
 
 def placement_group_name(job_id: int, zone: str) -> str:
@@ -106,6 +107,27 @@ def gateways(refresh: bool = False) -> dict[str, Any]:
                 handles[name] = handle
         _cache = (time.monotonic(), handles)
     return handles
+
+
+def restarts() -> dict[str, int]:
+    """How many times Ray restarted each live POM actor, by name: one read of the GCS actor
+    table, no call to any actor (the public state API needs Ray's dashboard, which POM does not
+    start)."""
+    from ray._private import state
+
+    return {a["Name"]: a["NumRestarts"] for a in state.actors(actor_state_name="ALIVE").values()
+            if a["Name"].startswith("pom-")}
+
+
+def kind(name: str) -> str:
+    """What a POM actor name is of: gateway, manager, load_monitor, or the singleton's name."""
+    if gateway_node(name) is not None:
+        return "gateway"
+    if name.startswith(MANAGER_PREFIX):
+        return "manager"
+    if name.startswith(LOAD_MONITOR_PREFIX):
+        return "load_monitor"
+    return name
 
 
 # -- load monitors: one per POM server, named after its node ----------------------------------

@@ -143,7 +143,7 @@ def metric_sources(pool: ConnectionPool = Depends(deps.pool), probe: Callable = 
             return store.job_items_total(conn, job_ids)
 
     return Sources(read=read, oldest_open_s=oldest_open_s, read_ledger=read_ledger, job_totals=job_totals,
-                   probe=probe, probe_managers=managers, probe_agents=agents)
+                   probe=probe, probe_managers=managers, probe_agents=agents, restarts=names.restarts)
 
 
 @router.get("/metrics", response_class=Response, responses=declare(504))   # a scrape still running

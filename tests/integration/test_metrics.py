@@ -151,6 +151,8 @@ def test_metrics_follow_a_job_and_match_the_ledger(http, campaigns, conn):
     accepted = sum(samples(m, "pom_gateway_orders_accepted_total", "gateway").values())
     assert accepted >= sum(n for code, n in mine.items() if code not in ("dnc_restricted", "cancelled"))
     assert m["pom_director_ticks_total"][()] > 0
+    restarts = {dict(key)["actor"]: n for key, n in m["pom_actor_restarts"].items()}    # Ray's own record
+    assert {"pom-director", "pom-rule-engine", *live} <= set(restarts) and min(restarts.values()) >= 0
 
     # The scrape left the ledger's BRIN index summarized: its next range read is of the tail.
     m, db = matching_scrape(http, conn)

@@ -111,7 +111,8 @@ def fake_sources(db: FakeDb, actors=ACTORS, managers=None, probe_log=None, agent
 
     return Sources(read=db.read, oldest_open_s=lambda deadline: 0.5, read_ledger=db.read_ledger,
                    job_totals=db.job_totals, probe=probe, probe_managers=probe_managers,
-                   probe_agents=lambda deadline: lambda: dict(agents))
+                   probe_agents=lambda deadline: lambda: dict(agents),
+                   restarts=lambda: {"pom-director": 2, "pom-manager-7-0": 1, GW: 0})
 
 
 def scrape_text(collector: PomCollector) -> dict[str, dict]:
@@ -173,6 +174,10 @@ def test_one_scrape_exposes_every_family(collector):
     # managers of managed jobs only (job 8 is queued): one answered, one did not
     assert value(m, "pom_actor_up", actor="pom-manager-7-0", kind="manager") == 1
     assert value(m, "pom_actor_up", actor="pom-manager-7-1", kind="manager") == 0
+    # how often Ray restarted each live actor (its GCS record)
+    assert value(m, "pom_actor_restarts", actor="pom-director", kind="pom-director") == 2
+    assert value(m, "pom_actor_restarts", actor="pom-manager-7-0", kind="manager") == 1
+    assert value(m, "pom_actor_restarts", actor=GW, kind="gateway") == 0
     assert value(m, "pom_actor_info", actor="pom-manager-7-0", kind="manager", node="n-worker") == 1
     assert not any(dict(k[1]).get("actor", "").startswith("pom-manager-8") for k in m["pom_actor_up"])
     assert value(m, "pom_manager_dispatched", "pom_manager_dispatched_total", job="7", manager="pom-manager-7-0") == 23
