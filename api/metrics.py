@@ -514,6 +514,9 @@ def _managers(status: dict[str, dict], expected: dict[str, int]) -> Iterator[Met
                         "(counts_as_abandon).", labels)
     latency = HistogramMetricFamily("pom_manager_dispatch_latency_seconds", "Seconds from the start of an "
                                     "attempt's claim to the gateway accepting its order.", labels=labels)
+    answer = HistogramMetricFamily("pom_manager_answer_to_agent_seconds", "Business seconds from a person "
+                                   "answering an agent-based call to the call bridged onto an agent (the "
+                                   "abandon rule allows 2 s; calls abandoned before are not in it).", labels=labels)
     hlabels = labels + ["handler"]
     pacing = _gauge("pom_pacing_info", "1 per handler a manager paces: the mode its strategy asks for, and "
                     "the pacing the manager applies (the mode, or time_based for agent-less and preview handlers).",
@@ -542,6 +545,8 @@ def _managers(status: dict[str, dict], expected: dict[str, int]) -> Iterator[Met
         abandons.add_metric(where, st.get("abandons", 0))
         if st.get("dispatch_latency"):
             _observe(latency, where, st["dispatch_latency"])
+        if st.get("answer_to_agent"):
+            _observe(answer, where, st["answer_to_agent"])
         for handler, p in sorted((st.get("pacing") or {}).items()):
             at = where + [handler]
             pacing.add_metric(at + [str(p.get("mode", "")), str(p.get("applied", "time_based"))], 1)
@@ -556,7 +561,8 @@ def _managers(status: dict[str, dict], expected: dict[str, int]) -> Iterator[Met
             granted.add_metric(at, p.get("granted", 0))
             flying.add_metric(at, p.get("in_flight", 0))
     yield from counters.values()
-    yield from (in_flight, shards, draining, seconds, live, abandons, latency, pacing, rate, cap, granted, flying)
+    yield from (in_flight, shards, draining, seconds, live, abandons, latency, answer, pacing, rate, cap, granted,
+                flying)
     yield from figures.values()
     yield alarm
 
@@ -644,6 +650,7 @@ def exported_families() -> dict[str, str]:
                 "pom-gateway-aaaaaaaaaaaa-000001": {"channels": {}, "orderbook": {"refused": {"x": 1}}}},
         managers={"pom-manager-1-0": {"holder": "h", "job_id": 1, "seconds": {"claim": 0.1},
                                       "dispatch_latency": {"le": [1.0], "buckets": [0], "sum": 0, "count": 0},
+                                      "answer_to_agent": {"le": [1.0], "buckets": [0], "sum": 0, "count": 0},
                                       "pacing": {"call": {"mode": "progressive", "rate": 1, "max_concurrent": 1,
                                                           **{key: 1 for key, _, _ in PACING_FIGURES}}}}},
         agents={"agents": [{"state": "ready", "job_id": 1, "count": 1}],

@@ -124,6 +124,8 @@ class ManagerService:
         self.hangups: list[str] = []                       # bridged calls ended, not yet told
         # Seconds from the start of the claim to the gateway accepting the order (per order).
         self.dispatch_latency = Histogram()
+        # Business seconds from a person answering to the call bridged onto an agent (the rule's 2 s).
+        self.answer_to_agent = Histogram()
         self.state: str | None = job["state"]
         self.held: dict[int, int] = {}
         # attempt id -> (item, its pending ledger row: epoch sent under, gateway, time sent)
@@ -162,7 +164,8 @@ class ManagerService:
                 "draining": self.draining, "slow_factor": self.slow_factor, "shards": self.held, "in_flight": len(self.inflight),
                 "seconds": {k: round(v, 3) for k, v in self.timing.items()},
                 "pacing": {k: dict(p.figures) for k, p in self.pacers.items()},
-                "dispatch_latency": self.dispatch_latency.as_dict(), **self.stats}
+                "dispatch_latency": self.dispatch_latency.as_dict(),
+                "answer_to_agent": self.answer_to_agent.as_dict(), **self.stats}
 
     async def run(self) -> None:
         """Cycle for ever; a failed cycle rolled back, so start again from the database."""
@@ -415,6 +418,9 @@ class ManagerService:
             except (GatewayUnreachable, GatewaySlow):
                 refused.update(calls)
         connect = [c for c in d.connect if c not in refused]
+        now = self.clock.now()
+        for call in connect:
+            self.answer_to_agent.observe(max(0.0, (now - asks[call][0]).total_seconds()))
         release = [*d.release, *(c for c in d.connect if c in refused)]
         for call in (*connect, *release, *d.abandon):
             self.answered.pop(call, None)

@@ -116,6 +116,8 @@ def test_answered_calls_are_bridged_within_two_seconds_or_abandoned_and_counted(
     cycle(svc)
     states = [a["state"] for a in job.floor.svc.list_agents()]
     assert states == ["on_call", "on_call"] and svc.status()["waiting_for_agent"] == 2
+    waited = svc.status()["answer_to_agent"]                          # answered-to-agent, business s
+    assert waited["count"] == 2 and waited["sum"] <= 2 * BRIDGE_WAIT_S
     job.clock.advance(1)
     cycle(svc)
     assert svc.status()["waiting_for_agent"] == 2                      # still in time, still no agent
@@ -127,6 +129,7 @@ def test_answered_calls_are_bridged_within_two_seconds_or_abandoned_and_counted(
     abandoned = [a for a in job.db.attempts if a.code == ABANDONED]
     assert len(abandoned) == 2 and svc.status()["waiting_for_agent"] == 0
     assert all(a.details["wait_s"] == BRIDGE_WAIT_S and a.details["message"] == "played" for a in abandoned)
+    assert svc.status()["answer_to_agent"]["count"] == 2                # the abandoned calls are not in it
     job.clock.advance(30)                                              # the bridged calls end
     cycle(svc)
     talked = [a for a in job.db.attempts if a.code == "answer_human"]

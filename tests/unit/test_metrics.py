@@ -35,6 +35,7 @@ MANAGER = {"name": "pom-manager-7-0", "holder": "pom-manager-7-0#abcd", "job_id"
            "draining": False, "shards": {0: 1, 1: 1}, "in_flight": 3, "seconds": {"claim": 0.5, "rules": 0.25},
            "settled": 20, "dispatched": 23, "restricted": 4, "node": "n-worker", "live_answers": 9, "abandons": 1,
            "dispatch_latency": {"le": [0.01, 0.1, 1.0], "buckets": [5, 20, 23], "sum": 1.25, "count": 23},
+           "answer_to_agent": {"le": [0.5, 2.0], "buckets": [3, 4], "sum": 2.5, "count": 5},
            "pacing": {"call": {"mode": "predictive", "applied": "predictive", "rate": 20.0, "max_concurrent": 10,
                                "granted": 30, "in_flight": 3, "dials": 4, "lines": 7, "agents": 3, "ready": 1,
                                "lines_per_agent": 2.333, "abandon_rate": 0.02, "window_s": 2592000.0,
@@ -240,6 +241,9 @@ def test_one_scrape_exposes_every_family(collector):
     assert value(m, "pom_manager_dispatch_latency_seconds", "pom_manager_dispatch_latency_seconds_bucket",
                  le="0.1", **mgr) == 20
     assert value(m, "pom_manager_dispatch_latency_seconds", "pom_manager_dispatch_latency_seconds_sum", **mgr) == 1.25
+    assert value(m, "pom_manager_answer_to_agent_seconds", "pom_manager_answer_to_agent_seconds_bucket",
+                 le="2.0", **mgr) == 4
+    assert value(m, "pom_manager_answer_to_agent_seconds", "pom_manager_answer_to_agent_seconds_count", **mgr) == 5
     assert set(m) == set(exported_families())      # the list the dashboards are checked against
 
 
