@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -19,6 +19,56 @@ class PomError(RuntimeError):
         self.status, self.body = status, body
         detail = body.get("detail") or body.get("errors") if isinstance(body, dict) else body
         super().__init__(f"HTTP {status}: {detail}")
+
+    def _member(self, name: str) -> Any:
+        return self.body.get(name) if isinstance(self.body, dict) else None
+
+    @property
+    def error(self) -> str | None:
+        """The machine-readable code (`not_found`, `conflict`, `invalid`, ...)."""
+        return self._member("error")
+
+    @property
+    def detail(self) -> str | None:
+        return self._member("detail")
+
+    @property
+    def errors(self) -> list[dict]:
+        """The faults of bad input, each with the `path` (or `line` and `field`) at fault."""
+        return self._member("errors") or []
+
+
+class Unauthorized(PomError):
+    """401: no token, or one unknown or revoked."""
+
+
+class Forbidden(PomError):
+    """403: the token's role may not do this."""
+
+
+class NotFound(PomError):
+    """404."""
+
+
+class Conflict(PomError):
+    """409: not allowed in the resource's state now (`error` conflict or illegal_transition)."""
+
+
+class Invalid(PomError):
+    """422: bad input; `errors` names every field at fault."""
+
+
+class Unavailable(PomError):
+    """503: a component is down or the load refuses it now (retry later)."""
+
+
+ERRORS: dict[int, type[PomError]] = {401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict,
+                                     422: Invalid, 503: Unavailable}
+
+
+def error_for(status: int, body: Any) -> PomError:
+    """The typed exception of an answer with `status` (PomError for the others)."""
+    return ERRORS.get(status, PomError)(status, body)
 
 
 class PomClient:
@@ -40,7 +90,7 @@ class PomClient:
         except ValueError:
             body = {"detail": response.text}
         if response.status_code >= 400 and not (path == "/health" and response.status_code == 503):
-            raise PomError(response.status_code, body)
+            raise error_for(response.status_code, body)
         return body
 
     def _send(self, method: str, path: str, **kwargs) -> None:
@@ -51,7 +101,7 @@ class PomClient:
                 body = response.json()
             except ValueError:
                 body = {"detail": response.text}
-            raise PomError(response.status_code, body)
+            raise error_for(response.status_code, body)
 
     def health(self) -> dict:
         return self._call("GET", "/health")
@@ -62,15 +112,92 @@ class PomClient:
     def job(self, job_id: int) -> dict:
         return self._call("GET", f"/api/v1/jobs/{job_id}")
 
-    def create_job(self, campaign: int | str, start: bool = True, zone: str | None = None) -> dict:
-        """A job of `campaign`, in `zone` if given (else the campaign's zone)."""
+    def create_job(self, campaign: int | str, start: bool = True, zone: str | None = None,
+                   idempotency_key: str | None = None) -> dict:
+        """A job of `campaign`, in `zone` if given (else the campaign's zone). With
+        `idempotency_key`, a retry with the same key gets the first answer (one job)."""
         body = {"campaign": campaign, "start": start}
         if zone is not None:
             body["zone"] = zone
-        return self._call("POST", "/api/v1/jobs", json=body)
+        return self._call("POST", "/api/v1/jobs", json=body, headers=_keyed(idempotency_key))
 
-    def command(self, job_id: int, action: str) -> dict:
-        return self._call("POST", f"/api/v1/jobs/{job_id}/{action}")
+    def command(self, job_id: int, action: str, idempotency_key: str | None = None) -> dict:
+        """`start` takes an `idempotency_key`; the other actions are refused twice anyway."""
+        return self._call("POST", f"/api/v1/jobs/{job_id}/{action}", headers=_keyed(idempotency_key))
+
+    def pages(self, path: str, params: dict | None = None, limit: int = 1000) -> Iterator[dict]:
+        """Every item of a paged list route (`/api/v1/jobs`, `/campaigns`, `/rules`), page by
+        page, following the `Link: rel="next"` header (docs/api.md, "Pages")."""
+        response = self._page(path, {**(params or {}), "limit": limit})
+        while True:
+            yield from response.json()
+            following = response.links.get("next", {}).get("url")
+            if not following:
+                return
+            response = self._page(following, None)
+
+    def _page(self, url: str, params: dict | None) -> httpx.Response:
+        response = self.http.get(url, params=params)
+        if response.status_code >= 400:
+            raise error_for(response.status_code, response.json())
+        return response
+
+    # -- campaigns and the Rule Editor --
+    def campaign(self, campaign_id: int) -> dict:
+        return self._call("GET", f"/api/v1/campaigns/{campaign_id}")
+
+    def update_campaign(self, campaign_id: int, **changes) -> dict:
+        """Any of description, priority, enabled, finish, schedule (None removes it)."""
+        return self._call("PATCH", f"/api/v1/campaigns/{campaign_id}", json=changes)
+
+    def delete_campaign(self, campaign_id: int) -> None:
+        """Conflict while one of its jobs has not ended."""
+        self._send("DELETE", f"/api/v1/campaigns/{campaign_id}")
+
+    def rules(self, campaign_id: int | None = None, system: bool = False) -> list[dict]:
+        params = {"system": "true"} if system else {"campaign_id": campaign_id} if campaign_id else None
+        return list(self.pages("/api/v1/rules", params))
+
+    def rule(self, rule_id: int) -> dict:
+        return self._call("GET", f"/api/v1/rules/{rule_id}")
+
+    def create_rule(self, kind: str, params: dict | None = None, campaign_id: int | None = None,
+                    enabled: bool = True) -> dict:
+        return self._call("POST", "/api/v1/rules", json={"kind": kind, "params": params or {},
+                                                         "campaign_id": campaign_id, "enabled": enabled})
+
+    def replace_rule(self, rule_id: int, kind: str, params: dict | None = None, campaign_id: int | None = None,
+                     enabled: bool = True) -> dict:
+        return self._call("PUT", f"/api/v1/rules/{rule_id}", json={"kind": kind, "params": params or {},
+                                                                   "campaign_id": campaign_id, "enabled": enabled})
+
+    def delete_rule(self, rule_id: int) -> None:
+        self._send("DELETE", f"/api/v1/rules/{rule_id}")
+
+    # -- web services for external applications (an IVR during a call) --
+    def contact(self, contact_id: int) -> dict:
+        return self._call("GET", f"/api/v1/contacts/{contact_id}")
+
+    def update_contact_attributes(self, contact_id: int, attributes: dict) -> dict:
+        """Merge `attributes` (a key with None removes it); the contact as it now is."""
+        return self._call("PATCH", f"/api/v1/contacts/{contact_id}/attributes", json=attributes)
+
+    def current_attempt(self, contact_id: int) -> dict | None:
+        """The contact's attempt in flight, or None."""
+        return self._call("GET", f"/api/v1/contacts/{contact_id}/attempt")["attempt"]
+
+    def attempt(self, attempt_id: str) -> dict:
+        return self._call("GET", f"/api/v1/attempts/{attempt_id}")
+
+    def attempt_contact(self, attempt_id: str) -> dict:
+        return self._call("GET", f"/api/v1/attempts/{attempt_id}/contact")
+
+    def update_attempt_contact_attributes(self, attempt_id: str, attributes: dict) -> dict:
+        return self._call("PATCH", f"/api/v1/attempts/{attempt_id}/contact/attributes", json=attributes)
+
+    def set_attempt_code(self, attempt_id: str, code: str) -> dict:
+        """Conflict while the attempt is in flight; Invalid for a code not of its campaign."""
+        return self._call("PUT", f"/api/v1/attempts/{attempt_id}/code", json={"code": code})
 
     def create_strategy(self, document: dict, list_id: int | None = None) -> dict:
         return self._call("POST", "/api/v1/strategies", json=document,
@@ -175,18 +302,21 @@ class PomClient:
 
     # -- file imports (docs/imports.md): contact lists and DNC lists --
     def start_import(self, list_id: int, path: str, *, dnc: bool = False,
-                     progress: Callable[[int, int], None] | None = None, **options) -> dict:
+                     progress: Callable[[int, int], None] | None = None, idempotency_key: str | None = None,
+                     **options) -> dict:
         """Upload the file at `path` into contact list `list_id` (into DNC list `list_id` with
         `dnc=True`) with the import's options (`encoding`, `delimiter`, `mapping` (a dict),
         `region`, `dedupe_key`, `policy`, `max_field_chars`, `splitter` (a dict); a DNC import:
         `mode`); `progress(sent,
-        total)` is called as the bytes go. The answer: `{"id", "state": "queued", ...}`."""
+        total)` is called as the bytes go; with `idempotency_key`, a retry of the same file and
+        options gets the first answer (one import). The answer: `{"id", "state": "queued", ...}`."""
         form = {k: (json.dumps(v) if k in ("mapping", "splitter") else str(v))
                 for k, v in options.items() if v is not None}
         with open(path, "rb") as f:
             body = _Progress(f, progress) if progress else f
             return self._call("POST", f"/api/v1/{'dnc-lists' if dnc else 'lists'}/{list_id}/imports",
-                              files={"file": (os.path.basename(path), body, "text/csv")}, data=form)
+                              files={"file": (os.path.basename(path), body, "text/csv")}, data=form,
+                              headers=_keyed(idempotency_key))
 
     def import_status(self, import_id: int) -> dict:
         """State and counts (`rows_read`, `rows_loaded`, `rows_rejected`, `duplicates`,
@@ -268,3 +398,7 @@ class _Progress:
 
     def __getattr__(self, name: str):
         return getattr(self.f, name)
+
+
+def _keyed(idempotency_key: str | None) -> dict[str, str] | None:
+    return {"Idempotency-Key": idempotency_key} if idempotency_key else None

@@ -154,25 +154,28 @@ class Idempotency:
 
         status: list[int] = []
         answer = bytearray()
+        kept = False
 
         async def tee_send(message: Message) -> None:
+            nonlocal kept
             if message["type"] == "http.response.start":
                 status.append(message["status"])
             elif message["type"] == "http.response.body" and len(answer) <= MAX_STORED_ANSWER:
                 answer.extend(message.get("body", b""))
+                # kept before the last byte leaves: a client retrying at once finds the answer
+                if not message.get("more_body", False) and 200 <= status[0] < 300 \
+                        and len(answer) <= MAX_STORED_ANSWER:
+                    try:
+                        document = json.loads(answer) if answer else None
+                    except ValueError:
+                        pass
+                    else:
+                        await anyio.to_thread.run_sync(keys.complete, where, key, status[0], document)
+                        kept = True
             await send(message)
 
-        kept = False
         try:
             await self.app(scope, replay_body, tee_send)
-            if status and 200 <= status[0] < 300 and len(answer) <= MAX_STORED_ANSWER:
-                try:
-                    document = json.loads(answer) if answer else None
-                except ValueError:
-                    document = None
-                else:
-                    await anyio.to_thread.run_sync(keys.complete, where, key, status[0], document)
-                    kept = True
         finally:
             if not kept:
                 with anyio.CancelScope(shield=True):

@@ -106,3 +106,45 @@ def test_concurrent_attribute_changes_all_land(campaigns, conn, http):
 def test_roles_other_than_admin_and_integration_are_refused(pom, role_tokens):
     with api_client(pom.settings, role_tokens[Role.SUPERVISOR]) as supervisor:
         assert supervisor.get("/api/v1/contacts/1").status_code == 403
+
+
+def test_the_client_over_a_served_gateway(campaigns, conn, pom, role_tokens, admin_token):
+    """PomClient's web-service, campaign, rule, page and idempotency methods, and its typed
+    exceptions carrying the problem details, against uvicorn."""
+    from api import client as pom_client
+
+    from .conftest import served_gateway
+
+    campaign_id = campaigns.make(STRATEGY, phone_contacts(3))
+    contact_id = conn.execute("SELECT max(id) FROM contacts").fetchone()[0]
+    with served_gateway(pom.settings) as address:
+        url = f"http://{address}"
+        ivr = pom_client.PomClient(url, token=role_tokens[Role.INTEGRATION])
+        admin = pom_client.PomClient(url, token=admin_token)
+        assert ivr.update_contact_attributes(contact_id, {"paid": True})["attributes"]["paid"] is True
+        assert ivr.contact(contact_id)["attributes"] == {"segment": "gold", "paid": True}
+        assert ivr.current_attempt(contact_id) is None
+        with pytest.raises(pom_client.Invalid) as refused:
+            ivr.update_contact_attributes(contact_id, {"deep": [[[[[1]]]]]})
+        assert refused.value.status == 422 and refused.value.errors[0]["path"] == "attributes.deep"
+        with pytest.raises(pom_client.NotFound) as missing:
+            ivr.attempt("999999999.1")
+        assert missing.value.error == "not_found" and "999999999.1" in missing.value.detail
+        with pytest.raises(pom_client.Forbidden):
+            pom_client.PomClient(url, token=role_tokens[Role.SUPERVISOR]).contact(contact_id)
+
+        job = admin.create_job(campaign_id, start=False, idempotency_key=f"client-{campaign_id}")
+        assert admin.create_job(campaign_id, start=False, idempotency_key=f"client-{campaign_id}")["id"] == job["id"]
+        with pytest.raises(pom_client.Conflict):
+            admin.delete_campaign(campaign_id)
+        admin.command(job["id"], "stop")
+        rule = admin.create_rule("max_attempts_contact", {"max": 3}, campaign_id=campaign_id)
+        assert admin.rules(campaign_id=campaign_id) == [rule]
+        assert admin.replace_rule(rule["id"], "max_attempts_contact", enabled=False)["enabled"] is False
+        assert [j["id"] for j in admin.pages("/api/v1/jobs", limit=1)] == [
+            i for (i,) in conn.execute("SELECT id FROM jobs ORDER BY id")]
+        assert admin.update_campaign(campaign_id, enabled=False)["enabled"] is False
+        admin.delete_rule(rule["id"])
+        admin.delete_campaign(campaign_id)
+        with pytest.raises(pom_client.NotFound):
+            admin.campaign(campaign_id)
