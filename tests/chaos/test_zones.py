@@ -1,14 +1,16 @@
 """Zones on the chaos cluster (issue 12, "Zones"): a fourth POM server in zone `b` (failover:
 the default zone of the other three). A job started in `b` has its managers only on that
-server; zone `b` set down mid-job moves it — its managers drained and retired, new ones
-placed on the default zone's servers, taking every shard over with a new epoch — and the job
-completes with 0 lost and 0 duplicates (`cluster.assert_exactly_once`)."""
+server; zone `b` going down mid-job — set down by command, or its only server removed —
+moves it: its managers retired (drained first when they answer), new ones placed on the
+default zone's servers, taking every shard over with a new epoch; the job completes with 0
+lost and 0 duplicates (`cluster.assert_exactly_once`)."""
 from __future__ import annotations
 
 import contextlib
 import json
 import time
 
+import pytest
 import ray
 
 from pom_actors import names
@@ -28,7 +30,8 @@ def _managers(job_id: int, count: int) -> list[dict]:
     return chaos.until(answering, 60, f"job {job_id}'s managers answering")
 
 
-def test_a_job_runs_in_its_zone_and_moves_to_the_failover_when_its_zone_goes_down(system):
+@pytest.mark.parametrize("how", ["command", "servers_gone"])
+def test_a_job_runs_in_its_zone_and_moves_to_the_failover_when_its_zone_goes_down(system, how):
     rt, db = system.rt, chaos.Db(system.rt.settings.database_url)
     node = system.cluster.add_node(num_cpus=2, resources=names.server_resources("b"))
     system.cluster.wait_for_nodes()
@@ -52,9 +55,12 @@ def test_a_job_runs_in_its_zone_and_moves_to_the_failover_when_its_zone_goes_dow
         assert gateways_b and all(names.on_node(g, node.node_id) for g in gateways_b)
         epochs = chaos.leases(db, job_id)
 
-        with rt.connect() as conn:
-            zonestore.update(conn, "b", state=ZoneState.DOWN, reason="chaos test")
         down = time.monotonic()
+        if how == "command":
+            with rt.connect() as conn:
+                zonestore.update(conn, "b", state=ZoneState.DOWN, reason="chaos test")
+        else:
+            system.remove_node(node)
         default_nodes = {n.node_id for n in system.nodes} - {node.node_id}
         chaos.until(lambda: db.one("SELECT placed_zone FROM jobs WHERE id = %s", (job_id,)) == "default", 60,
                     "the job placed in the failover zone")
@@ -75,11 +81,12 @@ def test_a_job_runs_in_its_zone_and_moves_to_the_failover_when_its_zone_goes_dow
         later = {g for (g,) in db("SELECT DISTINCT gateway FROM attempts WHERE job_id = %s "
                                   "AND epoch > (%s::jsonb ->> shard::text)::bigint", (job_id, old))}
         assert later and not any(names.on_node(g, node.node_id) for g in later), "dialled in zone b after the move"
-        chaos.report("zone-down", job_id=job_id, moved_s=moved_s, job_s=round(time.monotonic() - started, 1),
+        chaos.report(f"zone-down-{how}", job_id=job_id, moved_s=moved_s, job_s=round(time.monotonic() - started, 1),
                      managers_before=sorted({m["node"][:8] for m in before}),
                      managers_after=sorted({m["node"][:8] for m in after}), contacts=N, **figures)
     finally:
-        system.remove_node(node)
+        if node in system.workers:
+            system.remove_node(node)
         with rt.connect() as conn, contextlib.suppress(zonestore.ZoneInUse):    # (the job failed)
             zonestore.delete(conn, "b", rt.settings.default_zone)
         db.close()
