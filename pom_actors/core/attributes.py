@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
+import json
 
 MAX_PATCH_KEYS = 100
 MAX_KEY_CHARS = 100
@@ -69,7 +69,8 @@ def merge(current: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any
         out[key] = value
     if len(out) > MAX_KEYS:
         raise AttributesRefused("attributes", f"a contact holds at most {MAX_KEYS} attributes ({len(out)} after this change)")
-    size = len(orjson.dumps(out))
+    # json, not orjson: a row imported earlier may hold an integer beyond 64 bits
+    size = len(json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode())
     if size > MAX_BYTES:
         raise AttributesRefused("attributes", f"a contact's attributes take at most {MAX_BYTES} bytes of JSON "
                                               f"({size} after this change)")

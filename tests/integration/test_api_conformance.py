@@ -25,6 +25,7 @@ import threading
 import time
 
 import pytest
+from psycopg.types.json import Jsonb
 
 from pom_actors.core.lifecycle import TERMINAL
 from pom_actors.core.tokens import Role
@@ -56,6 +57,8 @@ def restored(pom, gateway):
     with pom.connect() as conn, pom.connect() as guard, api_client(pom.settings, None) as http:
         started = conn.execute("SELECT now()").fetchone()[0]
         last_job = conn.execute("SELECT coalesce(max(id), 0) FROM jobs").fetchone()[0]
+        rules = conn.execute("SELECT id, campaign_id, kind, enabled, params FROM rules").fetchall()
+        campaigns = conn.execute("SELECT id, description, priority, enabled, finish, schedule FROM campaigns").fetchall()
         token_id, token = (lambda made: (made[0]["id"], made[1]))(
             authstore.create_token(conn, "schemathesis", Role.ADMIN))
         http.headers["Authorization"] = f"Bearer {token}"
@@ -79,9 +82,25 @@ def restored(pom, gateway):
             conn.execute("UPDATE api_tokens SET revoked_at = NULL WHERE revoked_at >= %s", (started,))
             for path, document in configs.items():
                 assert http.put(path, json=document).status_code == 200, path
+            put_back_definitions(conn, rules, campaigns)
             for (job_id,) in conn.execute("SELECT id FROM jobs WHERE id > %s AND NOT state = ANY(%s)",
                                           (last_job, [str(s) for s in TERMINAL])).fetchall():
                 http.post(f"/api/v1/jobs/{job_id}/stop")
+
+
+def put_back_definitions(conn, rules: list[tuple], campaigns: list[tuple]) -> None:
+    """The rules as they were (the Rule Editor's routes may have replaced or deleted the system
+    rules) and the campaigns still there as they were (no schedule left starting jobs)."""
+    with conn.transaction():
+        conn.execute("DELETE FROM rules")
+        for rule_id, campaign_id, kind, enabled, params in rules:
+            conn.execute("INSERT INTO rules (id, campaign_id, kind, enabled, params) SELECT %s, %s, %s, %s, %s "
+                         "WHERE %s::int IS NULL OR EXISTS (SELECT 1 FROM campaigns WHERE id = %s)",
+                         (rule_id, campaign_id, kind, enabled, Jsonb(params), campaign_id, campaign_id))
+        for campaign_id, description, priority, enabled, finish, schedule in campaigns:
+            conn.execute("UPDATE campaigns SET description = %s, priority = %s, enabled = %s, finish = %s, "
+                         "schedule = %s WHERE id = %s", (description, priority, enabled, Jsonb(finish),
+                                                         None if schedule is None else Jsonb(schedule), campaign_id))
 
 
 def seed(http) -> None:

@@ -57,3 +57,7 @@ def test_the_merged_attributes_are_bounded_in_number():
 def test_a_patch_that_is_not_an_object_is_refused():
     with pytest.raises(AttributesRefused):
         merge({}, [1, 2])  # type: ignore[arg-type]
+
+
+def test_stored_attributes_with_an_integer_beyond_64_bits_can_still_be_patched():
+    assert merge({"big": 2**70}, {"a": 1}) == {"big": 2**70, "a": 1}
