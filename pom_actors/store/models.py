@@ -302,7 +302,10 @@ class Zone(SQLModel, table=True):
 
 
 class ImportJob(SQLModel, table=True):
+    """A file import into a contact list (kind `contacts`) or into a DNC list (kind `dnc`)."""
     __tablename__ = "import_jobs"
+    __table_args__ = (CheckConstraint("(kind = 'dnc') = (dnc_list_id IS NOT NULL) AND "
+                                      "(kind = 'dnc') = (list_id IS NULL)", name="ck_import_jobs_target"),)
     id: Optional[int] = Field(default=None, primary_key=True)
     list_id: Optional[int] = Field(default=None, foreign_key="contact_lists.id")
     dnc_list_id: Optional[int] = Field(default=None, sa_column=Column(
@@ -318,10 +321,7 @@ class ImportJob(SQLModel, table=True):
     finished_at: Optional[datetime] = Field(default=None, sa_column=_ts())
     # file imports (store/imports.py): the options, the spooled file, the counts of done chunks
     options: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
-    """A file import into a contact list (kind `contacts`) or into a DNC list (kind `dnc`)."""
     path: Optional[str] = None
-    __table_args__ = (CheckConstraint("(kind = 'dnc') = (dnc_list_id IS NOT NULL) AND "
-                                      "(kind = 'dnc') = (list_id IS NULL)", name="ck_import_jobs_target"),)
     message: Optional[str] = None             # why the file as a whole failed
     rows_read: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     rows_loaded: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
@@ -440,6 +440,7 @@ class AuditEntry(SQLModel, table=True):
     status: int
     summary: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
 
+
 class PacingCounter(SQLModel, table=True):
     """One campaign's call outcomes in one bucket of business time (core/pacing/window.py): the
     persisted window of the nuisance rule (summed over 30 days or 24 hours) and the recent
@@ -484,20 +485,6 @@ class RetentionConfigRow(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     config: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
     updated_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
-
-
-class IdempotencyKey(SQLModel, table=True):
-    """The first answer of a request sent with an `Idempotency-Key` header (core/idempotency.py):
-    `status` null while it runs; kept until `expires_at`."""
-    __tablename__ = "idempotency_keys"
-    __table_args__ = (Index("ix_idempotency_keys_expires_at", "expires_at"),)
-    scope: str = Field(sa_column=Column(String(300), primary_key=True))      # the route: "POST /api/v1/jobs"
-    key: str = Field(sa_column=Column(String(200), primary_key=True))
-    fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
-    status: Optional[int] = None
-    answer: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSONB))
-    created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
-    expires_at: datetime = Field(sa_column=_ts(False))
 
 
 class IdempotencyKey(SQLModel, table=True):
