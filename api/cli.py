@@ -264,7 +264,8 @@ def parser() -> argparse.ArgumentParser:
     events = sub.add_parser("events", help="the event stream")
     esub = events.add_subparsers(dest="action", required=True)
     etail = esub.add_parser("tail", help="print events as JSON lines as they arrive (Ctrl-C stops)")
-    etail.add_argument("--topic", action="append", help="pom.attempts or pom.jobs (default: both; repeatable)")
+    etail.add_argument("--topic", action="append",
+                       help="pom.attempts, pom.jobs, pom.alarms or pom.agents (default: all; repeatable)")
     etail.add_argument("--from-beginning", action="store_true", help="every event the broker holds first")
     etail.add_argument("--count", type=int, help="stop after this many events")
     etail.add_argument("--seconds", type=float, help="stop after this many seconds")
