@@ -221,7 +221,9 @@ def get_import(import_id: Id, conn: psycopg.Connection = Depends(deps.db)) -> di
     return row
 
 
-@router.get("/imports/{import_id}/rejects")
+@router.get("/imports/{import_id}/rejects", responses={200: {
+    "description": "The rejected rows: JSON, or CSV with `format=csv` or `Accept: text/csv`",
+    "content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}}}})
 def get_rejects(import_id: Id, request: Request, format: Literal["csv", "json"] | None = Query(None),
                 limit: int | None = Query(None, ge=1, le=10_000_000),
                 conn: psycopg.Connection = Depends(deps.db)) -> Any:
