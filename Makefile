@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	POM_CLOCK_SCALE=$${POM_CLOCK_SCALE:-300} $(BIN)/pom run
+	POM_CLOCK_SCALE=$${POM_CLOCK_SCALE:-300} POM_VOICE_BRIDGE_WAIT_S=$${POM_VOICE_BRIDGE_WAIT_S:-60} $(BIN)/pom run
 
 # Unit tests first, in a session of their own (there Ray cannot be imported), then the rest.
 test: $(STAMP)

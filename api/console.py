@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime, timezone
 from collections.abc import Callable
 from typing import Any
 
@@ -13,9 +14,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pom_actors.core.lifecycle import TERMINAL, JobState
+from pom_actors.core.reports import occupancy
 from pom_actors.store import jobs as jobstore
+from pom_actors.store import reports
 
 console = Console()
+EVER = (datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(9999, 1, 1, tzinfo=timezone.utc))
 
 
 def summary(conn, job: dict) -> Table:
@@ -26,7 +30,20 @@ def summary(conn, job: dict) -> Table:
     for code, n in codes.items():
         table.add_row(code, str(n))
     table.add_row("[b]total[/b]", f"[b]{sum(codes.values())}[/b]")
+    for name, value in agent_figures(conn, job["id"]).items():
+        table.add_row(name, "—" if value is None else f"{value:.1%}")
     return table
+
+
+def agent_figures(conn, job_id: int) -> dict[str, float | None]:
+    """An agent-based job's occupancy (its agents' time on call over their logged-in time, from
+    agent_events) and abandon rate (abandoned over live answers, from the ledger); nothing for
+    a job no agent worked."""
+    worked = occupancy(reports.job_agent_time(conn, job_id))
+    if worked is None:
+        return {}
+    whole = [r for r in reports.abandons(conn, EVER[0], EVER[1], job_id=job_id) if r["at"] is None]
+    return {"occupancy": worked, "abandon rate": whole[0]["rate"] if whole else None}
 
 
 class JobBoard:

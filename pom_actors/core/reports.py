@@ -96,3 +96,10 @@ def abandon_rate(counts: Mapping[str, int]) -> float | None:
     them (`services.manager`); None without a live answer."""
     live = counts.get("answered", 0) + counts.get("abandoned", 0)
     return round(counts.get("abandoned", 0) / live, 6) if live else None
+
+
+def occupancy(agent_time: Mapping[str, float]) -> float | None:
+    """Agents' time on call over their logged-in time (`store.reports.job_agent_time`); None
+    before any agent worked."""
+    logged_in = agent_time.get("logged_in", 0.0)
+    return round(agent_time.get("on_call", 0.0) / logged_in, 6) if logged_in else None

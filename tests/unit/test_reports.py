@@ -7,7 +7,7 @@ import pytest
 
 from pom_actors.core.load import LoadConfig, Restrictions, restrictions
 from pom_actors.core.reports import (DEFAULT_RANGE, LIMITED_RANGE, MAX_RANGE, RangeError, ReportLimited,
-                                     abandon_rate, resolve, retry_after)
+                                     abandon_rate, occupancy, resolve, retry_after)
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 FREE = Restrictions()
@@ -58,3 +58,8 @@ def test_the_abandon_rate_is_over_live_answers():
     assert abandon_rate({"answered": 97, "abandoned": 3}) == 0.03
     assert abandon_rate({"answered": 0, "abandoned": 0}) is None
     assert abandon_rate({"abandoned": 2}) == 1.0
+
+
+def test_occupancy_is_time_on_call_over_logged_in_time_and_none_before_any_agent_worked():
+    assert occupancy({"on_call": 45.0, "logged_in": 60.0}) == 0.75
+    assert occupancy({"on_call": 0.0, "logged_in": 0.0}) is None
