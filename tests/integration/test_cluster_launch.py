@@ -231,8 +231,10 @@ def test_two_servers_started_with_pom_cluster_run_a_job_across_both(procs):
     assert len(managers) == 2 and set(managers.values()) == set(servers), \
         f"the job's managers are not one on each server: {managers}"
     assert done["state"] == "completed", done
+    # Orders went through the servers' gateways (a manager uses its own server's once that one
+    # is up: on a short job the other server's may have none; CI once saw 857 and 0).
     dialled = {names.gateway_node(g) for g, n in after["orders"].items() if n > 0}
-    assert dialled == {names.server_name(s) for s in servers}, after["orders"]
+    assert dialled and dialled <= {names.server_name(s) for s in servers}, after["orders"]
 
     assert procs.stop(("pom",), 60) == {"pom": 0}, procs.output("pom")
     codes = procs.stop(("worker", "head"), 60)

@@ -162,6 +162,10 @@ def test_a_purge_asked_for_removes_only_what_retention_allows(pom, campaigns, co
         cur.executemany("INSERT INTO agent_events (agent_id, at, from_state, to_state, event) "
                         "VALUES (%s, %s, 'ready', 'not_ready', 'x')",
                         [(agent, LONG_AGO + timedelta(minutes=i)) for i in range(5)])
+        # the walk takes the table in time order, as the Agent Manager appends it: the session's
+        # earlier events (other tests', on their own clocks) are made older still
+        cur.execute("UPDATE agent_events SET at = %s WHERE id < (SELECT min(id) FROM agent_events "
+                    "WHERE agent_id = %s)", (LONG_AGO - timedelta(days=1), agent))
     old_import = conn.execute(
         "INSERT INTO import_jobs (list_id, state, created_at, finished_at) SELECT id, 'done', "
         "now() - interval '61 days', now() - interval '60 days' FROM contact_lists ORDER BY id LIMIT 1 "
