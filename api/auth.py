@@ -30,6 +30,7 @@ import json
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -164,12 +165,12 @@ async def maybe_authenticate(conn: HTTPConnection,
 
 
 # -- access rules -------------------------------------------------------------------------------
-class Access:
+class Access(ABC):
     """What every route must carry (tests walk `app.routes` for it)."""
 
+    @abstractmethod
     def roles(self, method: str) -> frozenset[Role] | None:
         """The roles allowed `method`; None: anyone, without a token."""
-        raise NotImplementedError
 
 
 class Allow(Access):

@@ -143,6 +143,13 @@ def api_client(settings: Settings, token: str | None):
     return TestClient(create_app(settings), headers={"Authorization": f"Bearer {token}"} if token else None)
 
 
+@pytest.fixture(scope="module")
+def http(pom, admin_token):
+    """The gateway in-process with an admin token (a module may ask for another role's)."""
+    with api_client(pom.settings, admin_token) as client:
+        yield client
+
+
 @pytest.fixture
 def conn(pom):
     with pom.connect() as c:

@@ -1,16 +1,9 @@
 """The gateway, through its own HTTP interface: health, definitions, jobs, errors."""
 from __future__ import annotations
 
-import pytest
 
 
-from .conftest import api_client, phone_contacts
-
-
-@pytest.fixture(scope="module")
-def http(pom, admin_token):
-    with api_client(pom.settings, admin_token) as client:
-        yield client
+from .conftest import phone_contacts
 
 
 def test_health_reports_each_component(http):

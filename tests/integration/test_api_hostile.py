@@ -14,16 +14,10 @@ import json
 import pytest
 
 
-from .conftest import api_client, phone_contacts
+from .conftest import phone_contacts
 
 BIG = 2**70
 INT4_OVER = 2**31
-
-
-@pytest.fixture(scope="module")
-def http(pom, admin_token):
-    with api_client(pom.settings, admin_token) as client:
-        yield client
 
 
 def send(http, method: str, url: str, body=None, **kwargs):

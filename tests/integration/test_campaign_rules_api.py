@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import time
 
-import pytest
 
-from .conftest import api_client, phone_contacts
+from .conftest import phone_contacts
 
 STRATEGY = {"name": "editor", "initial": "call",
             "handlers": {"call": {"type": "call", "addresses": ["phone1"], "message": "Hello",
                                   "pacing": {"max_concurrent": 50}, "results": {"default": "done"}}}}
-
-
-@pytest.fixture(scope="module")
-def http(pom, admin_token):
-    with api_client(pom.settings, admin_token) as client:
-        yield client
 
 
 def test_a_campaign_updated_disabled_and_deleted(campaigns, conn, http):

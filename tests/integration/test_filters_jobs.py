@@ -10,7 +10,7 @@ from pom_actors.core import filters as F
 from pom_actors.core.clock import clock_from_spec
 from pom_actors.store import catalog, filters as fstore
 
-from .conftest import api_client, gateway_orders, phone_contacts
+from .conftest import gateway_orders, phone_contacts
 
 ONCE = {
     "name": "filtered",
@@ -106,12 +106,6 @@ def test_an_ended_job_keeps_its_filter(campaigns, conn):
 
 
 # -- the gateway's routes ------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def http(pom, admin_token):
-    with api_client(pom.settings, admin_token) as client:
-        yield client
-
-
 def test_filter_routes(http, pom, conn):
     suffix = time.monotonic_ns()
     lst = http.post("/api/v1/lists", json={"name": f"flt-{suffix}", "attributes": ["segment", "score"]}).json()

@@ -3,19 +3,12 @@ one key make one job and one import; the key with another body is refused; the k
 holds the kept answers with their expiry."""
 from __future__ import annotations
 
-import pytest
 
-from .conftest import api_client, phone_contacts
+from .conftest import phone_contacts
 
 STRATEGY = {"name": "idem", "initial": "call",
             "handlers": {"call": {"type": "call", "addresses": ["phone1"], "message": "Hello",
                                   "pacing": {"max_concurrent": 50}, "results": {"default": "done"}}}}
-
-
-@pytest.fixture(scope="module")
-def http(pom, admin_token):
-    with api_client(pom.settings, admin_token) as client:
-        yield client
 
 
 def test_one_job_for_one_key(campaigns, conn, http):

@@ -18,7 +18,7 @@ from pom_actors.store import load as loadstore
 from pom_actors.store import purges as purgestore
 from pom_actors.store.database import connect
 
-from .conftest import api_client, phone_contacts
+from .conftest import phone_contacts
 
 pytestmark = pytest.mark.integration
 HIGH = 1e9
@@ -33,12 +33,6 @@ SLOW_CALLS = {
                           "pacing": {"attempts_per_second": 2, "max_concurrent": 4},
                           "results": {"default": "done"}}},
 }
-
-
-@pytest.fixture(scope="module")
-def http(pom, admin_token):
-    with api_client(pom.settings, admin_token) as client:
-        yield client
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-import pytest
 import ray
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -16,7 +15,7 @@ from pom_actors.core.lifecycle import JobState
 from pom_actors.names import gateways
 from pom_actors.store import catalog
 
-from .conftest import api_client, phone_contacts
+from .conftest import phone_contacts
 
 VOICE = {
     "name": "metrics-voice",
@@ -30,12 +29,6 @@ VOICE = {
         }
     },
 }
-
-
-@pytest.fixture(scope="module")
-def http(pom, admin_token):
-    with api_client(pom.settings, admin_token) as client:
-        yield client
 
 
 def scrape(http) -> dict[str, dict[tuple, float]]:

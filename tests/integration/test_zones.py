@@ -8,17 +8,10 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
 
 from api.cli import main
 
-from .conftest import api_client, phone_contacts, served_gateway
-
-
-@pytest.fixture(scope="module")
-def http(pom, admin_token):
-    with api_client(pom.settings, admin_token) as client:
-        yield client
+from .conftest import phone_contacts, served_gateway
 
 
 def _campaign(http, name: str, n: int, zone: str | None = None) -> dict:
