@@ -1,13 +1,17 @@
 """Python client of the POM gateway: what the CLI uses, and what integrators script with."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-from collections.abc import Callable, Iterator
-from typing import Any
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, BinaryIO
 
 import httpx
 
+from pom_actors.core.lifecycle import TERMINAL
 from pom_actors.core.tokens import find_token
 
 
@@ -58,12 +62,24 @@ class Invalid(PomError):
     """422: bad input; `errors` names every field at fault."""
 
 
+class TooLarge(PomError):
+    """413: the request body is over the gateway's limit (`POM_MAX_BODY_BYTES`)."""
+
+
 class Unavailable(PomError):
     """503: a component is down or the load refuses it now (retry later)."""
 
 
+class WaitTimeout(TimeoutError):
+    """`wait_until_done` ran out of time; `job` is the job as last read (it goes on)."""
+
+    def __init__(self, job: dict, timeout: float):
+        self.job = job
+        super().__init__(f"job {job['id']} still {job['state']} after {timeout:g} s")
+
+
 ERRORS: dict[int, type[PomError]] = {401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict,
-                                     422: Invalid, 503: Unavailable}
+                                     413: TooLarge, 422: Invalid, 503: Unavailable}
 
 
 def error_for(status: int, body: Any) -> PomError:
@@ -71,43 +87,32 @@ def error_for(status: int, body: Any) -> PomError:
     return ERRORS.get(status, PomError)(status, body)
 
 
-class PomClient:
-    """`token`: an API token; default `$POM_TOKEN`, else the admin token `pom run` wrote to
-    `$POM_DATA_DIR/admin-token` (`.pom-data/admin-token`), else none (every route but
-    `/health` then answers 401)."""
+class Routes(ABC):
+    """Every route of the gateway, each method a pure description of its request
+    (`return self._call(...)`, no work on the answer), so that the same methods serve both
+    transports: on `PomClient` they return the answer, on `AsyncPomClient` a coroutine of it.
+    Whatever needs more than one request or a local resource (`pages`, `wait_until_done`, a
+    file upload) goes through a primitive each transport implements (`_collect`, `_upload`)."""
 
-    def __init__(self, url: str | None = None, timeout: float = 30.0, token: str | None = None):
-        self.url = (url or os.environ.get("POM_URL") or
-                    f"http://127.0.0.1:{os.environ.get('POM_HTTP_PORT', '8080')}").rstrip("/")
-        token = token or find_token()
-        self.http = httpx.Client(base_url=self.url, timeout=timeout,
-                                 headers={"Authorization": f"Bearer {token}"} if token else None)
+    @abstractmethod
+    def _call(self, method: str, path: str, *, pick: str | None = None, as_text: bool = False, **kwargs) -> Any:
+        """The answer's JSON body (None for 204; its member `pick`; its text with `as_text`),
+        or the typed exception of an error answer."""
 
-    def _call(self, method: str, path: str, **kwargs) -> Any:
-        response = self.http.request(method, path, **kwargs)
-        try:
-            body = response.json()
-        except ValueError:
-            body = {"detail": response.text}
-        if response.status_code >= 400 and not (path == "/health" and response.status_code == 503):
-            raise error_for(response.status_code, body)
-        return body
+    @abstractmethod
+    def _collect(self, path: str, params: dict | None = None) -> list[dict]:
+        """Every item of a paged list route (`pages`) as one list."""
 
-    def _send(self, method: str, path: str, **kwargs) -> None:
-        """A request answered with no body (204)."""
-        response = self.http.request(method, path, **kwargs)
-        if response.status_code >= 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = {"detail": response.text}
-            raise error_for(response.status_code, body)
+    @abstractmethod
+    def _upload(self, path: str, file: str, progress: Callable[[int, int], None] | None, **kwargs) -> Any:
+        """POST the file at `file` as the multipart field `file` (`progress(sent, total)` as it goes)."""
 
     def health(self) -> dict:
         return self._call("GET", "/health")
 
-    def jobs(self, state: str | None = None) -> list[dict]:
-        return self._call("GET", "/api/v1/jobs", params={"state": state} if state else None)
+    def jobs(self, state: str | None = None, campaign_id: int | None = None) -> list[dict]:
+        """Every job (all pages), in `state` and of `campaign_id` if given."""
+        return self._collect("/api/v1/jobs", _given(state=state, campaign_id=campaign_id))
 
     def job(self, job_id: int) -> dict:
         return self._call("GET", f"/api/v1/jobs/{job_id}")
@@ -121,26 +126,41 @@ class PomClient:
             body["zone"] = zone
         return self._call("POST", "/api/v1/jobs", json=body, headers=_keyed(idempotency_key))
 
+    def start_job(self, campaign: int | str, zone: str | None = None, idempotency_key: str | None = None) -> dict:
+        """A new job of `campaign` (id or name), started: pass it to `wait_until_done`."""
+        return self.create_job(campaign, True, zone, idempotency_key)
+
     def command(self, job_id: int, action: str, idempotency_key: str | None = None) -> dict:
         """`start` takes an `idempotency_key`; the other actions are refused twice anyway."""
         return self._call("POST", f"/api/v1/jobs/{job_id}/{action}", headers=_keyed(idempotency_key))
 
-    def pages(self, path: str, params: dict | None = None, limit: int = 1000) -> Iterator[dict]:
-        """Every item of a paged list route (`/api/v1/jobs`, `/campaigns`, `/rules`), page by
-        page, following the `Link: rel="next"` header (docs/api.md, "Pages")."""
-        response = self._page(path, {**(params or {}), "limit": limit})
-        while True:
-            yield from response.json()
-            following = response.links.get("next", {}).get("url")
-            if not following:
-                return
-            response = self._page(following, None)
+    def start(self, job_id: int, idempotency_key: str | None = None) -> dict:
+        """Start a queued job (`create_job(..., start=False)`)."""
+        return self.command(job_id, "start", idempotency_key)
 
-    def _page(self, url: str, params: dict | None) -> httpx.Response:
-        response = self.http.get(url, params=params)
-        if response.status_code >= 400:
-            raise error_for(response.status_code, response.json())
-        return response
+    def pause(self, job_id: int) -> dict:
+        return self.command(job_id, "pause")
+
+    def resume(self, job_id: int) -> dict:
+        return self.command(job_id, "resume")
+
+    def stop(self, job_id: int) -> dict:
+        return self.command(job_id, "stop")
+
+    def job_pacing(self, job_id: int) -> dict:
+        """The pacing figures of each handler of a running job, per manager."""
+        return self._call("GET", f"/api/v1/jobs/{job_id}/pacing")
+
+    def job_filter(self, job_id: int) -> dict:
+        return self._call("GET", f"/api/v1/jobs/{job_id}/filter")
+
+    def set_job_filter(self, job_id: int, expression: str | None) -> dict:
+        """The filter in force of a job that has not ended (None: none)."""
+        return self._call("PUT", f"/api/v1/jobs/{job_id}/filter", json={"expression": expression})
+
+    def campaigns(self, enabled: bool | None = None) -> list[dict]:
+        """Every campaign (all pages); only the enabled or disabled ones if `enabled` is given."""
+        return self._collect("/api/v1/campaigns", _given(enabled=None if enabled is None else str(enabled).lower()))
 
     # -- campaigns and the Rule Editor --
     def campaign(self, campaign_id: int) -> dict:
@@ -152,11 +172,11 @@ class PomClient:
 
     def delete_campaign(self, campaign_id: int) -> None:
         """Conflict while one of its jobs has not ended."""
-        self._send("DELETE", f"/api/v1/campaigns/{campaign_id}")
+        return self._call("DELETE", f"/api/v1/campaigns/{campaign_id}")
 
     def rules(self, campaign_id: int | None = None, system: bool = False) -> list[dict]:
         params = {"system": "true"} if system else {"campaign_id": campaign_id} if campaign_id else None
-        return list(self.pages("/api/v1/rules", params))
+        return self._collect("/api/v1/rules", params)
 
     def rule(self, rule_id: int) -> dict:
         return self._call("GET", f"/api/v1/rules/{rule_id}")
@@ -172,7 +192,29 @@ class PomClient:
                                                                    "campaign_id": campaign_id, "enabled": enabled})
 
     def delete_rule(self, rule_id: int) -> None:
-        self._send("DELETE", f"/api/v1/rules/{rule_id}")
+        return self._call("DELETE", f"/api/v1/rules/{rule_id}")
+
+    # -- completion codes --
+    def completion_codes(self, campaign_id: int | None = None, system: bool | None = None) -> list[dict]:
+        """Every code (all pages): a campaign's custom codes, the system's (`system=True`) or
+        every custom code (`system=False`)."""
+        return self._collect("/api/v1/completion-codes", _given(
+            campaign_id=campaign_id, system=None if system is None else str(system).lower()))
+
+    def completion_code(self, code_id: int) -> dict:
+        return self._call("GET", f"/api/v1/completion-codes/{code_id}")
+
+    def create_completion_code(self, campaign_id: int, name: str, **flags: bool) -> dict:
+        """A custom code of the campaign; `flags`: final, contact_uncallable, address_uncallable,
+        human_contact, counts_as_abandon (default false)."""
+        return self._call("POST", "/api/v1/completion-codes", json={"campaign_id": campaign_id, "name": name, **flags})
+
+    def update_completion_code(self, code_id: int, **flags: bool) -> dict:
+        return self._call("PATCH", f"/api/v1/completion-codes/{code_id}", json=flags)
+
+    def delete_completion_code(self, code_id: int) -> None:
+        """Conflict for a system code and for one the campaign's strategy declares."""
+        return self._call("DELETE", f"/api/v1/completion-codes/{code_id}")
 
     # -- web services for external applications (an IVR during a call) --
     def contact(self, contact_id: int) -> dict:
@@ -184,7 +226,7 @@ class PomClient:
 
     def current_attempt(self, contact_id: int) -> dict | None:
         """The contact's attempt in flight, or None."""
-        return self._call("GET", f"/api/v1/contacts/{contact_id}/attempt")["attempt"]
+        return self._call("GET", f"/api/v1/contacts/{contact_id}/attempt", pick="attempt")
 
     def attempt(self, attempt_id: str) -> dict:
         return self._call("GET", f"/api/v1/attempts/{attempt_id}")
@@ -214,9 +256,6 @@ class PomClient:
         return self._call("POST", "/api/v1/campaigns",
                           json={"name": name, "strategy_id": strategy_id, "list_id": list_id, **options})
 
-    def campaigns(self) -> list[dict]:
-        return self._call("GET", "/api/v1/campaigns")
-
     # -- zones (docs/operations.md, "Zones") --
     def zones(self) -> dict:
         """`{"zones": [...], "default_zone": ..., "unzoned_servers": ...}`."""
@@ -237,7 +276,7 @@ class PomClient:
         return self._call("POST", f"/api/v1/zones/{name}/state", json={"state": state, "reason": reason})
 
     def delete_zone(self, name: str) -> None:
-        self._send("DELETE", f"/api/v1/zones/{name}")
+        return self._call("DELETE", f"/api/v1/zones/{name}")
 
     # -- reports (docs/api.md, "Reports"): `since`/`until` ISO 8601; default the last 24 h --
     def report_attempts(self, *, job: int | None = None, since: str | None = None, until: str | None = None,
@@ -256,13 +295,13 @@ class PomClient:
         return self._report("agent-time", agent=agent, since=since, until=until, limit=limit)
 
     def _report(self, name: str, **params) -> dict:
-        return self._call("GET", f"/api/v1/reports/{name}", params={k: v for k, v in params.items() if v is not None})
+        return self._call("GET", f"/api/v1/reports/{name}", params=_given(**params))
 
     # -- purges and retention (docs/operations.md, "Retention and purges") --
     def purges(self, *, limit: int | None = None, before: int | None = None) -> dict:
         """`{"runs": [...newest first], "next": <before of the next page> | None}`."""
         return self._call("GET", "/api/v1/purges",
-                          params={k: v for k, v in dict(limit=limit, before=before).items() if v is not None})
+                          params=_given(limit=limit, before=before))
 
     def purge(self, run_id: int) -> dict:
         return self._call("GET", f"/api/v1/purges/{run_id}")
@@ -290,15 +329,14 @@ class PomClient:
         return self._call("POST", "/api/v1/tokens", json=body)
 
     def revoke_token(self, token_id: int) -> None:
-        self._send("DELETE", f"/api/v1/tokens/{token_id}")
+        return self._call("DELETE", f"/api/v1/tokens/{token_id}")
 
     def audit(self, *, after: int | None = None, limit: int | None = None, since: str | None = None,
               until: str | None = None, token: int | None = None, path: str | None = None,
               method: str | None = None) -> dict:
         """One page of the audit log: `{"entries": [...], "next": <after of the next page> | None}`."""
-        params = {k: v for k, v in dict(after=after, limit=limit, since=since, until=until, token=token,
-                                         path=path, method=method).items() if v is not None}
-        return self._call("GET", "/api/v1/audit", params=params)
+        return self._call("GET", "/api/v1/audit", params=_given(after=after, limit=limit, since=since, until=until,
+                                                                token=token, path=path, method=method))
 
     # -- file imports (docs/imports.md): contact lists and DNC lists --
     def start_import(self, list_id: int, path: str, *, dnc: bool = False,
@@ -312,11 +350,8 @@ class PomClient:
         options gets the first answer (one import). The answer: `{"id", "state": "queued", ...}`."""
         form = {k: (json.dumps(v) if k in ("mapping", "splitter") else str(v))
                 for k, v in options.items() if v is not None}
-        with open(path, "rb") as f:
-            body = _Progress(f, progress) if progress else f
-            return self._call("POST", f"/api/v1/{'dnc-lists' if dnc else 'lists'}/{list_id}/imports",
-                              files={"file": (os.path.basename(path), body, "text/csv")}, data=form,
-                              headers=_keyed(idempotency_key))
+        return self._upload(f"/api/v1/{'dnc-lists' if dnc else 'lists'}/{list_id}/imports", path, progress,
+                            data=form, headers=_keyed(idempotency_key))
 
     def import_status(self, import_id: int) -> dict:
         """State and counts (`rows_read`, `rows_loaded`, `rows_rejected`, `duplicates`,
@@ -327,12 +362,7 @@ class PomClient:
         """The rejected rows: `{"rejects": [{line, field, reason, raw}]}`, or the CSV text
         (cells that a spreadsheet would evaluate are neutralised)."""
         params = {"format": "csv" if csv else "json", **({"limit": limit} if limit else {})}
-        if not csv:
-            return self._call("GET", f"/api/v1/imports/{import_id}/rejects", params=params)
-        response = self.http.get(f"/api/v1/imports/{import_id}/rejects", params=params)
-        if response.status_code >= 400:
-            raise PomError(response.status_code, response.json())
-        return response.text
+        return self._call("GET", f"/api/v1/imports/{import_id}/rejects", params=params, as_text=csv)
 
     def import_command(self, import_id: int, command: str) -> dict:
         """`pause`, `resume` or `stop`."""
@@ -350,7 +380,7 @@ class PomClient:
                                                              "all_campaigns": all_campaigns})
 
     def delete_dnc_list(self, list_id: int) -> None:
-        self._send("DELETE", f"/api/v1/dnc-lists/{list_id}")
+        return self._call("DELETE", f"/api/v1/dnc-lists/{list_id}")
 
     def add_dnc(self, list_id: int, addresses: list[str] = (), contact_ids: list[int] = (),
                 region: str | None = None) -> dict:
@@ -379,7 +409,247 @@ class PomClient:
         return self._call("PUT", f"/api/v1/campaigns/{campaign_id}/dnc-lists/{list_id}")
 
     def detach_dnc(self, campaign_id: int, list_id: int) -> None:
-        self._send("DELETE", f"/api/v1/campaigns/{campaign_id}/dnc-lists/{list_id}")
+        return self._call("DELETE", f"/api/v1/campaigns/{campaign_id}/dnc-lists/{list_id}")
+
+    # -- agents and licenses (docs/api.md, "Agents and licenses") --
+    def agents(self, job_id: int | None = None, state: str | None = None) -> list[dict]:
+        return self._call("GET", "/api/v1/agents", params=_given(job_id=job_id, state=state))
+
+    def agent(self, login: str) -> dict:
+        return self._call("GET", f"/api/v1/agents/{login}")
+
+    def create_agent(self, login: str, name: str = "", skills: list[str] = ()) -> dict:
+        """A new agent, or the name and skills of an existing login updated."""
+        return self._call("POST", "/api/v1/agents", json={"login": login, "name": name, "skills": list(skills)})
+
+    def force_logoff(self, login: str, reason: str = "supervisor") -> dict:
+        return self._call("POST", f"/api/v1/agents/{login}/force-logoff", json={"reason": reason})
+
+    def move_agent(self, login: str, job_id: int | None) -> dict:
+        """Pin the agent to a running job (None: unpin it), now or after its call."""
+        return self._call("POST", f"/api/v1/agents/{login}/move", json={"job_id": job_id})
+
+    def licenses(self) -> dict:
+        return self._call("GET", "/api/v1/licenses")
+
+    def job_agents(self, job_id: int) -> dict:
+        return self._call("GET", f"/api/v1/jobs/{job_id}/agents")
+
+    def set_job_agents(self, job_id: int, **limits) -> dict:
+        """Any of `min`, `max` (None lifts it) and `priority` of a running agent-based job."""
+        return self._call("PUT", f"/api/v1/jobs/{job_id}/agents", json=limits)
+
+    # -- filter templates (docs/api.md, "Filter templates") --
+    def filters(self) -> list[dict]:
+        return self._call("GET", "/api/v1/filters")
+
+    def filter(self, filter_id: int) -> dict:
+        return self._call("GET", f"/api/v1/filters/{filter_id}")
+
+    def create_filter(self, name: str, expression: str, description: str = "") -> dict:
+        return self._call("POST", "/api/v1/filters",
+                          json={"name": name, "expression": expression, "description": description})
+
+    def update_filter(self, filter_id: int, **changes) -> dict:
+        """Any of `expression`, `name`, `description`."""
+        return self._call("PUT", f"/api/v1/filters/{filter_id}", json=changes)
+
+    def delete_filter(self, filter_id: int) -> None:
+        return self._call("DELETE", f"/api/v1/filters/{filter_id}")
+
+    def preview_list(self, list_id: int, expression: str, sample: int = 10) -> dict:
+        """`{"count", "sample"}`: the list's contacts the expression selects now."""
+        return self._call("POST", f"/api/v1/lists/{list_id}/preview", json={"expression": expression, "sample": sample})
+
+    # -- load and alarms (docs/api.md, "Load and alarms") --
+    def alarms(self, state: str = "all", limit: int = 100) -> list[dict]:
+        """`active`, `cleared` or `all`: active first, then the most recent first."""
+        return self._call("GET", "/api/v1/alarms", params={"state": state, "limit": limit}, pick="alarms")
+
+    def load(self) -> dict:
+        return self._call("GET", "/api/v1/load")
+
+    def load_config(self) -> dict:
+        return self._call("GET", "/api/v1/load/config")
+
+    def set_load_config(self, config: dict) -> dict:
+        """Replace the load monitor's thresholds (admin); left-out fields take the defaults."""
+        return self._call("PUT", "/api/v1/load/config", json=config)
+
+    def metrics(self) -> str:
+        """The Prometheus exposition text of `GET /metrics`."""
+        return self._call("GET", "/metrics", as_text=True)
+
+
+PAGE = 1000                     # items per page asked for: the gateway's most (api/pages.py)
+
+
+class PomClient(Routes):
+    """The synchronous client. `url`: default `$POM_URL`, else `http://127.0.0.1:$POM_HTTP_PORT`.
+    `token`: an API token; default `$POM_TOKEN`, else the admin token `pom run` wrote to
+    `$POM_DATA_DIR/admin-token` (`.pom-data/admin-token`), else none (every route but
+    `/health` then answers 401). `transport`: an httpx transport to send through (tests)."""
+
+    def __init__(self, url: str | None = None, timeout: float = 30.0, token: str | None = None,
+                 transport: httpx.BaseTransport | None = None):
+        self.url = _base_url(url)
+        self.http = httpx.Client(base_url=self.url, timeout=timeout, headers=_authorization(token),
+                                 transport=transport)
+
+    def __enter__(self) -> "PomClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _call(self, method: str, path: str, *, pick: str | None = None, as_text: bool = False, **kwargs) -> Any:
+        return _answer(self.http.request(method, path, **kwargs), pick, as_text)
+
+    def pages(self, path: str, params: dict | None = None, limit: int = PAGE) -> Iterator[dict]:
+        """Every item of a paged list route (`/api/v1/jobs`, `/campaigns`, `/rules`), page by
+        page, following the `Link: rel="next"` header (docs/api.md, "Pages")."""
+        url, query = path, {**(params or {}), "limit": limit}
+        while url:
+            response = self.http.get(url, params=query)
+            yield from _answer(response)
+            url, query = _next_page(response), None
+
+    def _collect(self, path: str, params: dict | None = None) -> list[dict]:
+        return list(self.pages(path, params))
+
+    def _upload(self, path: str, file: str, progress: Callable[[int, int], None] | None, **kwargs) -> Any:
+        with open(file, "rb") as f:
+            return self._call("POST", path, files=_file_field(file, f, progress), **kwargs)
+
+    def wait_until_done(self, job: int | dict, progress: Callable[[dict], None] | None = None,
+                        timeout: float | None = None, interval: float = 1.0) -> dict:
+        """Reads the job every `interval` s until it has ended (completed, stopped or failed) and
+        returns it as last read; `progress(job)` is called with each reading (its `state`,
+        `work_items`, `total`). WaitTimeout after `timeout` s (the job goes on)."""
+        watch = _Watch(job, progress, timeout, interval)
+        while (pause := watch.after(self.job(watch.job_id))) is not None:
+            time.sleep(pause)
+        return watch.last
+
+
+class AsyncPomClient(Routes):
+    """The asynchronous client, over `httpx.AsyncClient`: every method of `Routes` (those of
+    `PomClient`) returns a coroutine of the same answer; `pages` is an async iterator. The
+    arguments of `PomClient`; use `async with AsyncPomClient() as pom:` or `await pom.aclose()`.
+    A file upload reads the file in the event loop's thread (local files only)."""
+
+    def __init__(self, url: str | None = None, timeout: float = 30.0, token: str | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None):
+        self.url = _base_url(url)
+        self.http = httpx.AsyncClient(base_url=self.url, timeout=timeout, headers=_authorization(token),
+                                      transport=transport)
+
+    async def __aenter__(self) -> "AsyncPomClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def _call(self, method: str, path: str, *, pick: str | None = None, as_text: bool = False,
+                    **kwargs) -> Any:
+        return _answer(await self.http.request(method, path, **kwargs), pick, as_text)
+
+    async def pages(self, path: str, params: dict | None = None, limit: int = PAGE) -> AsyncIterator[dict]:
+        """`PomClient.pages`, as an async iterator (`async for job in pom.pages("/api/v1/jobs")`)."""
+        url, query = path, {**(params or {}), "limit": limit}
+        while url:
+            response = await self.http.get(url, params=query)
+            for item in _answer(response):
+                yield item
+            url, query = _next_page(response), None
+
+    async def _collect(self, path: str, params: dict | None = None) -> list[dict]:
+        return [item async for item in self.pages(path, params)]
+
+    async def _upload(self, path: str, file: str, progress: Callable[[int, int], None] | None, **kwargs) -> Any:
+        with open(file, "rb") as f:
+            return await self._call("POST", path, files=_file_field(file, f, progress), **kwargs)
+
+    async def wait_until_done(self, job: int | dict, progress: Callable[[dict], None] | None = None,
+                              timeout: float | None = None, interval: float = 1.0) -> dict:
+        """`PomClient.wait_until_done`, sleeping without blocking the event loop."""
+        watch = _Watch(job, progress, timeout, interval)
+        while (pause := watch.after(await self.job(watch.job_id))) is not None:
+            await asyncio.sleep(pause)
+        return watch.last
+
+
+class _Watch:
+    """What `wait_until_done` does with each reading of the job, whichever the transport."""
+
+    def __init__(self, job: int | dict, progress: Callable[[dict], None] | None, timeout: float | None,
+                 interval: float):
+        self.job_id = job["id"] if isinstance(job, dict) else int(job)
+        self.progress, self.timeout, self.interval = progress, timeout, interval
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.last: dict = {}
+
+    def after(self, job: dict) -> float | None:
+        """None once `job` has ended, else the seconds to wait before the next reading;
+        WaitTimeout past the deadline."""
+        self.last = job
+        if self.progress:
+            self.progress(job)
+        if job["state"] in TERMINAL:
+            return None
+        if self.deadline is None:
+            return self.interval
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise WaitTimeout(job, self.timeout)
+        return min(self.interval, left)
+
+
+def _answer(response: httpx.Response, pick: str | None = None, as_text: bool = False) -> Any:
+    """The body of an answer (see `Routes._call`); `/health` answers 503 with its body too."""
+    status = response.status_code
+    if status >= 400 and not (status == 503 and response.request.url.path.endswith("/health")):
+        raise error_for(status, _decoded(response))
+    if as_text:
+        return response.text
+    body = None if status == 204 or not response.content else _decoded(response)
+    return body[pick] if pick else body
+
+
+def _decoded(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return {"detail": response.text}
+
+
+def _next_page(response: httpx.Response) -> str | None:
+    return response.links.get("next", {}).get("url")
+
+
+def _base_url(url: str | None) -> str:
+    return (url or os.environ.get("POM_URL") or
+            f"http://127.0.0.1:{os.environ.get('POM_HTTP_PORT', '8080')}").rstrip("/")
+
+
+def _authorization(token: str | None) -> dict[str, str] | None:
+    token = token or find_token()
+    return {"Authorization": f"Bearer {token}"} if token else None
+
+
+def _file_field(path: str, f: BinaryIO, progress: Callable[[int, int], None] | None) -> dict:
+    return {"file": (os.path.basename(path), _Progress(f, progress) if progress else f, "text/csv")}
+
+
+def _given(**params) -> dict[str, Any]:
+    """The query parameters given (None: left out)."""
+    return {k: v for k, v in params.items() if v is not None}
 
 
 class _Progress:
