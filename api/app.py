@@ -29,6 +29,7 @@ from .routers import purges, reports
 from .routers import pacing
 from .routers import zones
 from .routers import contacts, rules
+from .routers import completion_codes
 
 API_PREFIX = "/api/v1"
 
@@ -59,7 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
     # of a mixed router narrow them (tests/unit/test_auth_routes.py fails for a route without).
     app.include_router(health.router)                        # public, details with a token
     app.include_router(metrics.router, dependencies=[auth.allow(STAFF)])
-    for resource in (strategies, lists, campaigns, rules):
+    for resource in (strategies, lists, campaigns, rules, completion_codes):
         app.include_router(resource.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF, DEFINE)])
     app.include_router(jobs.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF, OPERATE)])
     app.include_router(pacing.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF)])   # a job's pacers

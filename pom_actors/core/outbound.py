@@ -1,4 +1,5 @@
-"""Where a strategy may make the system send HTTP requests (a custom handler's webhook URL).
+"""Where a strategy may make the system send HTTP requests (a custom handler's webhook URL),
+and where the operator's SMS provider and mail relay may be (`relay_faults`).
 
 A URL a strategy names is data from an API client, yet the media gateway requests it from
 inside the installation: without a policy a strategy could make POM call its own API, the
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -77,12 +78,30 @@ class OutboundPolicy:
             return "the url names no host"
         if "{" in host or "}" in host:
             return None
+        return self.host_fault(host)
+
+    def host_fault(self, host: str) -> str | None:
+        """Why `host` is refused when it is an address or `localhost`; a name is judged when it
+        is resolved."""
         if host == "localhost" or host.endswith(".localhost"):
             return self.address_fault("127.0.0.1")
         try:
-            return self.address_fault(host)
+            return self.address_fault(host.strip("[]"))
         except ValueError:
             return None                                  # a name: resolved at send time
+
+    def relay_faults(self, env: Mapping[str, str]) -> list[str]:
+        """Why the operator's SMS provider (`POM_SMS_URL`) or mail relay (`POM_SMTP_HOST`), as
+        set in `env`, is refused: the same policy as a webhook's, so that a relay on loopback,
+        a private or a link-local address must be allowed by POM_OUTBOUND_ALLOW. Checked when
+        a server starts; a host name is not resolved then."""
+        faults = []
+        url, host = env.get("POM_SMS_URL"), env.get("POM_SMTP_HOST")
+        if url and (fault := self.url_fault(url)) is not None:
+            faults.append(f"POM_SMS_URL {url!r} is refused: {fault}")
+        if host and (fault := self.host_fault(host)) is not None:
+            faults.append(f"POM_SMTP_HOST {host!r} is refused: {fault}")
+        return faults
 
     async def resolve_fault(self, url: str, resolve: Resolver = system_resolver) -> str | None:
         """Why a request to `url` is refused now, or None: `url_fault`, then every address its

@@ -19,7 +19,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from .codes import CodeBook, CompletionCode
+from .codes import FLAGS, CodeBook, CompletionCode
 from .outbound import OutboundPolicy
 from .templates import placeholders
 from .windows import ContactWindow, parse_local_time
@@ -298,6 +298,15 @@ class Strategy(BaseModel):
     def _codebook(self) -> CodeBook:
         """Built once: next_step asks for it on every outcome (a plain attribute after that)."""
         return CodeBook(c.code() for c in self.custom_codes)
+
+    def with_codes(self, codes: Iterable[CompletionCode]) -> "Strategy":
+        """This strategy with a campaign's custom codes (store/codes.py) in place of its own:
+        those it declares, as the campaign now has them, and those added through the API."""
+        custom = [CustomCode(name=c.name, **{f: getattr(c, f) for f in FLAGS}) for c in codes]
+        CodeBook(c.code() for c in custom)               # ValueError for a clash, before any use
+        copy = self.model_copy(update={"custom_codes": custom})
+        copy.__dict__.pop("_codebook", None)             # the cached book is this one's
+        return copy
 
 
 _CUSTOM_CODES = pydantic.TypeAdapter(list[CustomCode])

@@ -88,12 +88,17 @@ def gateway_config(settings: Settings, name: str, env: Mapping[str, str] | None 
     """The gateway's own environment (POM_SMTP_*, POM_SMS_*, POM_VOICE_PROFILE: see
     docs/media.md) over the server's settings: each POM server of a cluster may set its own
     mail relay or SMS gateway; what it leaves unset comes from the process that started the
-    director."""
+    director. A relay set in that environment that the outbound policy refuses (a loopback,
+    private or link-local address not in POM_OUTBOUND_ALLOW) stops the gateway from starting
+    (ValueError saying which)."""
     given = {"smtp_host": settings.smtp_host, "smtp_port": settings.smtp_port,
              "smtp_user": settings.smtp_user, "smtp_password": settings.smtp_password,
              "smtp_starttls": settings.smtp_starttls, "sms_url": settings.sms_url,
              "sms_token": settings.sms_token, "outbound_allow": settings.outbound_allow}
     config = GatewayConfig.from_env(name, env, defaults={k: v for k, v in given.items() if v is not None})
+    faults = OutboundPolicy.from_setting(config.outbound_allow).relay_faults(os.environ if env is None else env)
+    if faults:
+        raise ValueError("; ".join(faults))
     voice = config.voice.model_copy(update={"instant": settings.voice_instant or config.voice.instant,
                                             "seed": settings.voice_seed or config.voice.seed,
                                             "bridge_wait_s": settings.voice_bridge_wait_s

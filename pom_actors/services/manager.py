@@ -103,7 +103,9 @@ class ManagerService:
         self.store = open_store()
         job = self.store.job()
         self.job_id, self.campaign_id = job_id, job["campaign_id"]
-        self.strategy: Strategy = self.store.strategy(job["strategy_id"])
+        # the campaign's custom codes as they are now (added or changed through the API)
+        self.strategy: Strategy = self.store.strategy(job["strategy_id"]).with_codes(
+            self.store.custom_codes(self.campaign_id))
         codes = self.strategy.codebook()
         self._live = {c.name for c in codes if c.human_contact or c.counts_as_abandon}
         self._abandon = {c.name for c in codes if c.counts_as_abandon}

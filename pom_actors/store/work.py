@@ -17,10 +17,11 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..core.pacing.window import Tally
+from ..core.codes import CompletionCode
 from ..core.strategy import Strategy
 from ..core.work import AttemptRow, ItemUpdate, make_item
 from ..core.filters import Filter, parse as parse_filter
-from . import catalog, jobs, pacing
+from . import catalog, codes, jobs, pacing
 from .filters import compile_sql
 from .base import Store
 
@@ -111,6 +112,9 @@ class WorkStore(Store):
 
     def strategy(self, strategy_id: int) -> Strategy:
         return catalog.load_strategy(self.conn, strategy_id)
+
+    def custom_codes(self, campaign_id: int) -> list[CompletionCode]:
+        return codes.custom_codes(self.conn, campaign_id)
 
     # -- leases ---------------------------------------------------------------------------
     def renew(self, ttl_s: float) -> dict[int, int]:

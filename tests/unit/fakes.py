@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from pom_actors.core.codes import CompletionCode
 from pom_actors.core.finish import FinishCriteria, JobCounts
 from pom_actors.core.lifecycle import JobState
 from pom_actors.core.orders import Order, OrderRecord, Outcome, Refusal
@@ -127,6 +128,14 @@ class FakeWorkStore:
 
     def strategy(self, strategy_id: int) -> Strategy:
         return self.db.strategies[strategy_id]
+
+    def custom_codes(self, campaign_id: int) -> list[CompletionCode]:
+        """As store.codes: a campaign's `codes` if a test set them, else its strategy's (copied
+        when a campaign is created)."""
+        camp = self.db.campaigns[campaign_id]
+        if "codes" in camp:
+            return list(camp["codes"])
+        return [c.code() for c in self.db.strategies[camp["strategy_id"]].custom_codes]
 
     def renew(self, ttl_s: float) -> dict[int, int]:
         self.db.check()

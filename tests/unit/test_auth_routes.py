@@ -82,6 +82,11 @@ MATRIX = {
     ("DELETE", "/api/v1/zones/{name}"): ADMIN,
     ("GET", "/api/v1/agents"): STAFF,
     ("GET", "/api/v1/agents/{login}"): STAFF | {G},       # an agent token: its own agent only
+    ("GET", "/api/v1/completion-codes"): STAFF,
+    ("GET", "/api/v1/completion-codes/{code_id}"): STAFF,
+    ("POST", "/api/v1/completion-codes"): DEFINE,
+    ("PATCH", "/api/v1/completion-codes/{code_id}"): DEFINE,
+    ("DELETE", "/api/v1/completion-codes/{code_id}"): DEFINE,
     ("POST", "/demo/sms"): None,
     ("GET", "/demo/sms"): STAFF,
 }

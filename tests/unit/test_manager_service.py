@@ -382,3 +382,15 @@ def test_crash_points_do_nothing_unless_armed(tmp_path, monkeypatch):
     for _ in range(3):
         run(svc.cycle())
     assert len(world.dialled()) == len(CONTACTS) - 1
+
+
+def test_a_manager_uses_its_campaigns_codes_as_they_are_when_it_starts():
+    """A code added or changed through the API (store/codes.py) is in the code book of the
+    job's next manager: its flags decide the next step, agents are offered it."""
+    from pom_actors.core.codes import CompletionCode
+
+    world = World()
+    assert "callback_later" not in world.manager().strategy.codebook()
+    world.db.campaigns[1]["codes"] = [CompletionCode("callback_later", final=True, system=False)]
+    book = world.manager().strategy.codebook()
+    assert book["callback_later"].final and not book["callback_later"].system

@@ -96,3 +96,46 @@ def test_the_gateway_applies_the_operators_policy_when_a_strategy_is_saved(allow
         assert r.json()["error"] == "invalid_strategy"
         assert r.json()["errors"] == [{"path": "handlers.h.url", "message":
                                        "127.0.0.1 is a loopback address (allow it with POM_OUTBOUND_ALLOW)"}]
+
+
+@pytest.mark.parametrize("env, allow, refused", [
+    ({"POM_SMS_URL": "http://127.0.0.1:9/sms"}, "", ["POM_SMS_URL 'http://127.0.0.1:9/sms' is refused: "
+                                                     "127.0.0.1 is a loopback address (allow it with POM_OUTBOUND_ALLOW)"]),
+    ({"POM_SMTP_HOST": "169.254.169.254"}, "", ["POM_SMTP_HOST '169.254.169.254' is refused: 169.254.169.254 "
+                                                "is a link-local address (allow it with POM_OUTBOUND_ALLOW)"]),
+    ({"POM_SMTP_HOST": "localhost", "POM_SMS_URL": "ftp://sms.example.com/"}, "",
+     ["POM_SMS_URL 'ftp://sms.example.com/' is refused: the url must start with http:// or https://",
+      "POM_SMTP_HOST 'localhost' is refused: 127.0.0.1 is a loopback address (allow it with POM_OUTBOUND_ALLOW)"]),
+    ({"POM_SMS_URL": "http://127.0.0.1:9/sms", "POM_SMTP_HOST": "10.1.2.3"}, "127.0.0.1,10.0.0.0/8", []),
+    ({"POM_SMS_URL": "https://sms.example.com/send", "POM_SMTP_HOST": "mail.example.com"}, "", []),
+    ({}, "", []),                                             # unset: the defaults are not the operator's
+])
+def test_the_operators_relays_meet_the_outbound_policy(env, allow, refused):
+    assert OutboundPolicy.from_setting(allow).relay_faults(env) == refused
+
+
+def test_a_gateway_with_a_refused_relay_does_not_start():
+    from pom_actors.media.gateway import gateway_config
+
+    with pytest.raises(ValueError, match="POM_SMTP_HOST '192.168.1.5' is refused: 192.168.1.5 is a private"):
+        gateway_config(Settings(), "gw-a", {"POM_SMTP_HOST": "192.168.1.5"})
+    assert gateway_config(Settings(), "gw-a", {"POM_SMTP_HOST": "192.168.1.5",
+                                               "POM_OUTBOUND_ALLOW": "192.168.0.0/16"}).smtp_host == "192.168.1.5"
+
+
+def test_pom_run_refuses_a_relay_the_policy_refuses_before_starting_anything(monkeypatch, capsys):
+    from api import cli
+    from pom_actors import supervise
+
+    class Signals:
+        def install(self):
+            pass
+
+    monkeypatch.setattr(supervise, "StopSignals", Signals)
+    monkeypatch.chdir("/")                                     # no .env of the working tree; Ray is not
+                                                               # importable in unit tests: it stops before
+    monkeypatch.setenv("POM_SMS_URL", "http://10.0.0.7/sms")
+    monkeypatch.delenv("POM_OUTBOUND_ALLOW", raising=False)
+    assert cli.main(["run"]) == 2
+    assert capsys.readouterr().err.strip() == ("pom: POM_SMS_URL 'http://10.0.0.7/sms' is refused: 10.0.0.7 is a "
+                                               "private address (allow it with POM_OUTBOUND_ALLOW)")
