@@ -5,7 +5,6 @@ Exit codes: 0 success, 1 the gateway refused (its error is printed), 2 bad usage
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -15,9 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from . import cli_catalog
-from . import cli_lists
-from . import cli_reports
+from . import cli_campaigns, cli_catalog, cli_jobs, cli_lists, cli_reports, cli_system
+from .cli_output import UsageError, add_json_flags, reason
 from .client import PomClient, PomError
 
 
@@ -179,101 +177,10 @@ def _events_tail(args: argparse.Namespace) -> int:
     return 0
 
 
-def _client_command(args: argparse.Namespace) -> int:
-    client = PomClient(args.url, token=args.token)
-    if args.cmd == "tokens":
-        return _tokens(client, args)
-    if args.cmd in ("reports", "purges"):
-        return cli_reports.run(client, args)
-    if args.cmd in ("lists", "imports", "dnc"):
-        return cli_lists.run(client, args)
-    if args.cmd == "zones":
-        return _zones(client, args)
-    if args.cmd == "codes":
-        return cli_catalog.run(client, args)
-    if args.cmd == "audit":
-        out = client.audit(after=args.after, limit=args.limit, since=args.since, token=args.token_id,
-                           path=args.path, method=args.method)
-    elif args.cmd == "health":
-        out = client.health()
-    elif args.cmd == "jobs" and args.action == "list":
-        out = client.jobs(args.state)
-    elif args.cmd == "jobs" and args.action == "show":
-        out = client.job(args.job)
-    elif args.cmd == "jobs" and args.action == "create":
-        out = client.create_job(int(args.campaign) if args.campaign.isdigit() else args.campaign,
-                                start=not args.queued, zone=args.zone)
-    else:
-        out = client.command(args.job, args.action)
-    print(json.dumps(out, indent=2, default=str))
-    return 0
-
-
-def _tokens(client: PomClient, args: argparse.Namespace) -> int:
-    """`pom tokens create|list|revoke` (admin only)."""
-    if args.action == "create":
-        out = client.create_token(args.name, args.role, args.agent)
-        print(json.dumps(out, indent=2, default=str))
-        print("pom: the token is shown this once: keep it now (the server keeps only its hash)", file=sys.stderr)
-    elif args.action == "list":
-        print(json.dumps(client.tokens(), indent=2, default=str))
-    else:
-        client.revoke_token(args.id)
-        print(f"token {args.id} revoked")
-    return 0
-
-
-def _zones(client: PomClient, args: argparse.Namespace) -> int:
-    """`pom zones list|show|create|set-state|set-failover|delete` (changes: admin only)."""
-    if args.action == "list":
-        out = client.zones()
-    elif args.action == "show":
-        out = client.zone(args.name)
-    elif args.action == "create":
-        out = client.create_zone(args.name, args.failover, args.state, args.reason)
-    elif args.action == "set-state":
-        out = client.set_zone_state(args.name, args.state, args.reason)
-    elif args.action == "set-failover":
-        out = client.set_zone_failover(args.name, args.failover)
-    else:
-        client.delete_zone(args.name)
-        print(f"zone {args.name} deleted")
-        return 0
-    print(json.dumps(out, indent=2, default=str))
-    return 0
-
-
-def _zone_name(text: str) -> str:
-    """A zone name argument, checked here (exit 2 with the rule) before any request."""
-    from pom_actors.core.zones import ZoneError, check_name
-
-    try:
-        return check_name(text)
-    except ZoneError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _zones_parser(sub) -> None:
-    from pom_actors.core.zones import ZoneState
-
-    states = [str(s) for s in ZoneState]
-    zones = sub.add_parser("zones", help="zones of POM servers: list, create, set state or failover, delete")
-    zsub = zones.add_subparsers(dest="action", required=True)
-    zsub.add_parser("list", help="every zone, its state, live servers and jobs")
-    for action, text in (("show", "one zone"), ("delete", "delete a zone nothing uses (admin)")):
-        zsub.add_parser(action, help=text).add_argument("name", type=_zone_name)
-    zcreate = zsub.add_parser("create", help="a new zone (admin)")
-    zcreate.add_argument("name", type=_zone_name)
-    zcreate.add_argument("--failover", type=_zone_name, help="the zone its jobs go to when it is not available")
-    zcreate.add_argument("--state", choices=states, default="up")
-    zcreate.add_argument("--reason", default="")
-    zstate = zsub.add_parser("set-state", help="up, down or maintenance: the director moves its jobs (admin)")
-    zstate.add_argument("name", type=_zone_name)
-    zstate.add_argument("state", choices=states)
-    zstate.add_argument("--reason", default="", help="why (kept with the zone, audited)")
-    zfail = zsub.add_parser("set-failover", help="change its failover zone; none without ZONE (admin)")
-    zfail.add_argument("name", type=_zone_name)
-    zfail.add_argument("failover", type=_zone_name, nargs="?")
+# The command groups over the gateway, each in its module: `add_parsers(sub)` and `run(client, args)`.
+RESOURCES = {"jobs": cli_jobs, "campaigns": cli_campaigns, "rules": cli_campaigns, "codes": cli_catalog,
+             "lists": cli_lists, "imports": cli_lists, "dnc": cli_lists, "reports": cli_reports,
+             "purges": cli_reports, **dict.fromkeys(("health", "alarms", "zones", "tokens", "audit"), cli_system)}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -283,17 +190,6 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="run a POM server here (database, Ray, actors, gateway, demo)")
     run.add_argument("--seconds", type=float, help="stop by itself after this many seconds")
-    sub.add_parser("health", help="state of each component")
-    jobs = sub.add_parser("jobs", help="list, show, create and control jobs")
-    jsub = jobs.add_subparsers(dest="action", required=True)
-    jlist = jsub.add_parser("list")
-    jlist.add_argument("--state")
-    jcreate = jsub.add_parser("create")
-    jcreate.add_argument("campaign", help="campaign id or name")
-    jcreate.add_argument("--queued", action="store_true", help="create without starting")
-    jcreate.add_argument("--zone", type=_zone_name, help="run it in this zone (default: the campaign's)")
-    for action in ("show", "start", "pause", "resume", "stop"):
-        jsub.add_parser(action).add_argument("job", type=int)
     events = sub.add_parser("events", help="the event stream")
     esub = events.add_subparsers(dest="action", required=True)
     etail = esub.add_parser("tail", help="print events as JSON lines as they arrive (Ctrl-C stops)")
@@ -302,21 +198,6 @@ def parser() -> argparse.ArgumentParser:
     etail.add_argument("--from-beginning", action="store_true", help="every event the broker holds first")
     etail.add_argument("--count", type=int, help="stop after this many events")
     etail.add_argument("--seconds", type=float, help="stop after this many seconds")
-    tokens = sub.add_parser("tokens", help="API tokens (admin): create, list, revoke")
-    tsub = tokens.add_subparsers(dest="action", required=True)
-    tcreate = tsub.add_parser("create", help="a new token, shown once")
-    tcreate.add_argument("--name", required=True)
-    tcreate.add_argument("--role", required=True, choices=("admin", "supervisor", "integration", "agent"))
-    tcreate.add_argument("--agent", type=int, help="the agent id of an agent token")
-    tsub.add_parser("list", help="every token (never their values)")
-    tsub.add_parser("revoke", help="revoke a token").add_argument("id", type=int)
-    audit = sub.add_parser("audit", help="the audit log of changes (admin, supervisor)")
-    audit.add_argument("--since", help="ISO time")
-    audit.add_argument("--token-id", type=int, help="made with this token id")
-    audit.add_argument("--path", help="path prefix, e.g. /api/v1/jobs")
-    audit.add_argument("--method")
-    audit.add_argument("--after", type=int, help="entries after this id (the `next` of a page)")
-    audit.add_argument("--limit", type=int)
     cluster = sub.add_parser("cluster", help="start Ray on this POM server (docs/operations.md)")
     csub = cluster.add_subparsers(dest="action", required=True)
     chead = csub.add_parser("start-head", help="the head: the primary server, where `pom run` runs")
@@ -328,10 +209,9 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--block", action="store_true", help="stay in the foreground (systemd)")
         c.add_argument("--dry-run", action="store_true", help="print the ray start command only")
         c.usage = f"%(prog)s [options] {'ADDRESS ' if c is cjoin else ''}[-- RAY_START_OPTION ...]"
-    _zones_parser(sub)
-    cli_lists.add_parsers(sub)
-    cli_catalog.add_parsers(sub)
-    cli_reports.add_parsers(sub)
+    for module in dict.fromkeys(RESOURCES.values()):
+        module.add_parsers(sub)
+    add_json_flags(p, [sub.choices[name] for name in RESOURCES])
     strategy = sub.add_parser("strategy", help="strategy documents")
     ssub = strategy.add_subparsers(dest="action", required=True)
     ssub.add_parser("validate", help="check a YAML/JSON strategy file").add_argument("file")
@@ -346,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     args.ray_args = argv[cut + 1:]
     if args.ray_args and args.cmd != "cluster":
         p.error("options after -- are for `pom cluster` only")
+    client = None
     try:
         if args.cmd == "run":
             return _run(args)
@@ -355,15 +236,21 @@ def main(argv: list[str] | None = None) -> int:
             return _strategy_validate(args)
         if args.cmd == "events":
             return _events_tail(args)
-        return _client_command(args)
-    except PomError as exc:
+        client = PomClient(args.url, token=args.token)
+        return RESOURCES[args.cmd].run(client, args)
+    except UsageError as exc:
         print(f"pom: {exc}", file=sys.stderr)
-        if isinstance(exc.body, dict):
-            print(json.dumps(exc.body, indent=2, default=str), file=sys.stderr)
+        return 2
+    except PomError as exc:
+        print(f"pom: {reason(exc)}", file=sys.stderr)
         return 1
     except httpx.HTTPError as exc:
-        print(f"pom: cannot reach the gateway: {exc}", file=sys.stderr)
+        where = f" at {client.url}" if client else ""
+        print(f"pom: cannot reach the gateway{where}: {' '.join(str(exc).split()) or type(exc).__name__}",
+              file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

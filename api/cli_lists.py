@@ -15,21 +15,26 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .cli_output import UsageError, emit, reason
 from .client import PomClient, PomError
 
 BATCH = 10_000                      # addresses per request (the gateway's bound)
 ENDED = ("done", "failed", "stopped")
 
 
-class UsageError(ValueError):
-    """Bad input found before any request (exit 2)."""
-
-
 # -- parsers -----------------------------------------------------------------------------------
 def add_parsers(sub) -> None:
     """The `lists`, `imports` and `dnc` command groups of `pom`."""
-    lists = sub.add_parser("lists", help="contact lists: import a file")
+    lists = sub.add_parser("lists", help="contact lists: create, preview a filter, import a file")
     lsub = lists.add_subparsers(dest="action", required=True)
+    lcreate = lsub.add_parser("create", help="a new contact list")
+    lcreate.add_argument("name")
+    lcreate.add_argument("--description", default="")
+    lcreate.add_argument("--attribute", action="append", default=[], help="a custom attribute (repeatable)")
+    lpreview = lsub.add_parser("preview", help="how many of its contacts a filter expression selects now")
+    lpreview.add_argument("list", type=int)
+    lpreview.add_argument("expression")
+    lpreview.add_argument("--sample", type=int, default=10, help="contacts shown (default 10)")
     limport = lsub.add_parser("import", help="import a CSV file into a contact list, with a progress bar")
     _file_options(limport)
     limport.add_argument("--dedupe-key", choices=("external_id", "phone1", "email"))
@@ -155,17 +160,6 @@ def addresses_of(args: argparse.Namespace) -> list[str]:
     return found
 
 
-def reason(exc: PomError) -> str:
-    """One line for a refusal: the gateway's detail and, for bad input, the first field at fault."""
-    body = exc.body if isinstance(exc.body, dict) else {"detail": str(exc.body)}
-    text = body.get("detail") or body.get("message") or f"HTTP {exc.status}"
-    errors = body.get("errors") or []
-    if errors and isinstance(errors[0], dict) and errors[0].get("path"):
-        text = f"{errors[0]['path']}: {errors[0].get('message', '')}" + (
-            f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
-    return f"HTTP {exc.status}: {text}"
-
-
 # -- commands ----------------------------------------------------------------------------------
 def run(client: PomClient, args: argparse.Namespace) -> int:
     """Runs a `lists`, `imports` or `dnc` command; its exit code."""
@@ -180,43 +174,48 @@ def run(client: PomClient, args: argparse.Namespace) -> int:
 
 
 def _dispatch(client: PomClient, args: argparse.Namespace) -> int:
+    if args.cmd == "lists" and args.action == "create":
+        return emit(client.create_list(args.name, args.description, args.attribute), args, title="list")
+    if args.cmd == "lists" and args.action == "preview":
+        out = client.preview_list(args.list, args.expression, args.sample)
+        return emit(out, args, title=f"list {args.list}: {out['count']} selected", rows="sample")
     if args.cmd == "lists" or (args.cmd == "dnc" and args.action == "import"):
         return import_file(client, args, dnc=args.cmd == "dnc")
     if args.cmd == "imports":
         if args.action == "rejects":
             return _rejects(client, args)
         out = client.import_status(args.id) if args.action == "show" else client.import_command(args.id, args.action)
-        return _print(out)
+        return emit(out, args, title=f"import {args.id}")
     return _dnc(client, args)
 
 
 def _dnc(client: PomClient, args: argparse.Namespace) -> int:
     action = args.action
     if action == "list":
-        return _print(client.dnc_lists())
+        return emit(client.dnc_lists(), args, title="DNC lists")
     if action == "show":
-        return _print(client.dnc_list(args.list))
+        return emit(client.dnc_list(args.list), args, title=f"DNC list {args.list}")
     if action == "create":
-        return _print(client.create_dnc_list(args.name, args.description, args.all_campaigns))
+        return emit(client.create_dnc_list(args.name, args.description, args.all_campaigns), args, title="DNC list")
     if action == "delete":
         client.delete_dnc_list(args.list)
-        print(f"DNC list {args.list} deleted")
+        print(f"DNC list {args.list} deleted", file=sys.stderr)
         return 0
     if action in ("add", "remove"):
         return _change(client, args)
     if action == "entries":
-        return _print(client.dnc_entries(args.list, args.after, args.limit))
+        return emit(client.dnc_entries(args.list, args.after, args.limit), args, rows="entries")
     if action == "lookup":
         if len(args.addresses) > BATCH:
             raise UsageError(f"at most {BATCH} addresses per lookup")
-        return _print(client.lookup_dnc(args.addresses, args.campaign, _region(args.region)))
+        return emit(client.lookup_dnc(args.addresses, args.campaign, _region(args.region)), args, rows="results")
     if action == "attach":
-        return _print(client.attach_dnc(args.campaign, args.list))
+        return emit(client.attach_dnc(args.campaign, args.list), args)
     if action == "detach":
         client.detach_dnc(args.campaign, args.list)
-        print(f"DNC list {args.list} detached from campaign {args.campaign}")
+        print(f"DNC list {args.list} detached from campaign {args.campaign}", file=sys.stderr)
         return 0
-    return _print(client.campaign_dnc_lists(args.campaign))
+    return emit(client.campaign_dnc_lists(args.campaign), args, title=f"DNC lists of campaign {args.campaign}")
 
 
 def _change(client: PomClient, args: argparse.Namespace) -> int:
@@ -236,7 +235,7 @@ def _change(client: PomClient, args: argparse.Namespace) -> int:
         for key in ("added", "already", "removed"):
             if key in out:
                 totals[key] = totals.get(key, 0) + out[key]
-    return _print({"list_id": args.list, **totals})
+    return emit({"list_id": args.list, **totals}, args)
 
 
 def _rejects(client: PomClient, args: argparse.Namespace) -> int:
@@ -266,7 +265,7 @@ def import_file(client: PomClient, args: argparse.Namespace, dnc: bool) -> int:
         import_id = started["id"]
         if args.no_wait:
             bar.stop()
-            return _print(started)
+            return emit(started, args, title="import")
         bar.remove_task(upload)
         follow = bar.add_task(f"import {import_id}", total=1.0)
         status = client.import_status(import_id)
@@ -292,7 +291,3 @@ def import_file(client: PomClient, args: argparse.Namespace, dnc: bool) -> int:
     print(summary + (f" (pom imports rejects {import_id})" if status["rows_rejected"] else ""))
     return 0
 
-
-def _print(out: Any) -> int:
-    print(json.dumps(out, indent=2, default=str))
-    return 0

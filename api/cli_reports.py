@@ -8,13 +8,12 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from pom_actors.core.reports import MAX_BUCKET_S, MAX_ROWS, MIN_BUCKET_S
 
+from .cli_output import table as rows_table
 from .client import PomClient
 
 COLUMNS = {
@@ -63,7 +62,6 @@ def add_parsers(sub) -> None:
         if name == "abandons":
             r.add_argument("--window", type=_bounded(MIN_BUCKET_S, MAX_BUCKET_S), help="seconds (default 900)")
         r.add_argument("--limit", type=_bounded(1, MAX_ROWS), help="rows at most (default 1000)")
-        r.add_argument("--json", action="store_true", help="the gateway's JSON answer")
     purges = sub.add_parser("purges", help="purge runs and retention (read: admin, supervisor; change: admin)")
     psub = purges.add_subparsers(dest="action", required=True)
     plist = psub.add_parser("list", help="purge runs, newest first")
@@ -74,17 +72,15 @@ def add_parsers(sub) -> None:
     psub.add_parser("config", help="the retention config")
     pset = psub.add_parser("set-config", help="replace the retention config from a JSON file (admin)")
     pset.add_argument("file", help="JSON document; left-out fields take the defaults")
-    for p in (plist, *[psub.choices[a] for a in ("show", "run", "config", "set-config")]):
-        p.add_argument("--json", action="store_true", help="the gateway's JSON answer")
 
 
 def run(client: PomClient, args: argparse.Namespace, console: Console | None = None) -> int:
     console = console or Console()
     if args.cmd == "reports":
         out = _report(client, args)
-        table = _table(f"{args.action} {out['since']} – {out['until']}"
-                       f"{' (limited under load)' if out['limited'] else ''}"
-                       f"{' (truncated)' if out['truncated'] else ''}", COLUMNS[args.action], out["rows"])
+        table = rows_table(out["rows"], COLUMNS[args.action], f"{args.action} {out['since']} – {out['until']}"
+                           f"{' (limited under load)' if out['limited'] else ''}"
+                           f"{' (truncated)' if out['truncated'] else ''}")
     elif args.action == "set-config":
         try:
             document = json.loads(Path(args.file).read_text())
@@ -98,8 +94,8 @@ def run(client: PomClient, args: argparse.Namespace, console: Console | None = N
                "show": lambda: client.purge(args.id), "run": client.purge_now,
                "config": client.retention}[args.action]()
         runs = out["runs"] if args.action == "list" else [out] if args.action in ("show", "run") else None
-        table = _table("purge runs", RUN_COLUMNS, runs) if runs is not None else None
-    if args.json or table is None:
+        table = rows_table(runs, RUN_COLUMNS, "purge runs") if runs is not None else None
+    if getattr(args, "json", False) or table is None:
         print(json.dumps(out, indent=2, default=str))
     else:
         console.print(table)
@@ -114,13 +110,3 @@ def _report(client: PomClient, args: argparse.Namespace) -> dict:
         return client.report_abandons(job=args.job, window_s=args.window, **common)
     return client.report_agent_time(agent=args.agent, **common)
 
-
-def _table(title: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> Table:
-    table = Table(title=title)
-    for c in columns:
-        table.add_column(c, justify="right" if c in ("attempts", "answered", "abandoned", "rate", "seconds",
-                                                     "entered", "batches", "id") else "left")
-    for row in rows:
-        table.add_row(*("" if row.get(c) is None else json.dumps(row[c]) if isinstance(row.get(c), dict)
-                        else str(row[c]) for c in columns))
-    return table

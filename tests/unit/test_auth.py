@@ -296,12 +296,13 @@ def test_pom_tokens_create_list_revoke_send_the_token(monkeypatch, capsys):
                                      transport=httpx.MockTransport(handler))
 
     monkeypatch.setattr(cli, "PomClient", Client)
-    assert cli.main(["--token", "pom_admin", "tokens", "create", "--role", "integration", "--name", "crm"]) == 0
+    assert cli.main(["--token", "pom_admin", "tokens", "create", "--role", "integration", "--name", "crm",
+                     "--json"]) == 0
     out = capsys.readouterr()
     assert json.loads(out.out)["token"] == "pom_new" and "shown this once" in out.err
     assert cli.main(["--token", "pom_admin", "tokens", "list"]) == 0
     assert cli.main(["--token", "pom_admin", "tokens", "revoke", "2"]) == 0
-    assert "token 2 revoked" in capsys.readouterr().out
+    assert "token 2 revoked" in capsys.readouterr().err
     assert seen == [("POST", "/api/v1/tokens", "Bearer pom_admin", {"name": "crm", "role": "integration"}),
                     ("GET", "/api/v1/tokens", "Bearer pom_admin", None),
                     ("DELETE", "/api/v1/tokens/2", "Bearer pom_admin", None)]

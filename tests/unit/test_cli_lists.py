@@ -130,7 +130,7 @@ def test_dnc_add_sends_a_file_of_addresses_in_bounded_batches(tmp_path, capsys):
     gw.on("POST", "/api/v1/dnc-lists/2/entries", (200, {"added": 10_000, "already": 0}),
           (200, {"added": 7_999, "already": 1}))
     assert run(gw, "dnc", "add", "2", "+44 20 7946 0000", "--file", str(numbers), "--region", "GB",
-               "--contact", "5") == 0
+               "--contact", "5", "--json") == 0
     sent = [json.loads(r.content) for r in gw.requests]
     assert [len(b["addresses"]) for b in sent] == [10_000, 8_001]
     assert sent[0]["addresses"][0] == "+44 20 7946 0000" and sent[0]["region"] == "GB"

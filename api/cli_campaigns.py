@@ -1,0 +1,104 @@
+"""`pom campaigns ...` and `pom rules ...`: campaigns (read, change, enable, disable, delete)
+and the Rule Editor, through the gateway. A `--params` or `--schedule` that is not JSON exits 2
+naming the option, before any request."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .cli_output import UsageError, emit
+from .client import PomClient
+
+CAMPAIGN_COLUMNS = ("id", "name", "enabled", "priority", "zone", "list_id", "strategy_id", "description")
+RULE_COLUMNS = ("id", "kind", "campaign_id", "enabled", "params")
+
+
+def _json(option: str):
+    def parse(text: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{option}: not JSON ({exc})") from None
+    return parse
+
+
+def add_parsers(sub) -> None:
+    campaigns = sub.add_parser("campaigns", help="campaigns: list, show, update, enable, disable, delete")
+    csub = campaigns.add_subparsers(dest="action", required=True)
+    clist = csub.add_parser("list", help="every campaign (all pages)")
+    which = clist.add_mutually_exclusive_group()
+    which.add_argument("--enabled", dest="enabled", action="store_const", const=True, help="the enabled ones only")
+    which.add_argument("--disabled", dest="enabled", action="store_const", const=False, help="the disabled ones only")
+    for action, text in (("show", "one campaign"), ("enable", "enable it: jobs may be created again"),
+                         ("disable", "disable it: no new job, its schedule stops"),
+                         ("delete", "delete it (refused while one of its jobs has not ended)")):
+        csub.add_parser(action, help=text).add_argument("campaign", type=int)
+    update = csub.add_parser("update", help="change its description, priority, schedule or finish")
+    update.add_argument("campaign", type=int)
+    update.add_argument("--description")
+    update.add_argument("--priority", type=int)
+    update.add_argument("--schedule", type=_json("--schedule"), default=argparse.SUPPRESS,
+                        help="the schedule as JSON ('null' removes it)")
+    update.add_argument("--finish", type=_json("--finish"), default=argparse.SUPPRESS,
+                        help="the finish conditions as JSON")
+
+    rules = sub.add_parser("rules", help="the Rule Editor: list, show, create, replace, delete")
+    rsub = rules.add_subparsers(dest="action", required=True)
+    rlist = rsub.add_parser("list", help="every rule (all pages)")
+    scope = rlist.add_mutually_exclusive_group()
+    scope.add_argument("--campaign", type=int, help="this campaign's rules")
+    scope.add_argument("--system", action="store_true", help="the system-wide rules")
+    rsub.add_parser("show").add_argument("rule", type=int)
+    rsub.add_parser("delete").add_argument("rule", type=int)
+    for action, text in (("create", "a new rule"), ("replace", "replace a rule")):
+        r = rsub.add_parser(action, help=text)
+        if action == "replace":
+            r.add_argument("rule", type=int)
+        r.add_argument("kind", help="the rule's kind (docs/rules.md)")
+        r.add_argument("--params", type=_json("--params"), default={}, help="its parameters as a JSON object")
+        r.add_argument("--campaign", type=int, help="a campaign's rule (default: system-wide)")
+        r.add_argument("--disabled", action="store_true")
+
+
+def run(client: PomClient, args: argparse.Namespace) -> int:
+    return _campaigns(client, args) if args.cmd == "campaigns" else _rules(client, args)
+
+
+def _campaigns(client: PomClient, args: argparse.Namespace) -> int:
+    action = args.action
+    if action == "list":
+        return emit(client.campaigns(args.enabled), args, CAMPAIGN_COLUMNS, "campaigns")
+    if action == "delete":
+        client.delete_campaign(args.campaign)
+        print(f"campaign {args.campaign} deleted", file=sys.stderr)
+        return 0
+    if action == "show":
+        out = client.campaign(args.campaign)
+    elif action in ("enable", "disable"):
+        out = client.update_campaign(args.campaign, enabled=action == "enable")
+    else:
+        changes = {k: getattr(args, k) for k in ("description", "priority") if getattr(args, k) is not None}
+        changes.update({k: getattr(args, k) for k in ("schedule", "finish") if hasattr(args, k)})
+        if not changes:
+            raise UsageError("nothing to change: give --description, --priority, --schedule or --finish")
+        out = client.update_campaign(args.campaign, **changes)
+    return emit(out, args, title=f"campaign {out['id']}")
+
+
+def _rules(client: PomClient, args: argparse.Namespace) -> int:
+    action = args.action
+    if action == "list":
+        return emit(client.rules(args.campaign, args.system), args, RULE_COLUMNS, "rules")
+    if action == "delete":
+        client.delete_rule(args.rule)
+        print(f"rule {args.rule} deleted", file=sys.stderr)
+        return 0
+    if action == "show":
+        out = client.rule(args.rule)
+    elif action == "create":
+        out = client.create_rule(args.kind, args.params, args.campaign, not args.disabled)
+    else:
+        out = client.replace_rule(args.rule, args.kind, args.params, args.campaign, not args.disabled)
+    return emit(out, args, title=f"rule {out['id']}")
