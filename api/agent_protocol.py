@@ -97,7 +97,8 @@ class Accept(_Message):
 
 
 class Skip(_Message):
-    """Pass on the preview card `card_id`, optionally with a completion code."""
+    """Pass on the preview card `card_id`: it is not dialled; `code`, one of the card's
+    `skip_codes` (default: the first), is recorded as the attempt's completion code."""
     type: Literal["skip"]
     card_id: Text = Field(min_length=1, max_length=200)
     code: str | None = Field(None, pattern=CODE_NAME.pattern)
@@ -136,7 +137,9 @@ class StateFrame(_Frame):
     state: Literal["logged_out", "not_ready", "ready", "reserved", "on_call", "wrap_up"]
     previous: str | None = Field(description="the state before (null in a resync)")
     event: str = Field(description="login, ready, not_ready, reserve, release, connect, hangup, dispose, "
-                                   "wrap_timeout, logout, force_logoff; attach, detach, move, accept; resync")
+                                   "wrap_timeout, logout, force_logoff; attach, detach, move, accept; resync. "
+                                   "A preview card: reserve (reason preview), then accept (reason agent or "
+                                   "timeout: dialled) or release (reason skipped, timeout or cancelled)")
     reason: str | None = Field(description="not-ready reason, disposition code, why")
     at: datetime = Field(description="when the state began (business time)")
     job_id: int | None = Field(description="the call's job, else the job the agent is attached to")
@@ -148,7 +151,9 @@ class StateFrame(_Frame):
 
 
 class PreviewFrame(_Frame):
-    """A preview card: the contact before the call; answer `accept` or `skip` by `expires_at`."""
+    """A preview card: the contact before the call; answer `accept` or `skip` by `expires_at`
+    (unanswered, the card times out: `on_timeout` dial — the call is placed and put through to
+    this agent — or skip). Logging out, going not ready or disconnecting cancels it."""
     type: Literal["preview"]
     seq: int
     agent: str
@@ -158,6 +163,9 @@ class PreviewFrame(_Frame):
     script: dict[str, str] | None = None
     timeout_s: float | None
     expires_at: datetime | None
+    on_timeout: Literal["dial", "skip"] = Field("dial", description="what the time-out does with the contact")
+    skip_codes: list[str] = Field(default_factory=lambda: ["skipped"],
+                                  description="the completion codes a skip may name (the first is the default)")
 
 
 class CallFrame(_Frame):

@@ -96,11 +96,9 @@ class AgentManager:
     def connect(self, call_id: str, screen: dict | None = None) -> int:
         return self.service.connect(call_id, screen)
 
-    def preview(self, job_id: int, card_id: str, card: dict, timeout_s: float | None = 30.0) -> int | None:
-        return self.service.preview(job_id, card_id, card, timeout_s)
-
-    def take_answers(self, job_id: int) -> dict[str, dict]:
-        return self.service.take_answers(job_id)
+    def offer_cards(self, job_id: int, owner: str, new: dict[str, dict], shown: list[str] = (), **card) -> dict:
+        """A Campaign Manager's preview round: new cards shown, answers taken (core/agents/preview.py)."""
+        return self.service.offer_cards(job_id, owner, new, shown, **card)
 
     def take_dispositions(self, job_id: int | None = None) -> list[dict]:
         return self.service.take_dispositions(job_id)
@@ -162,6 +160,9 @@ class RayAgentSnapshots:
 
     async def settle_calls(self, connect: list[str], release: list[str], hangup: list[str]) -> dict | None:
         return await self._call("settle_calls", connect, release, hangup)
+
+    async def offer_cards(self, job_id: int, owner: str, new: dict[str, dict], shown: list[str], **card) -> dict | None:
+        return await self._call("offer_cards", job_id, owner, new, shown, **card)
 
     async def _call(self, method: str, *args, **kw):
         if self._handle is None:

@@ -36,11 +36,16 @@ class SimConfig:
     wrap_mean_s: float = 10.0
     distribution: str = "lognormal"     # or "exponential"
     sigma: float = 0.6                  # lognormal shape
-    accept_share: float = 0.9           # preview cards accepted; the rest skipped
+    accept_share: float = 0.9           # preview cards accepted
+    ignore_share: float = 0.0           # preview cards left unanswered (they time out); the rest skipped
     codes: tuple[str, ...] = ()         # disposition codes to choose from (default: the call's first)
     callback_share: float = 0.0         # dispositions that ask for a call-back in an hour
     time_scale: float = 1.0             # business seconds per real second
     seed: int = 7
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.accept_share <= 1 and 0 <= self.ignore_share <= 1 - self.accept_share):
+            raise ValueError("accept_share and ignore_share must be shares in [0, 1] adding up to at most 1")
 
 
 @dataclass
@@ -52,6 +57,8 @@ class SimStats:
     disposed: int = 0
     previews: int = 0
     accepted: int = 0
+    skipped: int = 0
+    cards: dict = field(default_factory=dict)             # card id -> accept | skip | ignore
     call_arrivals: list = field(default_factory=list)     # (call id, monotonic time the screen popped)
 
 
@@ -110,12 +117,28 @@ class SimAgent:
                 self.stats.call_arrivals.append((frame["call_id"], time.monotonic()))
                 self.codes[frame["call_id"]] = frame.get("codes") or []
             elif kind == "preview":
-                self.stats.previews += 1
-                take = self._rng.random() < self.config.accept_share
-                self.stats.accepted += take
-                await self.send(type="accept" if take else "skip", card_id=frame["card_id"])
+                await self._preview(frame)
             elif kind == "error":
                 self.stats.errors.append(frame)
+
+    async def _preview(self, frame: dict[str, Any]) -> None:
+        """Accept, skip (with one of the card's skip codes) or leave a preview card unanswered,
+        by `accept_share` and `ignore_share`."""
+        self.stats.previews += 1
+        draw = self._rng.random()
+        cfg, card = self.config, frame["card_id"]
+        if draw < cfg.accept_share:
+            self.stats.accepted += 1
+            self.stats.cards[card] = "accept"
+            await self.send(type="accept", card_id=card)
+        elif draw < cfg.accept_share + cfg.ignore_share:
+            self.stats.cards[card] = "ignore"
+        else:
+            self.stats.skipped += 1
+            self.stats.cards[card] = "skip"
+            codes = frame.get("skip_codes") or [None]
+            code = codes[int(self._rng.integers(len(codes)))]
+            await self.send(type="skip", card_id=card, **({"code": code} if code else {}))
 
     async def _wrap_up(self, call_id: str | None) -> None:
         await asyncio.sleep(self._wrap() / self.config.time_scale)
@@ -152,6 +175,8 @@ class SimFloor:
                 "calls": sum(a.stats.calls for a in self.agents),
                 "disposed": sum(a.stats.disposed for a in self.agents),
                 "previews": sum(a.stats.previews for a in self.agents),
+                "accepted": sum(a.stats.accepted for a in self.agents),
+                "skipped": sum(a.stats.skipped for a in self.agents),
                 "errors": sum(len(a.stats.errors) for a in self.agents)}
 
 
@@ -172,12 +197,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skills", nargs="*", default=[])
     p.add_argument("--wrap", type=float, default=10.0, help="mean wrap-up time, business seconds")
     p.add_argument("--scale", type=float, default=1.0, help="business seconds per real second")
+    p.add_argument("--accept", type=float, default=0.9, help="share of preview cards accepted")
+    p.add_argument("--ignore", type=float, default=0.0, help="share of preview cards left to time out")
     p.add_argument("--token", default=None)
     args = p.parse_args(argv)
     logins = [f"{args.prefix}-{i}" for i in range(args.agents)]
     create_agents(args.gateway, logins, args.skills, args.token)
     url = args.gateway.replace("http", "ws", 1).rstrip("/") + "/api/v1/agents/ws"
-    config = SimConfig(wrap_mean_s=args.wrap, time_scale=args.scale)
+    try:
+        config = SimConfig(wrap_mean_s=args.wrap, time_scale=args.scale, accept_share=args.accept,
+                           ignore_share=args.ignore)
+    except ValueError as exc:
+        p.error(str(exc))
 
     async def go() -> None:
         floor = SimFloor(url, logins, config, args.token)

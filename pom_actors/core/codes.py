@@ -44,6 +44,8 @@ SYSTEM_CODES: dict[str, CompletionCode] = _codes(
     CompletionCode("call_failed"),
     # a live answer not connected to an agent in time (agent-based campaigns)
     CompletionCode("abandoned", counts_as_abandon=True),
+    # a preview card the agent passed on: the contact was not dialled
+    CompletionCode("skipped"),
     # outcomes of SMS, e-mail and webhook attempts
     CompletionCode("delivered", final=True),
     CompletionCode("bounced", address_uncallable=True),

@@ -479,6 +479,11 @@ class _Checker:
                 self.fault(path, f"unknown contact attribute {field!r}")
         if h.type != "call" and h.pacing.mode != "time_based":
             self.fault(f"{base}.pacing.mode", f"only call handlers pace by agents; a {h.type} handler is time_based")
+        if h.pacing.mode == "preview" and self.book is not None:
+            for i, code in enumerate(h.pacing.settings.get("skip_codes") or ()):
+                if code not in self.book:
+                    self.fault(f"{base}.pacing.settings.skip_codes.{i}",
+                               f"unknown completion code {code!r}: a system code or one of custom_codes")
         for field in ("agents", "script"):
             if getattr(h, field) is not None and not h.agent_based:
                 self.fault(f"{base}.{field}", f"{field} applies to call handlers with an agent-based pacing mode "

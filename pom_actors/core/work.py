@@ -14,7 +14,6 @@ from typing import Any
 
 from .nextstep import NextStep, Progress, address_for, next_step
 from .orders import Order
-from .pacing.live import LIVE_MODES
 from .rules import ALLOWED, Candidate, Verdict
 from .strategy import Strategy
 from .templates import render
@@ -155,7 +154,7 @@ def plan(item: Item, verdict: Verdict, strategy: Strategy, *, campaign_id: int, 
                  retries=handler.retries, ring_timeout=handler.ring_timeout,
                  payload={"contact_id": item.contact_id, "job_id": item.job_id, **item.contact}
                  if handler.type == "custom" else {},
-                 bridge=handler.type == "call" and handler.pacing.mode in LIVE_MODES)  # preview: agent first
+                 bridge=handler.agent_based)     # preview too: the agent who accepted its card
     return Planned(row, order=order)
 
 

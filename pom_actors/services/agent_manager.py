@@ -29,13 +29,13 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from ..config import Settings
 from ..core.agents.attachment import (DEFAULT_WRAP_LIMIT_S, AttachmentError, JobSpec, Seat, check_move, plan,
                                       with_limits)
+from ..core.agents import preview as cards
 from ..core.agents.desk import DispositionError, check_disposition
 from ..core.agents.licenses import POOLS, Allocation, Demand, LicensePools, allocate
 from ..core.agents.snapshot import pacer_snapshot
@@ -48,19 +48,11 @@ from ..store.agents import AgentStore
 log = logging.getLogger(__name__)
 S, E = AgentState, AgentEvent
 RESERVE_TIMEOUT_S = 10.0      # a reservation never connected is released after this (lost messages)
-PREVIEW_DIAL_S = 180.0        # an accepted preview offer is held this long for its call to connect
+# An accepted preview card's agent is held while its call is placed: this many business seconds
+# of ringing, on top of the reservation's real-time allowance (the manager's round, the dispatch).
+PREVIEW_DIAL_S = 180.0
 FEED_MAX = 65_536             # feed entries kept for gateways that fall behind (then: reset)
 _UNSET = object()
-
-
-@dataclass(slots=True)
-class Offer:
-    """A preview card shown to an agent (the agent is reserved for it, call id = card id)."""
-
-    agent_id: int
-    job_id: int
-    at: datetime
-    accepted: bool = False
 
 
 class UnknownAgent(KeyError):
@@ -107,8 +99,8 @@ class AgentManagerService:
         self.dirty: set[int] = set()                       # agents whose row is not yet written
         self.rebalance_due = False
         self.overrides: dict[int, dict[str, Any]] = {}    # job -> limits a supervisor set (set_job)
-        self.offers: dict[str, Offer] = {}                 # preview card -> offer
-        self.answers: dict[int, dict[str, dict]] = {}      # job -> card -> the agent's answer (not yet taken)
+        self.offers: dict[str, cards.Card] = {}            # preview card -> card (shown or dialled)
+        self.answers: dict[tuple[int, str | None], dict[str, dict]] = {}   # (job, owner) -> card -> answer not yet taken
         self.call_codes: dict[str, list[str]] = {}        # call -> codes its screen allowed
         self.dispositions: list[dict[str, Any]] = []       # dispositions not yet taken by their caller
         # the change feed: (seq, agent id, Transition | pushed frame); a new incarnation per reset
@@ -222,6 +214,7 @@ class AgentManagerService:
         return self.view(agent_id)
 
     def logout(self, agent_id: int) -> dict:
+        self._withdraw(self._agent(agent_id), "logged out")
         self._do(self._agent(agent_id), E.LOGOUT)
         return self.view(agent_id)
 
@@ -230,6 +223,8 @@ class AgentManagerService:
         return self.view(agent_id)
 
     def not_ready(self, agent_id: int, reason: str) -> dict:
+        if reason:
+            self._withdraw(self._agent(agent_id), reason)
         self._do(self._agent(agent_id), E.NOT_READY, reason=reason)
         return self.view(agent_id)
 
@@ -302,68 +297,108 @@ class AgentManagerService:
         raise ValueError(f"unknown supervisor command {command!r}")
 
     # -- preview --------------------------------------------------------------------------
-    def preview(self, job_id: int, card_id: str, card: dict[str, Any], timeout_s: float | None = 30.0) -> int | None:
+    def preview(self, job_id: int, card_id: str, card: dict[str, Any], timeout_s: float | None = 30.0, *,
+                owner: str | None = None, on_timeout: str = "dial",
+                skip_codes: Iterable[str] = (cards.SKIPPED,)) -> int | None:
         """Offer a preview card of job `job_id` to its longest-ready agent, who is reserved for
         it (call id = card id) and shown `card` (`core.agents.desk.preview_card`); None if no
-        agent of the job is ready. The agent answers `accept` or `skip` (`take_answers`); an
-        offer unanswered for `timeout_s` (and the generic reservation timeout) is released as
-        `timeout`."""
+        agent of the job is ready. The card ends once (core/agents/preview.py): the agent's
+        `accept` or `skip`, the time-out after `timeout_s` (None: none) by `on_timeout`, or a
+        cancel; its answer waits for `owner` (`take_answers`)."""
         if card_id in self.offers:
             return self.offers[card_id].agent_id
-        agent_id = self.reserve(job_id, card_id)
+        agent_id = self.reserve(job_id, card_id, reason="preview")
         if agent_id is None:
             return None
         now = self.clock.now()
-        self.offers[card_id] = Offer(agent_id, job_id, now)
-        if timeout_s is not None:
-            self.reservations[agent_id] = now + timedelta(seconds=timeout_s)
+        c = self.offers[card_id] = cards.Card(card_id, agent_id, job_id, owner, now, timeout_s, on_timeout,
+                                              tuple(skip_codes) or (cards.SKIPPED,))
+        if timeout_s is None:
+            self.reservations.pop(agent_id, None)          # no time-out: the agent answers
+        else:
+            self.reservations[agent_id] = c.expires_at
         self.push(agent_id, {"type": "preview", **card, "card_id": card_id, "job_id": job_id,
-                             "timeout_s": timeout_s,
-                             "expires_at": None if timeout_s is None else now + timedelta(seconds=timeout_s)})
+                             "timeout_s": timeout_s, "expires_at": c.expires_at, "on_timeout": on_timeout,
+                             "skip_codes": list(c.skip_codes)})
         return agent_id
 
-    def _offer_of(self, agent_id: int, card_id: str) -> Offer:
+    def offer_cards(self, job_id: int, owner: str, new: dict[str, dict[str, Any]], shown: Iterable[str] = (), *,
+                    timeout_s: float | None = 30.0, on_timeout: str = "dial",
+                    skip_codes: Iterable[str] = (cards.SKIPPED,)) -> dict[str, Any]:
+        """A Campaign Manager's preview round, one call: show its `new` cards (in order, while
+        agents of the job are ready), hand it the answers waiting for it, and close as
+        `cancelled` the cards it still thinks `shown` that are known here no more (lost in a
+        restart; an agent still reserved for one is released). Returns `offered` (card ->
+        agent, None: no agent ready), `answers` (card -> `Answer.as_dict`) and `ready` (the
+        job's ready agents left)."""
+        offered: dict[str, int | None] = {}
+        for card_id, card in new.items():
+            offered[card_id] = agent = self.preview(job_id, card_id, card, timeout_s, owner=owner,
+                                                    on_timeout=on_timeout, skip_codes=skip_codes)
+            if agent is None:
+                break
+        answers = self.take_answers(job_id, owner)
+        now = self.clock.now()
+        for card_id in shown:
+            if card_id not in self.offers and card_id not in answers:
+                agent_id = self.release(card_id, "cancelled")
+                answers[card_id] = {"card_id": card_id, "agent_id": agent_id, "answer": "cancelled", "dial": False,
+                                    "code": cards.CANCELLED, "at": now, "shown_s": 0.0, "reason": "lost"}
+        return {"offered": offered, "answers": answers, "ready": len(self.ready.get(job_id, ()))}
+
+    def _offer_of(self, agent_id: int, card_id: str) -> cards.Card:
         offer = self.offers.get(card_id)
-        if offer is None or offer.agent_id != agent_id or offer.accepted:
+        if offer is None or offer.agent_id != agent_id or not offer.open:
             raise DispositionError("card_id", f"no preview card {card_id!r} is waiting for this agent")
         return offer
 
-    def _answer(self, offer: Offer, card_id: str, answer: str, code: str | None = None) -> None:
-        self.answers.setdefault(offer.job_id, {})[card_id] = {
-            "answer": answer, "agent_id": offer.agent_id, "code": code, "at": self.clock.now(),
-            "shown_for": (self.clock.now() - offer.at).total_seconds()}
+    def _answer(self, offer: cards.Card, answer: cards.Answer) -> None:
+        self.answers.setdefault((offer.job_id, offer.owner), {})[offer.card_id] = answer.as_dict()
+        agent = self.agents[offer.agent_id]
+        if answer.dial:                                    # held while its call is placed
+            self.reservations[agent.id] = answer.at + timedelta(seconds=PREVIEW_DIAL_S) + self.reserve_timeout
+            self._record([note(agent, answer.at, "accept", "timeout" if answer.answer == "timeout" else "agent")])
+        else:                                              # the agent is free again
+            self.offers.pop(offer.card_id, None)
+            self.release(offer.card_id, answer.answer if answer.answer != "skip" else "skipped")
 
     def accept(self, agent_id: int, card_id: str) -> dict:
         """The agent takes the previewed contact: it stays reserved while the call is placed."""
         offer = self._offer_of(agent_id, card_id)
-        offer.accepted = True
-        now = self.clock.now()
-        self.reservations[agent_id] = now + timedelta(seconds=PREVIEW_DIAL_S)
-        self._answer(offer, card_id, "accept")
-        self._record([note(self.agents[agent_id], now, "accept", card_id)])
+        self._answer(offer, cards.accept(offer, self.clock.now()))
         return self.view(agent_id)
 
     def skip(self, agent_id: int, card_id: str, code: str | None = None) -> dict:
-        """The agent passes on the previewed contact: the offer ends and the agent is ready."""
+        """The agent passes on the previewed contact (with one of the card's skip codes): the
+        card ends and the agent is ready."""
         offer = self._offer_of(agent_id, card_id)
-        self._answer(offer, card_id, "skip", code)
-        self.offers.pop(card_id, None)
-        self.release(card_id, "skipped")
+        self._answer(offer, cards.skip(offer, self.clock.now(), code))
         return self.view(agent_id)
 
-    def take_answers(self, job_id: int) -> dict[str, dict]:
-        """The answers to job `job_id`'s preview cards since the last call (card -> answer)."""
-        return self.answers.pop(job_id, {})
+    def _withdraw(self, agent: Agent, reason: str) -> None:
+        """An agent leaving (logout, not ready, a lost desktop) while a card waits for its
+        answer: the card is cancelled and the contact returned, never dialled."""
+        offer = self.offers.get(agent.call_id) if agent.state == S.RESERVED and agent.call_id else None
+        if offer is not None and offer.open:
+            self._answer(offer, cards.cancel(offer, self.clock.now(), reason))
+
+    def take_answers(self, job_id: int, owner: str | None = None) -> dict[str, dict]:
+        """The answers to the preview cards of job `job_id` offered for `owner` since the last
+        call (card -> answer)."""
+        return self.answers.pop((job_id, owner), {})
 
     def force_logoff(self, agent_id: int, reason: str = "supervisor") -> dict:
-        """Supervisor command: out now, or when the agent's call ends (docs/agents.md)."""
+        """Supervisor command: out now, or when the agent's call ends (docs/agents.md); a
+        preview card it holds unanswered is cancelled."""
+        self._withdraw(self._agent(agent_id), reason)
         self._do(self._agent(agent_id), E.FORCE_LOGOFF, reason=reason)
         return self.view(agent_id)
 
     # -- calls: the hot path ----------------------------------------------------------------
-    def reserve(self, job_id: int, call_id: str) -> int | None:
-        """The agent (longest ready of the job) now reserved for answered call `call_id`, or
-        None if no agent of the job is ready. A call already reserved gets the same agent."""
+    def reserve(self, job_id: int, call_id: str, reason: str | None = None) -> int | None:
+        """The agent (longest ready of the job) now reserved for answered call `call_id` (or
+        a preview card, `reason` "preview"), or None if no agent of the job is ready. A call
+        already reserved gets the same agent (an accepted card's call when it is answered)."""
         held = self.calls.get(call_id)
         if held is not None:
             return held
@@ -372,7 +407,7 @@ class AgentManagerService:
             self.stats["no_agent"] += 1
             return None
         agent = self.agents[next(iter(ready))]
-        self._do(agent, E.RESERVE, job_id=job_id, call_id=call_id)
+        self._do(agent, E.RESERVE, job_id=job_id, call_id=call_id, reason=reason)
         self.stats["reserved"] += 1
         return agent.id
 
@@ -654,9 +689,12 @@ class AgentManagerService:
         lapsed = [a for a, deadline in self.reservations.items() if deadline <= now]
         for agent_id in lapsed:
             call = self.agents[agent_id].call_id
-            offer = self.offers.pop(call, None) if call is not None else None
-            if offer is not None and not offer.accepted:
-                self._answer(offer, call, "timeout")
+            offer = self.offers.get(call) if call is not None else None
+            expired = cards.expire(offer, now) if offer is not None else None
+            if expired is not None:                       # a card's time-out: dial it or release
+                self._answer(offer, expired)
+                continue
+            self.offers.pop(call, None)
             self._do(self.agents[agent_id], E.RELEASE, now, reason="reservation timed out")
             self.call_codes.pop(call, None)
         self.stats["wrap_timeouts"] += wraps

@@ -15,7 +15,10 @@ is gone and `GatewaySlow` for one that did not answer in time) the media gateway
 jobs `agents.snapshot(job_id, index, managers)`, this manager's share of the job's agents
 (core/pacing/live.py: fetched every `AGENT_REFRESH_S`, never per contact), and `agents.reserve`
 / `agents.settle_calls` for the answered calls it bridges onto agents (`_bridge`: one batch per
-cycle, the decision in core/agents/bridge.py).
+cycle, the decision in core/agents/bridge.py). A preview handler's claimed contacts are held
+as cards (`_preview`, core/agents/preview.py): `agents.offer_cards` shows them to ready agents
+and returns their answers; an accepted card's order is dispatched then, and its call, once
+answered, is bridged onto the agent who holds it.
 """
 from __future__ import annotations
 
@@ -31,13 +34,15 @@ from typing import Any, Protocol
 
 from ..config import Settings
 from ..core.agents.bridge import ANSWERED, BRIDGE_WAIT_S, deadline, decide, expired
-from ..core.agents.desk import screen_pop
+from ..core.agents.desk import preview_card, screen_pop
+from ..core.agents.preview import HeldOrders
 from ..core.clock import Clock
 from ..core.events import ATTEMPTS_TOPIC, job_key, restricted_event, settled_event
 from ..core.histogram import Histogram
 from ..core.lifecycle import DISPATCHING
 from ..core.load import SlowDown
 from ..core.orders import Order, OrderRecord, Outcome, Refusal
+from ..core.pacing.factory import parse_pacing_config
 from ..core.pacing.live import AGENT_REFRESH_S, HandlerPacer
 from ..core.pacing.snapshot import EventKind, PacerEvent, PacerSnapshot, PacingDecision, RuleCounters
 from ..core.pacing.window import WARM_WINDOW_S, Outcomes, window_since
@@ -92,6 +97,8 @@ class AgentSnapshots(Protocol):
     async def snapshot(self, job_id: int, index: int, managers: int) -> PacerSnapshot | None: ...
     async def reserve(self, job_id: int, call_ids: list[str], screens: dict[str, dict]) -> dict[str, int | None]: ...
     async def settle_calls(self, connect: list[str], release: list[str], hangup: list[str]) -> dict | None: ...
+    async def offer_cards(self, job_id: int, owner: str, new: dict[str, dict], shown: list[str], *,
+                          timeout_s: float | None, on_timeout: str, skip_codes: list[str]) -> dict | None: ...
 
 
 class ManagerService:
@@ -124,6 +131,12 @@ class ManagerService:
         # answered calls waiting for an agent: call -> (answered at, its deadline, gateway, screen pop)
         self.answered: dict[str, tuple[datetime, datetime, str, dict]] = {}
         self.hangups: list[str] = []                       # bridged calls ended, not yet told
+        self.unheld: list[str] = []                        # accepted cards' calls ended unanswered, not yet told
+        # Preview handlers: their settings and their contacts held as cards until an agent answers.
+        self.previews = {n: parse_pacing_config({**h.pacing.settings, "mode": "preview"})
+                         for n, h in self.strategy.handlers.items() if h.type == "call" and h.pacing.mode == "preview"}
+        self.cards = {n: HeldOrders() for n in self.previews}
+        self.offered = -float("inf")                       # time.monotonic() of the last offer round
         # Seconds from the start of the claim to the gateway accepting the order (per order).
         self.dispatch_latency = Histogram()
         # Business seconds from a person answering to the call bridged onto an agent (the rule's 2 s).
@@ -167,7 +180,9 @@ class ManagerService:
                 "seconds": {k: round(v, 3) for k, v in self.timing.items()},
                 "pacing": {k: dict(p.figures) for k, p in self.pacers.items()},
                 "dispatch_latency": self.dispatch_latency.as_dict(),
-                "answer_to_agent": self.answer_to_agent.as_dict(), **self.stats}
+                "answer_to_agent": self.answer_to_agent.as_dict(),
+                "cards": {n: {"queued": len(h.queued), "shown": len(h.shown), "dialled": len(h.dialled),
+                              "ready": h.ready} for n, h in self.cards.items()}, **self.stats}
 
     async def run(self) -> None:
         """Cycle for ever; a failed cycle rolled back, so start again from the database."""
@@ -191,6 +206,8 @@ class ManagerService:
         self.inflight.clear()
         self.watch.clear()
         self.unfenced.clear()
+        for held in self.cards.values():                   # adopted anew and looked up: never dialled twice
+            held.forget([*held.queued, *held.shown])
         if self.store.broken:
             try:
                 self.store = self.open_store()
@@ -204,11 +221,14 @@ class ManagerService:
             await self._renew()
         with self._timed("collect"):
             outcomes = await self._collect()
-        if outcomes or self.answered or self.hangups:
+        if outcomes or self.answered or self.hangups or self.unheld:
             with self._timed("bridge"):
                 outcomes = await self._bridge(outcomes)
-        now = self.clock.now()
         dispatching = self.state in DISPATCHING and self.held and not self.draining
+        if self.cards and self.agents is not None:
+            with self._timed("preview"):
+                outcomes = outcomes + await self._preview(bool(dispatching))
+        now = self.clock.now()
         gateway = self._gateway() if dispatching else None     # none running yet: settle only
         if gateway:
             await self._refresh_pacing()
@@ -232,6 +252,7 @@ class ManagerService:
                 sent = await self._plan(items, valid, gateway, now)
         # Committed: these attempts are in flight (a rolled-back cycle leaves nothing behind).
         self.inflight.update((item.attempt_id, (item, row)) for item, row, _ in sent)
+        sent = self._hold_cards(sent)
         if sent:
             crash_point("after_intent")
             with self._timed("dispatch"):
@@ -285,6 +306,8 @@ class ManagerService:
             if pacer.by_agents:
                 decided[name] = (pacer, decision)
             batch = min(decision.dials, self.settings.batch_size)
+            if name in self.cards:              # preview: a contact per ready agent without a card
+                batch = min(batch, self.cards[name].wanted(self.index, self.managers))
             budgets[name] = self._slowdown.scale(name, batch, self.slow_factor)
             pacer.figures["granted"] += budgets[name]
             self._unplaced(name, decision.dials - batch)
@@ -354,6 +377,10 @@ class ManagerService:
         for r in refused:                       # a newer epoch took the shard: its holder reconciles
             self.inflight.pop(r.attempt_id, None)
             self.stats["refused"] += 1
+            for cards in self.cards.values():
+                if r.attempt_id in cards.dialled:    # an accepted card's order: its agent is free
+                    cards.dialled.discard(r.attempt_id)
+                    self.unheld.append(r.attempt_id)
         self.stats["dispatched"] += len(batch) - len(refused)
         if claim_started is not None:       # every accepted order of the batch: claim -> accepted
             self.dispatch_latency.observe(time.monotonic() - claim_started, len(batch) - len(refused))
@@ -394,6 +421,11 @@ class ManagerService:
                 self.answered.pop(o.attempt_id, None)
                 if "agent_id" in o.details and self.agents is not None:
                     self.hangups.append(o.attempt_id)
+                for held in self.cards.values():
+                    if o.attempt_id in held.dialled:   # an accepted card's call ended
+                        held.dialled.discard(o.attempt_id)
+                        if "agent_id" not in o.details:    # never put through: its agent is free
+                            self.unheld.append(o.attempt_id)
                 outcomes.append(o)
             elif o.attempt_id in self.inflight and o.attempt_id not in self.answered:
                 item, row = self.inflight[o.attempt_id]
@@ -423,7 +455,8 @@ class ManagerService:
         now = self.clock.now()
         for call in connect:
             self.answer_to_agent.observe(max(0.0, (now - asks[call][0]).total_seconds()))
-        release = [*d.release, *(c for c in d.connect if c in refused)]
+        release = [*d.release, *(c for c in d.connect if c in refused), *self.unheld]
+        self.unheld = []
         for call in (*connect, *release, *d.abandon):
             self.answered.pop(call, None)
         hangups, self.hangups = self.hangups, []
@@ -432,6 +465,65 @@ class ManagerService:
         self.stats["bridged"] += len(connect)
         self.stats["bridge_refused"] += len(release)
         return outcomes
+
+    def _hold_cards(self, sent: list[tuple[Item, AttemptRow, Order]]) -> list[tuple[Item, AttemptRow, Order]]:
+        """Hold the orders of preview handlers as cards (their contact and script shown to an
+        agent first); the others, to dispatch now."""
+        out = []
+        for item, row, order in sent:
+            if item.handler in self.cards:
+                self.cards[item.handler].hold(order, preview_card(
+                    item.attempt_id, self.job_id, item.contact, self.previews[item.handler].timeout_s,
+                    self.strategy.handlers[item.handler].script))
+            else:
+                out.append((item, row, order))
+        return out
+
+    async def _preview(self, dispatching: bool) -> list[Outcome]:
+        """A round per preview handler (one Agent Manager call each, with cards to show, else
+        every `AGENT_REFRESH_S`): its queued cards shown to ready agents (while the job
+        dispatches; otherwise returned, never dialled), its shown cards' answers acted on:
+        accepted (or timed out to dial) ones dispatched, the others' outcomes returned to be
+        settled in this cycle (core/agents/preview.py). Accepted cards this manager does not
+        hold (a lost shard, a restart) free their agents."""
+        t = time.monotonic()
+        if t - self.offered < AGENT_REFRESH_S and not (dispatching and any(h.queued for h in self.cards.values())):
+            return []
+        self.offered = t
+        now, out, strays = self.clock.now(), [], []
+        dial: dict[str, list[Order]] = defaultdict(list)
+        for name, held in self.cards.items():
+            cfg = self.previews[name]
+            if not dispatching:
+                for aid in list(held.queued):
+                    held.queued.pop(aid)
+                    out.append(Outcome(aid, "cancelled", now, {"card": "returned", "not_sent": True}))
+            r = await self.agents.offer_cards(
+                self.job_id, f"{self.name}/{name}", {a: c for a, (_, c) in held.queued.items()}, list(held.shown),
+                timeout_s=cfg.timeout_s, on_timeout="dial" if cfg.dial_on_timeout else "skip",
+                skip_codes=list(cfg.skip_codes))
+            if r is None:                       # the Agent Manager did not answer: next round
+                continue
+            held.ready = r["ready"]
+            held.placed(r["offered"])
+            orders, settle, lost = held.answered(r["answers"])
+            for order in orders:
+                entry = self.inflight.get(order.attempt_id)
+                if entry is None:                  # no longer this manager's to send
+                    held.dialled.discard(order.attempt_id)
+                    lost.append(order.attempt_id)
+                else:
+                    dial[entry[1].gateway].append(order)
+            out += settle
+            strays += lost
+            self.stats["cards_shown"] += sum(1 for a in r["offered"].values() if a is not None)
+            for a in r["answers"].values():
+                self.stats[f"cards_{a['answer']}"] += 1
+        if strays:
+            await self.agents.settle_calls([], strays, [])
+        for gateway, orders in dial.items():
+            await self._dispatch(gateway, orders)
+        return out
 
     async def _lookup(self, attempt_ids: set[str]) -> list[Outcome]:
         """Outcomes of watched attempts, decided by `core.reconcile` from the record of the
@@ -481,7 +573,7 @@ class ManagerService:
                 if row.code in self._abandon:
                     self.stats["abandons"] += 1
         self.store.write_attempts([row for row, _ in done])
-        calls = [row for row, s in done if s and row.channel == "call"]
+        calls = [row for row, s in done if s and row.channel == "call" and "card" not in row.details]
         if calls:       # the campaign's rule window, in this transaction; the pacers learn
             self.store.count_calls(self.campaign_id, self.outcomes.buckets(
                 (r.code, r.completed_at, r.details) for r in calls))
@@ -503,6 +595,8 @@ class ManagerService:
             if item.shard not in held:      # lost: the new holder reconciles it
                 del self.inflight[aid]
                 self.watch.discard(aid)
+                for cards in self.cards.values():
+                    cards.forget([aid])
         if gained:
             await self._adopt(gained)
 

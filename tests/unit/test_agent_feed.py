@@ -157,17 +157,22 @@ def test_preview_offer_accept_skip_and_timeout():
     f.staff()
     f.svc.tick()
     cursor = f.svc.cursor
-    first = f.svc.preview(1, "card-1", {"contact": {"first_name": "Ann"}}, timeout_s=20)
-    second = f.svc.preview(1, "card-2", {"contact": {"first_name": "Bob"}}, timeout_s=20)
-    third = f.svc.preview(1, "card-3", {"contact": {"first_name": "Cy"}}, timeout_s=20)
+    kw = {"timeout_s": 20, "on_timeout": "skip", "skip_codes": ("skipped", "wrong_person"), "owner": "m"}
+    first = f.svc.preview(1, "card-1", {"contact": {"first_name": "Ann"}}, **kw)
+    second = f.svc.preview(1, "card-2", {"contact": {"first_name": "Bob"}}, **kw)
+    third = f.svc.preview(1, "card-3", {"contact": {"first_name": "Cy"}}, **kw)
     assert len({first, second, third}) == 3 and f.svc.preview(1, "card-4", {}) is None
     _, got = frames(f.svc, cursor)
     cards = [x for x in got if x["type"] == "preview"]
     assert [c["card_id"] for c in cards] == ["card-1", "card-2", "card-3"]
     assert cards[0]["contact"] == {"first_name": "Ann"} and cards[0]["expires_at"] == f.clock.t + timedelta(seconds=20)
+    assert cards[0]["skip_codes"] == ["skipped", "wrong_person"] and cards[0]["on_timeout"] == "skip"
     login = {i: f.svc.view(i)["login"] for i in f.ids}
     f.svc.desk(login[first], "accept", card_id="card-1")
-    f.svc.desk(login[second], "skip", card_id="card-2", code="skip")
+    with pytest.raises(DispositionError) as bad:
+        f.svc.desk(login[second], "skip", card_id="card-2", code="nope")
+    assert bad.value.field == "code"
+    f.svc.desk(login[second], "skip", card_id="card-2", code="wrong_person")
     with pytest.raises(DispositionError) as bad:
         f.svc.desk(login[first], "accept", card_id="card-2")
     assert bad.value.field == "card_id"
@@ -175,11 +180,18 @@ def test_preview_offer_accept_skip_and_timeout():
     f.clock.advance(21)
     f.svc.tick()                                          # card-3 unanswered: released; card-1 accepted: held
     assert f.svc.view(third)["state"] == "ready" and f.svc.view(first)["state"] == "reserved"
-    answers = f.svc.take_answers(1)
-    assert {c: a["answer"] for c, a in answers.items()} == {"card-1": "accept", "card-2": "skip", "card-3": "timeout"}
-    assert answers["card-2"]["code"] == "skip"
+    assert f.svc.take_answers(1) == {}                    # the answers are the owner's
+    answers = f.svc.take_answers(1, "m")
+    assert {c: (a["answer"], a["dial"], a["code"]) for c, a in answers.items()} == {
+        "card-1": ("accept", True, None), "card-2": ("skip", False, "wrong_person"),
+        "card-3": ("timeout", False, "timeout")}
     f.svc.connect("card-1")                               # the accepted card's call is put through
     assert f.svc.view(first)["state"] == "on_call"
+    f.svc.flush()
+    ends = [(t.call_id, t.event, t.reason) for t in f.db.events if t.call_id in ("card-1", "card-2", "card-3")]
+    assert ("card-1", "accept", "agent") in ends and ("card-2", "release", "skipped") in ends
+    assert ("card-3", "release", "timeout") in ends
+    assert [e for e in ends if e[1] == "reserve"] == [(c, "reserve", "preview") for c in ("card-1", "card-2", "card-3")]
 
 
 # -- jobs from the director ------------------------------------------------------------------------

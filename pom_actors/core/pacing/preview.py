@@ -11,9 +11,10 @@ from pom_actors.core.pacing.snapshot import PacerSnapshot, PacingDecision, cappe
 
 class PreviewConfig(PacerConfig):
     mode: Literal["preview"] = "preview"
-    timeout_s: float | None = Field(30.0, gt=0, description="seconds an offer may stay unanswered; None = no timeout")
-    dial_on_timeout: bool = Field(True, description="on timeout dial the contact (True) or take it back (False)")
-    skip_codes: tuple[str, ...] = Field(("skip",), min_length=1, description="completion codes an agent may skip with")
+    timeout_s: float | None = Field(30.0, gt=0, le=3600, description="seconds an offer may stay unanswered; None = no timeout")
+    dial_on_timeout: bool = Field(True, description="on timeout dial the contact (True) or settle it as `timeout` (False)")
+    skip_codes: tuple[str, ...] = Field(("skipped",), min_length=1, max_length=32,
+                                        description="completion codes an agent may skip with (the strategy's)")
 
 
 class PreviewPacer(Pacer):

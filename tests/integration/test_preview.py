@@ -1,0 +1,110 @@
+"""A preview job worked by simulated agents over real WebSockets: the director, two Campaign
+Managers, the Agent Manager, the voice simulator and the gateway's agent hub, served by uvicorn.
+
+Every contact is handed to an agent first: its card is accepted (the call is dialled once and
+put through to that agent), skipped (not dialled: the ledger has the agent's skip code) or left
+to time out (the strategy settles it as `timeout`), exactly once — the ledger, the gateways'
+orders and the agents' log (agent_events) agree card by card. The session's clock runs 600
+times real time: the card's 600 business seconds are one real second.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import pytest
+
+from pom_actors.core.lifecycle import TERMINAL, JobState
+from pom_actors.sim_agents import SimConfig, SimFloor
+from pom_actors.store import jobs as jobstore
+
+from .conftest import SCALE, gateway_orders, phone_contacts, served_gateway
+
+pytestmark = pytest.mark.timeout(180)
+AGENTS = 3
+CONTACTS = 30
+
+
+def test_a_preview_job_accepts_skips_or_times_out_every_contact_once(pom, campaigns, conn, admin_token):
+    tag = time.monotonic_ns() % 10**9
+    skill = f"preview-{tag}"
+    logins = [f"preview-{tag}-{i}" for i in range(AGENTS)]
+    strategy = {"name": f"preview-{tag}", "initial": "call", "custom_codes": ["wrong_person"],
+                "handlers": {"call": {"type": "call", "addresses": ["phone1"],
+                                      "pacing": {"mode": "preview", "settings": {
+                                          "timeout_s": 600, "dial_on_timeout": False,
+                                          "skip_codes": ["skipped", "wrong_person"]}},
+                                      "agents": {"skills": [skill], "wrap_up": "30s"},
+                                      "script": {"text": "Hello {first_name}"},
+                                      "results": {"default": "done"}}}}
+    campaign = campaigns.make(strategy, phone_contacts(CONTACTS))
+    figures: dict = {}
+    with served_gateway(pom.settings) as address:
+        http = httpx.Client(base_url=f"http://{address}", timeout=30,
+                            headers={"Authorization": f"Bearer {admin_token}"})
+        for login in logins:
+            r = http.post("/api/v1/agents", json={"login": login, "name": login, "skills": [skill]})
+            assert r.status_code == 201, r.text
+
+        async def scenario():
+            floor = SimFloor(f"ws://{address}/api/v1/agents/ws", logins,
+                             SimConfig(wrap_mean_s=5.0, time_scale=SCALE, accept_share=0.5, ignore_share=0.25),
+                             token=admin_token)
+            await floor.start()
+            try:
+                deadline = time.monotonic() + 20
+                while {a.state for a in floor.agents} != {"ready"} and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                job = await asyncio.to_thread(campaigns.start, campaign)
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    state = (await asyncio.to_thread(jobstore.job, conn, job))["state"]
+                    if JobState(state) in TERMINAL:
+                        break
+                    await asyncio.sleep(0.2)
+                await asyncio.sleep(1.0)                     # the last wrap-ups disposed, the last flush
+                figures.update(floor.summary(), job=job,
+                               cards={c: act for a in floor.agents for c, act in a.stats.cards.items()},
+                               pops={c for a in floor.agents for c, _ in a.stats.call_arrivals})
+            finally:
+                await floor.close()
+
+        asyncio.run(scenario())
+    job = figures["job"]
+    assert campaigns.wait(job, timeout=5)["state"] == "completed"
+    rows = conn.execute("SELECT work_item_id || '.' || attempt_no, work_item_id, code, details FROM attempts "
+                        "WHERE job_id = %s AND verdict = 'allowed'", (job,)).fetchall()
+    returned = [r for r in rows if (r[3] or {}).get("not_sent")]       # cards withdrawn: due again
+    final = {aid: (code, d) for aid, _, code, d in rows if not (d or {}).get("not_sent")}
+    assert len(final) == CONTACTS == len({item for _, item, code, d in rows if not (d or {}).get("not_sent")})
+    cards = figures["cards"]                                         # card -> what its agent did
+    assert set(final) <= set(cards) and all(r[0] in cards for r in returned)
+    events: dict[str, list[tuple[int, str, str | None]]] = {}
+    for agent, call, event, reason in conn.execute(
+            "SELECT e.agent_id, e.call_id, e.event, e.reason FROM agent_events e JOIN agents a ON a.id = e.agent_id "
+            "WHERE a.login = ANY(%s) AND e.call_id IS NOT NULL ORDER BY e.id", (logins,)):
+        events.setdefault(call, []).append((agent, event, reason))
+    dialled = gateway_orders()
+    accepted = {c for c, act in cards.items() if act == "accept" and c in final}
+    assert sorted(c for c in dialled if c in cards) == sorted(accepted)     # each accepted card dialled once
+    for card_id, (code, details) in final.items():
+        log = events[card_id]
+        assert log[0][1:] == ("reserve", "preview"), (card_id, log)
+        ends = [(e, r) for _, e, r in log if e == "accept" or (e == "release" and r in ("skipped", "timeout", "cancelled"))]
+        act = cards[card_id]
+        if act == "accept":                            # dialled and, if a person answered, put through to that agent
+            assert ends == [("accept", "agent")] and code not in ("skipped", "timeout")
+            if code == "answer_human":
+                assert details["agent_id"] == log[0][0] and card_id in figures["pops"]
+        elif act == "skip":
+            assert ends == [("release", "skipped")] and code in ("skipped", "wrong_person")
+            assert details["card"] == "skip" and details["card_agent"] == log[0][0]
+        else:
+            assert ends == [("release", "timeout")] and (code, details["card"]) == ("timeout", "timeout")
+    assert {cards[c] for c in final} == {"accept", "skip", "ignore"}        # all three fates were met
+    assert figures["errors"] == 0
+    print("preview", json.dumps({"contacts": CONTACTS, "accepted": len(accepted), "returned": len(returned),
+                                 "skipped": sum(cards[c] == "skip" for c in final),
+                                 "timed_out": sum(cards[c] == "ignore" for c in final)}))
