@@ -34,6 +34,7 @@ from pom_actors.core.agents.attachment import AttachmentError
 from pom_actors.core.agents.desk import DispositionError
 from pom_actors.core.agents.state import IllegalAgentTransition
 from pom_actors.core.tokens import Principal, Role, may_act_as
+from pom_actors.heap import HeapKeeper
 from pom_actors.services.agent_manager import UnknownAgent
 
 from . import agent_protocol as P
@@ -147,6 +148,7 @@ class AgentHub:
         self.cursor: str | None = None
         self._task: asyncio.Task | None = None
         self._positioned = asyncio.Event()
+        self.heap = HeapKeeper()
         self.stats = {"polls": 0, "frames": 0, "delivered": 0, "resets": 0, "poll_errors": 0, "messages": 0,
                       "refused": 0}
 
@@ -192,6 +194,7 @@ class AgentHub:
                 self.stats["resets"] += 1
                 await self._resync()
             self.deliver(answer["frames"])
+            self.heap.settle()          # thousands of sessions out of every full collection
 
     def deliver(self, frames: list[dict[str, Any]]) -> None:
         self.stats["frames"] += len(frames)
