@@ -36,8 +36,8 @@ def summary(conn, job: dict) -> Table:
 
 
 def agent_figures(conn, job_id: int) -> dict[str, float | None]:
-    """An agent-based job's occupancy (its agents' time on call over their logged-in time, from
-    agent_events) and abandon rate (abandoned over live answers, from the ledger); nothing for
+    """An agent-based job's occupancy (its agents' time on call and in wrap-up until their
+    disposition, over their logged-in time, from agent_events) and abandon rate (abandoned over live answers, from the ledger); nothing for
     a job no agent worked."""
     worked = occupancy(reports.job_agent_time(conn, job_id))
     if worked is None:

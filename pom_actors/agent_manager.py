@@ -164,6 +164,9 @@ class RayAgentSnapshots:
     async def offer_cards(self, job_id: int, owner: str, new: dict[str, dict], shown: list[str], **card) -> dict | None:
         return await self._call("offer_cards", job_id, owner, new, shown, **card)
 
+    async def take_dispositions(self, job_id: int) -> list[dict] | None:
+        return await self._call("take_dispositions", job_id)
+
     async def _call(self, method: str, *args, **kw):
         if self._handle is None:
             self._handle = names.actor(AGENT_MANAGER)

@@ -99,7 +99,9 @@ def abandon_rate(counts: Mapping[str, int]) -> float | None:
 
 
 def occupancy(agent_time: Mapping[str, float]) -> float | None:
-    """Agents' time on call over their logged-in time (`store.reports.job_agent_time`); None
-    before any agent worked."""
+    """Agents' busy time — on call, then in after-call work until their disposition — over
+    their logged-in time (`store.reports.job_agent_time`), as the pacing simulator counts it
+    (core/pacing/sim.py); None before any agent worked."""
     logged_in = agent_time.get("logged_in", 0.0)
-    return round(agent_time.get("on_call", 0.0) / logged_in, 6) if logged_in else None
+    busy = agent_time.get("on_call", 0.0) + agent_time.get("wrap_up", 0.0)
+    return round(busy / logged_in, 6) if logged_in else None

@@ -103,6 +103,7 @@ class AgentManagerService:
         self.answers: dict[tuple[int, str | None], dict[str, dict]] = {}   # (job, owner) -> card -> answer not yet taken
         self.call_codes: dict[str, list[str]] = {}        # call -> codes its screen allowed
         self.dispositions: list[dict[str, Any]] = []       # dispositions not yet taken by their caller
+        self.talked: dict[int, float] = {}                 # agent -> seconds on its last call (hangup)
         # the change feed: (seq, agent id, Transition | pushed frame); a new incarnation per reset
         self.feed: deque[tuple[int, int, Any]] = deque(maxlen=FEED_MAX)
         self.seq = 0
@@ -232,16 +233,19 @@ class AgentManagerService:
         """The agent's disposition of its call: ends the wrap-up. The code must be one the
         call's screen offered (any code if it had none); a call-back time asks for the
         contact to be called again then. The disposition waits in `take_dispositions` for
-        whoever settles the call (DispositionError names the field at fault)."""
+        whoever settles the call (DispositionError names the field at fault), with the
+        agent's own timing of it: `talk_s` (connect to hangup) and `wrap_s` (hangup to now)."""
         agent = self._agent(agent_id)
         now = self.clock.now()
         call, job = agent.call_id, agent.call_job if agent.call_job is not None else agent.job_id
         if agent.state == S.WRAP_UP:
             check_disposition(code, self.call_codes.get(call), callback_at, now)
+        wrapped = (now - agent.since).total_seconds() if agent.since is not None else None
         self._do(agent, E.DISPOSE, now, reason=code)      # IllegalAgentTransition unless in wrap-up
         self.call_codes.pop(call, None)
         self.dispositions.append({"agent_id": agent_id, "call_id": call, "job_id": job, "code": code,
-                                  "callback_at": callback_at, "at": now})
+                                  "callback_at": callback_at, "at": now, "talk_s": self.talked.pop(agent_id, None),
+                                  "wrap_s": None if wrapped is None else max(0.0, wrapped)})
         return self.view(agent_id)
 
     def take_dispositions(self, job_id: int | None = None) -> list[dict[str, Any]]:
@@ -457,6 +461,8 @@ class AgentManagerService:
     def hangup(self, call_id: str) -> int:
         """The call ended: its agent goes to wrap-up with its job's limit."""
         agent = self._call_agent(call_id)
+        if agent.state == S.ON_CALL and agent.since is not None:
+            self.talked[agent.id] = max(0.0, (self.clock.now() - agent.since).total_seconds())
         job = self.jobs.get(agent.call_job if agent.call_job is not None else agent.job_id)
         self._do(agent, E.HANGUP, wrap_limit_s=job.wrap_limit_s if job else DEFAULT_WRAP_LIMIT_S)
         return agent.id

@@ -97,6 +97,7 @@ class AgentSnapshots(Protocol):
     async def snapshot(self, job_id: int, index: int, managers: int) -> PacerSnapshot | None: ...
     async def reserve(self, job_id: int, call_ids: list[str], screens: dict[str, dict]) -> dict[str, int | None]: ...
     async def settle_calls(self, connect: list[str], release: list[str], hangup: list[str]) -> dict | None: ...
+    async def take_dispositions(self, job_id: int) -> list[dict] | None: ...
     async def offer_cards(self, job_id: int, owner: str, new: dict[str, dict], shown: list[str], *,
                           timeout_s: float | None, on_timeout: str, skip_codes: list[str]) -> dict | None: ...
 
@@ -325,11 +326,22 @@ class ManagerService:
         if self.agents is not None and t - self.fetched >= AGENT_REFRESH_S:
             self.fetched = t
             self.agent_view = await self.agents.snapshot(self.job_id, self.index, self.managers)
+            self._wrapped(await self.agents.take_dispositions(self.job_id) or [])
         if t - self.counted >= WINDOW_REFRESH_S:
             self.counted = t
             now = self.clock.now()
             self.windows = {w: self.store.pacing_window(self.campaign_id, window_since(now, w)).counters()
                             for w in windows}
+
+    def _wrapped(self, dispositions: list[dict[str, Any]]) -> None:
+        """The agents' dispositions of the job's calls: each ends its after-call work, which the
+        pacers of the handlers that pace by agents learn (`wrap_s`, as the agent reported it)."""
+        ends = [PacerEvent(EventKind.WRAP_END, float(d["wrap_s"])) for d in dispositions if d.get("wrap_s") is not None]
+        if ends:
+            for name, pacer in self.pacers.items():
+                if pacer.by_agents:
+                    self.events[name].extend(ends)
+            self.stats["dispositions"] += len(ends)
 
     def _alarm(self, decided: dict[str, tuple[HandlerPacer, PacingDecision]]) -> None:
         """Raise the job's pacing alarm while a decision of an agent-based handler carries one,

@@ -92,13 +92,15 @@ def agent_time(conn: psycopg.Connection, since: datetime, until: datetime, *, ag
 
 
 def job_agent_time(conn: psycopg.Connection, job_id: int) -> dict[str, float]:
-    """For a job's summary: the seconds its agents spent on its calls (`on_call`) and logged in
-    while working for it (`logged_in`: every state but logged out, of the events that name the
-    job — a call's job, else the job attached to), each event lasting until the agent's next one."""
+    """For a job's summary: the seconds its agents spent on its calls (`on_call`), in after-call
+    work on them (`wrap_up`, which the agent's disposition ends) and logged in while working for
+    it (`logged_in`: every state but logged out, of the events that name the job — a call's job,
+    else the job attached to), each event lasting until the agent's next one."""
     sql = ("WITH ev AS (SELECT e.job_id, e.to_state, "
            "  extract(epoch FROM lead(e.at) OVER (PARTITION BY e.agent_id ORDER BY e.id) - e.at) AS s "
            "  FROM agent_events e WHERE e.agent_id IN (SELECT DISTINCT agent_id FROM agent_events WHERE job_id = %(job)s)) "
            "SELECT coalesce(sum(s) FILTER (WHERE to_state = 'on_call'), 0)::float8 AS on_call, "
+           "coalesce(sum(s) FILTER (WHERE to_state = 'wrap_up'), 0)::float8 AS wrap_up, "
            "coalesce(sum(s) FILTER (WHERE to_state <> 'logged_out'), 0)::float8 AS logged_in "
            "FROM ev WHERE job_id = %(job)s AND s IS NOT NULL")
     return _rows(conn, sql, {"job": job_id})[0]

@@ -43,16 +43,16 @@ def test_demo_agent_job_summary_shows_occupancy_and_abandon_rate_from_the_ledger
     live = codes.get("answer_human", 0) + codes.get("abandoned", 0)
     assert codes.get("answer_human", 0) > 0
     assert abs(figures["abandon rate"] - codes.get("abandoned", 0) / live) < 1e-6
-    on_call = logged_in = 0.0                          # each event lasts until the agent's next one
+    busy = logged_in = 0.0                             # each event lasts until the agent's next one
     rows = conn.execute("SELECT e.agent_id, e.at, e.to_state, e.job_id FROM agent_events e JOIN agents a "
                         "ON a.id = e.agent_id WHERE a.login = ANY(%s) ORDER BY e.agent_id, e.id",
                         (demo.logins(),)).fetchall()
     for (agent, at, state, job_id), (nxt, stop_at, _, _) in zip(rows, rows[1:]):
         if agent == nxt and job_id == job:
             seconds = (stop_at - at).total_seconds()
-            on_call += seconds if state == "on_call" else 0.0
+            busy += seconds if state in ("on_call", "wrap_up") else 0.0    # wrap-up: until the disposition
             logged_in += seconds if state != "logged_out" else 0.0
-    assert on_call > 0 and abs(figures["occupancy"] - on_call / logged_in) < 1e-4
+    assert busy > 0 and abs(figures["occupancy"] - busy / logged_in) < 1e-4
     rendered = {row[0]: row[1] for row in zip(*(c._cells for c in summary(conn, {"id": job, "campaign": "demo",
                                                                               "state": "completed", "reason": ""}).columns))}
     assert rendered["occupancy"] == f"{figures['occupancy']:.1%}"

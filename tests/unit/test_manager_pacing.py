@@ -58,6 +58,9 @@ class Agents:
     async def settle_calls(self, connect, release, hangup):
         return None if self.floor is None else self.floor.svc.settle_calls(connect, release, hangup)
 
+    async def take_dispositions(self, job_id):
+        return None if self.floor is None else self.floor.svc.take_dispositions(job_id)
+
 
 class Job:
     def __init__(self, pacing: str, agents: int = 4, voice: VoiceProfile = LONG, managers: int = 1):

@@ -14,8 +14,9 @@ The agents' part is fetched from the Agent Manager now and then (one Ray call pe
 `AGENT_REFRESH_S`, never per contact); between two fetches its ages are moved on by the time
 passed (`aged`). No fetch yet, or a failed one: no agent, no dial.
 
-Preview is not paced here yet (its cards go to agents before any dial): a preview handler
-keeps its time-based limits alone (`applied` says so).
+A preview handler keeps its time-based limits here (`applied` says so): its cards go to agents
+before any dial, one per ready agent without a card (core/agents/preview.py, the manager's
+`_preview`).
 """
 from __future__ import annotations
 

@@ -1,0 +1,55 @@
+"""The agent's disposition ends the call's after-call work: the Agent Manager reports each
+disposition with the agent's own timing (talk: connect to hangup; wrap: hangup to disposition),
+a Campaign Manager's pacers that pace by agents learn the wrap times from it, and a job's
+occupancy counts the wrap-up as busy time until the disposition."""
+import asyncio
+
+from pom_actors.core.agents.attachment import JobSpec
+from pom_actors.core.reports import occupancy
+from tests.unit.test_agent_manager_service import Floor
+from tests.unit.test_manager_pacing import Job, cycle
+
+
+def test_a_disposition_reports_the_agents_talk_and_wrap_seconds():
+    f = Floor(1)
+    f.svc.set_jobs([JobSpec(1, wrap_limit_s=120)])
+    f.staff()
+    f.svc.tick()
+    f.svc.reserve_many(1, ["c1"])
+    f.clock.advance(1)
+    f.svc.connect("c1")
+    f.clock.advance(42)
+    f.svc.hangup("c1")
+    f.clock.advance(17)
+    f.svc.dispose(f.ids[0], "answer_human")
+    [d] = f.svc.take_dispositions(1)
+    assert (d["call_id"], d["talk_s"], d["wrap_s"]) == ("c1", 42.0, 17.0)
+    assert f.svc.talked == {}                              # nothing kept once told
+
+
+def test_the_pacer_learns_wrap_times_from_the_dispositions():
+    job = Job("{mode: predictive, settings: {prior_wrap_s: 5}}", agents=2)
+    svc = job.manager()
+    job.give(svc)
+    cycle(svc)
+    job.clock.advance(5)                                   # answered: bridged onto both agents
+    cycle(svc)
+    job.clock.advance(60)                                  # the calls end: the agents wrap up
+    cycle(svc)
+    floor = job.floor
+    floor.clock.advance(30)                                # the agent's clock: 30 s of after-call work
+    for agent in floor.ids:
+        floor.svc.dispose(agent, "answer_human")
+    wrap = svc.pacers["call"].pacer.wrap
+    before = len(wrap._xs)
+    cycle(svc)
+    assert len(wrap._xs) == before + 2 and list(wrap._xs)[-2:] == [30.0, 30.0]
+    assert svc.stats["dispositions"] == 2 and floor.svc.take_dispositions(job.job_id) == []
+    asyncio.run(svc.cycle())                               # taken once: not learnt twice
+    assert len(wrap._xs) == before + 2
+
+
+def test_occupancy_is_on_call_and_wrap_up_until_the_disposition_over_logged_in():
+    assert occupancy({"on_call": 30.0, "wrap_up": 15.0, "logged_in": 90.0}) == 0.5
+    assert occupancy({"on_call": 30.0, "logged_in": 60.0}) == 0.5
+    assert occupancy({"logged_in": 0.0}) is None
