@@ -43,7 +43,7 @@ from ..core.lifecycle import DISPATCHING
 from ..core.load import SlowDown
 from ..core.orders import Order, OrderRecord, Outcome, Refusal
 from ..core.pacing.factory import parse_pacing_config
-from ..core.pacing.live import AGENT_REFRESH_S, HandlerPacer
+from ..core.pacing.live import AGENT_REFRESH_S, HandlerPacer, put_through
 from ..core.pacing.snapshot import EventKind, PacerEvent, PacerSnapshot, PacingDecision, RuleCounters
 from ..core.pacing.window import WARM_WINDOW_S, Outcomes, window_since
 from ..core.reconcile import GatewaySlow, GatewayUnreachable, not_sent, reconcile
@@ -123,7 +123,8 @@ class ManagerService:
         self.agents, self.index, self.managers = agents, index, managers
         recent = self.store.pacing_window(self.campaign_id, window_since(clock.now(), WARM_WINDOW_S)) \
             if any(h.agent_based for h in self.strategy.handlers.values()) else None
-        self.pacers = {name: HandlerPacer(h.pacing, managers, recent) for name, h in self.strategy.handlers.items()}
+        self.pacers = {name: HandlerPacer(h.pacing, managers, recent, h.ring_timeout)
+                       for name, h in self.strategy.handlers.items()}
         self.agent_view: PacerSnapshot | None = None      # this manager's share of the agents, last fetched
         self.fetched = self.counted = -float("inf")        # time.monotonic() of the last fetch / read
         self.windows: dict[float, RuleCounters] = {}       # window seconds -> the campaign's counters
@@ -131,6 +132,8 @@ class ManagerService:
         self.alarmed: bool | None = None                   # the job's pacing alarm as last written
         # answered calls waiting for an agent: call -> (answered at, its deadline, gateway, screen pop)
         self.answered: dict[str, tuple[datetime, datetime, str, dict]] = {}
+        # answered calls until their end is collected (waiting ones included): no longer dials
+        self.picked_up: set[str] = set()
         self.hangups: list[str] = []                       # bridged calls ended, not yet told
         self.unheld: list[str] = []                        # accepted cards' calls ended unanswered, not yet told
         # Preview handlers: their settings and their contacts held as cards until an agent answers.
@@ -205,6 +208,7 @@ class ManagerService:
         self.stats["cycle_errors"] += 1
         self.held, self.renewed = {}, 0.0
         self.inflight.clear()
+        self.picked_up.clear()
         self.watch.clear()
         self.unfenced.clear()
         for held in self.cards.values():                   # adopted anew and looked up: never dialled twice
@@ -295,15 +299,18 @@ class ManagerService:
         # gone with it, and its calls' fate is left to reconciliation.
         flying: dict[str, list[float]] = defaultdict(list)
         waiting: dict[str, list[float]] = defaultdict(list)     # answered, waiting for an agent
+        connected: Counter[str] = Counter()                     # answered, with an agent (or abandoned)
         for aid, (item, row) in self.inflight.items():
             if aid in self.answered:
                 waiting[item.handler].append(max(0.0, (now - self.answered[aid][0]).total_seconds()))
+            elif aid in self.picked_up and self._answers(row.gateway):
+                connected[item.handler] += 1
             elif self._answers(row.gateway):
                 flying[item.handler].append(max(0.0, (now - row.created_at).total_seconds()))
         budgets, decided = {}, {}
         for name, pacer in self.pacers.items():
             decision = pacer.decide(now, tuple(flying[name]), self.agent_view, self.windows.get(pacer.window_s),
-                                    tuple(self.events.pop(name, ())), tuple(waiting[name]))
+                                    tuple(self.events.pop(name, ())), tuple(waiting[name]), connected[name])
             if pacer.by_agents:
                 decided[name] = (pacer, decision)
             batch = min(decision.dials, self.settings.batch_size)
@@ -431,6 +438,7 @@ class ManagerService:
         for o in found:
             if o.code != ANSWERED:
                 self.answered.pop(o.attempt_id, None)
+                self.picked_up.discard(o.attempt_id)
                 if "agent_id" in o.details and self.agents is not None:
                     self.hangups.append(o.attempt_id)
                 for held in self.cards.values():
@@ -439,8 +447,9 @@ class ManagerService:
                         if "agent_id" not in o.details:    # never put through: its agent is free
                             self.unheld.append(o.attempt_id)
                 outcomes.append(o)
-            elif o.attempt_id in self.inflight and o.attempt_id not in self.answered:
+            elif o.attempt_id in self.inflight and o.attempt_id not in self.picked_up:
                 item, row = self.inflight[o.attempt_id]
+                self.picked_up.add(o.attempt_id)
                 last = deadline(o.at, o.details.get("bridge_wait_s", BRIDGE_WAIT_S))
                 self.answered[o.attempt_id] = (o.at, last, row.gateway, screen_pop(
                     o.attempt_id, self.job_id, item.contact, self.strategy, item.handler))
@@ -467,6 +476,8 @@ class ManagerService:
         now = self.clock.now()
         for call in connect:
             self.answer_to_agent.observe(max(0.0, (now - asks[call][0]).total_seconds()))
+        if connect and self.agent_view is not None:       # busy now, whatever the last fetch said
+            self.agent_view = put_through(self.agent_view, [d.connect[c] for c in connect], now)
         release = [*d.release, *(c for c in d.connect if c in refused), *self.unheld]
         self.unheld = []
         for call in (*connect, *release, *d.abandon):
@@ -606,6 +617,7 @@ class ManagerService:
         for aid, (item, _) in list(self.inflight.items()):
             if item.shard not in held:      # lost: the new holder reconciles it
                 del self.inflight[aid]
+                self.picked_up.discard(aid)
                 self.watch.discard(aid)
                 for cards in self.cards.values():
                     cards.forget([aid])

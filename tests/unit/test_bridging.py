@@ -122,7 +122,8 @@ def test_answered_calls_are_bridged_within_two_seconds_or_abandoned_and_counted(
     cycle(svc)
     assert svc.status()["waiting_for_agent"] == 2                      # still in time, still no agent
     figures = svc.status()["pacing"]["call"]
-    assert figures["in_flight"] == 4 and figures["dials"] == 0          # the waiting calls are lines
+    assert figures["in_flight"] == 2 and figures["dials"] == 0          # the waiting calls are lines,
+    assert figures["lines"] == 4                                        # the bridged ones their agents' calls
     job.clock.advance(1.5)                                             # past the deadline: abandoned
     cycle(svc)
     cycle(svc)

@@ -141,6 +141,21 @@ def test_the_agents_are_fetched_periodically_not_per_cycle(monkeypatch):
     assert job.agents.asked == 1
 
 
+def test_agents_a_manager_put_calls_through_to_are_busy_before_the_next_fetch(monkeypatch):
+    monkeypatch.setattr("pom_actors.services.manager.AGENT_REFRESH_S", 60.0)     # no fetch after the first
+    job = Job("{mode: progressive}", agents=3)
+    svc = job.manager()
+    job.give(svc)
+    asyncio.run(svc.cycle())
+    assert job.in_flight() == 3 and job.agents.asked == 1
+    job.clock.advance(5)                                 # answered and put through: no dial in flight
+    asyncio.run(svc.cycle())
+    asyncio.run(svc.cycle())
+    assert {a["state"] for a in job.floor.svc.list_agents()} == {"on_call"} and job.agents.asked == 1
+    figures = svc.status()["pacing"]["call"]
+    assert job.in_flight() == 3 and figures["ready"] == 0 and figures["in_flight"] == 0 and figures["lines"] == 3
+
+
 def test_managers_of_one_job_share_its_agents_without_over_dialling():
     job = Job("{mode: progressive}", agents=5, managers=2)
     a, b = job.manager(0), job.manager(1)
@@ -211,6 +226,7 @@ def test_a_new_job_starts_warm_from_its_campaigns_recent_outcomes():
     cycle(svc)
     pacer = svc.pacers["call"]
     assert pacer.figures["warm_start"] and pacer.config.prior_hit_rate == 0.25 and pacer.config.prior_answer_s == 7.0
+    assert pacer.config.ring_timeout_s == 15.0                                # the handler's (default) ring timeout
     assert svc.status()["pacing"]["call"]["dials"] > 10                       # dials ahead from the first tick
 
 

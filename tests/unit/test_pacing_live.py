@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pom_actors.core.pacing import RuleCounters, make_pacer
-from pom_actors.core.pacing.live import HandlerPacer, aged, job_figures
+from pom_actors.core.pacing.live import HandlerPacer, aged, job_figures, put_through
 from pom_actors.core.pacing.snapshot import EventKind, PacerEvent, PacerSnapshot
 from pom_actors.core.pacing.window import BUCKET_S, Outcomes, Tally, bucket_of, warm_settings, window_since
 from pom_actors.core.strategy import Pacing
@@ -69,6 +69,33 @@ def test_the_limit_is_given_back_what_the_agents_did_not_take():
     # 5/s share x 1 s + burst 5, none of it spent at the first tick: 10 of the 12 the agents ask
     assert pacer.decide(later, (), agents(ready=12, at=later)).dials == 10
     assert pacer.figures["rate"] == 5.0
+
+
+def test_calls_with_an_agent_hold_lines_but_are_not_dials_that_may_still_be_answered():
+    # 10 ready agents, 30 calls answered and put through: a predictive pacer sees no call in
+    # flight (its agents' talking is in their snapshot), and dials 1:1 at shift start; under
+    # max_concurrent the 30 calls still hold their lines.
+    pacer = HandlerPacer(Pacing(mode="predictive"), managers=1)
+    assert pacer.decide(T0, (), agents(ready=10, talking=30), connected=30).dials == 10
+    assert pacer.figures["in_flight"] == 0 and pacer.figures["lines"] == 10 + 30
+    capped = HandlerPacer(Pacing(mode="predictive", max_concurrent=35), managers=1)
+    assert capped.decide(T0, (), agents(ready=10, talking=30), connected=30).dials == 5
+
+
+def test_agents_put_through_since_the_fetch_are_taken_off_the_ready():
+    view = PacerSnapshot(now=T0, ready=(9.0, 5.0, 1.0), ready_ids=("7", "3", "4"), talking=(30.0,))
+    later = T0 + timedelta(seconds=2)
+    snap = put_through(view, [3, 99], later)                 # 99: not of this share, or not shown ready
+    assert snap.now == later and snap.ready == (11.0, 3.0) and snap.ready_ids == ("7", "4")
+    assert snap.talking == (0.0, 32.0)
+    assert put_through(view, [], later) == aged(view, later)
+
+
+def test_the_handlers_ring_timeout_is_the_predictive_pacers_unless_the_strategy_sets_it():
+    assert HandlerPacer(Pacing(mode="predictive"), 1, ring_timeout_s=40.0).config.ring_timeout_s == 40.0
+    own = Pacing(mode="predictive", settings={"ring_timeout_s": 30.0})
+    assert HandlerPacer(own, 1, ring_timeout_s=40.0).config.ring_timeout_s == 30.0
+    assert HandlerPacer(Pacing(mode="progressive"), 1, ring_timeout_s=40.0).by_agents      # takes no such setting
 
 
 def test_agent_ages_move_on_between_fetches():

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pom_actors.core.pacing import EventKind, PacerEvent, PacerSnapshot, RuleCounters, make_pacer
-from pom_actors.core.pacing.estimators import DurationModel, HitRateEstimator
+from pom_actors.core.pacing.estimators import AnswerModel, DurationModel, HitRateEstimator
 from pom_actors.core.pacing.predictive import PredictiveConfig, expected_overflow
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
@@ -114,6 +114,23 @@ def test_hit_rate_estimator_settles_by_dial_time_and_follows_a_drop():
     est.add(True, dialled_at=t + 35)            # not settled yet: no effect
     est.settle(t + 36)
     assert est.value == before
+
+
+def test_no_live_answer_is_expected_of_a_call_past_the_ring_timeout():
+    # Answers come within the 25 s timeout; machines are detected up to 8 s after answering.
+    # A call still unresolved past the timeout (a machine being detected, an outcome not yet
+    # collected) is no demand, whatever the ratio of the learnt distributions' tails says.
+    model = AnswerModel(8.0, 25.0)
+    for k in range(300):
+        model.add_live(2.0 + k % 23)
+        model.add_other(25.0 if k % 3 else 5.0 + k % 25)
+    q = model.demand_tables(0.3, (6.0, 10.0, 27.0))
+    assert q[:, :25].max() > 0.1
+    assert q[:, 25:].max() == 0.0
+    p = warmed()
+    ringing = dict(ready=(5.0,) * 10, talking=(85.0,) * 10, counters=HEALTHY)
+    stale = p.decide(at(60, dialling=(26.0,) * 20, **ringing)).dials
+    assert stale == warmed().decide(at(60, **ringing)).dials
 
 
 def test_duration_model_prior_then_data():

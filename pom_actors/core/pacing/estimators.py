@@ -148,7 +148,10 @@ class AnswerModel:
     Live answer times and other resolution times (busy, machine, no answer…) are learnt
     separately; with the hit rate `p` they give, per age bin of 1 s,
     q(age) = P(live answer in (age, age+h] | unresolved at age), the demand a ringing call
-    puts on agents in the next `h` seconds.
+    puts on agents in the next `h` seconds. No one answers after the ring timeout (the call
+    is released then), so q is 0 from there on: a call still unresolved past it (a machine
+    being detected, an outcome not yet collected) is no demand, whatever the learnt
+    distributions' tails, whose ratio is noise out there.
     """
 
     def __init__(self, prior_answer_s: float, ring_timeout: float, window: int = 600,
@@ -157,6 +160,7 @@ class AnswerModel:
                                            bin_s=1.0, max_age=ring_timeout)
         self._other = other or DurationModel(ring_timeout * 0.6, window=window, min_samples=20,
                                              bin_s=1.0, max_age=ring_timeout)
+        self.ring_timeout = ring_timeout
         self.max_age = ring_timeout + 15.0
 
     def add_live(self, seconds: float) -> None:
@@ -172,8 +176,12 @@ class AnswerModel:
     def demand_tables(self, p: float, horizons: tuple[float, ...]) -> np.ndarray:
         """Rows per horizon, columns per age second: q(age) as described above."""
         ages = np.arange(0.0, self.max_age + 1.0, 1.0)
-        lc = self._live.cdf(ages)
+        lc = self._live_cdf(ages)
         oc = self._other.cdf(ages)
         unresolved = np.maximum(p * (1 - lc) + (1 - p) * (1 - oc), 1e-9)
-        q = p * (self._live.cdf(ages[None, :] + np.asarray(horizons)[:, None]) - lc) / unresolved
+        q = p * (self._live_cdf(ages[None, :] + np.asarray(horizons)[:, None]) - lc) / unresolved
         return np.clip(q, 0.0, 1.0)
+
+    def _live_cdf(self, x: np.ndarray) -> np.ndarray:
+        """The learnt answer-time cdf, 1 at the ring timeout: no live answer comes later."""
+        return np.where(x >= self.ring_timeout, 1.0, self._live.cdf(x))

@@ -12,7 +12,9 @@ rest of the time-based allowance is given back.
 
 The agents' part is fetched from the Agent Manager now and then (one Ray call per manager per
 `AGENT_REFRESH_S`, never per contact); between two fetches its ages are moved on by the time
-passed (`aged`). No fetch yet, or a failed one: no agent, no dial.
+passed (`aged`) and the agents the manager put its calls through to are taken off the ready
+(`put_through`): its answered calls leave its dials in flight at once, so its agents must too.
+No fetch yet, or a failed one: no agent, no dial.
 
 A preview handler keeps its time-based limits here (`applied` says so): its cards go to agents
 before any dial, one per ready agent without a card (core/agents/preview.py, the manager's
@@ -35,6 +37,7 @@ from .window import US_WINDOW_S, Tally, warm_settings
 
 AGENT_REFRESH_S = 0.5       # real seconds between two fetches of the agents' snapshot
 LIVE_MODES = frozenset({"progressive", "predictive", "cruise_control", "skill_based"})
+LOOKAHEAD_MODES = frozenset({"predictive", "cruise_control"})
 
 
 def aged(agents: PacerSnapshot, now: datetime) -> PacerSnapshot:
@@ -45,6 +48,21 @@ def aged(agents: PacerSnapshot, now: datetime) -> PacerSnapshot:
     return dataclasses.replace(agents, now=now, ready=tuple(a + dt for a in agents.ready),
                                talking=tuple(a + dt for a in agents.talking),
                                wrapping=tuple(a + dt for a in agents.wrapping))
+
+
+def put_through(agents: PacerSnapshot, agent_ids: Iterable[int], now: datetime) -> PacerSnapshot:
+    """The agents' part at `now` once the manager has put calls through to `agent_ids` since it
+    was fetched: those still shown ready are talking now. Without this the pacer would see, until
+    the next fetch, the calls gone from its dials in flight and their agents still ready — and
+    dial for agents that are already busy."""
+    taken = {str(a) for a in agent_ids} & set(agents.ready_ids)
+    agents = aged(agents, now)
+    if not taken:
+        return agents
+    keep = [i for i, a in enumerate(agents.ready_ids) if a not in taken]
+    return dataclasses.replace(agents, ready=tuple(agents.ready[i] for i in keep),
+                               ready_ids=tuple(agents.ready_ids[i] for i in keep),
+                               talking=tuple(sorted(agents.talking + (0.0,) * len(taken))))
 
 
 def window_seconds(config: Any) -> float:
@@ -59,9 +77,12 @@ def window_seconds(config: Any) -> float:
 
 class HandlerPacer:
     """A handler's pacer in one of `managers` managers; `figures` is what the API and the
-    metrics show of it (dial level, lines per agent, the window's abandon rate, the reason)."""
+    metrics show of it (dial level, lines per agent, the window's abandon rate, the reason).
+    `ring_timeout_s`: the handler's, the predictive pacers' `ring_timeout_s` unless the
+    strategy sets that (no live answer is expected of a call older than it)."""
 
-    def __init__(self, pacing: Pacing, managers: int, recent: Tally | None = None):
+    def __init__(self, pacing: Pacing, managers: int, recent: Tally | None = None,
+                 ring_timeout_s: float | None = None):
         self.mode = pacing.mode
         self.by_agents = pacing.mode in LIVE_MODES
         share = manager_share(pacing.attempts_per_second, pacing.max_concurrent, managers)
@@ -72,6 +93,8 @@ class HandlerPacer:
         if self.by_agents:
             settings = warm_settings(pacing.mode, pacing.settings, recent or Tally())
             warm = settings is not pacing.settings
+            if ring_timeout_s is not None and pacing.mode in LOOKAHEAD_MODES:
+                settings = {"ring_timeout_s": ring_timeout_s, **settings}    # the handler's, unless set
             self.config = parse_pacing_config({**settings, "mode": pacing.mode})
             self.pacer = make_pacer({**settings, "mode": pacing.mode})
         self.window_s = window_seconds(self.config)
@@ -89,13 +112,16 @@ class HandlerPacer:
 
     def decide(self, now: datetime, dialling: tuple[float, ...], agents: PacerSnapshot | None = None,
                counters: RuleCounters | None = None, events: tuple[PacerEvent, ...] = (),
-               waiting: tuple[float, ...] = ()) -> PacingDecision:
+               waiting: tuple[float, ...] = (), connected: int = 0) -> PacingDecision:
         """Dials to start now. `dialling`: ages of this manager's calls of the handler in
         flight, not yet answered; `waiting`: seconds each of its answered calls has waited for
-        an agent (lines too); `agents`: its share of the job's agents (None: not known);
-        `counters`: the campaign's rule window; `events`: outcomes settled since the last call."""
+        an agent (lines too); `connected`: its answered calls no longer waiting (with an agent
+        until they end): they hold lines under `max_concurrent`, but an agent pacer sees them
+        as its agents' talking, never as dials that may still be answered; `agents`: its share
+        of the job's agents (None: not known); `counters`: the campaign's rule window;
+        `events`: outcomes settled since the last call."""
         counters = counters or RuleCounters()
-        limit = self.limit.decide(PacerSnapshot(now=now, dialling=dialling + waiting))
+        limit = self.limit.decide(PacerSnapshot(now=now, dialling=dialling + waiting + (0.0,) * connected))
         decision = limit
         snap = None
         if self.pacer is not None:
