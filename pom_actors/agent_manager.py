@@ -42,6 +42,12 @@ class AgentManager:
         self._task: asyncio.Task | None = None
         ray.get_runtime_context().current_actor.ping.remote()
 
+    async def _durable(self, answer):
+        """`answer`, once what it reports is written: a caller is never told of a transition
+        that a restart would lose (Ray retries a call the actor died before answering)."""
+        await self.service.written()
+        return answer
+
     async def ping(self) -> str:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self.service.run())
@@ -51,7 +57,7 @@ class AgentManager:
     def add_agent(self, login: str, name: str = "", skills: list[str] = ()) -> int:
         return self.service.add_agent(login, name, skills)
 
-    def command(self, agent_id: int, command: str, reason: str | None = None) -> dict:
+    async def command(self, agent_id: int, command: str, reason: str | None = None) -> dict:
         """login, logout, ready, not_ready (reason), dispose (reason = code), force_logoff."""
         s = self.service
         actions = {"login": s.login, "logout": s.logout, "ready": s.set_ready,
@@ -59,7 +65,7 @@ class AgentManager:
                    "force_logoff": lambda a: s.force_logoff(a, reason or "supervisor")}
         if command not in actions:
             raise ValueError(f"unknown agent command {command!r}")
-        return actions[command](agent_id)
+        return await self._durable(actions[command](agent_id))
 
     def agent(self, agent_id: int) -> dict:
         return self.service.view(agent_id)
@@ -68,16 +74,16 @@ class AgentManager:
         return self.service.view(self.service.agent_id(login))
 
     # desktops (the Agent SDK's WebSocket, through the gateway)
-    def desk(self, login: str, command: str, **kw) -> dict:
+    async def desk(self, login: str, command: str, **kw) -> dict:
         """A desktop's command by login name: {"agent": view, "cursor": feed position}."""
-        return self.service.desk(login, command, **kw)
+        return await self._durable(self.service.desk(login, command, **kw))
 
     def views(self, logins: list[str]) -> dict:
         return self.service.views(logins)
 
-    def supervise(self, login: str, command: str, job_id: int | None = None, reason: str | None = None) -> dict:
+    async def supervise(self, login: str, command: str, job_id: int | None = None, reason: str | None = None) -> dict:
         """force_logoff (reason) or move (job_id) of agent `login`."""
-        return self.service.supervise(login, command, job_id=job_id, reason=reason)
+        return await self._durable(self.service.supervise(login, command, job_id=job_id, reason=reason))
 
     async def changes(self, cursor: str | None, timeout_s: float = 10.0, limit: int = 10_000) -> dict:
         """The change feed after `cursor`, waiting up to `timeout_s` for the first change."""
@@ -87,14 +93,15 @@ class AgentManager:
         return self.service.list_agents(job_id, state)
 
     # calls (Campaign Managers, the media gateway)
-    def reserve(self, job_id: int, call_ids: list[str], screens: dict[str, dict] | None = None) -> dict[str, int | None]:
-        return self.service.reserve_many(job_id, call_ids, screens)
+    async def reserve(self, job_id: int, call_ids: list[str],
+                      screens: dict[str, dict] | None = None) -> dict[str, int | None]:
+        return await self._durable(self.service.reserve_many(job_id, call_ids, screens))
 
-    def release(self, call_id: str, reason: str = "call gone") -> int | None:
-        return self.service.release(call_id, reason)
+    async def release(self, call_id: str, reason: str = "call gone") -> int | None:
+        return await self._durable(self.service.release(call_id, reason))
 
-    def connect(self, call_id: str, screen: dict | None = None) -> int:
-        return self.service.connect(call_id, screen)
+    async def connect(self, call_id: str, screen: dict | None = None) -> int:
+        return await self._durable(self.service.connect(call_id, screen))
 
     def offer_cards(self, job_id: int, owner: str, new: dict[str, dict], shown: list[str] = (), **card) -> dict:
         """A Campaign Manager's preview round: new cards shown, answers taken (core/agents/preview.py)."""
@@ -103,12 +110,12 @@ class AgentManager:
     def take_dispositions(self, job_id: int | None = None) -> list[dict]:
         return self.service.take_dispositions(job_id)
 
-    def hangup(self, call_id: str) -> int:
-        return self.service.hangup(call_id)
+    async def hangup(self, call_id: str) -> int:
+        return await self._durable(self.service.hangup(call_id))
 
-    def settle_calls(self, connect: list[str] = (), release: list[str] = (), hangup: list[str] = ()) -> dict:
+    async def settle_calls(self, connect: list[str] = (), release: list[str] = (), hangup: list[str] = ()) -> dict:
         """A Campaign Manager's batch: calls bridged, reservations given up, calls ended."""
-        return self.service.settle_calls(connect, release, hangup)
+        return await self._durable(self.service.settle_calls(connect, release, hangup))
 
     def snapshot(self, job_id: int, **extra) -> PacerSnapshot:
         return self.service.snapshot(job_id, **extra)
@@ -120,8 +127,8 @@ class AgentManager:
     def set_job(self, job_id: int, **limits) -> dict:
         return self.service.set_job(job_id, **limits)
 
-    def move(self, agent_id: int, job_id: int | None) -> dict:
-        return self.service.move(agent_id, job_id)
+    async def move(self, agent_id: int, job_id: int | None) -> dict:
+        return await self._durable(self.service.move(agent_id, job_id))
 
     def licenses(self) -> dict:
         return self.service.licenses()

@@ -43,11 +43,16 @@ from ..core.agents.state import (BUSY, Agent, AgentEvent, AgentState, Transition
 from ..core.clock import Clock
 from ..core.histogram import Histogram
 from ..core.pacing.snapshot import PacerSnapshot
+from ..heap import HeapKeeper
 from ..store.agents import AgentStore
 
 log = logging.getLogger(__name__)
 S, E = AgentState, AgentEvent
-RESERVE_TIMEOUT_S = 10.0      # a reservation never connected is released after this (lost messages)
+# A reservation never connected nor released is released after this many REAL seconds: longer
+# than a Campaign Manager's failover (POM_PING_TIMEOUT_S + POM_LEASE_TTL_S), so that the agent of
+# a call its manager bridged but died before settling is still held when the gateway's
+# completion, naming the agent, reaches the manager's successor (`_hangup_held`).
+RESERVE_TIMEOUT_S = 30.0
 # An accepted preview card's agent is held while its call is placed: this many business seconds
 # of ringing, on top of the reservation's real-time allowance (the manager's round, the dispatch).
 PREVIEW_DIAL_S = 180.0
@@ -68,8 +73,9 @@ class AgentManagerService:
                  pools: LicensePools | None = None, reserve_timeout_s: float = RESERVE_TIMEOUT_S):
         self.settings, self.open_store, self.clock = settings, open_store, clock
         self.store = open_store()
+        self.writer: AgentStore | None = None               # `write`'s own connection (a thread's)
         self.pools = pools or LicensePools()
-        self.reserve_timeout = timedelta(seconds=reserve_timeout_s)
+        self.reserve_timeout = timedelta(seconds=reserve_timeout_s / clock.real_seconds(1.0))
         self._skillsets: dict[frozenset[str], frozenset[str]] = {}
         self.stats = {"flushes": 0, "written": 0, "reserved": 0, "no_agent": 0, "moves": 0,
                       "wrap_timeouts": 0, "reservation_timeouts": 0, "flush_errors": 0, "feed_polls": 0}
@@ -97,6 +103,8 @@ class AgentManagerService:
         self.allocation: Allocation = allocate(self.pools, [])
         self.log: list[Transition] = []                    # transitions not yet written
         self.dirty: set[int] = set()                       # agents whose row is not yet written
+        self.recorded = self.durable = 0                   # transitions logged / known written
+        self._round: asyncio.Future | None = None          # the write in progress (`write`)
         self.rebalance_due = False
         self.overrides: dict[int, dict[str, Any]] = {}    # job -> limits a supervisor set (set_job)
         self.offers: dict[str, cards.Card] = {}            # preview card -> card (shown or dialled)
@@ -490,7 +498,12 @@ class AgentManagerService:
         return self.connect(call_id)
 
     def _hangup_held(self, call_id: str) -> int | None:
+        """The call's end; a call still reserved was bridged all the same (only calls the
+        gateway put through to an agent are hung up here): its connect was lost with the
+        manager that bridged it, so it is connected first."""
         agent_id = self.calls.get(call_id)
+        if agent_id is not None and self.agents[agent_id].state == S.RESERVED and call_id not in self.offers:
+            self.connect(call_id)
         if agent_id is None or self.agents[agent_id].state != S.ON_CALL:
             return None
         return self.hangup(call_id)
@@ -606,6 +619,7 @@ class AgentManagerService:
     def _record(self, transitions: list[Transition]) -> None:
         """Log transitions for the next flush and append them to the change feed."""
         self.log.extend(transitions)
+        self.recorded += len(transitions)
         for t in transitions:
             self.seq += 1
             self.feed.append((self.seq, t.agent_id, t))
@@ -683,8 +697,9 @@ class AgentManagerService:
         return self.changes_since(cursor, limit)
 
     # -- the tick ------------------------------------------------------------------------------
-    def tick(self) -> dict[str, int]:
-        """Wrap-up and reservation timeouts, a rebalance if something changed, one flush."""
+    def tick(self, flush: bool = True) -> dict[str, int]:
+        """Wrap-up and reservation timeouts, a rebalance if something changed, one flush
+        (unless `flush` is false: `run` writes off the event loop)."""
         now = self.clock.now()
         wraps = 0
         for agent_id, until in self.timers.due(now):
@@ -706,7 +721,7 @@ class AgentManagerService:
         self.stats["wrap_timeouts"] += wraps
         self.stats["reservation_timeouts"] += len(lapsed)
         moves = self.rebalance() if self.rebalance_due else 0
-        written = self.flush()
+        written = self.flush() if flush else 0
         return {"wrap_timeouts": wraps, "released": len(lapsed), "moves": moves, "written": written}
 
     def flush(self) -> int:
@@ -714,27 +729,79 @@ class AgentManagerService:
         one transaction. On failure nothing is lost: they are written at the next flush."""
         if not self.log and not self.dirty:
             return 0
-        rows, dirty = self.log, self.dirty
-        self.log, self.dirty = [], set()
-        states = [(a.id, str(a.state), a.job_id, a.since or self.clock.now())
-                  for a in (self.agents[i] for i in sorted(dirty))]
+        upto, (rows, dirty, states) = self.recorded, self._take()
         try:
             self.store.write(rows, states)
         except Exception:
-            self.log, self.dirty = rows + self.log, dirty | self.dirty
-            self.stats["flush_errors"] += 1
+            self._put_back(rows, dirty)
             raise
+        return self._written(rows, upto)
+
+    def _take(self) -> tuple[list[Transition], set[int], list[tuple]]:
+        rows, dirty = self.log, self.dirty
+        self.log, self.dirty = [], set()
+        return rows, dirty, [(a.id, str(a.state), a.job_id, a.since or self.clock.now())
+                             for a in (self.agents[i] for i in sorted(dirty))]
+
+    def _put_back(self, rows: list[Transition], dirty: set[int]) -> None:
+        self.log, self.dirty = rows + self.log, dirty | self.dirty
+        self.stats["flush_errors"] += 1
+
+    def _written(self, rows: list[Transition], upto: int) -> int:
+        self.durable = max(self.durable, upto)
         self.stats["flushes"] += 1
         self.stats["written"] += len(rows)
         return len(rows)
 
+    async def write(self) -> int:
+        """`flush` off the event loop: in a thread, on a connection of its own (`writer`), so
+        that screen pops and replies go on meanwhile. One write at a time: a caller that comes
+        while one runs waits for it instead. Raises what the write raised."""
+        if self._round is not None:
+            failed = await asyncio.shield(self._round)
+            if failed is not None:
+                raise failed
+            return 0
+        if not self.log and not self.dirty:
+            return 0
+        upto, (rows, dirty, states) = self.recorded, self._take()
+        self._round = asyncio.get_running_loop().create_future()
+        failed = None
+        try:
+            await asyncio.to_thread(self._write_rows, rows, states)
+        except Exception as exc:
+            failed = exc
+            self._put_back(rows, dirty)
+            raise
+        finally:
+            self._round.set_result(failed)
+            self._round = None
+        return self._written(rows, upto)
+
+    def _write_rows(self, rows: list[Transition], states: list[tuple]) -> None:
+        if self.writer is None or self.writer.broken:
+            self.writer = self.open_store()
+        self.writer.write(rows, states)
+
+    async def written(self) -> None:
+        """Return once every transition recorded so far is in PostgreSQL. A reply that must
+        survive this actor's restart (a reservation, a connect, a desktop's or supervisor's
+        command) waits for it, so that what a caller was told is what `rebuild` reads back;
+        the callers of the moment share one write (group commit). Raises if it fails."""
+        target = self.recorded
+        while self.durable < target:
+            await self.write()
+
     async def run(self) -> None:
+        heap = HeapKeeper()               # the agents and the feed out of every full collection
         while True:
             try:
-                self.tick()
+                self.tick(flush=False)
+                await self.write()
             except Exception:
                 log.exception("agent manager tick failed")
                 self.recover()
+            heap.settle()
             await asyncio.sleep(self.settings.tick_s)
 
     def recover(self) -> None:

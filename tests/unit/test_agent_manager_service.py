@@ -11,7 +11,7 @@ from pom_actors.config import Settings
 from pom_actors.core.agents.attachment import AttachmentError, JobSpec
 from pom_actors.core.agents.licenses import Demand, LicensePools
 from pom_actors.core.agents.state import AgentState, IllegalAgentTransition
-from pom_actors.services.agent_manager import AgentManagerService, UnknownAgent, UnknownCall
+from pom_actors.services.agent_manager import RESERVE_TIMEOUT_S, AgentManagerService, UnknownAgent, UnknownCall
 
 S = AgentState
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
@@ -174,7 +174,7 @@ def test_reservations_and_wrap_ups_time_out_at_the_tick():
     b = f.svc.reserve(1, "c2")
     f.svc.connect("c2")
     f.svc.hangup("c2")
-    f.clock.advance(11)
+    f.clock.advance(RESERVE_TIMEOUT_S + 1)
     out = f.svc.tick()
     assert out["released"] == 1 and out["wrap_timeouts"] == 1
     assert all(f.svc.view(i)["state"] == "ready" for i in f.ids) and b in f.ids
@@ -353,3 +353,61 @@ def test_ten_thousand_agents_fit_in_a_few_megabytes():
     tracemalloc.stop()
     assert used / 10_000 < 1_000, f"{used / 10_000:.0f} bytes per agent"     # measured: about 400
     assert sum(len(m) for m in f.svc.members.values()) == 10_000
+
+
+def test_a_reply_waits_until_its_transitions_are_written_and_callers_share_the_write():
+    """`written()` (what the actor awaits before it answers a reservation, a connect or a
+    command): every transition recorded so far is in the store when it returns, whatever a
+    restart then loses; callers of the same moment share one write."""
+    import asyncio
+
+    f = Floor(3)
+    f.svc.set_jobs([JobSpec(1)])
+    f.staff()
+    f.svc.tick()                                   # attached to the job, written
+    writes = f.db.writes
+    reserved = f.svc.reserve_many(1, ["c1", "c2"])
+    f.svc.settle_calls(connect=["c1"])
+
+    async def two_callers():
+        await asyncio.gather(f.svc.written(), f.svc.written())
+    asyncio.run(two_callers())
+    assert f.db.writes == writes + 1 and f.svc.durable == f.svc.recorded
+    asyncio.run(f.svc.written())                   # nothing new: no write
+    assert f.db.writes == writes + 1
+    svc = f.restart()                              # the actor killed right after it answered
+    assert svc.view(reserved["c1"])["state"] == "on_call" and svc.view(reserved["c2"])["call_id"] == "c2"
+
+
+def test_a_failed_write_fails_its_waiters_and_loses_nothing():
+    import asyncio
+
+    f = Floor(1)
+    f.svc.set_jobs([JobSpec(1)])
+    f.staff()
+    f.db.down = True
+    with pytest.raises(ConnectionError):
+        asyncio.run(f.svc.written())
+    assert f.svc.durable < f.svc.recorded and f.svc.stats["flush_errors"] == 1
+    f.db.down = False
+    asyncio.run(f.svc.written())
+    assert len(f.db.events) == f.svc.recorded and f.db.agents[f.ids[0]]["state"] == "ready"
+
+
+def test_a_reservation_outlasts_a_manager_failover_and_the_bridged_call_is_connected_at_its_end():
+    """A manager bridged a call at the gateway and died before telling the connect: the
+    reservation (real seconds, whatever the clock's scale) still holds the agent when the
+    call's end arrives from its successor, which connects it, then hangs it up."""
+    f = Floor(1)
+    f.clock.real_seconds = lambda s: s / 300.0        # a clock 300 times real time
+    f.restart()
+    f.svc.set_jobs([JobSpec(1)])
+    f.staff()
+    f.svc.tick()
+    a = f.svc.reserve(1, "c1")
+    f.clock.advance(300 * 20)                         # 20 real seconds: a failover
+    assert f.svc.tick()["released"] == 0
+    assert f.svc.settle_calls(hangup=["c1"]) == {"connected": 0, "released": 0, "hung_up": 1, "stale": 0}
+    f.svc.flush()
+    assert [(t.event, t.call_id) for t in f.db.events if t.call_id] == \
+        [("reserve", "c1"), ("connect", "c1"), ("hangup", "c1")] and f.svc.view(a)["state"] == "wrap_up"
