@@ -4,9 +4,10 @@
 It rebuilds the agents from PostgreSQL when it starts (after a restart too), runs the tick
 (timeouts, rebalance, one flush of the transitions) every `POM_TICK_S`, and answers the
 gateway (agent desktops, supervisor pages) and the Campaign Managers. Desktops are served
-through `changes`, an async long poll on the service's change feed that each gateway process
-keeps one of (api/agent_hub.py), and `desk`, the commands of a desktop by login name. Jobs and license
-demands arrive as plain dicts (`JobSpec` / `Demand` fields), so any process can send them.
+through `changes`, an async long poll on the change feed (services/agent_feed.py) that each
+gateway process keeps one of (api/agent_hub.py), and `desk`, the commands of a desktop by
+login name. Jobs and license demands arrive as plain dicts (`JobSpec` / `Demand` fields), so
+any process can send them.
 License pools: `POM_LICENSE_PREVIEW_AGENTS`, `POM_LICENSE_PREDICTIVE_AGENTS`,
 `POM_LICENSE_OUTBOUND_PORTS` (unset: unlimited).
 """
@@ -59,13 +60,7 @@ class AgentManager:
 
     async def command(self, agent_id: int, command: str, reason: str | None = None) -> dict:
         """login, logout, ready, not_ready (reason), dispose (reason = code), force_logoff."""
-        s = self.service
-        actions = {"login": s.login, "logout": s.logout, "ready": s.set_ready,
-                   "not_ready": lambda a: s.not_ready(a, reason), "dispose": lambda a: s.dispose(a, reason),
-                   "force_logoff": lambda a: s.force_logoff(a, reason or "supervisor")}
-        if command not in actions:
-            raise ValueError(f"unknown agent command {command!r}")
-        return await self._durable(actions[command](agent_id))
+        return await self._durable(self.service.command(agent_id, command, reason))
 
     def agent(self, agent_id: int) -> dict:
         return self.service.view(agent_id)

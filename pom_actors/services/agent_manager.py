@@ -10,12 +10,9 @@ a job's snapshot. Every transition is logged in memory and written to PostgreSQL
 (`flush`: one COPY and one UPDATE), never per transition. After a restart `rebuild()` reads
 every agent's latest transition and attachment back.
 
-Desktops are told through a **change feed** (`changes(cursor)`): every transition, attach,
-move, preview offer and screen pop is appended with a sequence number; a gateway process keeps
-one long poll on it and fans the frames out to its agents' WebSockets (api/agent_hub.py), so
-no Ray call is made per agent or per event. A cursor is `<incarnation>:<seq>`; one from another
-incarnation (a restart) or older than the feed keeps gets `reset`, and the gateway re-reads
-its agents' views.
+Desktops are told through a **change feed** (`changes(cursor)`, services/agent_feed.py): every
+transition, attach, move, preview offer and screen pop, in order, long-polled by each gateway
+process; a rebuild starts a new feed incarnation, whose readers reset.
 
 Collaborators (passed in, faked by the unit tests): `open_store()` gives a
 `store.agents.AgentStore`; a clock. Methods are synchronous (but `changes` and `run`): the actor
@@ -25,9 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,6 +40,7 @@ from ..core.histogram import Histogram
 from ..core.pacing.snapshot import PacerSnapshot
 from ..heap import HeapKeeper
 from ..store.agents import AgentStore
+from .agent_feed import ChangeFeed
 
 log = logging.getLogger(__name__)
 S, E = AgentState, AgentEvent
@@ -56,7 +52,6 @@ RESERVE_TIMEOUT_S = 30.0
 # An accepted preview card's agent is held while its call is placed: this many business seconds
 # of ringing, on top of the reservation's real-time allowance (the manager's round, the dispatch).
 PREVIEW_DIAL_S = 180.0
-FEED_MAX = 65_536             # feed entries kept for gateways that fall behind (then: reset)
 _UNSET = object()
 
 
@@ -79,7 +74,6 @@ class AgentManagerService:
         self._skillsets: dict[frozenset[str], frozenset[str]] = {}
         self.stats = {"flushes": 0, "written": 0, "reserved": 0, "no_agent": 0, "moves": 0,
                       "wrap_timeouts": 0, "reservation_timeouts": 0, "flush_errors": 0, "feed_polls": 0}
-        self._wake: asyncio.Event | None = None
         # Real seconds from an answered call's reservation to its connect (preview cards, whose
         # agent is reserved while the contact is shown, are not counted): cumulative.
         self.connect_latency = Histogram()
@@ -112,11 +106,9 @@ class AgentManagerService:
         self.call_codes: dict[str, list[str]] = {}        # call -> codes its screen allowed
         self.dispositions: list[dict[str, Any]] = []       # dispositions not yet taken by their caller
         self.talked: dict[int, float] = {}                 # agent -> seconds on its last call (hangup)
-        # the change feed: (seq, agent id, Transition | pushed frame); a new incarnation per reset
-        self.feed: deque[tuple[int, int, Any]] = deque(maxlen=FEED_MAX)
-        self.seq = 0
-        self.incarnation = secrets.token_hex(4)
-        self._notify()
+        old, self.feed = getattr(self, "feed", None), ChangeFeed(self._login_of)   # a new incarnation
+        if old is not None:
+            old.notify()                                   # its long polls return and reset
 
     # -- agents ---------------------------------------------------------------------------------
     def _skills(self, skills: Iterable[str]) -> frozenset[str]:
@@ -261,6 +253,16 @@ class AgentManagerService:
         taken = [d for d in self.dispositions if job_id is None or d["job_id"] == job_id]
         self.dispositions = [d for d in self.dispositions if not (job_id is None or d["job_id"] == job_id)]
         return taken
+
+    def command(self, agent_id: int, command: str, reason: str | None = None) -> dict:
+        """An agent command by id (the API's): login, logout, ready, not_ready (reason),
+        dispose (reason = the code), force_logoff (reason, default "supervisor")."""
+        actions = {"login": self.login, "logout": self.logout, "ready": self.set_ready,
+                   "not_ready": lambda a: self.not_ready(a, reason), "dispose": lambda a: self.dispose(a, reason),
+                   "force_logoff": lambda a: self.force_logoff(a, reason or "supervisor")}
+        if command not in actions:
+            raise ValueError(f"unknown agent command {command!r}")
+        return actions[command](agent_id)
 
     # -- desktops: commands by login name (the Agent SDK) ----------------------------------
     DESK_COMMANDS = frozenset({"login", "logout", "ready", "not_ready", "dispose", "accept", "skip"})
@@ -620,81 +622,31 @@ class AgentManagerService:
         """Log transitions for the next flush and append them to the change feed."""
         self.log.extend(transitions)
         self.recorded += len(transitions)
-        for t in transitions:
-            self.seq += 1
-            self.feed.append((self.seq, t.agent_id, t))
         if transitions:
-            self._notify()
+            self.feed.record(transitions)
 
     def push(self, agent_id: int, frame: dict[str, Any]) -> None:
         """Send `frame` (a preview card, a screen pop) to the agent's desktop, through the feed."""
-        self.seq += 1
-        self.feed.append((self.seq, agent_id, frame))
-        self._notify()
+        self.feed.push(agent_id, frame)
 
-    def _notify(self) -> None:
-        wake, self._wake = self._wake, None
-        if wake is not None:
-            wake.set()
+    def _login_of(self, agent_id: int) -> str | None:
+        agent = self.agents.get(agent_id)
+        return agent.login if agent is not None else None
 
     @property
     def cursor(self) -> str:
-        return f"{self.incarnation}:{self.seq}"
-
-    def _frame(self, seq: int, agent_id: int, entry: Any) -> dict[str, Any]:
-        agent = self.agents.get(agent_id)
-        login = agent.login if agent is not None else None
-        if isinstance(entry, Transition):
-            return {"type": "state", "seq": seq, "agent": login, "agent_id": agent_id, "state": str(entry.to_state),
-                    "previous": str(entry.from_state), "event": entry.event, "reason": entry.reason,
-                    "at": entry.at, "job_id": entry.job_id, "call_id": entry.call_id,
-                    "deferred": entry.deferred, "pending": entry.pending, "wrap_until": entry.wrap_until}
-        return {**entry, "seq": seq, "agent": login, "agent_id": agent_id}
+        return self.feed.cursor
 
     def changes_since(self, cursor: str | None, limit: int = 10_000) -> dict[str, Any]:
-        """The frames after `cursor` (at most `limit`), and the cursor to ask with next.
-        `reset` is true when the cursor is of another incarnation or fell out of the feed:
-        the caller must re-read its agents (`views`). No cursor: the current position."""
-        seq = self._seq_of(cursor)
-        if seq is None:
-            return {"cursor": self.cursor, "reset": cursor is not None, "frames": []}
-        out = []
-        for entry in reversed(self.feed):
-            if entry[0] <= seq:
-                break
-            out.append(entry)
-        out.reverse()
-        out = out[:limit]
-        last = out[-1][0] if out else seq
-        return {"cursor": f"{self.incarnation}:{last}", "reset": False,
-                "frames": [self._frame(*e) for e in out]}
-
-    def _seq_of(self, cursor: str | None) -> int | None:
-        """The sequence number of a cursor of this incarnation still covered by the feed."""
-        if not cursor:
-            return None
-        incarnation, _, seq = cursor.partition(":")
-        if incarnation != self.incarnation or not seq.isdigit():
-            return None
-        n = int(seq)
-        oldest = self.feed[0][0] if self.feed else self.seq + 1
-        if n > self.seq or n < oldest - 1:
-            return None
-        return n
+        """The feed's frames after `cursor` (`ChangeFeed.since`)."""
+        return self.feed.since(cursor, limit)
 
     async def changes(self, cursor: str | None, timeout_s: float = 10.0, limit: int = 10_000) -> dict[str, Any]:
         """`changes_since`, waiting up to `timeout_s` for a change when there is none yet (the
         long poll a gateway keeps open; it returns as soon as anything is appended)."""
         self.stats["feed_polls"] += 1
-        seq = self._seq_of(cursor)
-        if seq is not None and seq == self.seq and timeout_s > 0:
-            if self._wake is None:
-                self._wake = asyncio.Event()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout_s)
-            except asyncio.TimeoutError:
-                pass
-        return self.changes_since(cursor, limit)
+        await self.feed.wait(cursor, timeout_s)
+        return self.feed.since(cursor, limit)        # the feed of now (a rebuild may have replaced it)
 
     # -- the tick ------------------------------------------------------------------------------
     def tick(self, flush: bool = True) -> dict[str, int]:

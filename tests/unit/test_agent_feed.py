@@ -55,7 +55,7 @@ def test_a_cursor_of_another_incarnation_or_too_old_resets():
     f.restart()                                           # a new incarnation rebuilt from the store
     assert f.svc.changes_since(old) == {"cursor": f.svc.cursor, "reset": True, "frames": []}
     assert f.svc.changes_since("garbage")["reset"] and f.svc.changes_since(f.svc.cursor + "9")["reset"]
-    f.svc.feed = type(f.svc.feed)(maxlen=2)
+    f.svc.feed.entries = type(f.svc.feed.entries)(maxlen=2)
     first = f.svc.cursor
     f.svc.desk("a0", "ready")
     f.svc.desk("a0", "not_ready", reason="break")
@@ -97,9 +97,9 @@ def test_desk_commands_by_login_and_a_second_login_reattaches():
     out = f.svc.desk("a0", "login")
     assert out["agent"]["state"] == "not_ready" and out["cursor"] == f.svc.cursor
     f.svc.desk("a0", "ready")
-    seq = f.svc.seq
+    seq = f.svc.feed.seq
     again = f.svc.desk("a0", "login")                     # a desktop reconnecting: nothing changes
-    assert again["agent"]["state"] == "ready" and f.svc.seq == seq
+    assert again["agent"]["state"] == "ready" and f.svc.feed.seq == seq
     with pytest.raises(am.UnknownAgent):
         f.svc.desk("nobody", "login")
     with pytest.raises(IllegalAgentTransition):

@@ -138,6 +138,16 @@ def test_lifecycle_through_a_call():
     assert f.db.agents[a]["state"] == "logged_out" and f.db.agents[a]["job_id"] is None
 
 
+def test_commands_by_name_and_an_unknown_one_refused():
+    f = Floor(1)
+    a = f.ids[0]
+    assert f.svc.command(a, "login")["state"] == "not_ready"
+    assert f.svc.command(a, "not_ready", "lunch")["reason"] == "lunch"
+    assert f.svc.command(a, "force_logoff")["state"] == "logged_out"
+    with pytest.raises(ValueError, match="unknown agent command 'sleep'"):
+        f.svc.command(a, "sleep")
+
+
 def test_illegal_commands_raise_and_change_nothing():
     f = Floor(1)
     a = f.ids[0]
@@ -348,7 +358,7 @@ def test_ten_thousand_agents_fit_in_a_few_megabytes():
     f.svc.set_jobs([JobSpec(j) for j in range(1, 11)])
     f.svc.rebalance()
     f.svc.log.clear()                                 # transitions wait only until the next flush
-    f.svc.feed.clear()                                # bounded (FEED_MAX entries), whatever the agents
+    f.svc.feed.entries.clear()                        # bounded (FEED_MAX entries), whatever the agents
     used = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(base, "filename"))
     tracemalloc.stop()
     assert used / 10_000 < 1_000, f"{used / 10_000:.0f} bytes per agent"     # measured: about 400

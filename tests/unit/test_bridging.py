@@ -101,7 +101,7 @@ def test_settle_calls_moves_agents_through_the_call_and_skips_stale_calls():
     assert f.svc.settle_calls(hangup=["c1", "c2"]) == {"connected": 0, "released": 0, "hung_up": 1, "stale": 1}
     states = {a["id"]: a["state"] for a in f.svc.list_agents()}
     assert states == {reserved["c1"]: "wrap_up", reserved["c2"]: "ready"}
-    pops = [e for _, _, e in f.svc.feed if isinstance(e, dict) and e.get("type") == "call"]
+    pops = [e for _, _, e in f.svc.feed.entries if isinstance(e, dict) and e.get("type") == "call"]
     assert [p["call_id"] for p in pops] == ["c1", "c2"] and pops[0]["script"] == {"text": "Hello Ada"}
 
 
