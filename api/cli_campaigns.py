@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
-from .cli_output import UsageError, emit
+from .cli_output import UsageError, emit, said
 from .client import PomClient
 
 CAMPAIGN_COLUMNS = ("id", "name", "enabled", "priority", "zone", "list_id", "strategy_id", "description")
@@ -72,8 +71,7 @@ def _campaigns(client: PomClient, args: argparse.Namespace) -> int:
         return emit(client.campaigns(args.enabled), args, CAMPAIGN_COLUMNS, "campaigns")
     if action == "delete":
         client.delete_campaign(args.campaign)
-        print(f"campaign {args.campaign} deleted", file=sys.stderr)
-        return 0
+        return said(f"campaign {args.campaign} deleted")
     if action == "show":
         out = client.campaign(args.campaign)
     elif action in ("enable", "disable"):
@@ -93,8 +91,7 @@ def _rules(client: PomClient, args: argparse.Namespace) -> int:
         return emit(client.rules(args.campaign, args.system), args, RULE_COLUMNS, "rules")
     if action == "delete":
         client.delete_rule(args.rule)
-        print(f"rule {args.rule} deleted", file=sys.stderr)
-        return 0
+        return said(f"rule {args.rule} deleted")
     if action == "show":
         out = client.rule(args.rule)
     elif action == "create":

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .cli_output import UsageError, emit, reason
+from .cli_output import UsageError, emit, reason, said
 from .client import PomClient, PomError
 
 BATCH = 10_000                      # addresses per request (the gateway's bound)
@@ -199,8 +199,7 @@ def _dnc(client: PomClient, args: argparse.Namespace) -> int:
         return emit(client.create_dnc_list(args.name, args.description, args.all_campaigns), args, title="DNC list")
     if action == "delete":
         client.delete_dnc_list(args.list)
-        print(f"DNC list {args.list} deleted", file=sys.stderr)
-        return 0
+        return said(f"DNC list {args.list} deleted")
     if action in ("add", "remove"):
         return _change(client, args)
     if action == "entries":
@@ -213,8 +212,7 @@ def _dnc(client: PomClient, args: argparse.Namespace) -> int:
         return emit(client.attach_dnc(args.campaign, args.list), args)
     if action == "detach":
         client.detach_dnc(args.campaign, args.list)
-        print(f"DNC list {args.list} detached from campaign {args.campaign}", file=sys.stderr)
-        return 0
+        return said(f"DNC list {args.list} detached from campaign {args.campaign}")
     return emit(client.campaign_dnc_lists(args.campaign), args, title=f"DNC lists of campaign {args.campaign}")
 
 

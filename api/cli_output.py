@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,6 +64,12 @@ def emit(out: Any, args: argparse.Namespace, columns: Sequence[str] | None = Non
         console.print(table(items, columns, title))
     else:
         console.print(fields(out, title))
+    return 0
+
+
+def said(text: str) -> int:
+    """What a command did that has no answer to print (a delete, a revoke): on stderr; exit 0."""
+    print(text, file=sys.stderr)
     return 0
 
 

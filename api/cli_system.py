@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cli_output import emit
+from .cli_output import emit, said
 from .client import PomClient
 
 ROLES = ("admin", "supervisor", "integration", "agent")
@@ -93,8 +93,7 @@ def _tokens(client: PomClient, args: argparse.Namespace) -> int:
     if args.action == "list":
         return emit(client.tokens(), args, title="tokens")
     client.revoke_token(args.id)
-    print(f"token {args.id} revoked", file=sys.stderr)
-    return 0
+    return said(f"token {args.id} revoked")
 
 
 def _zones(client: PomClient, args: argparse.Namespace) -> int:
@@ -103,8 +102,7 @@ def _zones(client: PomClient, args: argparse.Namespace) -> int:
         return emit(client.zones(), args, title="zones", rows="zones")
     if args.action == "delete":
         client.delete_zone(args.name)
-        print(f"zone {args.name} deleted", file=sys.stderr)
-        return 0
+        return said(f"zone {args.name} deleted")
     out = {"show": lambda: client.zone(args.name),
            "create": lambda: client.create_zone(args.name, args.failover, args.state, args.reason),
            "set-state": lambda: client.set_zone_state(args.name, args.state, args.reason),
