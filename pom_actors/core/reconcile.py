@@ -6,7 +6,7 @@ gateway's answer decides:
 
 | the gateway                         | the ledger records                                   |
 |-------------------------------------|------------------------------------------------------|
-| answered, completed with a code     | that outcome, at the gateway's time                  |
+| answered, completed with a code     | that outcome, at the gateway's time, its details     |
 | answered, still pending             | nothing yet: keep watching                           |
 | answered, has no record of the id   | `cancelled`, not sent: the item is due again         |
 | is gone                             | `in_doubt`: whether it dialled is unknowable         |
@@ -49,7 +49,8 @@ def reconcile(attempt_id: str, answer: OrderRecord | GatewayUnreachable | None, 
     if answer.state == PENDING:
         return None
     if answer.state == COMPLETED:
-        return Outcome(attempt_id, answer.code, answer.at, {"adopted": True})
+        # with the gateway's details: a bridged call's agent_id, which frees that agent
+        return Outcome(attempt_id, answer.code, answer.at, {**answer.details, "adopted": True})
     raise ValueError(f"unknown order record state {answer.state!r}")
 
 

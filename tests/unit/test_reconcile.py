@@ -10,10 +10,12 @@ NOW = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
 EARLIER = NOW - timedelta(seconds=40)
 
 
-def test_a_completed_record_is_the_outcome_at_the_gateways_time():
-    outcome = reconcile("7.2", OrderRecord("7.2", "completed", 3, "busy", EARLIER, {"ring_s": 4}), NOW)
-    assert (outcome.attempt_id, outcome.code, outcome.at) == ("7.2", "busy", EARLIER)
-    assert outcome.details == {"adopted": True} and not not_sent(outcome)
+def test_a_completed_record_is_the_outcome_at_the_gateways_time_with_its_details():
+    outcome = reconcile("7.2", OrderRecord("7.2", "completed", 3, "answer_human", EARLIER,
+                                           {"ring_s": 4, "agent_id": 15}), NOW)
+    assert (outcome.attempt_id, outcome.code, outcome.at) == ("7.2", "answer_human", EARLIER)
+    # the agent a bridged call was put through to: the adopting manager frees it, the ledger names it
+    assert outcome.details == {"ring_s": 4, "agent_id": 15, "adopted": True} and not not_sent(outcome)
 
 
 def test_a_pending_record_decides_nothing_yet():
