@@ -185,3 +185,50 @@ def test_uploads_report_progress_on_both_transports(tmp_path):
 def test_rejects_as_csv_text_on_both_transports():
     assert sync_client(Gateway()).import_rejects(1, csv=True) == "line,field\n2,phone\n"
     assert run_async(Gateway(), lambda c: c.import_rejects(1, csv=True)) == "line,field\n2,phone\n"
+
+
+class Recorder(Routes):
+    """Records the (method, path) each route method asks for, with sentinel arguments."""
+
+    def __init__(self):
+        self.sent: set[tuple[str, str]] = set()
+
+    def _call(self, method, path, **kwargs):
+        self.sent.add((method, path))
+
+    def _collect(self, path, params=None):
+        self.sent.add(("GET", path))
+
+    def _upload(self, path, file, progress, **kwargs):
+        self.sent.add(("POST", path))
+
+
+def sentinel(parameter: inspect.Parameter):
+    """An argument for a required parameter: 1 for ids, CMD for an action, {} or [] or text."""
+    if parameter.name in ("command", "action"):
+        return "CMD"
+    annotation = str(parameter.annotation)
+    return 1 if "int" in annotation else {} if "dict" in annotation else [] if "list" in annotation else "x"
+
+
+def test_the_client_has_a_method_for_every_route_of_the_gateway():
+    """Every operation of the OpenAPI document (but the demo's SMS sink) is asked for by some
+    method of Routes, so both clients cover every endpoint."""
+    import re
+
+    from api.app import create_app
+    from pom_actors.config import Settings
+
+    recorder = Recorder()
+    for name, method in inspect.getmembers(Routes, inspect.isfunction):
+        if name.startswith("_") or name in ("pages", "wait_until_done"):
+            continue
+        required = [p for p in list(inspect.signature(method).parameters.values())[1:]
+                    if p.default is inspect.Parameter.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+        method(recorder, *[sentinel(p) for p in required])
+    recorder.start_import(1, "x", dnc=True)
+    sent = {(m, re.sub(r"/(1|x|CMD)(?=/|$)", "/{}", path)) for m, path in recorder.sent}
+    spec = create_app(Settings(database_url="postgresql://unused@127.0.0.1:1/unused", demo=True)).openapi()
+    routes = {(m.upper(), re.sub(r"\{[^}]+\}", "{}", path)) for path, item in spec["paths"].items()
+              for m in item if not path.startswith("/demo/")}
+    assert sorted(routes - sent) == [], "routes without a method in api/client.py Routes: add one"
