@@ -237,14 +237,15 @@ def _change(client: PomClient, args: argparse.Namespace) -> int:
 
 
 def _rejects(client: PomClient, args: argparse.Namespace) -> int:
+    """To a file: the CSV, or the JSON; else the CSV text, or a table (the JSON with --json)."""
     out = client.import_rejects(args.id, csv=args.csv, limit=args.limit)
-    text = out if args.csv else json.dumps(out, indent=2, default=str) + "\n"
     if args.output:
-        Path(args.output).write_text(text)
-        print(f"rejects of import {args.id} written to {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0
+        Path(args.output).write_text(out if args.csv else json.dumps(out, indent=2, default=str) + "\n")
+        return said(f"rejects of import {args.id} written to {args.output}")
+    if args.csv:
+        sys.stdout.write(out)
+        return 0
+    return emit(out, args, title=f"rejects of import {args.id}", rows="rejects")
 
 
 def import_file(client: PomClient, args: argparse.Namespace, dnc: bool) -> int:

@@ -53,9 +53,6 @@ def emit(out: Any, args: argparse.Namespace, columns: Sequence[str] | None = Non
     if out is None:
         return 0
     console = console or Console()
-    if isinstance(out, str):
-        console.out(out, end="" if out.endswith("\n") else "\n")
-        return 0
     items = out[rows] if rows else out
     if isinstance(items, list):
         rest = {k: v for k, v in out.items() if k != rows and v is not None} if rows else {}

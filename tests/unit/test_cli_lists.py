@@ -162,3 +162,14 @@ def test_rejects_as_csv_to_a_file_and_dnc_reads(tmp_path, capsys):
     assert run(gw, "dnc", "lookup", "+12125550100", "--campaign", "3") == 0
     assert json.loads(gw.requests[1].content) == {"addresses": ["+12125550100"], "campaign_id": 3, "region": None}
     assert run(gw, "dnc", "attach", "2", "3") == 0
+
+
+def test_rejects_are_a_table_the_json_with_json_or_the_csv_as_it_came(capsys):
+    gw = Gateway()
+    gw.on("GET", "/api/v1/imports/7/rejects", (200, {"rejects": [{"line": 3, "field": "phone1", "reason": "bad",
+                                                                  "raw": ["B", "12"]}]}))
+    assert run(gw, "imports", "rejects", "7") == 0
+    out = capsys.readouterr().out
+    assert "phone1" in out and "B, 12" in out
+    assert run(gw, "imports", "rejects", "7", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["rejects"][0]["line"] == 3
