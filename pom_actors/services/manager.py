@@ -315,7 +315,7 @@ class ManagerService:
                 decided[name] = (pacer, decision)
             batch = min(decision.dials, self.settings.batch_size)
             if name in self.cards:              # preview: a contact per ready agent without a card
-                batch = min(batch, self.cards[name].wanted(self.index, self.managers))
+                batch = min(batch, self.cards[name].wanted(self.managers))
             budgets[name] = self._slowdown.scale(name, batch, self.slow_factor)
             pacer.figures["granted"] += budgets[name]
             self._unplaced(name, decision.dials - batch)

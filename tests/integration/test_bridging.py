@@ -12,18 +12,15 @@ conftest.py), and the test checks the bookkeeping of both fates, not the abandon
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
-import httpx
 import pytest
 
-from pom_actors.core.lifecycle import TERMINAL, JobState
-from pom_actors.sim_agents import SimConfig, SimFloor
-from pom_actors.store import jobs as jobstore
+from pom_actors.sim_agents import SimConfig
 
-from .conftest import SCALE, phone_contacts, served_gateway
+from .agent_floor import work_job
+from .conftest import SCALE, phone_contacts
 
 pytestmark = pytest.mark.timeout(150)
 AGENTS = 3
@@ -43,36 +40,8 @@ def test_answered_calls_are_connected_to_agents_or_abandoned_and_the_ledger_agre
                                       "script": {"text": "Hello {first_name}"},
                                       "results": {"default": "done"}}}}
     campaign = campaigns.make(strategy, phone_contacts(CONTACTS))
-    figures: dict = {}
-    with served_gateway(pom.settings) as address:
-        http = httpx.Client(base_url=f"http://{address}", timeout=30,
-                            headers={"Authorization": f"Bearer {admin_token}"})
-        for login in logins:
-            r = http.post("/api/v1/agents", json={"login": login, "name": login, "skills": [skill]})
-            assert r.status_code == 201, r.text
-
-        async def scenario():
-            floor = SimFloor(f"ws://{address}/api/v1/agents/ws", logins,
-                             SimConfig(wrap_mean_s=5.0, time_scale=SCALE), token=admin_token)
-            await floor.start()
-            try:
-                deadline = time.monotonic() + 20
-                while {a.state for a in floor.agents} != {"ready"} and time.monotonic() < deadline:
-                    await asyncio.sleep(0.05)
-                job = await asyncio.to_thread(campaigns.start, campaign)
-                deadline = time.monotonic() + 90
-                while time.monotonic() < deadline:
-                    state = (await asyncio.to_thread(jobstore.job, conn, job))["state"]
-                    if JobState(state) in TERMINAL:
-                        break
-                    await asyncio.sleep(0.2)
-                await asyncio.sleep(1.0)                     # the last wrap-ups disposed, the last flush
-                figures.update(floor.summary(), job=job,
-                               pops={c for a in floor.agents for c, _ in a.stats.call_arrivals})
-            finally:
-                await floor.close()
-
-        asyncio.run(scenario())
+    figures = work_job(pom, campaigns, conn, admin_token, campaign, logins, skill,
+                       SimConfig(wrap_mean_s=5.0, time_scale=SCALE))
     job = figures["job"]
     assert campaigns.wait(job, timeout=5)["state"] == "completed"
     rows = conn.execute("SELECT work_item_id || '.' || attempt_no, code, details FROM attempts "

@@ -9,18 +9,15 @@ times real time: the card's 600 business seconds are one real second.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
-import httpx
 import pytest
 
-from pom_actors.core.lifecycle import TERMINAL, JobState
-from pom_actors.sim_agents import SimConfig, SimFloor
-from pom_actors.store import jobs as jobstore
+from pom_actors.sim_agents import SimConfig
 
-from .conftest import SCALE, gateway_orders, phone_contacts, served_gateway
+from .agent_floor import work_job
+from .conftest import SCALE, gateway_orders, phone_contacts
 
 pytestmark = pytest.mark.timeout(180)
 AGENTS = 3
@@ -40,38 +37,10 @@ def test_a_preview_job_accepts_skips_or_times_out_every_contact_once(pom, campai
                                       "script": {"text": "Hello {first_name}"},
                                       "results": {"default": "done"}}}}
     campaign = campaigns.make(strategy, phone_contacts(CONTACTS))
-    figures: dict = {}
-    with served_gateway(pom.settings) as address:
-        http = httpx.Client(base_url=f"http://{address}", timeout=30,
-                            headers={"Authorization": f"Bearer {admin_token}"})
-        for login in logins:
-            r = http.post("/api/v1/agents", json={"login": login, "name": login, "skills": [skill]})
-            assert r.status_code == 201, r.text
-
-        async def scenario():
-            floor = SimFloor(f"ws://{address}/api/v1/agents/ws", logins,
-                             SimConfig(wrap_mean_s=5.0, time_scale=SCALE, accept_share=0.5, ignore_share=0.25),
-                             token=admin_token)
-            await floor.start()
-            try:
-                deadline = time.monotonic() + 20
-                while {a.state for a in floor.agents} != {"ready"} and time.monotonic() < deadline:
-                    await asyncio.sleep(0.05)
-                job = await asyncio.to_thread(campaigns.start, campaign)
-                deadline = time.monotonic() + 120
-                while time.monotonic() < deadline:
-                    state = (await asyncio.to_thread(jobstore.job, conn, job))["state"]
-                    if JobState(state) in TERMINAL:
-                        break
-                    await asyncio.sleep(0.2)
-                await asyncio.sleep(1.0)                     # the last wrap-ups disposed, the last flush
-                figures.update(floor.summary(), job=job,
-                               cards={c: act for a in floor.agents for c, act in a.stats.cards.items()},
-                               pops={c for a in floor.agents for c, _ in a.stats.call_arrivals})
-            finally:
-                await floor.close()
-
-        asyncio.run(scenario())
+    figures = work_job(pom, campaigns, conn, admin_token, campaign, logins, skill,
+                       SimConfig(wrap_mean_s=5.0, time_scale=SCALE, accept_share=0.5, ignore_share=0.25),
+                       timeout_s=120)
+    cards = {c: act for a in figures["agents"] for c, act in a.stats.cards.items()}   # card -> what its agent did
     job = figures["job"]
     assert campaigns.wait(job, timeout=5)["state"] == "completed"
     rows = conn.execute("SELECT work_item_id || '.' || attempt_no, work_item_id, code, details FROM attempts "
@@ -79,7 +48,6 @@ def test_a_preview_job_accepts_skips_or_times_out_every_contact_once(pom, campai
     returned = [r for r in rows if (r[3] or {}).get("not_sent")]       # cards withdrawn: due again
     final = {aid: (code, d) for aid, _, code, d in rows if not (d or {}).get("not_sent")}
     assert len(final) == CONTACTS == len({item for _, item, code, d in rows if not (d or {}).get("not_sent")})
-    cards = figures["cards"]                                         # card -> what its agent did
     assert set(final) <= set(cards) and all(r[0] in cards for r in returned)
     events: dict[str, list[tuple[int, str, str | None]]] = {}
     for agent, call, event, reason in conn.execute(

@@ -14,15 +14,12 @@ from pom_actors.core.agents.attachment import JobSpec
 from pom_actors.core.agents.desk import DispositionError
 from pom_actors.core.orders import Order
 from pom_actors.core.reconcile import not_sent
-from pom_actors.media.voice_sim import VoiceProfile
 from tests.unit.test_agent_manager_service import Floor
+from tests.unit.test_bridging import HUMAN
 from tests.unit.test_manager_pacing import Agents, Job
 
 T0 = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
 CONTACTS = 24
-HUMAN = VoiceProfile(answer_human=1, answer_machine=0, busy=0, no_answer=0, invalid_number=0, fax=0,
-                     network_refusal=0, ring_s={"dist": "fixed", "value": 5.0},
-                     talk_s={"dist": "fixed", "value": 30.0})
 BUSY = HUMAN.model_copy(update={"answer_human": 0, "busy": 1})
 
 
@@ -79,7 +76,8 @@ def test_held_orders_follow_their_cards():
     for i in range(3):
         h.hold(Order(f"{i}.1", 1, 0, 1, "call", "+1", "m", bridge=True), {"card_id": f"{i}.1"})
     h.ready = 5
-    assert h.wanted(0, 2) == 0 and h.wanted() == 2           # manager 0 of 2: 3 of 5 ready, 3 queued
+    assert h.wanted(2) == 0 and h.wanted() == 2              # one of 2 managers: 3 of 5 ready, 3 queued
+    assert P.HeldOrders(ready=1).wanted(2) == 1              # a lone agent: each manager may offer it one
     h.placed({"0.1": 7, "1.1": 8, "2.1": None})
     assert set(h.shown) == {"0.1", "1.1"} and set(h.queued) == {"2.1"}
     accept = P.Answer("0.1", 7, "accept", True, None, T0, 1.0).as_dict()

@@ -147,11 +147,11 @@ class HeldOrders:
     def hold(self, order: Order, card: dict[str, Any]) -> None:
         self.queued[order.attempt_id] = (order, card)
 
-    def wanted(self, index: int = 0, managers: int = 1) -> int:
-        """Contacts to claim now: this manager's share of the ready agents, less the cards
-        already waiting for one."""
-        share = self.ready // managers + (1 if index < self.ready % managers else 0)
-        return max(0, share - len(self.queued))
+    def wanted(self, managers: int = 1) -> int:
+        """Contacts to claim now: this manager's share of the job's ready agents, rounded up
+        (so that no manager of a small team starves: a card more waits in a queue at worst),
+        less the cards already waiting for one."""
+        return max(0, -(-self.ready // managers) - len(self.queued))
 
     def placed(self, offered: Mapping[str, int | None]) -> None:
         """The cards the Agent Manager showed (card -> agent; None: no agent was ready)."""

@@ -1,0 +1,53 @@
+"""Simulated agents over real WebSockets working one job to its end: the harness of the
+agent-based integration tests (test_bridging.py, test_preview.py)."""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+from pom_actors.core.lifecycle import TERMINAL, JobState
+from pom_actors.sim_agents import SimConfig, SimFloor
+from pom_actors.store import jobs as jobstore
+
+from .conftest import served_gateway
+
+
+def work_job(pom, campaigns, conn, admin_token: str, campaign: int, logins: list[str], skill: str,
+             config: SimConfig, timeout_s: float = 90) -> dict[str, Any]:
+    """Create the agents `logins` (skill `skill`), log them in over the gateway's agent WebSocket
+    as simulated desktops (`config`), start `campaign` once they are ready and wait for its job
+    to end; the floor's summary with `job`, the simulated agents (`agents`) and the calls whose
+    screen popped (`pops`)."""
+    figures: dict[str, Any] = {}
+    with served_gateway(pom.settings) as address:
+        http = httpx.Client(base_url=f"http://{address}", timeout=30,
+                            headers={"Authorization": f"Bearer {admin_token}"})
+        for login in logins:
+            r = http.post("/api/v1/agents", json={"login": login, "name": login, "skills": [skill]})
+            assert r.status_code == 201, r.text
+
+        async def scenario():
+            floor = SimFloor(f"ws://{address}/api/v1/agents/ws", logins, config, token=admin_token)
+            await floor.start()
+            try:
+                deadline = time.monotonic() + 20
+                while {a.state for a in floor.agents} != {"ready"} and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                job = await asyncio.to_thread(campaigns.start, campaign)
+                deadline = time.monotonic() + timeout_s
+                while time.monotonic() < deadline:
+                    state = (await asyncio.to_thread(jobstore.job, conn, job))["state"]
+                    if JobState(state) in TERMINAL:
+                        break
+                    await asyncio.sleep(0.2)
+                await asyncio.sleep(1.0)                     # the last wrap-ups disposed, the last flush
+                figures.update(floor.summary(), job=job, agents=floor.agents,
+                               pops={c for a in floor.agents for c, _ in a.stats.call_arrivals})
+            finally:
+                await floor.close()
+
+        asyncio.run(scenario())
+    return figures
