@@ -23,6 +23,7 @@ from .idempotency import Idempotency, SqlKeys
 from .routers import dnc, filters
 from .routers import agent_ws, agents
 from .routers import campaigns, demo, health, imports, jobs, lists, metrics, strategies
+from .routers import import_schedules
 from .routers import audit, tokens
 from .routers import load
 from .routers import purges, reports
@@ -66,6 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pacing.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF)])   # a job's pacers
     app.include_router(filters.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF, OPERATE)])
     app.include_router(imports.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF, DEFINE)])
+    app.include_router(import_schedules.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF, DEFINE)])
     app.include_router(tokens.router, prefix=API_PREFIX, dependencies=[auth.allow(auth.ADMIN)])
     app.include_router(dnc.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF, OPERATE)])
     app.include_router(audit.router, prefix=API_PREFIX, dependencies=[auth.allow(auth.OVERSEE)])

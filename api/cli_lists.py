@@ -42,8 +42,30 @@ def add_parsers(sub) -> None:
     limport.add_argument("--split", metavar="RULES.json",
                          help="a splitter: rows routed to lists by rules on their columns (docs/imports.md)")
 
-    imports = sub.add_parser("imports", help="a file import: state, rejected rows, pause/resume/stop")
+    lsql = lsub.add_parser("import-sql", help="import the rows of a SELECT on another PostgreSQL database")
+    lsql.add_argument("source", metavar="SOURCE.json",
+                      help='{"query", "dsn" or "host"/"dbname"/"user", "password_ref"...} (docs/imports.md)')
+    lsql.add_argument("--list", type=int, required=True, help="the list to import into")
+    lsql.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
+                      help="map a result column (repeatable): a field, attributes.<name> or ignore")
+    lsql.add_argument("--region", help="region of numbers without a country prefix (US, GB...)")
+    lsql.add_argument("--dedupe-key", choices=("external_id", "phone1", "email"))
+    lsql.add_argument("--policy", choices=("update", "skip", "keep_both"), help="for a duplicate key")
+    lsql.add_argument("--no-wait", action="store_true", help="print the import's id and return")
+    lsql.add_argument("--poll", type=float, default=0.5, help="seconds between state reads (default 0.5)")
+
+    imports = sub.add_parser("imports", help="an import: state, rejected rows, pause/resume/stop; schedules")
     isub = imports.add_subparsers(dest="action", required=True)
+    schedules = isub.add_parser("schedules", help="SQL imports the director runs on a cron schedule")
+    ssub = schedules.add_subparsers(dest="schedule_action", required=True)
+    ssub.add_parser("list", help="every import schedule")
+    ssub.add_parser("show").add_argument("id", type=int)
+    ssub.add_parser("delete").add_argument("id", type=int)
+    screate = ssub.add_parser("create", help='from a JSON file: {"name", "list_id", "schedule", "source", "options"}')
+    screate.add_argument("spec", metavar="SPEC.json")
+    supdate = ssub.add_parser("update", help="change the fields a JSON file gives")
+    supdate.add_argument("id", type=int)
+    supdate.add_argument("spec", metavar="SPEC.json")
     for action in ("show", "pause", "resume", "stop"):
         isub.add_parser(action).add_argument("id", type=int)
     rejects = isub.add_parser("rejects", help="the rejected rows (line, field, reason, cells)")
@@ -106,12 +128,7 @@ def import_options(args: argparse.Namespace) -> dict[str, Any]:
     path = Path(args.file)
     if not path.is_file():
         raise UsageError(f"{args.file}: no such file")
-    mapping = {}
-    for item in args.map:
-        column, sep, target = item.partition("=")
-        if not sep or not column.strip() or not target.strip():
-            raise UsageError(f"--map {item!r}: expected COLUMN=FIELD")
-        mapping[column.strip()] = target.strip()
+    mapping = _mapping(args.map)
     delimiter = {"tab": "\t", "\\t": "\t"}.get(args.delimiter, args.delimiter)
     if delimiter is not None and len(delimiter) != 1:
         raise UsageError(f"--delimiter {args.delimiter!r}: one character, or 'tab'")
@@ -139,6 +156,27 @@ def _splitter(path: str) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError) as exc:      # JSON, UTF-8 or SplitterError
         raise UsageError(f"--split {path}: {exc}") from None
     return splitter
+
+
+def _json_file(path: str, what: str) -> dict[str, Any]:
+    """A JSON object from a file (UsageError naming the file when it is not one)."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{what} {path}: {exc}") from None
+    if not isinstance(document, dict):
+        raise UsageError(f"{what} {path}: a JSON object is expected")
+    return document
+
+
+def _mapping(items: list[str]) -> dict[str, str]:
+    mapping = {}
+    for item in items:
+        column, sep, target = item.partition("=")
+        if not sep or not column.strip() or not target.strip():
+            raise UsageError(f"--map {item!r}: expected COLUMN=FIELD")
+        mapping[column.strip()] = target.strip()
+    return mapping
 
 
 def _region(region: str | None) -> str | None:
@@ -179,14 +217,43 @@ def _dispatch(client: PomClient, args: argparse.Namespace) -> int:
     if args.cmd == "lists" and args.action == "preview":
         out = client.preview_list(args.list, args.expression, args.sample)
         return emit(out, args, title=f"list {args.list}: {out['count']} selected", rows="sample")
+    if args.cmd == "lists" and args.action == "import-sql":
+        return import_query(client, args)
     if args.cmd == "lists" or (args.cmd == "dnc" and args.action == "import"):
         return import_file(client, args, dnc=args.cmd == "dnc")
     if args.cmd == "imports":
+        if args.action == "schedules":
+            return _schedules(client, args)
         if args.action == "rejects":
             return _rejects(client, args)
         out = client.import_status(args.id) if args.action == "show" else client.import_command(args.id, args.action)
         return emit(out, args, title=f"import {args.id}")
     return _dnc(client, args)
+
+
+def _schedules(client: PomClient, args: argparse.Namespace) -> int:
+    action = args.schedule_action
+    if action == "list":
+        return emit(client.import_schedules(), args, title="import schedules")
+    if action == "show":
+        return emit(client.import_schedule(args.id), args, title=f"import schedule {args.id}")
+    if action == "delete":
+        client.delete_import_schedule(args.id)
+        return said(f"import schedule {args.id} deleted")
+    if action == "create":
+        return emit(client.create_import_schedule(_json_file(args.spec, "schedule")), args, title="import schedule")
+    return emit(client.update_import_schedule(args.id, _json_file(args.spec, "schedule")), args,
+                title=f"import schedule {args.id}")
+
+
+def import_query(client: PomClient, args: argparse.Namespace) -> int:
+    """Starts an import of a query's rows, then follows it like a file's."""
+    options = {"mapping": _mapping(args.map) or None, "region": _region(args.region),
+               "dedupe_key": args.dedupe_key, "policy": args.policy}
+    started = client.start_query_import(args.list, _json_file(args.source, "source"), **options)
+    if args.no_wait:
+        return emit(started, args, title="import")
+    return _follow(client, started["id"], args, dnc=False)
 
 
 def _dnc(client: PomClient, args: argparse.Namespace) -> int:
@@ -249,8 +316,7 @@ def _rejects(client: PomClient, args: argparse.Namespace) -> int:
 
 
 def import_file(client: PomClient, args: argparse.Namespace, dnc: bool) -> int:
-    """Uploads with a progress bar, then follows the import (GET /imports/{id}) until it ends:
-    exit 0 when done, 1 with its reason when it failed or was stopped."""
+    """Uploads with a progress bar, then follows the import (`_follow`)."""
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -261,11 +327,20 @@ def import_file(client: PomClient, args: argparse.Namespace, dnc: bool) -> int:
         upload = bar.add_task(f"upload {Path(args.file).name}", total=None)
         started = client.start_import(args.list, args.file, dnc=dnc, **options,
                                       progress=lambda sent, total: bar.update(upload, completed=sent, total=total))
-        import_id = started["id"]
         if args.no_wait:
             bar.stop()
             return emit(started, args, title="import")
-        bar.remove_task(upload)
+    return _follow(client, started["id"], args, dnc)
+
+
+def _follow(client: PomClient, import_id: int, args: argparse.Namespace, dnc: bool) -> int:
+    """Follows an import (GET /imports/{id}) with a progress bar until it ends: exit 0 when
+    done, 1 with its reason when it failed or was stopped."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
         follow = bar.add_task(f"import {import_id}", total=1.0)
         status = client.import_status(import_id)
         try:

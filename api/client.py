@@ -353,6 +353,33 @@ class Routes(ABC):
         return self._upload(f"/api/v1/{'dnc-lists' if dnc else 'lists'}/{list_id}/imports", path, progress,
                             data=form, headers=_keyed(idempotency_key))
 
+    def start_query_import(self, list_id: int, postgres: dict, *, idempotency_key: str | None = None,
+                           **options) -> dict:
+        """An import of the rows of one SELECT on another PostgreSQL database (`postgres`:
+        `query`, `dsn` or `host`/`port`/`dbname`/`user`, `password_ref`, ...: docs/imports.md)
+        with the same options as a file's. The answer: `{"id", "state": "queued", ...}`."""
+        body = {"source": {"postgres": postgres}, **{k: v for k, v in options.items() if v is not None}}
+        return self._call("POST", f"/api/v1/lists/{list_id}/imports", json=body,
+                          headers=_keyed(idempotency_key))
+
+    # -- import schedules (docs/imports.md, "Scheduled imports") --
+    def create_import_schedule(self, document: dict) -> dict:
+        """`{"name", "list_id", "schedule": {"cron", "timezone"}, "source": {"postgres": ...},
+        "options"}`: run by the director at each due time."""
+        return self._call("POST", "/api/v1/import-schedules", json=document)
+
+    def import_schedules(self, after: int = 0, limit: int = 100) -> list[dict]:
+        return self._call("GET", "/api/v1/import-schedules", params={"after": after, "limit": limit})
+
+    def import_schedule(self, schedule_id: int) -> dict:
+        return self._call("GET", f"/api/v1/import-schedules/{schedule_id}")
+
+    def update_import_schedule(self, schedule_id: int, changes: dict) -> dict:
+        return self._call("PATCH", f"/api/v1/import-schedules/{schedule_id}", json=changes)
+
+    def delete_import_schedule(self, schedule_id: int) -> None:
+        return self._call("DELETE", f"/api/v1/import-schedules/{schedule_id}")
+
     def import_status(self, import_id: int) -> dict:
         """State and counts (`rows_read`, `rows_loaded`, `rows_rejected`, `duplicates`,
         `dnc_flagged`, `progress` 0..1, `message` when it failed)."""

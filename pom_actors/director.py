@@ -16,8 +16,10 @@ from .core.clock import clock_from_spec
 from .fleet import RayFleet
 from .names import DIRECTOR
 from .services.director import DirectorService
+from .services.import_schedules import ImportScheduleDuty
 from .services.purges import PurgeDuty
 from .store.director import DirectorStore
+from .store.import_schedules import ImportScheduleStore
 from .store.purges import PurgeStore
 from .store.load import CachedRestrictions
 
@@ -30,7 +32,10 @@ class CampaignDirector:
                                        fleet=RayFleet(settings), clock=clock,
                                        restrictions=CachedRestrictions(lambda: self.service.store.conn),
                                        purges=PurgeDuty(open_store=partial(PurgeStore.open, settings.database_url),
-                                                        clock=clock))
+                                                        clock=clock),
+                                       import_schedules=ImportScheduleDuty(
+                                           open_store=partial(ImportScheduleStore.open, settings.database_url),
+                                           clock=clock))
         self._task: asyncio.Task | None = None
         ray.get_runtime_context().current_actor.ping.remote()
 

@@ -1,8 +1,9 @@
 """Importer actor: one per cluster, a thin shell over `services.importer.ImporterService`.
 
-Its loop (a thread) takes up every queued or interrupted import; each chunk of a file is
-parsed and merged by a Ray task (`_chunk_task`), anywhere in the cluster: the chunk's bytes
-travel in the object store, so the file need only be readable by the importer. A worker keeps
+Its loop (a thread) takes up every queued or interrupted import; each chunk of a file (or
+of a SQL query's rows) is parsed and merged by a Ray task (`_chunk_task`), anywhere in the
+cluster: the chunk's bytes or rows travel in the object store, so the file (or the source
+database) need only be reachable from the importer. A worker keeps
 its database connection and its phone-number caches between chunks.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ import ray
 
 from . import names
 from .config import Settings
+from .core.outbound import OutboundPolicy
 from .services.importer import ChunkSpec, ImporterService, load_chunk_with
 from .store.database import connect
 from .store.imports import ImportStore
@@ -23,14 +25,16 @@ _CONN: dict[str, object] = {}
 
 
 @ray.remote(num_cpus=1, max_retries=3)
-def _chunk_task(url: str, spec: ChunkSpec, data: bytes) -> dict | None:
+def _chunk_task(url: str, spec: ChunkSpec, data: bytes | list[tuple]) -> dict | None:
     conn = _CONN.get(url)
     if conn is None or conn.closed or conn.broken:
         conn = _CONN[url] = connect(url, autocommit=True)
     return load_chunk_with(conn, spec, data)
 
 
-def _submit(url: str, spec: ChunkSpec):
+def _submit(url: str, spec: ChunkSpec, rows: list[tuple] | None):
+    if rows is not None:
+        return _chunk_task.remote(url, spec, rows)
     with open(spec.path, "rb") as f:
         f.seek(spec.start)
         data = f.read(spec.end - spec.start)
@@ -50,7 +54,8 @@ class Importer:
         restrictions = CachedRestrictions(lambda: self.service.store.conn, ttl_s=0.0)   # read at every tick
         self.service = ImporterService(partial(ImportStore.open, url), partial(_submit, url), _wait,
                                        parallel=parallel or max(2, cpus),
-                                       admit=lambda: restrictions().allows("import"))
+                                       admit=lambda: restrictions().allows("import"),
+                                       policy=OutboundPolicy.from_setting(settings.outbound_allow))
         self.thread = threading.Thread(target=self.service.loop, daemon=True, name="importer")
         self.thread.start()
 

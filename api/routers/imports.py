@@ -1,5 +1,6 @@
-"""File imports into contact lists and DNC lists: start one (an uploaded file or a server-side
-path), watch its state and counts, read its rejected rows (CSV or JSON), pause, resume or stop it.
+"""File imports into contact lists and DNC lists: start one (an uploaded file, a server-side
+path, or a SQL query on another PostgreSQL database), watch its state and counts, read its
+rejected rows (CSV or JSON), pause, resume or stop it.
 
 The upload is spooled to `<data dir>/imports/` before the route runs (`_upload`, the only
 async part); the head of the file is checked at once (encoding, dialect, header), so an
@@ -28,7 +29,9 @@ from pom_actors.config import Settings
 from pom_actors.core.imports.reader import (FileError, SAMPLE_BYTES, decode, detect_dialect,
                                             detect_encoding, header_end, records)
 from pom_actors.core.imports.dnc import map_dnc_header
+from pom_actors.core.imports.query import PostgresSource
 from pom_actors.core.imports.rows import Options, map_header, neutralise
+from pom_actors.core.outbound import OutboundPolicy
 from pom_actors.core.imports.splitter import parse_splitter
 from pom_actors.store import dnc as dnc_store
 from pom_actors.store import imports as store
@@ -71,8 +74,22 @@ class DncImportOptions(FileOptions):
         "append", description="replace: the entries the file does not carry go when it is done")
 
 
+class ImportSource(pydantic.BaseModel):
+    """Where the rows of an import that is not a file come from."""
+    model_config = pydantic.ConfigDict(extra="forbid")
+    postgres: PostgresSource
+
+
 class ServerFile(ImportOptions):
-    path: Text
+    path: Text | None = None
+    source: ImportSource | None = pydantic.Field(
+        None, description="instead of a file: a SELECT on another PostgreSQL database (docs/imports.md)")
+
+    @pydantic.model_validator(mode="after")
+    def _one_source(self) -> "ServerFile":
+        if (self.path is None) == (self.source is None):
+            raise ValueError("give either path (a server-side file) or source (a SQL query)")
+        return self
 
 
 class DncServerFile(DncImportOptions):
@@ -80,8 +97,10 @@ class DncServerFile(DncImportOptions):
 
 
 class Upload:
-    def __init__(self, path: str, source: str, options: FileOptions, spooled: bool):
+    def __init__(self, path: str | None, source: str, options: FileOptions, spooled: bool,
+                 query: PostgresSource | None = None):
         self.path, self.source, self.options, self.spooled = path, source, options, spooled
+        self.query = query              # a SQL import's source (then no path)
 
 
 def _spool_dir(settings: Settings) -> str:
@@ -127,6 +146,9 @@ async def _read_upload(request: Request, settings: Settings, model: type[FileOpt
         await run_in_threadpool(copy)
         return Upload(path, f"upload:{upload.filename or 'file'}", options, True)
     body = server_model(**orjson.loads(await request.body() or b"{}"))
+    if getattr(body, "source", None) is not None:
+        query = body.source.postgres
+        return Upload(None, query.label(), model(**body.model_dump(exclude={"path", "source"})), False, query)
     root = os.path.realpath(settings.import_dir) if getattr(settings, "import_dir", None) else None
     path = os.path.realpath(body.path)
     if root is None or os.path.commonpath([root, path]) != root:
@@ -134,7 +156,7 @@ async def _read_upload(request: Request, settings: Settings, model: type[FileOpt
                         if root else "server-side files are not enabled (set POM_IMPORT_DIR)")
     if not os.path.isfile(path):
         raise FileError(f"no such file: {body.path}")
-    return Upload(path, f"path:{body.path}", model(**body.model_dump(exclude={"path"})), False)
+    return Upload(path, f"path:{body.path}", model(**body.model_dump(exclude={"path", "source"})), False)
 
 
 def _json_field(key: str, text: str) -> Any:
@@ -162,6 +184,15 @@ def check_head(path: str, options: Options, map_columns=map_header) -> None:
             raise FileError("the file has a header but no rows")
 
 
+def check_source(source: PostgresSource, settings: Settings, at: tuple[str, ...]) -> None:
+    """A 422 at the source's host now when the outbound policy refuses it (POM_OUTBOUND_ALLOW);
+    the importer checks again when it runs."""
+    fault, _ = source.target(OutboundPolicy.from_setting(settings.outbound_allow))
+    if fault is not None:
+        raise pydantic.ValidationError.from_exception_data("ImportSource", [
+            {"type": "value_error", "loc": (*at, "host"), "input": None, "ctx": {"error": ValueError(fault)}}])
+
+
 def _kick() -> None:
     """Tell the importer to look now (best effort: it looks every second anyway)."""
     try:
@@ -173,9 +204,13 @@ def _kick() -> None:
 
 
 @router.post("/lists/{list_id}/imports", status_code=202, responses=declare(503), dependencies=[KEYED])   # refused under load
-def start_import(list_id: Id, upload: Upload = Depends(_upload),
-                 conn: psycopg.Connection = Depends(deps.db)) -> dict:
+def start_import(list_id: Id, upload: Upload = Depends(_upload), conn: psycopg.Connection = Depends(deps.db),
+                 settings: Settings = Depends(deps.settings)) -> dict:
     def create(options: Options) -> int:
+        if upload.query is not None:
+            check_source(upload.query, settings, ("source", "postgres"))
+            return store.create_import(conn, list_id, upload.source, None, asdict(options),
+                                       query=upload.query.model_dump(exclude_none=True))
         check_head(upload.path, options)
         return store.create_import(conn, list_id, upload.source, upload.path, asdict(options))
 

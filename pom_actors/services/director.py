@@ -2,7 +2,8 @@
 only creates it, runs its loop and answers for it).
 
 Every tick it reconciles the world with the database: one media gateway per POM server, due
-schedules turned into jobs, and for each live job the zone it runs in (`core.zones.
+schedules turned into jobs (and import schedules into imports: services/import_schedules.py),
+and for each live job the zone it runs in (`core.zones.
 effective_zone`: its own, or along its failover chain; a move drains the old zone's managers
 for up to POM_ZONE_DRAIN_S, retires them and places new ones, which take the shards over
 with new epochs), its managers, the shard leases (`core.shards.allocate` over the managers
@@ -34,6 +35,7 @@ from ..core.strategy import Strategy
 from ..core.zones import Zone, effective_zone
 from ..names import manager_name
 from ..store.director import DirectorStore
+from .import_schedules import ImportScheduleDuty
 from .purges import PurgeDuty
 
 log = logging.getLogger(__name__)
@@ -64,10 +66,11 @@ class Fleet(Protocol):
 class DirectorService:
     def __init__(self, settings: Settings, *, open_store: Callable[[], DirectorStore], fleet: Fleet,
                  clock: Clock, restrictions: Callable[[], Restrictions] = lambda: NONE,
-                 purges: PurgeDuty | None = None):
+                 purges: PurgeDuty | None = None, import_schedules: ImportScheduleDuty | None = None):
         self.settings, self.open_store, self.fleet, self.clock = settings, open_store, fleet, clock
         self.restrictions = restrictions          # the load restrictions in force (store.load)
         self.purges = purges                      # retention: scheduled and asked-for purges
+        self.import_schedules = import_schedules  # SQL-query imports at their due times
         self.slow_factor = 1.0
         self.store = open_store()
         self.store.ensure_zone(settings.default_zone)
@@ -154,6 +157,7 @@ class DirectorService:
                 self.fleet.ensure_gateways()
             if not self.draining:
                 self._run_schedules()
+                self._start_imports()
             self._read_restrictions()
             self._purge()
             self.zones, self.zone_servers = self.store.zones(), self.fleet.zone_servers()
@@ -174,6 +178,15 @@ class DirectorService:
             self.purges.tick()
         except Exception:                 # looked at again at a later tick
             log.exception("purge duty failed")
+
+    def _start_imports(self) -> None:
+        """The imports whose schedules are due (the Importer actor takes them up)."""
+        if self.import_schedules is None:
+            return
+        try:
+            self.import_schedules.tick()
+        except Exception:                 # looked at again at the next tick
+            log.exception("import schedules failed")
 
     def _read_restrictions(self) -> None:
         """The factor dialling is slowed by, passed on to every manager with its ping."""

@@ -18,6 +18,12 @@ An import runs in three steps:
 
 After a crash the import is still `running` in the database: the next importer takes it up
 and skips the chunks already recorded, so no row is merged twice.
+
+An import from a SQL query (`query`: core/imports/query.py) has no file: step 1 checks the
+source's host against the outbound policy and opens the query (`store.source.SourceQuery`:
+read only, a server-side cursor); its column names are the header; each chunk is the next
+`fetch_rows` rows, sent to the task as values (step 2 as above, chunk `i` being rows
+`i*fetch_rows+1...`); a resumed import re-runs the query and skips the chunks recorded.
 """
 from __future__ import annotations
 
@@ -25,17 +31,21 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import psycopg
+
 from ..core.imports.dnc import map_dnc_header, parse_dnc_text
 from ..core.imports.phones import PhoneNormaliser
+from ..core.imports.query import PostgresSource, cell
 from ..core.imports.reader import (FileError, SAMPLE_BYTES, chunk_bounds, decode, detect_dialect,
                                    detect_encoding, header_end)
-from ..core.imports.rows import Options, map_header, parse_text
+from ..core.imports.rows import Options, map_header, parse_records, parse_text
 from ..core.imports.splitter import parse_splitter
+from ..core.outbound import OutboundPolicy
 
 log = logging.getLogger(__name__)
 CHUNK_BYTES = 4 * 1024 * 1024
@@ -56,6 +66,7 @@ class ChunkSpec:
     columns: list
     options: dict
     kind: str = "contacts"              # or dnc: `list_id` is then a DNC list
+    form: str = "file"                  # or rows: the task is given a query's rows, not bytes
 
 
 @dataclass(frozen=True)
@@ -110,25 +121,28 @@ def _as_utf8(path: str) -> str:
 _PHONES: dict[str | None, PhoneNormaliser] = {}      # per process: the caches outlive a chunk
 
 
-def parse_chunk(spec: ChunkSpec, data: bytes | None = None):
+def parse_chunk(spec: ChunkSpec, data: bytes | list[tuple] | None = None):
     """Decode and parse one chunk (in a task): the `rows.Parsed` result."""
     from ..core.imports.reader import Dialect
-    if data is None:
-        with open(spec.path, "rb") as f:
-            f.seek(spec.start)
-            data = f.read(spec.end - spec.start)
     options = Options(**spec.options)
     phones = _PHONES.get(options.region)
     if phones is None:
         phones = _PHONES[options.region] = PhoneNormaliser(options.region)
-    text = decode(data, spec.encoding if spec.encoding != "utf-8-sig" else "utf-8")
     columns = [tuple(c) if c is not None else None for c in spec.columns]
+    if spec.form == "rows":                     # a query's rows: values, numbered from first_line
+        records = ((spec.first_line + i, [cell(v) for v in row], "") for i, row in enumerate(data))
+        return parse_records(records, columns, options, phones)
+    if data is None:
+        with open(spec.path, "rb") as f:
+            f.seek(spec.start)
+            data = f.read(spec.end - spec.start)
+    text = decode(data, spec.encoding if spec.encoding != "utf-8-sig" else "utf-8")
     if spec.kind == "dnc":
         return parse_dnc_text(text, Dialect(spec.delimiter), columns, options, spec.first_line, phones)
     return parse_text(text, Dialect(spec.delimiter), columns, options, spec.first_line, phones)
 
 
-def load_chunk_with(conn, spec: ChunkSpec, data: bytes | None = None) -> dict[str, Any] | None:
+def load_chunk_with(conn, spec: ChunkSpec, data: bytes | list[tuple] | None = None) -> dict[str, Any] | None:
     """Parse one chunk and merge it on `conn` (one transaction): its counts, None if it was done."""
     from ..store import dnc
     from ..store.imports import load_chunk
@@ -178,16 +192,23 @@ def _load_split(conn, spec: ChunkSpec, parsed, options: Options):
 
 
 class ImporterService:
-    """`open_store()` gives an `ImportStore`; `submit(spec) -> handle` starts a chunk and
-    `wait(handles) -> (finished results, still pending)` collects them (Ray tasks in the actor,
-    plain calls in tests)."""
+    """`open_store()` gives an `ImportStore`; `submit(spec, data) -> handle` starts a chunk
+    (`data`: a query's rows, or None for a file's bytes) and `wait(handles) -> (finished
+    results, still pending)` collects them (Ray tasks in the actor, plain calls in tests);
+    `open_source(source, password, address)` opens a query (`store.source.SourceQuery`),
+    whose host `policy` must allow; a password_ref is read from `environ`."""
 
-    def __init__(self, open_store: Callable[[], Any], submit: Callable[[ChunkSpec], Any],
+    def __init__(self, open_store: Callable[[], Any], submit: Callable[[ChunkSpec, Any], Any],
                  wait: Callable[[list], tuple[list, list]], parallel: int = 2,
                  chunk_bytes: int = CHUNK_BYTES, poll_s: float = 1.0,
-                 admit: Callable[[], bool] = lambda: True):
+                 admit: Callable[[], bool] = lambda: True, open_source: Callable[..., Any] | None = None,
+                 policy: OutboundPolicy | None = None, environ: Mapping[str, str] = os.environ):
         self.open_store, self.submit, self.wait = open_store, submit, wait
         self.admit = admit          # may a queued import start? (the load restrictions: store.load)
+        if open_source is None:
+            from ..store.source import SourceQuery
+            open_source = SourceQuery
+        self.open_source, self.policy, self.environ = open_source, policy or OutboundPolicy(), environ
         self.parallel, self.chunk_bytes, self.poll_s = max(1, parallel), chunk_bytes, poll_s
         self.store = open_store()
         self.running: dict[int, threading.Thread] = {}
@@ -247,6 +268,8 @@ class ImporterService:
             options = Options(**settings)
             dnc = row["kind"] == "dnc"
             target = row["dnc_list_id"] if dnc else row["list_id"]
+            if row["query"] is not None:
+                return self._run_query(store, import_id, target, PostgresSource(**row["query"]), options)
             try:
                 prepared = prepare(row["path"], options, self.chunk_bytes,
                                    map_dnc_header if dnc else map_header)
@@ -256,41 +279,115 @@ class ImporterService:
             if not store.start(import_id, len(prepared.chunks)):
                 return store.state(import_id)
             done = store.done_chunks(import_id)
-            todo = [ChunkSpec(import_id, i, target, prepared.path, s, e, line, prepared.encoding,
-                              prepared.delimiter, [list(c) if c else None for c in prepared.columns],
-                              asdict(options), row["kind"])
-                    for i, (s, e, line) in enumerate(prepared.chunks) if i not in done]
-            pending: list = []
-            while todo or pending:
-                state = store.state(import_id)
-                if state != "running":
-                    todo = []                       # paused or stopped: send nothing more
-                while todo and len(pending) < self.parallel:
-                    pending.append(self.submit(todo.pop(0)))
-                if pending:
-                    finished, pending = self.wait(pending)
-                    for result in finished:
-                        if result:
-                            self.stats["chunks"] += 1
-                            self.stats["fast_phones"] += result.get("fast_phones", 0)
-                            self.stats["slow_phones"] += result.get("slow_phones", 0)
-            state = store.state(import_id)
-            if state != "running":
-                return state
-            counts = store.counts(import_id)
-            if counts["chunks_done"] < len(prepared.chunks):
-                return state                        # a chunk failed: the next tick retries it
-            if counts["rows_loaded"] == 0 and counts["duplicates"] == 0:
-                store.finish(import_id, "failed", "no valid row in the file")
-                return "failed"
-            if replace:
-                store.finish_replace(import_id)
-            else:
-                store.finish(import_id, "done")
-            self.stats["imports"] += 1
-            return "done"
+            columns = [list(c) if c else None for c in prepared.columns]
+            todo = ((ChunkSpec(import_id, i, target, prepared.path, s, e, line, prepared.encoding,
+                               prepared.delimiter, columns, asdict(options), row["kind"]), None)
+                    for i, (s, e, line) in enumerate(prepared.chunks) if i not in done)
+            self._drive(store, import_id, todo)
+            return self._finish(store, import_id, len(prepared.chunks), replace, "no valid row in the file")
         finally:
             store.conn.close()
+
+    def _run_query(self, store, import_id: int, list_id: int, source: PostgresSource, options: Options) -> str:
+        """An import from a SQL query: the host allowed, the query opened, its column names
+        mapped like a header, its rows sent chunk by chunk (the chunks loaded before skipped)."""
+        try:
+            password = source.password(self.environ)
+            fault, address = source.target(self.policy)
+            if fault is not None:
+                raise ValueError(f"the source is refused: {fault}")
+            reader = self.open_source(source, password, address)
+            reader.__enter__()
+        except (ValueError, OSError, psycopg.Error) as exc:
+            message = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
+            store.finish(import_id, "failed", f"the query could not run: {message}")
+            return "failed"
+        try:
+            try:
+                columns = [list(c) if c else None for c in map_header(reader.columns, options.mapping)]
+            except FileError as exc:
+                store.finish(import_id, "failed", f"the query's columns: {exc}")
+                return "failed"
+            if not store.start(import_id, 0):
+                return store.state(import_id)
+            done = store.done_chunks(import_id)
+            fetched = [0]                               # chunks of the query so far
+            fault: list[str] = []                       # why the source stopped answering
+
+            def chunks() -> Iterator[tuple[ChunkSpec, Any]]:
+                size = source.fetch_rows
+                while True:
+                    i = fetched[0]
+                    try:
+                        rows = None if i in done else reader.fetch()
+                        moved = reader.skip() if i in done else len(rows)
+                    except psycopg.Error as exc:        # the query itself failed (read only, timeout...)
+                        fault.append(str(exc).splitlines()[0][:500] or type(exc).__name__)
+                        return
+                    if rows is None:
+                        if moved:
+                            fetched[0] += 1
+                        if moved < size:
+                            return
+                        continue
+                    if not rows:
+                        return
+                    fetched[0] += 1
+                    yield ChunkSpec(import_id, i, list_id, "", 0, 0, i * size + 1, "", "", columns,
+                                    asdict(options), form="rows"), rows
+                    if len(rows) < size:
+                        return
+
+            self._drive(store, import_id, chunks())
+            if fault:
+                store.finish(import_id, "failed", f"the query failed after {fetched[0]} chunks: {fault[0]}")
+                return "failed"
+            if store.state(import_id) == "running":
+                store.set_chunks(import_id, fetched[0])
+            return self._finish(store, import_id, fetched[0], False, "no valid row in the query's result")
+        finally:
+            reader.__exit__(None, None, None)
+
+    def _drive(self, store, import_id: int, todo: Iterator[tuple[ChunkSpec, Any]]) -> None:
+        """Send each chunk of `todo` to a task, at most `parallel` out at once, until all are
+        back; a paused or stopped import sends nothing more (those out finish)."""
+        pending: list = []
+        more = True
+        while more or pending:
+            if more and store.state(import_id) != "running":
+                more = False
+            while more and len(pending) < self.parallel:
+                item = next(todo, None)
+                if item is None:
+                    more = False
+                else:
+                    pending.append(self.submit(*item))
+            if pending:
+                finished, pending = self.wait(pending)
+                for result in finished:
+                    if result:
+                        self.stats["chunks"] += 1
+                        self.stats["fast_phones"] += result.get("fast_phones", 0)
+                        self.stats["slow_phones"] += result.get("slow_phones", 0)
+
+    def _finish(self, store, import_id: int, chunks: int, replace: bool, empty: str) -> str:
+        """The import's end once every chunk is back: done, failed (`empty`: no valid row), or
+        still running when a chunk failed (the next tick retries it)."""
+        state = store.state(import_id)
+        if state != "running":
+            return state
+        counts = store.counts(import_id)
+        if counts["chunks_done"] < chunks:
+            return state
+        if counts["rows_loaded"] == 0 and counts["duplicates"] == 0:
+            store.finish(import_id, "failed", empty)
+            return "failed"
+        if replace:
+            store.finish_replace(import_id)
+        else:
+            store.finish(import_id, "done")
+        self.stats["imports"] += 1
+        return "done"
 
     def status(self) -> dict:
         return {"state": "up", "running": sorted(self.running), **self.stats}

@@ -180,7 +180,10 @@ def _json(attributes) -> str:
 
 # -- import rows -------------------------------------------------------------------------------
 def create_import(conn: psycopg.Connection, list_id: int, source: str, path: str | None,
-                  options: Mapping[str, Any]) -> int:
+                  options: Mapping[str, Any], query: Mapping[str, Any] | None = None,
+                  schedule_id: int | None = None) -> int:
+    """A queued import of a file (`path`) or of a SQL query (`query`: a `PostgresSource`
+    document, no password in it)."""
     if conn.execute("SELECT 1 FROM contact_lists WHERE id = %s", (list_id,)).fetchone() is None:
         raise NotFound(f"contact list {list_id} does not exist")
     if options.get("splitter"):                       # its target lists, checked up front
@@ -190,15 +193,16 @@ def create_import(conn: psycopg.Connection, list_id: int, source: str, path: str
         if missing:
             raise NotFound(f"contact list {missing[0]} (a splitter target) does not exist")
     return conn.execute(
-        "INSERT INTO import_jobs (list_id, kind, source, state, path, options) "
-        "VALUES (%s, 'contacts', %s, 'queued', %s, %s) RETURNING id",
-        (list_id, source, path, Jsonb(dict(options)))).fetchone()[0]
+        "INSERT INTO import_jobs (list_id, kind, source, state, path, options, query, schedule_id) "
+        "VALUES (%s, 'contacts', %s, 'queued', %s, %s, %s, %s) RETURNING id",
+        (list_id, source, path, Jsonb(dict(options)), None if query is None else Jsonb(dict(query)),
+         schedule_id)).fetchone()[0]
 
 
 def get_import(conn: psycopg.Connection, import_id: int) -> dict[str, Any]:
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
-            "SELECT id, kind, list_id, dnc_list_id, source, state, message, options, chunks, rows_read, "
+            "SELECT id, kind, list_id, dnc_list_id, source, query, schedule_id, state, message, options, chunks, rows_read, "
             "rows_loaded, rows_rejected, duplicates, dnc_flagged, created_at, updated_at, finished_at, "
             "(SELECT count(*) FROM import_chunks c WHERE c.import_id = i.id) AS chunks_done "
             "FROM import_jobs i WHERE id = %s", (import_id,)).fetchone()
@@ -235,12 +239,13 @@ class ImportStore(Store):
     def active(self) -> list[int]:
         """Imports to work on: queued, or running when an importer stopped (crash)."""
         return [r[0] for r in self.conn.execute(
-            "SELECT id FROM import_jobs WHERE path IS NOT NULL AND state = ANY(%s) ORDER BY id",
+            "SELECT id FROM import_jobs WHERE (path IS NOT NULL OR query IS NOT NULL) AND state = ANY(%s) "
+            "ORDER BY id",
             (list(ACTIVE),))]
 
     def load(self, import_id: int) -> dict[str, Any]:
         with self.conn.cursor(row_factory=dict_row) as cur:
-            row = cur.execute("SELECT id, kind, list_id, dnc_list_id, state, path, options, chunks "
+            row = cur.execute("SELECT id, kind, list_id, dnc_list_id, state, path, query, options, chunks "
                               "FROM import_jobs WHERE id = %s",
                               (import_id,)).fetchone()
         if row is None:
@@ -256,6 +261,11 @@ class ImportStore(Store):
         return self.conn.execute(
             "UPDATE import_jobs SET state = 'running', chunks = %s, updated_at = now() "
             "WHERE id = %s AND state = ANY(%s)", (chunks, import_id, list(ACTIVE))).rowcount == 1
+
+    def set_chunks(self, import_id: int, chunks: int) -> None:
+        """A query's chunk count, known once its last row was fetched."""
+        self.conn.execute("UPDATE import_jobs SET chunks = %s, updated_at = now() WHERE id = %s",
+                          (chunks, import_id))
 
     def done_chunks(self, import_id: int) -> set[int]:
         return {r[0] for r in self.conn.execute("SELECT chunk FROM import_chunks WHERE import_id = %s",

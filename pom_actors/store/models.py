@@ -330,6 +330,27 @@ class ImportJob(SQLModel, table=True):
     dnc_flagged: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     chunks: int = _d(0)                       # how many chunks the file was cut into (0: not yet)
     updated_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+    # an import from a SQL query (core/imports/query.py): the source, never a password
+    query: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    schedule_id: Optional[int] = Field(default=None, sa_column=Column(
+        Integer, ForeignKey("import_schedules.id", ondelete="SET NULL"), nullable=True))
+
+
+class ImportSchedule(SQLModel, table=True):
+    """A SQL-query import run by the director at each due time of its cron `schedule`
+    (core.schedule); `last_run_at` is the due time last served, so a time runs once."""
+    __tablename__ = "import_schedules"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    list_id: int = Field(sa_column=Column(Integer, ForeignKey("contact_lists.id", ondelete="CASCADE"),
+                                          nullable=False))
+    schedule: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
+    source: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
+    last_run_at: Optional[datetime] = Field(default=None, sa_column=_ts())
+    last_import_id: Optional[int] = None
+    created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+    updated_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
 
 
 class ImportChunk(SQLModel, table=True):

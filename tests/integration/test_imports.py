@@ -163,7 +163,7 @@ def test_resume_after_a_crash_duplicates_nothing(pom, conn, tmp_path):
     worker = connect(url, autocommit=True)
     calls = []
 
-    def submit(spec):
+    def submit(spec, data):
         calls.append(spec.chunk)
         if len(calls) > 2:
             raise RuntimeError("the importer's node died")
@@ -175,7 +175,7 @@ def test_resume_after_a_crash_duplicates_nothing(pom, conn, tmp_path):
         crashing.run(import_id)
     state = conn.execute("SELECT state, rows_loaded, chunks FROM import_jobs WHERE id = %s", (import_id,)).fetchone()
     assert state[0] == "running" and 0 < state[1] < 20_000 and state[2] > 3
-    resumed = ImporterService(lambda: ImportStore.open(url), lambda spec: load_chunk_with(worker, spec),
+    resumed = ImporterService(lambda: ImportStore.open(url), lambda spec, data: load_chunk_with(worker, spec),
                               lambda p: (p, []), parallel=1, chunk_bytes=64 * 1024)
     assert resumed.run(import_id) == "done"
     row = conn.execute("SELECT rows_read, rows_loaded, duplicates FROM import_jobs WHERE id = %s",

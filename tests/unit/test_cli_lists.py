@@ -173,3 +173,34 @@ def test_rejects_are_a_table_the_json_with_json_or_the_csv_as_it_came(capsys):
     assert "phone1" in out and "B, 12" in out
     assert run(gw, "imports", "rejects", "7", "--json") == 0
     assert json.loads(capsys.readouterr().out)["rejects"][0]["line"] == 3
+
+
+def test_a_sql_import_sends_its_source_and_is_followed(tmp_path, capsys):
+    source = tmp_path / "crm.json"
+    source.write_text(json.dumps({"host": "db.example.com", "dbname": "crm", "query": "SELECT 1"}))
+    gw = Gateway()
+    gw.on("POST", "/api/v1/lists/3/imports", (202, {"id": 7, "state": "queued"}))
+    gw.on("GET", "/api/v1/imports/7", (200, status("failed", 0.0, message="the query could not run: x")))
+    assert run(gw, "lists", "import-sql", str(source), "--list", "3", "--map", "tier=attributes.tier",
+               "--region", "gb", "--poll", "0.01") == 1
+    assert json.loads(gw.requests[0].content) == {
+        "source": {"postgres": {"host": "db.example.com", "dbname": "crm", "query": "SELECT 1"}},
+        "mapping": {"tier": "attributes.tier"}, "region": "gb"}
+    assert "the query could not run: x" in capsys.readouterr().err
+
+
+def test_import_schedules_are_made_from_json_files(tmp_path, capsys):
+    spec = tmp_path / "nightly.json"
+    spec.write_text(json.dumps({"name": "nightly", "list_id": 3, "schedule": {"cron": "0 3 * * *"}}))
+    gw = Gateway()
+    gw.on("POST", "/api/v1/import-schedules", (201, {"id": 4, "name": "nightly"}))
+    gw.on("PATCH", "/api/v1/import-schedules/4", (200, {"id": 4, "name": "nightly"}))
+    gw.on("DELETE", "/api/v1/import-schedules/4", (204, None))
+    assert run(gw, "imports", "schedules", "create", str(spec)) == 0
+    assert json.loads(gw.requests[0].content)["schedule"] == {"cron": "0 3 * * *"}
+    assert run(gw, "imports", "schedules", "update", "4", str(spec)) == 0
+    assert gw.requests[1].method == "PATCH"
+    assert run(gw, "imports", "schedules", "delete", "4") == 0
+    spec.write_text("[1, 2]")
+    assert run(gw, "imports", "schedules", "create", str(spec)) == 2
+    assert "a JSON object is expected" in capsys.readouterr().err and len(gw.requests) == 3
