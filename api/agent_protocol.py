@@ -137,7 +137,8 @@ class StateFrame(_Frame):
     state: Literal["logged_out", "not_ready", "ready", "reserved", "on_call", "wrap_up"]
     previous: str | None = Field(description="the state before (null in a resync)")
     event: str = Field(description="login, ready, not_ready, reserve, release, connect, hangup, dispose, "
-                                   "wrap_timeout, logout, force_logoff; attach, detach, move, accept; resync. "
+                                   "wrap_timeout, logout, force_logoff; attach, detach, move, accept; nail, reuse, "
+                                   "unnail (the agent's nailed session, reason = its id); resync. "
                                    "A preview card: reserve (reason preview), then accept (reason agent or "
                                    "timeout: dialled) or release (reason skipped, timeout or cancelled)")
     reason: str | None = Field(description="not-ready reason, disposition code, why")

@@ -631,6 +631,11 @@ def _agents(m: dict) -> Iterator[Metric]:
         c = _counter(name, doc + " Since the Agent Manager (re)started.")
         c.add_metric([], m.get(key, 0))
         yield c
+    nailed = _gauge("pom_agent_sessions_nailed", "Agents' nailed sessions (agent legs held between calls): "
+                    "serving a job, or kept in their grace for the next one.", ["state"])
+    for state, n in sorted(m.get("nailed", {}).items()):
+        nailed.add_metric([state], n)
+    yield nailed
     latency = HistogramMetricFamily("pom_agent_connect_latency_seconds", "Seconds from an answered call's agent "
                                     "reservation to its connect (answered-to-agent; preview cards excluded).",
                                     labels=[])

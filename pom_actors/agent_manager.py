@@ -26,6 +26,7 @@ from .core.agents.attachment import JobSpec
 from .core.agents.licenses import Demand, LicensePools
 from .core.clock import clock_from_spec
 from .core.pacing.snapshot import PacerSnapshot
+from .media_gateway import RayAgentLegs
 from .names import AGENT_MANAGER
 from .services.agent_manager import AgentManagerService
 from .store.agents import AgentStore
@@ -38,7 +39,7 @@ class AgentManager:
     def __init__(self, settings: Settings):
         self.service = AgentManagerService(settings, open_store=partial(AgentStore.open, settings.database_url),
                                            clock=clock_from_spec(settings.clock),
-                                           pools=LicensePools.from_env(os.environ))
+                                           pools=LicensePools.from_env(os.environ), legs=RayAgentLegs())
         self.service.rebuild()
         self._task: asyncio.Task | None = None
         ray.get_runtime_context().current_actor.ping.remote()
@@ -86,6 +87,10 @@ class AgentManager:
 
     def agents(self, job_id: int | None = None, state: str | None = None) -> list[dict]:
         return self.service.list_agents(job_id, state)
+
+    def sessions(self) -> dict[str, dict]:
+        """The agents' nailed sessions by login (core/agents/nailing.py)."""
+        return self.service.sessions()
 
     # calls (Campaign Managers, the media gateway)
     async def reserve(self, job_id: int, call_ids: list[str],

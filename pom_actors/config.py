@@ -41,6 +41,9 @@ class Settings:
     # POM_VOICE_BRIDGE_WAIT_S: business seconds an answered call of an agent-based job waits for an
     # agent before the simulator abandons it (unset: the profile's, 2 s as the nuisance rule says)
     voice_bridge_wait_s: float | None = None
+    # POM_NAIL_GRACE_S: business seconds an agent's nailed session is kept after it leaves its
+    # job, for its next job to reuse (core/agents/nailing.py)
+    nail_grace_s: float = 60.0
     smtp_host: str = "127.0.0.1"         # POM_SMTP_HOST
     smtp_port: int = 25                  # POM_SMTP_PORT
     smtp_user: str | None = None         # POM_SMTP_USER

@@ -1,5 +1,6 @@
 """MediaGateway actor: one per POM server, a thin shell over `media.gateway.Gateway`; and
-`RayGateways`, the managers' way to reach the gateways of the cluster.
+`RayGateways`, the managers' way to reach the gateways of the cluster, and `RayAgentLegs`, the
+Agent Manager's (its nailed agent sessions).
 
 A gateway is named after its node and incarnation (`names.gateway_name`). Its order record
 lives in its memory, so Ray must not restart it: a new incarnation with an empty record
@@ -9,6 +10,7 @@ under a new name instead, and the reconciler treats the dead one's attempts as i
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import ray
 
@@ -20,6 +22,8 @@ from .core.reconcile import GatewaySlow, GatewayUnreachable
 from .core.wire import pack, unpack
 from .heap import tune_for_batches
 from .media.gateway import Gateway, gateway_config
+
+log = logging.getLogger(__name__)
 
 
 @ray.remote(max_restarts=0, max_task_retries=0, num_cpus=0)
@@ -39,6 +43,10 @@ class MediaGateway:
     async def bridge(self, calls: dict[str, int]) -> list[str]:
         """Answered calls onto agents (call -> agent id); the calls refused."""
         return await self.gateway.bridge(calls)
+
+    async def nail(self, sessions: dict[str, int]) -> dict[str, int]:
+        """The agents' nailed sessions to hold (session id -> agent id); the legs' counts."""
+        return await self.gateway.nail(sessions)
 
     async def lookup(self, attempt_ids: list[str]) -> bytes:
         """The order records of the ids received, packed (absent ids were never received)."""
@@ -92,3 +100,29 @@ class RayGateways:
             raise GatewaySlow(name) from exc
         except ray.exceptions.RayActorError as exc:
             raise GatewayUnreachable(name) from exc
+
+
+class RayAgentLegs:
+    """The Agent Manager's way to the gateways for its nailed sessions (core/agents/nailing.py):
+    `hold(sessions, version)` gives each gateway of the cluster the whole list (session id ->
+    agent id) when it changed since that gateway last took it, or the gateway is new (a new
+    incarnation has a new name and holds nothing yet). A gateway that fails is asked again at
+    the next call."""
+
+    TIMEOUT_S = 2.0
+
+    def __init__(self):
+        self.told: dict[str, int] = {}                  # gateway -> version it holds
+
+    async def hold(self, sessions: dict[str, int], version: int) -> dict[str, dict]:
+        due = {n: h for n, h in names.gateways().items() if self.told.get(n) != version}
+        answers = await asyncio.gather(*(asyncio.wait_for(h.nail.remote(sessions), self.TIMEOUT_S)
+                                         for h in due.values()), return_exceptions=True)
+        out = {}
+        for name, answer in zip(due, answers):
+            if isinstance(answer, BaseException):
+                log.warning("gateway %s did not take the nailed sessions: %r", name, answer)
+                self.told.pop(name, None)
+            else:
+                self.told[name], out[name] = version, answer
+        return out

@@ -178,6 +178,11 @@ class Gateway:
             return taken
         return [queue.popleft() for _ in range(max_items)]
 
+    async def nail(self, sessions: dict[str, int]) -> dict[str, int]:
+        """Hold exactly these nailed agent sessions (session id -> agent id): the Agent
+        Manager's list (VoiceSimulator.hold); the legs' counts."""
+        return self._voice.hold(sessions)
+
     async def bridge(self, calls: dict[str, int]) -> list[str]:
         """Bridge answered calls (call -> agent id) onto the agents' sessions; the calls refused
         (no longer waiting: abandoned at their deadline, or not this gateway's)."""

@@ -8,11 +8,15 @@ Completions wait in one heap keyed by business time, popped in batches by `due()
 no asyncio task per call. In *instant* mode every duration is zero and completions skip the
 heap altogether, for throughput benchmarks of the rest of the system.
 
-Agent legs: a call of an agent-based handler (`Order.bridge`) answered by a person does not
-run its talk time at once. Its answer is a notice (`ANSWERED`, not a completion) for the
-manager, which reserves an agent and asks `bridge(call -> agent)`: the call joins the agent's
-nailed session (one per agent, kept open between calls; one customer call on it at a time)
-and talks from then on, its details naming the agent and the wait. A call not bridged by its
+Agent legs (the nailer flow): `hold(session id -> agent)` is the Agent Manager's list of the
+agents' nailed sessions (core/agents/nailing.py); each is an agent leg kept up between calls,
+opened when it first appears and released when it leaves the list (after the call it carries).
+Customer calls (the driver flow): a call of an agent-based handler (`Order.bridge`) answered by
+a person does not run its talk time at once. Its answer is a notice (`ANSWERED`, not a
+completion) for the manager, which reserves an agent and asks `bridge(call -> agent)`: the
+call joins the agent's nailed leg (one customer call on it at a time; an agent with no leg
+held here is refused) and talks from then on, its details naming the agent, the session and
+the wait. A call not bridged by its
 deadline (`bridge_wait_s` after the answer: 2 s by default, core/agents/bridge.py) is abandoned — the message played —
 and completes with `ABANDONED`. Timed mode only: instant mode has no talk to bridge.
 """
@@ -22,6 +26,7 @@ import bisect
 import heapq
 import math
 import struct
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from hashlib import blake2b
 from statistics import NormalDist
@@ -118,6 +123,17 @@ class VoiceProfile(pydantic.BaseModel):
         return [getattr(self, code) for code in CODES]
 
 
+@dataclass(slots=True)
+class AgentLeg:
+    """A nailed agent session: the customer call it carries (None: idle), and whether it is
+    released once that call ends (`closing`)."""
+
+    session_id: str
+    agent_id: int
+    call: str | None = None
+    closing: bool = False
+
+
 class VoiceSimulator:
     def __init__(self, profile: VoiceProfile, clock: Clock, name: str = ""):
         """`name` (the gateway's) goes into every outcome's details as "gateway"."""
@@ -139,7 +155,9 @@ class VoiceSimulator:
         self._marks: dict[int, str] = {}                 # heap seq -> "notice" | "deadline" | "leg"
         # answered call -> (answered at, talk_s, its details so far, (job, shard, epoch))
         self._waiting: dict[str, tuple[datetime, float, dict, tuple[int, int, int]]] = {}
-        self._sessions: dict[int, str | None] = {}       # agent -> the call on its nailed session
+        self._legs: dict[str, AgentLeg] = {}            # nailed session id -> its agent leg
+        self._leg_of: dict[int, AgentLeg] = {}          # agent -> its leg
+        self._legs_opened = self._legs_released = 0
 
     def __len__(self) -> int:
         """Calls placed whose completion `due()` has not yet popped."""
@@ -208,31 +226,59 @@ class VoiceSimulator:
         self._push(gone, Outcome(order.attempt_id, ABANDONED, gone,
                                  {**details, "wait_s": wait, "message": "played"}, *meta), "deadline")
 
+    def hold(self, sessions: dict[str, int]) -> dict[str, int]:
+        """Hold exactly these nailed sessions (session id -> agent): open an agent leg for each
+        new one, keep those held, release the others — one carrying a call when its call ends.
+        Returns `agent_legs()`."""
+        for sid, agent in sessions.items():
+            leg = self._legs.get(sid)
+            if leg is None:
+                old = self._leg_of.get(agent)
+                if old is not None:
+                    old.closing = True                  # the agent's previous session goes
+                    self._close(old)
+                leg = self._legs[sid] = self._leg_of[agent] = AgentLeg(sid, agent)
+                self._legs_opened += 1
+            leg.closing = False
+        for leg in [leg for sid, leg in self._legs.items() if sid not in sessions]:
+            leg.closing = True
+            self._close(leg)
+        return self.agent_legs()
+
+    def _close(self, leg: AgentLeg) -> None:
+        """Release a closing leg once it carries no call."""
+        if leg.closing and leg.call is None and self._legs.pop(leg.session_id, None) is not None:
+            if self._leg_of.get(leg.agent_id) is leg:
+                del self._leg_of[leg.agent_id]
+            self._legs_released += 1
+
     def bridge(self, calls: dict[str, int], now: datetime | None = None) -> list[str]:
-        """Bridge each answered call onto its agent's nailed session (opened at the agent's
-        first call and kept); the calls refused: not waiting (unknown, or past its deadline)
-        or the agent's session already carries a call."""
+        """Bridge each answered call onto its agent's nailed leg; the calls refused: not
+        waiting (unknown, or past its deadline), the agent has no leg held here (or one being
+        released), or its leg already carries a call."""
         now = self._clock.now() if now is None else now
         refused = []
         for call, agent in calls.items():
             waiting = self._waiting.get(call)
+            leg = self._leg_of.get(agent)
             if waiting is None or now > deadline(waiting[0], self._profile.bridge_wait_s) \
-                    or self._sessions.get(agent) is not None:
+                    or leg is None or leg.closing or leg.call is not None:
                 refused.append(call)
                 continue
             del self._waiting[call]
             answered_at, talk, details, meta = waiting
-            self._sessions[agent] = call
+            leg.call = call
             done = now + timedelta(seconds=talk)
             details = {**details, "talk_s": talk, "wait_s": max(0.0, (now - answered_at).total_seconds()),
-                       "agent_id": agent}
+                       "agent_id": agent, "session_id": leg.session_id}
             self._push(done, Outcome(call, "answer_human", done, details, *meta), "leg")
         return refused
 
     def agent_legs(self) -> dict[str, int]:
-        """Nailed agent sessions, how many carry a call, and answered calls waiting for one."""
-        return {"nailed": len(self._sessions), "bridged": sum(1 for c in self._sessions.values() if c),
-                "waiting": len(self._waiting)}
+        """Nailed agent legs held, how many carry a call, answered calls waiting for one, and
+        the legs opened and released since the start."""
+        return {"nailed": len(self._legs), "bridged": sum(1 for leg in self._legs.values() if leg.call),
+                "waiting": len(self._waiting), "opened": self._legs_opened, "released": self._legs_released}
 
     def _place_instant(self, orders: Sequence[Order], now: datetime) -> None:
         """Zero durations: only the outcome's uniform is needed (the same one as in timed
@@ -264,7 +310,10 @@ class VoiceSimulator:
                 if self._waiting.pop(outcome.attempt_id, None) is None:
                     continue                                # bridged in time: nothing to abandon
             elif mark == "leg":
-                self._sessions[outcome.details["agent_id"]] = None      # the session stays nailed
+                leg = self._legs.get(outcome.details["session_id"])
+                if leg is not None:                                     # the leg stays nailed
+                    leg.call = None
+                    self._close(leg)
             popped.append(outcome)
         self._open -= len(popped) - notices
         return popped

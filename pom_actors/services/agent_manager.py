@@ -25,13 +25,14 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from ..config import Settings
 from ..core.agents.attachment import (DEFAULT_WRAP_LIMIT_S, AttachmentError, JobSpec, Seat, check_move, plan,
                                       with_limits)
 from ..core.agents import preview as cards
 from ..core.agents.desk import DispositionError, check_disposition
+from ..core.agents.nailing import NAIL, UNNAIL, Nails, Session, last_sessions
 from ..core.agents.licenses import POOLS, Allocation, Demand, LicensePools, allocate
 from ..core.agents.snapshot import pacer_snapshot
 from ..core.agents.state import (BUSY, Agent, AgentEvent, AgentState, Transition, WrapTimers, apply, note)
@@ -55,6 +56,12 @@ PREVIEW_DIAL_S = 180.0
 _UNSET = object()
 
 
+class AgentLegs(Protocol):
+    """The media gateways as they hold the agents' nailed sessions (media_gateway.RayAgentLegs)."""
+
+    async def hold(self, sessions: dict[str, int], version: int) -> dict[str, dict]: ...
+
+
 class UnknownAgent(KeyError):
     """No agent with that id."""
 
@@ -65,15 +72,17 @@ class UnknownCall(KeyError):
 
 class AgentManagerService:
     def __init__(self, settings: Settings, *, open_store: Callable[[], AgentStore], clock: Clock,
-                 pools: LicensePools | None = None, reserve_timeout_s: float = RESERVE_TIMEOUT_S):
-        self.settings, self.open_store, self.clock = settings, open_store, clock
+                 pools: LicensePools | None = None, reserve_timeout_s: float = RESERVE_TIMEOUT_S,
+                 legs: AgentLegs | None = None):
+        self.settings, self.open_store, self.clock, self.legs = settings, open_store, clock, legs
         self.store = open_store()
         self.writer: AgentStore | None = None               # `write`'s own connection (a thread's)
         self.pools = pools or LicensePools()
         self.reserve_timeout = timedelta(seconds=reserve_timeout_s / clock.real_seconds(1.0))
         self._skillsets: dict[frozenset[str], frozenset[str]] = {}
         self.stats = {"flushes": 0, "written": 0, "reserved": 0, "no_agent": 0, "moves": 0,
-                      "wrap_timeouts": 0, "reservation_timeouts": 0, "flush_errors": 0, "feed_polls": 0}
+                      "wrap_timeouts": 0, "reservation_timeouts": 0, "flush_errors": 0, "feed_polls": 0,
+                      "nails": 0, "reuses": 0, "unnails": 0}
         # Real seconds from an answered call's reservation to its connect (preview cards, whose
         # agent is reserved while the contact is shown, are not counted): cumulative.
         self.connect_latency = Histogram()
@@ -95,6 +104,8 @@ class AgentManagerService:
         self.pins: dict[int, int] = {}                     # agent -> job a supervisor moved it to
         self.pending_moves: dict[int, int | None] = {}     # agent -> job it joins when its call ends
         self.allocation: Allocation = allocate(self.pools, [])
+        self.nails = Nails(self.settings.nail_grace_s)     # agent -> its nailed session
+        self.legs_version = 0                              # bumped when the sessions to hold change
         self.log: list[Transition] = []                    # transitions not yet written
         self.dirty: set[int] = set()                       # agents whose row is not yet written
         self.recorded = self.durable = 0                   # transitions logged / known written
@@ -185,6 +196,7 @@ class AgentManagerService:
             self.pending_moves.pop(agent.id, None)
             if agent.job_id is not None:
                 self._attach(agent, None, now, "detach", "logged out")
+            self._unnail(self.nails.release(agent.id), now)
         elif after not in BUSY and agent.id in self.pending_moves:
             self._attach(agent, self.pending_moves.pop(agent.id), now, "move", "after the call")
         return out
@@ -208,6 +220,36 @@ class AgentManagerService:
         self._record([note(agent, now, event, reason if reason is not None else (f"from job {old}" if old else None))])
         self.dirty.add(agent.id)
         self.stats["moves"] += 1
+        if job_id is None:
+            self.nails.detach(agent.id, now)               # released after the grace, unless reused
+        else:
+            self._nail(agent, job_id, now)
+
+    # -- nailed sessions (core/agents/nailing.py) -------------------------------------------------
+    def _nail(self, agent: Agent, job_id: int, now: datetime) -> None:
+        """The agent serves `job_id` from its nailed session: a new one, or the one it kept."""
+        what, session = self.nails.attach(agent.id, job_id)
+        if what is not None:
+            self._record([note(agent, now, what, session.id)])
+            self.legs_version += what == NAIL
+            self.stats["nails" if what == NAIL else "reuses"] += 1
+
+    def _unnail(self, session: Session | None, now: datetime) -> None:
+        if session is not None:
+            self._record([note(self.agents[session.agent_id], now, UNNAIL, session.id)])
+            self.legs_version += 1
+            self.stats["unnails"] += 1
+
+    async def hold_legs(self) -> dict[str, dict]:
+        """Give the gateways the sessions to hold (those that do not hold this list yet)."""
+        if self.legs is None:
+            return {}
+        return await self.legs.hold(self.nails.legs(), self.legs_version)
+
+    def sessions(self) -> dict[str, dict[str, Any]]:
+        """The nailed sessions by agent login: id, job (None: in its grace) and release time."""
+        return {self.agents[a].login: {"session_id": s.id, "job_id": s.job_id, "release_at": s.release_at}
+                for a, s in sorted(self.nails.sessions.items())}
 
     # -- agent commands ---------------------------------------------------------------------
     def login(self, agent_id: int) -> dict:
@@ -673,6 +715,8 @@ class AgentManagerService:
         self.stats["wrap_timeouts"] += wraps
         self.stats["reservation_timeouts"] += len(lapsed)
         moves = self.rebalance() if self.rebalance_due else 0
+        for session in self.nails.due(now):                # graces over: the legs are released
+            self._unnail(session, now)
         written = self.flush() if flush else 0
         return {"wrap_timeouts": wraps, "released": len(lapsed), "moves": moves, "written": written}
 
@@ -750,6 +794,7 @@ class AgentManagerService:
             try:
                 self.tick(flush=False)
                 await self.write()
+                await self.hold_legs()
             except Exception:
                 log.exception("agent manager tick failed")
                 self.recover()
@@ -795,8 +840,15 @@ class AgentManagerService:
                 self.timers.schedule(a.id, a.wrap_until)
         for a in sorted(ready, key=lambda a: (a.since, a.id)):          # longest idle first
             self.ready.setdefault(a.job_id, {})[a.id] = None
+        for agent_id, session_id in last_sessions(self.store.sessions()).items():
+            if agent_id in self.agents and self.agents[agent_id].logged_in:      # re-attached as they were
+                self.nails.restore(agent_id, session_id, self.agents[agent_id].job_id, now)
+        for a in self.agents.values():                     # attached, never nailed (an unwritten nail)
+            if a.logged_in and a.job_id is not None:
+                self._nail(a, a.job_id, now)
         logged_in = sum(1 for a in self.agents.values() if a.logged_in)
-        log.info("agent manager rebuilt: %d agents, %d logged in", len(self.agents), logged_in)
+        log.info("agent manager rebuilt: %d agents, %d logged in, %d nailed sessions", len(self.agents),
+                 logged_in, len(self.nails))
         return logged_in
 
     def metrics(self) -> dict[str, Any]:
@@ -821,7 +873,7 @@ class AgentManagerService:
                     agents.items(), key=lambda kv: (kv[0][0], -1 if kv[0][1] is None else kv[0][1]))],
                 "pools": pools, "grants": grants, "reserved": self.stats["reserved"],
                 "no_agent": self.stats["no_agent"], "reservation_timeouts": self.stats["reservation_timeouts"],
-                "connect_latency": self.connect_latency.as_dict()}
+                "connect_latency": self.connect_latency.as_dict(), "nailed": self.nails.counts()}
 
     def status(self) -> dict:
         by_state: dict[str, int] = {}
@@ -830,4 +882,5 @@ class AgentManagerService:
         return {"state": "up", "agents": len(self.agents), "by_state": by_state, "jobs": len(self.jobs),
                 "jobs_known": self.jobs_known, "calls": len(self.calls), "unwritten": len(self.log),
                 "offers": len(self.offers), "feed": {"cursor": self.cursor, "kept": len(self.feed)},
-                "pending_moves": len(self.pending_moves), "pins": len(self.pins), **self.stats}
+                "pending_moves": len(self.pending_moves), "pins": len(self.pins),
+                "nailed": self.nails.counts(), **self.stats}

@@ -12,6 +12,7 @@ import orjson
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from ..core.agents.nailing import NAIL, REUSE, UNNAIL
 from ..core.agents.state import Transition
 from ..core.events import AGENTS_TOPIC, agent_event, agent_key
 from .base import Store
@@ -27,6 +28,15 @@ SELECT a.id, a.login, a.name, a.skills, a.state AS row_state, a.job_id, a.update
 FROM agents a
 LEFT JOIN LATERAL (SELECT * FROM agent_events x WHERE x.agent_id = a.id ORDER BY x.id DESC LIMIT 1) e ON true
 ORDER BY a.id"""
+
+# The latest nail / reuse / unnail event of each agent logged in (core/agents/nailing.py): the
+# sessions a restarted Agent Manager re-attaches (logged-out agents hold none).
+SESSIONS_SQL = """
+SELECT a.id, e.event, e.reason
+FROM agents a
+JOIN LATERAL (SELECT event, reason FROM agent_events x WHERE x.agent_id = a.id AND x.event = ANY(%s)
+              ORDER BY x.id DESC LIMIT 1) e ON true
+WHERE a.state <> 'logged_out'"""
 
 # One outbox row per agent and flush (its events in order, key agent-<id>): the relay
 # publishes them on pom.agents.
@@ -50,6 +60,10 @@ class AgentStore(Store):
         """Every agent, with the fields of its latest transition (NULL if it has none)."""
         with self.conn.cursor(row_factory=dict_row) as cur:
             return cur.execute(LOAD_SQL).fetchall()
+
+    def sessions(self) -> list[tuple[int, str, str]]:
+        """(agent id, event, session id) of each logged-in agent's latest nailing event."""
+        return self.conn.execute(SESSIONS_SQL, ([NAIL, REUSE, UNNAIL],)).fetchall()
 
     def create_agent(self, login: str, name: str = "", skills: Iterable[str] = ()) -> int:
         """The id of agent `login`, created (or its name and skills updated)."""

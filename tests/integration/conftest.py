@@ -107,7 +107,10 @@ def pom(sink, smtp) -> Iterator[Runtime]:
                         outbound_allow="127.0.0.0/8",       # the webhook sink is on loopback
                         # an answered call waits 30 business s (50 real ms) for an agent: the rule's 2 s
                         # are 3 real ms at 600x, less than one manager cycle (tests/integration/test_bridging.py)
-                        voice_bridge_wait_s=30.0)
+                        voice_bridge_wait_s=30.0,
+                        # a detached agent's nailed session is kept 3000 business s (5 real s) for
+                        # its next job (tests/integration/test_nailing.py)
+                        nail_grace_s=3000.0)
     rt = Runtime.start(settings)
     yield rt
     rt.stop(drain_s=2)

@@ -304,6 +304,17 @@ class FakeDirectorStore:
         return True
 
 
+class LocalAgentLegs:
+    """The gateways holding the Agent Manager's nailed sessions in-process, as
+    `media_gateway.RayAgentLegs` tells them over Ray (every gateway, every time)."""
+
+    def __init__(self, gateways: dict[str, Gateway]):
+        self.gateways = gateways
+
+    async def hold(self, sessions: dict[str, int], version: int) -> dict[str, dict]:
+        return {name: await g.nail(dict(sessions)) for name, g in self.gateways.items()}
+
+
 class LocalGateways:
     """Gateways reached in-process, as `media_gateway.RayGateways` reaches them over Ray.
     `vanish(name)` takes one away as a lost server would."""

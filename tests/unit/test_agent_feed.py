@@ -37,14 +37,16 @@ def test_every_transition_is_a_frame_in_order_with_its_time():
     cursor, got = frames(f.svc, start["cursor"])
     assert [(x["agent"], x["previous"], x["state"], x["event"]) for x in got] == [
         ("a0", "logged_out", "not_ready", "login"), ("a0", "not_ready", "ready", "ready"),
-        ("a0", "ready", "ready", "attach")]
+        ("a0", "ready", "ready", "attach"), ("a0", "ready", "ready", "nail")]
     assert got[1]["at"] == f.clock.t and got[0]["at"] == f.clock.t - timedelta(seconds=5)
-    assert got[2]["job_id"] == 1 and [x["seq"] for x in got] == [1, 2, 3]
+    assert got[2]["job_id"] == 1 and [x["seq"] for x in got] == [1, 2, 3, 4]
+    assert got[3]["reason"] == f.svc.sessions()["a0"]["session_id"]      # the session's id
     assert frames(f.svc, cursor) == (cursor, [])          # nothing new
     f.svc.force_logoff(a)
     cursor2, got = frames(f.svc, cursor)
-    assert [(x["state"], x["event"]) for x in got] == [("logged_out", "force_logoff"), ("logged_out", "detach")]
-    assert got[0]["reason"] == "supervisor" and cursor2.endswith(":5")
+    assert [(x["state"], x["event"]) for x in got] == [("logged_out", "force_logoff"), ("logged_out", "detach"),
+                                                       ("logged_out", "unnail")]
+    assert got[0]["reason"] == "supervisor" and cursor2.endswith(":7")
 
 
 def test_a_cursor_of_another_incarnation_or_too_old_resets():

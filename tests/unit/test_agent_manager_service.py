@@ -85,6 +85,11 @@ class FakeAgentStore:
                         "wrap_until": e and e.wrap_until})
         return out
 
+    def sessions(self):
+        latest = {t.agent_id: t for t in self.db.events if t.event in ("nail", "reuse", "unnail")}
+        return [(i, t.event, t.reason) for i, t in sorted(latest.items())
+                if self.db.agents[i]["state"] != "logged_out"]
+
 
 class Floor:
     """A service, its clock and its database; `restart()` builds a new service over the same
@@ -131,10 +136,11 @@ def test_lifecycle_through_a_call():
     f.svc.tick()
     events = [(str(t.from_state), str(t.to_state), t.event) for t in f.db.events]
     assert events == [("logged_out", "not_ready", "login"), ("not_ready", "ready", "ready"),
-                      ("ready", "ready", "attach"), ("ready", "reserved", "reserve"),
+                      ("ready", "ready", "attach"), ("ready", "ready", "nail"), ("ready", "reserved", "reserve"),
                       ("reserved", "on_call", "connect"), ("on_call", "wrap_up", "hangup"),
                       ("wrap_up", "ready", "dispose"), ("ready", "not_ready", "not_ready"),
-                      ("not_ready", "logged_out", "logout"), ("logged_out", "logged_out", "detach")]
+                      ("not_ready", "logged_out", "logout"), ("logged_out", "logged_out", "detach"),
+                      ("logged_out", "logged_out", "unnail")]
     assert f.db.agents[a]["state"] == "logged_out" and f.db.agents[a]["job_id"] is None
 
 
@@ -297,7 +303,7 @@ def test_transitions_are_written_in_one_batch_per_tick():
     f.staff()
     assert f.db.writes == 0 and f.db.events == []
     f.svc.tick()
-    assert f.db.writes == 1 and len(f.db.events) == 150      # login, ready, attach per agent
+    assert f.db.writes == 1 and len(f.db.events) == 200      # login, ready, attach, nail per agent
     f.svc.tick()
     assert f.db.writes == 1                                   # nothing new: no write
 

@@ -50,19 +50,37 @@ def orders(n: int, bridge: bool = True) -> list[Order]:
 
 def test_an_answered_call_is_a_notice_then_talks_on_the_agents_nailed_session():
     sim = VoiceSimulator(HUMAN, ManualClock(T0))
+    sim.hold({"s7": 7})                                                 # agent 7's leg, nailed
     sim.place(orders(2), T0)
     notices = sim.due(at(5))
     assert [(o.code, o.at) for o in notices] == [(ANSWERED, at(5))] * 2 and len(sim) == 2
     assert notices[0].details == {"ring_s": 5.0, "bridge_wait_s": BRIDGE_WAIT_S}
     assert sim.bridge({"0.1": 7, "1.1": 7}, at(6)) == ["1.1"]          # one call per session
-    assert sim.agent_legs() == {"nailed": 1, "bridged": 1, "waiting": 1}
+    assert sim.agent_legs() == {"nailed": 1, "bridged": 1, "waiting": 1, "opened": 1, "released": 0}
     done = sim.due(at(40))
     codes = {o.attempt_id: (o.code, o.at, o.details) for o in done}
-    assert codes["0.1"] == ("answer_human", at(36), {"ring_s": 5.0, "talk_s": 30.0, "wait_s": 1.0, "agent_id": 7})
+    assert codes["0.1"] == ("answer_human", at(36), {"ring_s": 5.0, "talk_s": 30.0, "wait_s": 1.0, "agent_id": 7,
+                                                      "session_id": "s7"})
     assert codes["1.1"][0] == ABANDONED and codes["1.1"][1] == at(7)   # no agent by its deadline
     assert codes["1.1"][2]["message"] == "played" and len(sim) == 0
-    assert sim.agent_legs() == {"nailed": 1, "bridged": 0, "waiting": 0}   # the session stays nailed
+    assert sim.agent_legs()["nailed"] == 1 and sim.agent_legs()["bridged"] == 0   # the session stays nailed
     assert sim.due(at(100)) == []                                       # the bridged call's deadline is stale
+
+
+def test_calls_bridge_only_onto_nailed_legs_which_outlive_their_calls_and_are_released_after():
+    sim = VoiceSimulator(HUMAN, ManualClock(T0))
+    sim.place(orders(3), T0)
+    sim.due(at(5))
+    assert sim.bridge({"0.1": 1}, at(5)) == ["0.1"]                     # agent 1 has no leg: no new one per call
+    sim.hold({"s1": 1, "s2": 2})
+    assert sim.bridge({"0.1": 1, "1.1": 2}, at(5)) == []
+    assert sim.hold({"s1": 1}) == {"nailed": 2, "bridged": 2, "waiting": 1, "opened": 2, "released": 0}
+    assert sim.bridge({"2.1": 2}, at(5)) == ["2.1"]                     # s2 is being released: no new call
+    done = {o.attempt_id: o for o in sim.due(at(36))}                   # the calls end after 30 s
+    assert done["1.1"].details["session_id"] == "s2"
+    legs = sim.agent_legs()
+    assert (legs["nailed"], legs["released"]) == (1, 1)                 # s2 went with its call; s1 stays
+    assert sim.hold({"s1b": 1})["released"] == 2                        # a new session replaces the old
 
 
 def test_a_bridge_past_the_deadline_or_of_an_unknown_call_is_refused():
@@ -75,6 +93,7 @@ def test_a_bridge_past_the_deadline_or_of_an_unknown_call_is_refused():
 
 def test_the_wait_is_the_profiles():
     sim = VoiceSimulator(HUMAN.model_copy(update={"bridge_wait_s": 30.0}), ManualClock(T0))
+    sim.hold({"s1": 1})
     sim.place(orders(1), T0)
     assert sim.due(at(5))[0].details["bridge_wait_s"] == 30.0
     assert sim.due(at(34)) == [] and sim.bridge({"0.1": 1}, at(34)) == []

@@ -18,7 +18,8 @@ from pom_actors.media.voice_sim import VoiceProfile
 from pom_actors.names import manager_name, new_holder
 from pom_actors.services.manager import ManagerService
 from pom_actors.services.rule_engine import RuleService
-from tests.unit.fakes import FakeDatabase, FakeRuleStore, FakeWorkStore, LocalGateways, LocalRules
+from tests.unit.fakes import (FakeDatabase, FakeRuleStore, FakeWorkStore, LocalAgentLegs, LocalGateways,
+                              LocalRules)
 from tests.unit.test_agent_manager_service import Floor
 
 T0 = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)     # a Wednesday afternoon in New York
@@ -75,6 +76,8 @@ class Job:
         self.floor.svc.tick()
         self.agents = Agents(self.floor)
         self.gateways = LocalGateways(Gateway(GatewayConfig(name="gw", voice=voice), self.clock))
+        self.floor.svc.legs = LocalAgentLegs(self.gateways.live)
+        asyncio.run(self.floor.svc.hold_legs())           # the agents' nailed sessions, held at the gateway
         self.rules = LocalRules(RuleService(lambda: FakeRuleStore(), self.clock))
         self.managers = managers
 

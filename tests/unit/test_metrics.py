@@ -49,7 +49,7 @@ AGENTS = {"agents": [{"state": "ready", "job_id": 7, "count": 2}, {"state": "on_
           "grants": [{"job_id": 7, "pool": "predictive", "granted": None}, {"job_id": 9, "pool": "ports", "granted": 50}],
           "reserved": 12, "no_agent": 2, "reservation_timeouts": 1,
           "connect_latency": {"le": [0.01, 0.1, 1.0], "buckets": [8, 10, 10], "sum": 0.07, "count": 10},
-          "node": "n-head"}
+          "nailed": {"attached": 3, "grace": 1}, "node": "n-head"}
 
 
 class FakeDb:
@@ -222,6 +222,8 @@ def test_one_scrape_exposes_every_family(collector):
     assert value(m, "pom_agent_connect_latency_seconds", "pom_agent_connect_latency_seconds_bucket", le="0.01") == 8
     assert value(m, "pom_agent_connect_latency_seconds", "pom_agent_connect_latency_seconds_bucket", le="+Inf") == 10
     assert value(m, "pom_agent_connect_latency_seconds", "pom_agent_connect_latency_seconds_count") == 10
+    assert value(m, "pom_agent_sessions_nailed", state="attached") == 3
+    assert value(m, "pom_agent_sessions_nailed", state="grace") == 1
     # a manager's pacing, answers and dispatch latency
     mgr = {"job": "7", "manager": "pom-manager-7-0"}
     assert value(m, "pom_pacing_info", handler="call", mode="predictive", applied="predictive", **mgr) == 1
