@@ -793,8 +793,8 @@ class AgentManagerService:
         while True:
             try:
                 self.tick(flush=False)
+                await self.hold_legs()    # first: an agent attached now gets calls once its leg is up
                 await self.write()
-                await self.hold_legs()
             except Exception:
                 log.exception("agent manager tick failed")
                 self.recover()
