@@ -34,7 +34,7 @@ def add_parsers(sub) -> None:
                          ("disable", "disable it: no new job, its schedule stops"),
                          ("delete", "delete it (refused while one of its jobs has not ended)")):
         csub.add_parser(action, help=text).add_argument("campaign", type=int)
-    update = csub.add_parser("update", help="change its description, priority, schedule or finish")
+    update = csub.add_parser("update", help="change its description, priority, schedule, finish or lists")
     update.add_argument("campaign", type=int)
     update.add_argument("--description")
     update.add_argument("--priority", type=int)
@@ -42,6 +42,9 @@ def add_parsers(sub) -> None:
                         help="the schedule as JSON ('null' removes it)")
     update.add_argument("--finish", type=_json("--finish"), default=argparse.SUPPRESS,
                         help="the finish conditions as JSON")
+    update.add_argument("--lists", type=_json("--lists"), default=argparse.SUPPRESS,
+                        help='all its lists as JSON: [{"list_id": 2, "priority": 8, "sort": [{"field": '
+                             '"attr.balance", "type": "number", "order": "desc"}]}, ...]')
 
     rules = sub.add_parser("rules", help="the Rule Editor: list, show, create, replace, delete")
     rsub = rules.add_subparsers(dest="action", required=True)
@@ -78,9 +81,9 @@ def _campaigns(client: PomClient, args: argparse.Namespace) -> int:
         out = client.update_campaign(args.campaign, enabled=action == "enable")
     else:
         changes = {k: getattr(args, k) for k in ("description", "priority") if getattr(args, k) is not None}
-        changes.update({k: getattr(args, k) for k in ("schedule", "finish") if hasattr(args, k)})
+        changes.update({k: getattr(args, k) for k in ("schedule", "finish", "lists") if hasattr(args, k)})
         if not changes:
-            raise UsageError("nothing to change: give --description, --priority, --schedule or --finish")
+            raise UsageError("nothing to change: give --description, --priority, --schedule, --finish or --lists")
         out = client.update_campaign(args.campaign, **changes)
     return emit(out, args, title=f"campaign {out['id']}")
 

@@ -167,7 +167,8 @@ class Routes(ABC):
         return self._call("GET", f"/api/v1/campaigns/{campaign_id}")
 
     def update_campaign(self, campaign_id: int, **changes) -> dict:
-        """Any of description, priority, enabled, finish, schedule (None removes it)."""
+        """Any of description, priority, enabled, finish, schedule (None removes it), lists
+        ([{list_id, priority, sort}], all of them)."""
         return self._call("PATCH", f"/api/v1/campaigns/{campaign_id}", json=changes)
 
     def delete_campaign(self, campaign_id: int) -> None:
@@ -252,9 +253,12 @@ class Routes(ABC):
     def add_contacts(self, list_id: int, rows: list[dict]) -> dict:
         return self._call("POST", f"/api/v1/lists/{list_id}/contacts", json=rows)
 
-    def create_campaign(self, name: str, strategy_id: int, list_id: int, **options) -> dict:
-        return self._call("POST", "/api/v1/campaigns",
-                          json={"name": name, "strategy_id": strategy_id, "list_id": list_id, **options})
+    def create_campaign(self, name: str, strategy_id: int, list_id: int | None = None, **options) -> dict:
+        """A campaign over `list_id`, or over several lists with `lists=[{list_id, priority, sort}]`."""
+        body = {"name": name, "strategy_id": strategy_id, **options}
+        if list_id is not None:
+            body["list_id"] = list_id
+        return self._call("POST", "/api/v1/campaigns", json=body)
 
     # -- zones (docs/operations.md, "Zones") --
     def zones(self) -> dict:

@@ -38,6 +38,7 @@ from pom_actors.core.attributes import AttributesRefused
 from pom_actors.core.codes import CodeError
 from pom_actors.core.agents.state import IllegalAgentTransition
 from pom_actors.core.contacts import ContactRowError
+from pom_actors.core.dialling import ListsError
 from pom_actors.core.filters import FilterError
 from pom_actors.core.imports.reader import FileError
 from pom_actors.core.lifecycle import IllegalTransition, StateChanged, allowed_events
@@ -49,6 +50,7 @@ from pom_actors.store.auth import LastAdmin
 from pom_actors.store.catalog import CampaignDisabled, CampaignInUse, NotFound
 from pom_actors.store.codes import CodeInUse, CodeReadOnly
 from pom_actors.store.contacts import AttemptConflict
+from pom_actors.store.dialling import JobEnded
 from pom_actors.store.filters import FilterConflict
 from pom_actors.store.imports import ImportStateError
 from pom_actors.store.purges import PurgePending
@@ -247,12 +249,12 @@ async def attachment_refused(_: Request, exc: AttachmentError) -> JSONResponse:
     return _error(409, "conflict", str(exc))
 
 
-async def conflict(_: Request, exc: AttemptConflict | CampaignInUse | CampaignDisabled) -> JSONResponse:
+async def conflict(_: Request, exc: AttemptConflict | CampaignInUse | CampaignDisabled | JobEnded) -> JSONResponse:
     """A change the resource's state does not allow now (the message says what would)."""
     return _error(409, "conflict", printable(str(exc)))
 
 
-async def bad_disposition(_: Request, exc: DispositionError | AttributesRefused | CodeError) -> JSONResponse:
+async def bad_disposition(_: Request, exc: DispositionError | AttributesRefused | CodeError | ListsError) -> JSONResponse:
     errors = [{"path": exc.field, "message": printable(str(exc))}]
     return _error(422, "invalid", _faults(errors), errors=errors)
 
@@ -343,6 +345,8 @@ HANDLERS = {
     CodeError: bad_disposition,
     CodeReadOnly: conflict,
     CodeInUse: conflict,
+    ListsError: bad_disposition,
+    JobEnded: conflict,
     ZoneError: bad_zone,
     ZoneInUse: zone_in_use,
     Unauthorized: unauthorized,

@@ -90,16 +90,25 @@ def load_strategy(conn: psycopg.Connection, strategy_id: int) -> Strategy:
     return parse_strategy({**row[0], "version": row[1]})
 
 
-def create_campaign(conn: psycopg.Connection, name: str, strategy_id: int, list_id: int, *,
+def create_campaign(conn: psycopg.Connection, name: str, strategy_id: int, list_id: int | None = None, *,
                     description: str = "", finish: Mapping[str, Any] | None = None,
                     schedule: Mapping[str, Any] | None = None, priority: int = 5,
-                    filter_id: int | None = None, zone: str | None = None) -> int:
-    """A campaign; its finish criteria and schedule are validated (pydantic.ValidationError),
-    its filter template (if any) against the list's attributes (NotFound, FilterError), its
-    zone (if any) must exist (ZoneError)."""
+                    filter_id: int | None = None, zone: str | None = None,
+                    lists: Sequence[Mapping[str, Any]] | None = None) -> int:
+    """A campaign over one list (`list_id`) or several (`lists`: list_id, priority, sort —
+    core/dialling.py; ListsError, NotFound); its finish criteria and schedule are validated
+    (pydantic.ValidationError), its filter template (if any) against each list's attributes
+    (NotFound, FilterError), its zone (if any) must exist (ZoneError)."""
+    from .dialling import check_lists, set_lists
+    if (list_id is None) == (lists is None):
+        from ..core.dialling import ListsError
+        raise ListsError("lists", "give either list_id or lists")
+    chosen = check_lists(conn, [{"list_id": list_id}] if lists is None else lists)
+    list_id = chosen[0].list_id
     if filter_id is not None:
         from .filters import check_for_list
-        check_for_list(conn, list_id, filter_id)
+        for entry in chosen:
+            check_for_list(conn, entry.list_id, filter_id)
     if zone is not None:
         from .zones import check_exists
         check_exists(conn, zone)
@@ -111,6 +120,7 @@ def create_campaign(conn: psycopg.Connection, name: str, strategy_id: int, list_
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
         (name, description, strategy_id, list_id, Jsonb(dict(finish or {})),
          Jsonb(dict(schedule)) if schedule else None, priority, filter_id, zone)).fetchone()[0]
+    set_lists(conn, cid, chosen)
     book = load_strategy(conn, strategy_id).codebook()
     for code in (book[name] for name in book.names() if not book[name].system):
         conn.execute(
@@ -163,14 +173,25 @@ class CampaignDisabled(RuntimeError):
     """A disabled campaign takes no new job (enable it first)."""
 
 
-CAMPAIGN_CHANGES = frozenset({"description", "priority", "enabled", "schedule", "finish"})
+CAMPAIGN_CHANGES = frozenset({"description", "priority", "enabled", "schedule", "finish", "lists"})
 
 
 def update_campaign(conn: psycopg.Connection, campaign_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
     """Change some of CAMPAIGN_CHANGES (finish and schedule validated as at creation; a
     schedule of None removes it); the campaign as it now is. Its running jobs see a new
-    priority at the director's next tick; a disabled campaign is skipped by its schedule."""
+    priority at the director's next tick; a disabled campaign is skipped by its schedule. New
+    `lists` (checked as at creation, against its filter template too) apply to jobs created
+    after the change."""
     values = {k: v for k, v in changes.items() if k in CAMPAIGN_CHANGES}
+    if "lists" in values:
+        from .dialling import check_lists, set_lists
+        filter_id = campaign(conn, campaign_id)["filter_id"]
+        lists = check_lists(conn, values.pop("lists"))
+        if filter_id is not None:
+            from .filters import check_for_list
+            for entry in lists:
+                check_for_list(conn, entry.list_id, filter_id)
+        set_lists(conn, campaign_id, lists)
     if "finish" in values:
         values["finish"] = Jsonb(FinishCriteria(**(values["finish"] or {})).model_dump(
             mode="json", exclude_none=True, exclude_defaults=True))

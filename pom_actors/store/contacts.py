@@ -84,12 +84,12 @@ def attempt(conn: psycopg.Connection, work_item_id: int, attempt_no: int) -> dic
 
 def current_attempt(conn: psycopg.Connection, contact_id: int) -> dict[str, Any] | None:
     """The contact's attempt in flight (in any job not ended), or None; NotFound for no such
-    contact. The jobs are those of the campaigns on the contact's list, so the lookup runs on
-    the in-flight index of each."""
+    contact. The jobs are those over the contact's list (one of a job's `lists`), so the lookup
+    runs on the in-flight index of each."""
     list_id = contact(conn, contact_id)["list_id"]
     row = conn.cursor(row_factory=dict_row).execute(
         _IN_FLIGHT + "AND w.contact_id = %s AND w.job_id = ANY(ARRAY(SELECT jj.id FROM jobs jj "
-        "JOIN campaigns c ON c.id = jj.campaign_id WHERE c.list_id = %s AND jj.ended_at IS NULL)) "
+        "WHERE jj.lists @> jsonb_build_array(jsonb_build_object('list_id', %s::int)) AND jj.ended_at IS NULL)) "
         "ORDER BY w.in_flight_at DESC LIMIT 1", (contact_id, list_id)).fetchone()
     return None if row is None else _in_flight_view(row)
 

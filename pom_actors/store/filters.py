@@ -131,6 +131,17 @@ def compile_sql(expr: F.Filter | str, now: datetime, *, tz: str | ZoneInfo = "UT
     return compiler.expr(f.root), compiler.params
 
 
+def value_sql(field: str, kind: str, alias: str = "c") -> tuple[str, list[Any]]:
+    """(SQL value, its parameters) of a contact field (F.FIELDS) or of a custom attribute
+    `attr.NAME` read as `kind` exactly as a filter reads it: NULL when it is not of that kind.
+    Lists' sort orders (store/dialling.py) order by it."""
+    if not _ALIAS.match(alias):
+        raise ValueError(f"not a table alias: {alias!r}")
+    compiler = _Compiler(alias, F.Binding.of(datetime.now(timezone.utc), "UTC", ""))
+    node = F.AttrRef(field[len("attr."):]) if field.startswith("attr.") else F.FieldRef(field)
+    return compiler.value(node, kind), compiler.params
+
+
 def _now(now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(timezone.utc)
 
@@ -196,7 +207,8 @@ def uses_clock(expr: F.Filter) -> bool:
 
 def _template_lists(conn: psycopg.Connection, template_id: int) -> list[int]:
     return [r[0] for r in conn.execute(
-        "SELECT DISTINCT list_id FROM campaigns WHERE filter_id = %s ORDER BY 1", (template_id,))]
+        "SELECT DISTINCT l.list_id FROM campaigns c JOIN campaign_lists l ON l.campaign_id = c.id "
+        "WHERE c.filter_id = %s ORDER BY 1", (template_id,))]
 
 
 def create_template(conn: psycopg.Connection, name: str, expression: str, description: str = "") -> dict[str, Any]:
@@ -263,17 +275,18 @@ def job_filter(conn: psycopg.Connection, job_id: int) -> str | None:
 
 def set_job_filter(conn: psycopg.Connection, job_id: int, expression: str | None) -> str | None:
     """Change the filter in force of a job that has not ended (None: no filter), checked against
-    its list's attributes. Its managers read it at their next lease renewal and claim by it."""
+    the attributes of each of its lists. Its managers read it at their next lease renewal and
+    claim by it."""
     from ..core.lifecycle import TERMINAL, JobState
     from .catalog import NotFound
-    row = conn.execute("SELECT j.state, c.list_id FROM jobs j JOIN campaigns c ON c.id = j.campaign_id "
-                       "WHERE j.id = %s FOR UPDATE OF j", (job_id,)).fetchone()
+    row = conn.execute("SELECT state, lists FROM jobs WHERE id = %s FOR UPDATE", (job_id,)).fetchone()
     if not row:
         raise NotFound(f"job {job_id} does not exist")
-    state, list_id = row
+    state, lists = row
     if JobState(state) in TERMINAL:
         raise FilterConflict(f"job {job_id} has ended ({state}): its filter cannot change")
     if expression is not None:
-        parse_for_list(conn, list_id, expression)
+        for entry in lists:
+            parse_for_list(conn, entry["list_id"], expression)
     conn.execute("UPDATE jobs SET filter = %s WHERE id = %s", (expression, job_id))
     return expression

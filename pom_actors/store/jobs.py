@@ -19,29 +19,29 @@ from ..core.finish import FinishCriteria, JobCounts
 from ..core.lifecycle import JobState
 from ..names import DEFAULT_ZONE
 from .catalog import NotFound
+from .dialling import campaign_lists, create_work_items
 
 def create_job(conn: psycopg.Connection, campaign_id: int, shards: int, managers: int, now: datetime,
                zone: str | None = None, default_zone: str = DEFAULT_ZONE) -> int:
-    """A queued job of the campaign over every contact of its list, with its shard leases; the
-    job's filter is a copy of the campaign's template's expression (NULL without one). Its zone:
-    `zone` if given, else the campaign's, else `default_zone` (the caller checked it exists)."""
-    camp = conn.execute("SELECT c.strategy_id, c.list_id, c.finish, t.expression, c.zone FROM campaigns c "
+    """A queued job of the campaign over every contact of its lists (ranked by list priority
+    and sort order: store/dialling.py), with its shard leases; the job's filter is a copy of the
+    campaign's template's expression (NULL without one). Its zone: `zone` if given, else the
+    campaign's, else `default_zone` (the caller checked it exists)."""
+    camp = conn.execute("SELECT c.strategy_id, c.finish, t.expression, c.zone FROM campaigns c "
                         "LEFT JOIN filter_templates t ON t.id = c.filter_id WHERE c.id = %s",
                         (campaign_id,)).fetchone()
     if not camp:
         raise NotFound(f"campaign {campaign_id} does not exist")
-    strategy_id, list_id, finish, expression, campaign_zone = camp
+    strategy_id, finish, expression, campaign_zone = camp
     initial = conn.execute("SELECT document->>'initial' FROM strategies WHERE id = %s",
                            (strategy_id,)).fetchone()[0]
+    lists = campaign_lists(conn, campaign_id)
     job_id = conn.execute(
-        "INSERT INTO jobs (campaign_id, strategy_id, state, shards, managers, finish, filter, zone) "
-        "VALUES (%s, %s, 'queued', %s, %s, %s, %s, %s) RETURNING id",
+        "INSERT INTO jobs (campaign_id, strategy_id, state, shards, managers, finish, filter, zone, lists) "
+        "VALUES (%s, %s, 'queued', %s, %s, %s, %s, %s, %s) RETURNING id",
         (campaign_id, strategy_id, shards, max(1, min(managers, shards)), Jsonb(finish),
-         expression, zone or campaign_zone or default_zone)).fetchone()[0]
-    conn.execute(
-        "INSERT INTO work_items (job_id, contact_id, shard, state, next_at, handler) "
-        "SELECT %s, id, (id %% %s)::int, 'ready', %s, %s FROM contacts WHERE list_id = %s",
-        (job_id, shards, now, initial, list_id))
+         expression, zone or campaign_zone or default_zone, Jsonb([e.as_dict() for e in lists]))).fetchone()[0]
+    create_work_items(conn, job_id, lists, shards, now, initial)
     conn.execute("INSERT INTO shard_leases (job_id, shard) SELECT %s, s FROM generate_series(0, %s - 1) s",
                  (job_id, shards))
     return job_id
@@ -122,7 +122,8 @@ def counts(conn: psycopg.Connection, job_id: int, criteria: FinishCriteria | Non
     expression = expression[0] if expression else None
     if expression is None:
         has_open = conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM work_items WHERE job_id = %(j)s AND state IN ('ready', 'scheduled')) "
+            "SELECT EXISTS (SELECT 1 FROM work_items WHERE job_id = %(j)s AND state = 'ready') "
+            "OR EXISTS (SELECT 1 FROM work_items WHERE job_id = %(j)s AND state = 'scheduled') "
             "OR EXISTS (SELECT 1 FROM work_items WHERE job_id = %(j)s AND state = 'in_flight')",
             {"j": job_id}).fetchone()[0]
     else:
@@ -148,7 +149,7 @@ def _has_open_filtered(conn: psycopg.Connection, job_id: int, expression: str,
     return conn.execute(
         "SELECT EXISTS (SELECT 1 FROM work_items WHERE job_id = %s AND state = 'in_flight') "
         "OR EXISTS (SELECT 1 FROM work_items w JOIN contacts c ON c.id = w.contact_id "
-        f"WHERE w.job_id = %s AND w.state IN ('ready', 'scheduled') AND {fragment})",
+        f"WHERE w.job_id = %s AND (w.state = 'ready' OR w.state = 'scheduled') AND {fragment})",
         [job_id, job_id, *params]).fetchone()[0]
 
 
@@ -164,7 +165,7 @@ def attempt_codes(conn: psycopg.Connection, job_id: int) -> dict[str, int]:
 def cancel_open(conn: psycopg.Connection, job_id: int) -> int:
     """At the end of a stopped or finished job, items never to be attempted end `cancelled`."""
     return conn.execute("UPDATE work_items SET state = 'done', last_code = 'cancelled' "
-                        "WHERE job_id = %s AND state IN ('ready', 'scheduled')", (job_id,)).rowcount
+                        "WHERE job_id = %s AND (state = 'ready' OR state = 'scheduled')", (job_id,)).rowcount
 
 
 def in_flight(conn: psycopg.Connection, job_id: int) -> int:

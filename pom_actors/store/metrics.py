@@ -127,7 +127,7 @@ def read(conn: psycopg.Connection, *, deadline: float, ledger: LedgerQuery | Non
         _bound(conn, deadline)
         for job_id, state, n in conn.execute(
                 "SELECT job_id, state, count(*) FROM work_items "
-                "WHERE job_id = ANY(%s) AND state IN ('ready', 'scheduled') GROUP BY 1, 2", (ids,)):
+                "WHERE job_id = ANY(%s) AND (state = 'ready' OR state = 'scheduled') GROUP BY 1, 2", (ids,)):
             items[job_id][state] = n
         _bound(conn, deadline)
         for job_id, n in conn.execute("SELECT job_id, count(*) FROM work_items WHERE state = 'in_flight' "

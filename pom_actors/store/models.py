@@ -151,6 +151,17 @@ class Campaign(SQLModel, table=True):
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
 
 
+class CampaignList(SQLModel, table=True):
+    """A contact list a campaign dials, with its priority (10 highest) and sort order
+    (core/dialling.py); `campaigns.list_id` is the first of them, the highest priority."""
+    __tablename__ = "campaign_lists"
+    campaign_id: int = Field(sa_column=Column(Integer, ForeignKey("campaigns.id", ondelete="CASCADE"),
+                                              primary_key=True))
+    list_id: int = Field(sa_column=Column(Integer, ForeignKey("contact_lists.id"), primary_key=True, index=True))
+    priority: int = _d(5)
+    sort: list[dict[str, Any]] = Field(default_factory=list, sa_column=_json("'[]'::jsonb"))
+
+
 class Job(SQLModel, table=True):
     """One run of a campaign, with its lifecycle state (core.lifecycle) and frozen inputs."""
     __tablename__ = "jobs"
@@ -170,6 +181,11 @@ class Job(SQLModel, table=True):
     # The filter expression in force (copied from the campaign's template at creation, changed
     # on a running job through the API); NULL: every contact of the list.
     filter: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Which due items a claim takes first (core.dialling; changed on a running job), and the
+    # campaign's lists as they were when the job was created.
+    dialling_order: list[str] = Field(default_factory=lambda: ["priority", "retries", "regular"],
+                                      sa_column=_json('\'["priority", "retries", "regular"]\'::jsonb'))
+    lists: list[dict[str, Any]] = Field(default_factory=list, sa_column=_json("'[]'::jsonb"))
     created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
     started_at: Optional[datetime] = Field(default=None, sa_column=_ts())
     ended_at: Optional[datetime] = Field(default=None, sa_column=_ts())
@@ -179,11 +195,13 @@ class WorkItem(SQLModel, table=True):
     """One contact in one job: where it stands in the strategy and when it is next due."""
     __tablename__ = "work_items"
     # Every claim and settlement moves `state`, so neither update can be HOT and each index is
-    # written again: only the two partial indexes the hot path reads (due items; items in flight,
-    # for reconciliation and drains). One item per contact holds by construction (create_job).
+    # written again: only the partial indexes the hot path reads (items never attempted, by
+    # rank; items attempted and due again, by time — core.dialling; items in flight, for
+    # reconciliation and drains), an item in one at most. One item per contact holds by
+    # construction (create_job).
     __table_args__ = (
-        Index("ix_work_items_due", "job_id", "shard", "next_at",
-              postgresql_where=text("state IN ('ready', 'scheduled')")),
+        Index("ix_work_items_ready", "job_id", "priority", "rank", postgresql_where=text("state = 'ready'")),
+        Index("ix_work_items_scheduled", "job_id", "next_at", postgresql_where=text("state = 'scheduled'")),
         Index("ix_work_items_in_flight", "job_id", "shard", postgresql_where=text("state = 'in_flight'")),
     )
     id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
@@ -198,6 +216,8 @@ class WorkItem(SQLModel, table=True):
     address_attempts: dict[str, int] = Field(default_factory=dict, sa_column=_json())
     attempts: int = _d(0)
     last_code: Optional[str] = None
+    priority: bool = _d(False)               # a priority contact (core.dialling)
+    rank: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     # The intent of the attempt in flight (number `attempts`): set by the claim, committed
     # before the order leaves, cleared when its outcome settles and the ledger row is written.
     in_flight_epoch: Optional[int] = None

@@ -7,6 +7,7 @@ nothing. Batches move as JSON documents and COPY; no per-row round trips.
 """
 from __future__ import annotations
 
+import functools
 import orjson
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from ..core import dialling as D
 from ..core.pacing.window import Tally
 from ..core.codes import CompletionCode
 from ..core.strategy import Strategy
@@ -29,38 +31,56 @@ ATTEMPT_COLUMNS = ("work_item_id", "attempt_no", "job_id", "campaign_id", "conta
                    "handler", "channel", "address", "verdict", "rule", "reason", "gateway", "code",
                    "created_at", "completed_at", "details")
 
-def _claim_sql(fragment: str | None = None) -> str:
+# Each kind of due item (core.dialling) and how the claim reads it: the index it walks and its order.
+_KIND_SQL = {
+    D.PRIORITY: ("w.state = 'ready' AND w.priority", "w.rank", "w.rank"),
+    D.REGULAR: ("w.state = 'ready' AND NOT w.priority", "w.rank", "w.rank"),
+    D.RETRIES: ("w.state = 'scheduled'", "w.next_at", "(extract(epoch FROM w.next_at) * 1000000)::bigint"),
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _claim_sql(order: tuple[str, ...] = D.DEFAULT_ORDER, fragment: str | None = None) -> str:
     """The claim: it takes the items and records the intent of their attempts (locked, in
     flight under the lease epoch of their shard, to the gateway chosen, attempt number
-    spent) — all undone if the transaction (rules, restrictions) does not commit. With a job's
-    filter in force (`fragment`, compiled over the contact `c`), the due items are only those
-    whose contact it selects; the others stay where they are, not dialled. Positional
-    parameters in text order: job, shards, handler, now, the fragment's, limit, epochs,
-    gateway, now."""
+    spent) — all undone if the transaction (rules, restrictions) does not commit.
+
+    Items are taken kind by kind in the job's dialling `order`, each kind walking its own
+    index in its own order (ready items by rank, items due again by due time). A CTE is read
+    only as far as its reader asks and an Append reads its branches in turn, so `due` (the
+    kinds' CTEs one after the other, cut at the limit) locks the items of a kind only when
+    the kinds before it had fewer than the batch: a claim reads no more rows than it takes
+    plus those it skips. With a job's filter in force (`fragment`, compiled over the contact
+    `c`), the due items are only those whose contact it selects; the others stay where they
+    are, not dialled. Positional parameters in text order: per kind (job, shards, handler,
+    now, the fragment's, limit), then limit, epochs, gateway, now."""
     join, where, of = (" JOIN contacts c ON c.id = w.contact_id", f" AND {fragment}", " OF w") if fragment \
         else ("", "", "")
-    return f"""
-WITH due AS (
-    SELECT w.id FROM work_items w{join}
-    WHERE w.job_id = %s AND w.shard = ANY(%s) AND w.handler = %s
-      AND w.state IN ('ready', 'scheduled') AND w.next_at <= %s{where}
+    kinds = []
+    for i, kind in enumerate(order):
+        test, index_order, key = _KIND_SQL[kind]
+        kinds.append(f"""k{i} AS (
+    SELECT w.id, {i} AS k, {key} AS r FROM work_items w{join}
+    WHERE w.job_id = %s AND {test} AND w.shard = ANY(%s) AND w.handler = %s AND w.next_at <= %s{where}
+    ORDER BY {index_order}
     LIMIT %s
     FOR UPDATE{of} SKIP LOCKED
-), taken AS (
+)""")
+    due = " UNION ALL ".join(f"SELECT * FROM k{i}" for i in range(len(order)))
+    return f"""
+WITH {", ".join(kinds)}, due AS (SELECT * FROM ({due}) u LIMIT %s), taken AS (
     UPDATE work_items w SET state = 'in_flight', attempts = w.attempts + 1,
            in_flight_epoch = (%s::jsonb ->> w.shard::text)::bigint,
            in_flight_gateway = %s, in_flight_at = %s
     FROM due WHERE w.id = due.id
     RETURNING w.id, w.job_id, w.contact_id, w.shard, w.handler, w.address_index, w.retries,
-              w.address_attempts, w.attempts - 1 AS attempts, w.last_code
+              w.address_attempts, w.attempts - 1 AS attempts, w.last_code, due.k, due.r
 )
 SELECT t.*, c.external_id, c.first_name, c.last_name, c.phone1, c.phone2, c.email, c.timezones,
        c.attributes
 FROM taken t JOIN contacts c ON c.id = t.contact_id
+ORDER BY t.k, t.r
 """
-
-
-CLAIM_SQL = _claim_sql()       # a job without a filter: the statement the throughput was measured on
 
 # Batches travel as one JSON document read by jsonb_to_recordset: one C-speed dump on the
 # client, and a row estimate (100) that keeps the planner on the primary key — an `unnest` of
@@ -106,6 +126,8 @@ class WorkStore(Store):
         # The job's filter in force, read with its state at each lease renewal (`job_state`)
         # and compiled at each claim with the business time of the claim.
         self.filter: Filter | None = None
+        # The job's dialling order, read with it (core.dialling).
+        self.dialling_order: tuple[str, ...] = D.DEFAULT_ORDER
 
     def job(self) -> dict[str, Any]:
         return jobs.job(self.conn, self.job_id)
@@ -144,8 +166,9 @@ class WorkStore(Store):
         (call inside `fenced`)."""
         with self.conn.cursor(row_factory=dict_row) as cur:
             fragment, params = compile_sql(self.filter, now, alias="c") if self.filter else (None, [])
-            cur.execute(CLAIM_SQL if fragment is None else _claim_sql(fragment),
-                        [self.job_id, list(epochs), handler, now, *params, limit, _json(epochs), gateway, now])
+            kind = [self.job_id, list(epochs), handler, now, *params, limit]
+            cur.execute(_claim_sql(self.dialling_order, fragment),
+                        [*kind * len(self.dialling_order), limit, _json(epochs), gateway, now])
             return cur.fetchall()
 
     def write_attempts(self, rows: Sequence[AttemptRow]) -> None:
@@ -197,11 +220,14 @@ class WorkStore(Store):
         return in_flight_items(self.conn, self.job_id, shards)
 
     def job_state(self) -> str | None:
-        """The job's state; reads the filter in force with it, which the next claims apply."""
-        row = self.conn.execute("SELECT state, filter FROM jobs WHERE id = %s", (self.job_id,)).fetchone()
+        """The job's state; reads the filter in force and the dialling order with it, which
+        the next claims apply."""
+        row = self.conn.execute("SELECT state, filter, dialling_order FROM jobs WHERE id = %s",
+                                (self.job_id,)).fetchone()
         if not row:
             return None
-        state, expression = row
+        state, expression, order = row
+        self.dialling_order = D.dialling_order(order)
         if expression is None:
             self.filter = None
         elif self.filter is None or self.filter.source != expression:

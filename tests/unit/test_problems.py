@@ -79,7 +79,7 @@ def test_without_a_token_401_with_the_wrong_role_403(app):
 
 
 def test_bad_input_is_a_422_problem_with_the_field_at_fault(http, spec):
-    r = http.post("/api/v1/campaigns", json={"name": "x\u0000", "strategy_id": 0})
+    r = http.post("/api/v1/campaigns", json={"name": "x\u0000", "strategy_id": 0, "list_id": 0})
     body = is_problem(r, 422, "invalid")
     assert {e["path"] for e in body["errors"]} == {"name", "strategy_id", "list_id"}
     assert body["detail"].endswith("(and 2 more)")

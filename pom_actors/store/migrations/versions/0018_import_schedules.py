@@ -7,14 +7,14 @@ by the director at the due times of a cron schedule, `last_run_at` the due time 
 (set in the transaction that creates the import, so a due time runs once).
 
 Revision ID: 0018
-Revises: 0015
+Revises: 0016
 """
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0018'
-down_revision = '0015'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 
