@@ -121,7 +121,7 @@ class ManagerService:
         # Each handler's pacer (core/pacing/live.py); one that paces by agents starts from the
         # campaign's recent outcomes (warm start) and reads its persisted rule window.
         self.agents, self.index, self.managers = agents, index, managers
-        recent = self.store.pacing_window(self.campaign_id, window_since(clock.now(), WARM_WINDOW_S)) \
+        recent = self.store.warm_start(self.campaign_id, window_since(clock.now(), WARM_WINDOW_S)) \
             if any(h.agent_based for h in self.strategy.handlers.values()) else None
         self.pacers = {name: HandlerPacer(h.pacing, managers, recent, h.ring_timeout)
                        for name, h in self.strategy.handlers.items()}

@@ -43,6 +43,20 @@ def window(conn: psycopg.Connection, campaign_id: int, since: datetime) -> Tally
     return Tally(int(row[0]), int(row[1]), int(row[2]), int(row[3]), float(row[4]), float(row[5]), int(row[6]))
 
 
+def recent_wraps(conn: psycopg.Connection, campaign_id: int, since: datetime) -> tuple[float, int]:
+    """The wrap-ups of the campaign's calls since `since` that the agent ended with a
+    disposition (agent_events: each `dispose` after the agent's `hangup`): their seconds and
+    how many."""
+    row = conn.execute(
+        "SELECT coalesce(sum(s), 0), count(s) FROM ("
+        "  SELECT e.event, extract(epoch FROM e.at - lag(e.at) OVER w) AS s, lag(e.event) OVER w AS prev"
+        "  FROM agent_events e WHERE e.at >= %(since)s AND e.event IN ('hangup', 'dispose', 'wrap_timeout')"
+        "    AND e.job_id IN (SELECT id FROM jobs WHERE campaign_id = %(campaign)s)"
+        "  WINDOW w AS (PARTITION BY e.agent_id ORDER BY e.id)) x "
+        "WHERE event = 'dispose' AND prev = 'hangup'", {"since": since, "campaign": campaign_id}).fetchone()
+    return float(row[0]), int(row[1])
+
+
 def alarm_source(job_id: int) -> str:
     return load.alarm_source("pacing.amd", f"job-{job_id}")
 

@@ -8,6 +8,7 @@ nothing. Batches move as JSON documents and COPY; no per-row round trips.
 from __future__ import annotations
 
 import functools
+import dataclasses
 import orjson
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
@@ -210,6 +211,11 @@ class WorkStore(Store):
 
     def pacing_window(self, campaign_id: int, since: datetime) -> Tally:
         return pacing.window(self.conn, campaign_id, since)
+
+    def warm_start(self, campaign_id: int, since: datetime) -> Tally:
+        """What a new pacer starts from: the campaign's outcomes and its agents' wrap-ups since `since`."""
+        wrap_s, wrapped = pacing.recent_wraps(self.conn, campaign_id, since)
+        return dataclasses.replace(pacing.window(self.conn, campaign_id, since), wrap_s=wrap_s, wrapped=wrapped)
 
     def pacing_alarm(self, message: str | None, value: float, target: float) -> None:
         pacing.set_alarm(self.conn, self.job_id, message, value, target)

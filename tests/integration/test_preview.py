@@ -4,20 +4,23 @@ Managers, the Agent Manager, the voice simulator and the gateway's agent hub, se
 Every contact is handed to an agent first: its card is accepted (the call is dialled once and
 put through to that agent), skipped (not dialled: the ledger has the agent's skip code) or left
 to time out (the strategy settles it as `timeout`), exactly once — the ledger, the gateways'
-orders and the agents' log (agent_events) agree card by card. The session's clock runs 600
-times real time: the card's 600 business seconds are one real second.
+orders and the agents' log (agent_events) agree card by card; the agents' dispositions time
+their wrap-ups (`store.pacing.recent_wraps`, a new pacer's warm start). The session's clock
+runs 600 times real time: the card's 600 business seconds are one real second.
 """
 from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
 
 from pom_actors.sim_agents import SimConfig
+from pom_actors.store import pacing
 
 from .agent_floor import work_job
-from .conftest import SCALE, gateway_orders, phone_contacts
+from .conftest import CLOCK_START, SCALE, gateway_orders, phone_contacts
 
 pytestmark = pytest.mark.timeout(180)
 AGENTS = 3
@@ -73,6 +76,18 @@ def test_a_preview_job_accepts_skips_or_times_out_every_contact_once(pom, campai
             assert ends == [("release", "timeout")] and (code, details["card"]) == ("timeout", "timeout")
     assert {cards[c] for c in final} == {"accept", "skip", "ignore"}        # all three fates were met
     assert figures["errors"] == 0
+    # the agents' dispositions time their wrap-ups: what a new pacer of the campaign starts from
+    wraps, hangup = [], {}
+    for agent, event, at in conn.execute(
+            "SELECT e.agent_id, e.event, e.at FROM agent_events e JOIN agents a ON a.id = e.agent_id "
+            "WHERE a.login = ANY(%s) AND e.event IN ('hangup', 'dispose', 'wrap_timeout') ORDER BY e.id", (logins,)):
+        start = hangup.pop(agent, None)
+        if event == "hangup":
+            hangup[agent] = at
+        elif event == "dispose" and start is not None:
+            wraps.append((at - start).total_seconds())
+    wrap_s, wrapped = pacing.recent_wraps(conn, campaign, CLOCK_START - timedelta(days=1))
+    assert wrapped == len(wraps) == figures["disposed"] > 0 and abs(wrap_s - sum(wraps)) < 1e-3
     print("preview", json.dumps({"contacts": CONTACTS, "accepted": len(accepted), "returned": len(returned),
                                  "skipped": sum(cards[c] == "skip" for c in final),
                                  "timed_out": sum(cards[c] == "ignore" for c in final)}))

@@ -204,6 +204,8 @@ class FakeWorkStore:
         self.db.check()
         return sum((t for (c, b), t in self.db.pacing.items() if c == campaign_id and b >= since), Tally())
 
+    warm_start = pacing_window          # the seeded buckets carry the wrap-ups too
+
     def pacing_alarm(self, message: str | None, value: float, target: float) -> None:
         self.db.alarms[f"pacing.amd@job-{self.job_id}"] = message
 

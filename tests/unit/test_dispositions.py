@@ -1,10 +1,12 @@
 """The agent's disposition ends the call's after-call work: the Agent Manager reports each
 disposition with the agent's own timing (talk: connect to hangup; wrap: hangup to disposition),
-a Campaign Manager's pacers that pace by agents learn the wrap times from it, and a job's
-occupancy counts the wrap-up as busy time until the disposition."""
+a Campaign Manager's pacers that pace by agents learn the wrap times from it (and a new one
+starts from its campaign's recent ones), and a job's occupancy counts the wrap-up as busy time
+until the disposition."""
 import asyncio
 
 from pom_actors.core.agents.attachment import JobSpec
+from pom_actors.core.pacing.window import Tally, warm_settings
 from pom_actors.core.reports import occupancy
 from tests.unit.test_agent_manager_service import Floor
 from tests.unit.test_manager_pacing import Job, cycle
@@ -53,3 +55,13 @@ def test_occupancy_is_on_call_and_wrap_up_until_the_disposition_over_logged_in()
     assert occupancy({"on_call": 30.0, "wrap_up": 15.0, "logged_in": 90.0}) == 0.5
     assert occupancy({"on_call": 30.0, "logged_in": 60.0}) == 0.5
     assert occupancy({"logged_in": 0.0}) is None
+
+
+def test_a_new_pacer_starts_from_its_campaigns_recent_wrap_ups():
+    recent = Tally(dials=200, live=50, wrap_s=600.0, wrapped=20)
+    assert warm_settings("predictive", {}, recent)["prior_wrap_s"] == 30.0
+    assert warm_settings("predictive", {"prior_wrap_s": 9.0}, recent)["prior_wrap_s"] == 9.0   # the strategy's own
+    assert "prior_wrap_s" not in warm_settings("predictive", {}, Tally(dials=200, live=50, wrap_s=570.0, wrapped=19))
+    job = Job("{mode: predictive}", agents=2)
+    job.seed(600, dials=200, live=50, wrap_s=900.0, wrapped=30)
+    assert job.manager().pacers["call"].config.prior_wrap_s == 30.0

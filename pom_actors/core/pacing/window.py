@@ -30,7 +30,9 @@ _EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 class Tally:
     """Call outcomes of one campaign over a span: dials that got a result, live answers (a
     person, or an abandon), abandons, machine detections, and the sums of the live answers'
-    dial-to-answer seconds and of the talk seconds of those that talked (`talked` of them)."""
+    dial-to-answer seconds and of the talk seconds of those that talked (`talked` of them);
+    for a warm start also the agents' wrap-up seconds, hangup to disposition (`wrapped` of
+    them; from the agents' log, not the buckets: `store.pacing.recent_wraps`)."""
 
     dials: int = 0
     live: int = 0
@@ -39,6 +41,8 @@ class Tally:
     answer_s: float = 0.0
     talk_s: float = 0.0
     talked: int = 0
+    wrap_s: float = 0.0
+    wrapped: int = 0
 
     def __add__(self, other: "Tally") -> "Tally":
         return Tally(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Tally)))
@@ -117,4 +121,6 @@ def warm_settings(mode: str, settings: dict[str, Any], recent: Tally) -> dict[st
         priors["prior_answer_s"] = recent.answer_s / recent.live
     if recent.talked >= 20 and recent.talk_s > 0:
         priors["prior_talk_s"] = recent.talk_s / recent.talked
+    if recent.wrapped >= 20 and recent.wrap_s > 0:
+        priors["prior_wrap_s"] = recent.wrap_s / recent.wrapped
     return {**priors, **settings}
