@@ -132,8 +132,8 @@ class ManagerService:
         self.alarmed: bool | None = None                   # the job's pacing alarm as last written
         # answered calls waiting for an agent: call -> (answered at, its deadline, gateway, screen pop)
         self.answered: dict[str, tuple[datetime, datetime, str, dict]] = {}
-        # answered calls until their end is collected (waiting ones included): no longer dials
-        self.picked_up: set[str] = set()
+        # answered calls put through to an agent, until their end is collected: no longer dials
+        self.bridged: set[str] = set()
         self.hangups: list[str] = []                       # bridged calls ended, not yet told
         self.unheld: list[str] = []                        # accepted cards' calls ended unanswered, not yet told
         # Preview handlers: their settings and their contacts held as cards until an agent answers.
@@ -208,7 +208,7 @@ class ManagerService:
         self.stats["cycle_errors"] += 1
         self.held, self.renewed = {}, 0.0
         self.inflight.clear()
-        self.picked_up.clear()
+        self.bridged.clear()
         self.watch.clear()
         self.unfenced.clear()
         for held in self.cards.values():                   # adopted anew and looked up: never dialled twice
@@ -299,11 +299,11 @@ class ManagerService:
         # gone with it, and its calls' fate is left to reconciliation.
         flying: dict[str, list[float]] = defaultdict(list)
         waiting: dict[str, list[float]] = defaultdict(list)     # answered, waiting for an agent
-        connected: Counter[str] = Counter()                     # answered, with an agent (or abandoned)
+        connected: Counter[str] = Counter()                     # answered, with an agent
         for aid, (item, row) in self.inflight.items():
             if aid in self.answered:
                 waiting[item.handler].append(max(0.0, (now - self.answered[aid][0]).total_seconds()))
-            elif aid in self.picked_up and self._answers(row.gateway):
+            elif aid in self.bridged and self._answers(row.gateway):
                 connected[item.handler] += 1
             elif self._answers(row.gateway):
                 flying[item.handler].append(max(0.0, (now - row.created_at).total_seconds()))
@@ -438,7 +438,7 @@ class ManagerService:
         for o in found:
             if o.code != ANSWERED:
                 self.answered.pop(o.attempt_id, None)
-                self.picked_up.discard(o.attempt_id)
+                self.bridged.discard(o.attempt_id)
                 if "agent_id" in o.details and self.agents is not None:
                     self.hangups.append(o.attempt_id)
                 for held in self.cards.values():
@@ -447,9 +447,8 @@ class ManagerService:
                         if "agent_id" not in o.details:    # never put through: its agent is free
                             self.unheld.append(o.attempt_id)
                 outcomes.append(o)
-            elif o.attempt_id in self.inflight and o.attempt_id not in self.picked_up:
+            elif o.attempt_id in self.inflight and o.attempt_id not in self.answered:
                 item, row = self.inflight[o.attempt_id]
-                self.picked_up.add(o.attempt_id)
                 last = deadline(o.at, o.details.get("bridge_wait_s", BRIDGE_WAIT_S))
                 self.answered[o.attempt_id] = (o.at, last, row.gateway, screen_pop(
                     o.attempt_id, self.job_id, item.contact, self.strategy, item.handler))
@@ -474,6 +473,7 @@ class ManagerService:
                 refused.update(calls)
         connect = [c for c in d.connect if c not in refused]
         now = self.clock.now()
+        self.bridged.update(connect)
         for call in connect:
             self.answer_to_agent.observe(max(0.0, (now - asks[call][0]).total_seconds()))
         if connect and self.agent_view is not None:       # busy now, whatever the last fetch said
@@ -617,7 +617,7 @@ class ManagerService:
         for aid, (item, _) in list(self.inflight.items()):
             if item.shard not in held:      # lost: the new holder reconciles it
                 del self.inflight[aid]
-                self.picked_up.discard(aid)
+                self.bridged.discard(aid)
                 self.watch.discard(aid)
                 for cards in self.cards.values():
                     cards.forget([aid])
