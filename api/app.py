@@ -30,7 +30,7 @@ from .routers import purges, reports
 from .routers import pacing
 from .routers import zones
 from .routers import contacts, rules
-from .routers import completion_codes
+from .routers import agent_scripts, completion_codes
 
 API_PREFIX = "/api/v1"
 
@@ -61,7 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
     # of a mixed router narrow them (tests/unit/test_auth_routes.py fails for a route without).
     app.include_router(health.router)                        # public, details with a token
     app.include_router(metrics.router, dependencies=[auth.allow(STAFF)])
-    for resource in (strategies, lists, campaigns, rules, completion_codes):
+    for resource in (strategies, lists, campaigns, rules, completion_codes, agent_scripts):
         app.include_router(resource.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF, DEFINE)])
     app.include_router(jobs.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF, OPERATE)])
     app.include_router(pacing.router, prefix=API_PREFIX, dependencies=[auth.allow(STAFF)])   # a job's pacers

@@ -1,21 +1,21 @@
-"""`pom codes list|show|create|update|delete`: completion codes (the system's, read-only, and
-each campaign's custom codes). A Rich table by default, the gateway's JSON with `--json`;
-names and flags are checked here (exit 2 naming the option) before any request, the gateway's
-refusals exit 1 (api/cli.py)."""
+"""`pom codes list|show|create|update|delete` (completion codes: the system's, read-only, and
+each campaign's custom codes) and `pom scripts list|show|create|update|delete` (agent scripts).
+A Rich table by default, the gateway's JSON with `--json` (api/cli_output.py); names, flags and
+files are checked here (exit 2 naming the option) before any request, the gateway's refusals
+exit 1 (api/cli.py)."""
 from __future__ import annotations
 
 import argparse
-import json
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from pathlib import Path
 
 from pom_actors.core.codes import FLAGS, name_fault
+from pom_actors.core.scripts import NAME as SCRIPT_NAME, SCRIPT_TEXT_MAX
 
+from .cli_output import UsageError, emit
 from .client import PomClient
 
 CODE_COLUMNS = ("id", "campaign_id", "name", "system", *FLAGS)
+SCRIPT_COLUMNS = ("id", "name", "kind", "enabled", "description", "updated_at")
 
 
 def _id(text: str) -> int:
@@ -27,6 +27,12 @@ def _id(text: str) -> int:
 def _code_name(text: str) -> str:
     if (fault := name_fault(text)) is not None:
         raise argparse.ArgumentTypeError(fault)
+    return text
+
+
+def _script_name(text: str) -> str:
+    if not SCRIPT_NAME.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: a script name matches {SCRIPT_NAME.pattern}")
     return text
 
 
@@ -53,33 +59,70 @@ def add_parsers(sub) -> None:
         p.add_argument("flags", nargs="*", type=_flag, metavar="FLAG[=true|false]", help=", ".join(FLAGS))
     csub.add_parser("delete", help="delete a custom code its campaign's strategy does not declare").add_argument(
         "id", type=_id)
-    for p in csub.choices.values():
-        p.add_argument("--json", action="store_true", help="the gateway's JSON answer")
+
+    scripts = sub.add_parser("scripts", help="agent scripts named by strategies (changes: admin, integration)")
+    ssub = scripts.add_subparsers(dest="action", required=True)
+    slist = ssub.add_parser("list", help="every script")
+    slist.add_argument("--enabled", action=argparse.BooleanOptionalAction, help="only enabled (or disabled) ones")
+    ssub.add_parser("show", help="one script").add_argument("id", type=_id)
+    screate = ssub.add_parser("create", help="a script from a file (text, or a URL template with --kind url)")
+    screate.add_argument("name", type=_script_name)
+    screate.add_argument("file", help="the script's text (UTF-8), a template over the contact's attributes")
+    supdate = ssub.add_parser("update", help="change a script (what is given)")
+    supdate.add_argument("id", type=_id)
+    supdate.add_argument("--name", type=_script_name)
+    supdate.add_argument("--file", help="a new body")
+    supdate.add_argument("--enabled", action=argparse.BooleanOptionalAction, help="enable or disable it")
+    for p in (screate, supdate):
+        p.add_argument("--kind", choices=("text", "url"), help="text (default) or url: a URL template the desktop opens")
+        p.add_argument("--description")
+    ssub.add_parser("delete", help="delete a script no campaign's strategy names").add_argument("id", type=_id)
 
 
-def run(client: PomClient, args: argparse.Namespace, console: Console | None = None) -> int:
-    console = console or Console()
+def run(client: PomClient, args: argparse.Namespace) -> int:
+    if args.cmd == "scripts":
+        return _scripts(client, args)
     if args.action == "delete":
-        client.delete_completion_code(args.id)
-        console.print(f"completion code {args.id} deleted")
-        return 0
-    out: Any = {
+        return emit(client.delete_completion_code(args.id), args)
+    out = {
         "list": lambda: client.completion_codes(args.campaign, args.system),
         "show": lambda: client.completion_code(args.id),
         "create": lambda: client.create_completion_code(args.campaign, args.name, **dict(args.flags)),
         "update": lambda: client.update_completion_code(args.id, **dict(args.flags)),
     }[args.action]()
-    if args.json:
-        print(json.dumps(out, indent=2, default=str))
+    return emit(out, args, CODE_COLUMNS if args.action == "list" else None, "completion codes")
+
+
+def _body(path: str, url: bool) -> str:
+    """The file's text; a URL without the line end a file has."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    if len(text) > SCRIPT_TEXT_MAX:
+        raise UsageError(f"{path}: {len(text)} characters, a script has at most {SCRIPT_TEXT_MAX}")
+    return text.strip() if url else text
+
+
+def _scripts(client: PomClient, args: argparse.Namespace) -> int:
+    action = args.action
+    if action == "list":
+        return emit(client.agent_scripts(args.enabled), args, SCRIPT_COLUMNS, "agent scripts")
+    if action == "show":
+        return emit(client.agent_script(args.id), args, title=f"agent script {args.id}")
+    if action == "delete":
+        return emit(client.delete_agent_script(args.id), args)
+    kind = args.kind or "text"
+    if action == "create":
+        out = client.create_agent_script(args.name, _body(args.file, kind == "url"), kind, args.description or "")
     else:
-        console.print(_table("completion codes", CODE_COLUMNS, out if isinstance(out, list) else [out]))
-    return 0
-
-
-def _table(title: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> Table:
-    table = Table(title=title)
-    for c in columns:
-        table.add_column(c, justify="right" if c in ("id", "campaign_id") else "left")
-    for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row[c]) for c in columns))
-    return table
+        changes = {k: v for k, v in (("name", args.name), ("description", args.description),
+                                     ("enabled", args.enabled)) if v is not None}
+        if args.file:
+            changes.update(body=_body(args.file, kind == "url"), kind=kind)
+        elif args.kind:
+            raise UsageError("--kind describes the body of --file: give the file too")
+        if not changes:
+            raise UsageError("nothing to change: give --name, --file, --description or --enabled/--no-enabled")
+        out = client.update_agent_script(args.id, **changes)
+    return emit(out, args, title=f"agent script {out['id']}")

@@ -1,4 +1,5 @@
-"""`pom jobs list|show|create|start|pause|resume|stop|watch`: jobs through the gateway.
+"""`pom jobs list|show|create|start|pause|resume|stop|set|watch`: jobs through the gateway
+(`set`: the run-time changes of PATCH /api/v1/jobs/{id}).
 
 `jobs watch JOB` follows a job with a progress bar until it ends: exit 0 when it completed, 1
 when it was stopped or failed (with its reason) or `--timeout` passed first (it goes on)."""
@@ -8,7 +9,7 @@ import argparse
 import json
 import sys
 
-from .cli_output import emit, fields, table
+from .cli_output import UsageError, emit, fields, table
 from .cli_system import zone_name
 from .client import PomClient, WaitTimeout
 
@@ -29,6 +30,17 @@ def add_parsers(sub) -> None:
     for action in ("show", "start", "pause", "resume", "stop"):
         jsub.add_parser(action, help=f"{action} a job" if action != "show" else "one job and its attempts by code") \
             .add_argument("job", type=int)
+    jset = jsub.add_parser("set", help="run-time changes of a job: priority, pacing, filter template")
+    jset.add_argument("job", type=int)
+    jset.add_argument("--priority", type=_priority, help="1..10, or 'campaign' for the campaign's again")
+    jset.add_argument("--pacing", action="append", type=_pacing_param, default=[], metavar="HANDLER.PARAM=VALUE",
+                      help="PARAM: settings.KEY, max_concurrent or attempts_per_second; VALUE as JSON "
+                           "(null: the default); repeatable")
+    jset.add_argument("--reset-pacing", action="append", default=[], metavar="HANDLER",
+                      help="this handler back to its strategy's pacing; repeatable")
+    jfilter = jset.add_mutually_exclusive_group()
+    jfilter.add_argument("--filter", type=int, metavar="TEMPLATE", help="claim by this filter template")
+    jfilter.add_argument("--no-filter", action="store_true", help="no filter")
     watch = jsub.add_parser("watch", help="a progress bar until the job ends (exit 0: completed)")
     watch.add_argument("job", type=int)
     watch.add_argument("--interval", type=float, default=1.0, help="seconds between readings (default 1)")
@@ -41,6 +53,9 @@ def run(client: PomClient, args: argparse.Namespace) -> int:
         return emit(client.jobs(args.state, args.campaign), args, COLUMNS, "jobs")
     if action == "watch":
         return watch(client, args)
+    if action == "set":
+        job = client.update_job(args.job, **changes(args))
+        return emit(job, args, title=f"job {job['id']}")
     if action == "show":
         job = client.job(args.job)
     elif action == "create":
@@ -49,6 +64,50 @@ def run(client: PomClient, args: argparse.Namespace) -> int:
     else:
         job = client.command(args.job, action)
     return emit(job, args, title=f"job {job['id']}")
+
+
+def _priority(text: str) -> int | str:
+    if text == "campaign":
+        return text
+    if not text.isdigit() or not 1 <= int(text) <= 10:
+        raise argparse.ArgumentTypeError(f"{text!r}: a priority from 1 to 10, or 'campaign'")
+    return int(text)
+
+
+def _pacing_param(text: str) -> tuple[str, list[str], object]:
+    """`call.settings.target=0.02` -> ("call", ["settings", "target"], 0.02)."""
+    target, sep, raw = text.partition("=")
+    handler, *path = target.split(".")
+    if not sep or not handler or path not in (["max_concurrent"], ["attempts_per_second"]) and \
+            not (len(path) == 2 and path[0] == "settings" and path[1]):
+        raise argparse.ArgumentTypeError(f"{text!r}: HANDLER.PARAM=VALUE, PARAM settings.KEY, max_concurrent "
+                                         "or attempts_per_second")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return handler, path, value
+
+
+def changes(args: argparse.Namespace) -> dict:
+    """The PATCH body of `pom jobs set` (UsageError when it changes nothing)."""
+    out: dict = {}
+    if args.priority is not None:
+        out["priority"] = None if args.priority == "campaign" else args.priority
+    pacing: dict = {}
+    for handler, path, value in args.pacing:
+        into = pacing.setdefault(handler, {})
+        for key in path[:-1]:
+            into = into.setdefault(key, {})
+        into[path[-1]] = value
+    pacing.update(dict.fromkeys(args.reset_pacing))
+    if pacing:
+        out["pacing"] = pacing
+    if args.filter is not None or args.no_filter:
+        out["filter_id"] = args.filter
+    if not out:
+        raise UsageError("nothing to change: give --priority, --pacing, --reset-pacing, --filter or --no-filter")
+    return out
 
 
 def watch(client: PomClient, args: argparse.Namespace) -> int:

@@ -158,6 +158,17 @@ class Routes(ABC):
         """The filter in force of a job that has not ended (None: none)."""
         return self._call("PUT", f"/api/v1/jobs/{job_id}/filter", json={"expression": expression})
 
+    # -- run-time changes of a job (PATCH /api/v1/jobs/{id}) --
+    def update_job(self, job_id: int, **changes) -> dict:
+        """Any of `priority` (1..10; None: the campaign's), `pacing` ({handler: {settings,
+        max_concurrent, attempts_per_second}}; None for a handler or for all: the strategy's),
+        `filter_id` (a filter template; None: no filter). The job as it now is."""
+        return self._call("PATCH", f"/api/v1/jobs/{job_id}", json=changes)
+
+    def set_priority(self, job_id: int, priority: int | None) -> dict:
+        """The job's own priority (None: back to its campaign's)."""
+        return self.update_job(job_id, priority=priority)
+
     def campaigns(self, enabled: bool | None = None) -> list[dict]:
         """Every campaign (all pages); only the enabled or disabled ones if `enabled` is given."""
         return self._collect("/api/v1/campaigns", _given(enabled=None if enabled is None else str(enabled).lower()))
@@ -216,6 +227,29 @@ class Routes(ABC):
     def delete_completion_code(self, code_id: int) -> None:
         """Conflict for a system code and for one the campaign's strategy declares."""
         return self._call("DELETE", f"/api/v1/completion-codes/{code_id}")
+
+    # -- agent scripts --
+    def agent_scripts(self, enabled: bool | None = None) -> list[dict]:
+        """Every agent script (all pages); only the enabled (or disabled) ones if asked."""
+        return self._collect("/api/v1/agent-scripts", _given(enabled=None if enabled is None else str(enabled).lower()))
+
+    def agent_script(self, script_id: int) -> dict:
+        return self._call("GET", f"/api/v1/agent-scripts/{script_id}")
+
+    def create_agent_script(self, name: str, body: str, kind: str = "text", description: str = "",
+                            enabled: bool = True) -> dict:
+        """`kind` "text" (shown to the agent) or "url" (opened by the desktop); `body` a
+        template over the contact's attributes."""
+        return self._call("POST", "/api/v1/agent-scripts", json={"name": name, "kind": kind, "body": body,
+                                                                 "description": description, "enabled": enabled})
+
+    def update_agent_script(self, script_id: int, **changes) -> dict:
+        """Any of name, kind, body, description, enabled."""
+        return self._call("PATCH", f"/api/v1/agent-scripts/{script_id}", json=changes)
+
+    def delete_agent_script(self, script_id: int) -> None:
+        """Conflict for a script a campaign's strategy names."""
+        return self._call("DELETE", f"/api/v1/agent-scripts/{script_id}")
 
     # -- web services for external applications (an IVR during a call) --
     def contact(self, contact_id: int) -> dict:

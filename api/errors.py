@@ -36,6 +36,8 @@ from pom_actors.core.agents.attachment import AttachmentError
 from pom_actors.core.agents.desk import DispositionError
 from pom_actors.core.attributes import AttributesRefused
 from pom_actors.core.codes import CodeError
+from pom_actors.core.jobchanges import JobChangeError
+from pom_actors.core.scripts import ScriptError
 from pom_actors.core.agents.state import IllegalAgentTransition
 from pom_actors.core.contacts import ContactRowError
 from pom_actors.core.dialling import ListsError
@@ -49,6 +51,7 @@ from pom_actors.services.agent_manager import UnknownAgent, UnknownCall
 from pom_actors.store.auth import LastAdmin
 from pom_actors.store.catalog import CampaignDisabled, CampaignInUse, NotFound
 from pom_actors.store.codes import CodeInUse, CodeReadOnly
+from pom_actors.store.scripts import ScriptInUse
 from pom_actors.store.contacts import AttemptConflict
 from pom_actors.store.dialling import JobEnded
 from pom_actors.store.filters import FilterConflict
@@ -254,7 +257,8 @@ async def conflict(_: Request, exc: AttemptConflict | CampaignInUse | CampaignDi
     return _error(409, "conflict", printable(str(exc)))
 
 
-async def bad_disposition(_: Request, exc: DispositionError | AttributesRefused | CodeError | ListsError) -> JSONResponse:
+async def bad_disposition(_: Request, exc: DispositionError | AttributesRefused | CodeError | ScriptError
+                          | JobChangeError | ListsError) -> JSONResponse:
     errors = [{"path": exc.field, "message": printable(str(exc))}]
     return _error(422, "invalid", _faults(errors), errors=errors)
 
@@ -345,6 +349,9 @@ HANDLERS = {
     CodeError: bad_disposition,
     CodeReadOnly: conflict,
     CodeInUse: conflict,
+    ScriptError: bad_disposition,
+    ScriptInUse: conflict,
+    JobChangeError: bad_disposition,
     ListsError: bad_disposition,
     JobEnded: conflict,
     ZoneError: bad_zone,

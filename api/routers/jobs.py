@@ -8,20 +8,21 @@ creating a job (a new run of a campaign) for admin and integration only.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Any, Optional
 
 import psycopg
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from pom_actors.core.agents.licenses import PRIORITY_MAX, PRIORITY_MIN
 from pom_actors.core.lifecycle import JobEvent, JobState, allowed_events
-from pom_actors.store import catalog, jobs as jobstore, zones as zonestore
+from pom_actors.store import catalog, job_changes, jobs as jobstore, zones as zonestore
 
 from .. import auth, deps
 from ..auth import DEFINE
 from ..idempotency import KEYED
 from ..pages import Page
-from ..validation import Id, Ref, Text
+from ..validation import CleanJson, Id, Ref, Text
 from .zones import ZoneName
 
 router = APIRouter(tags=["jobs"])
@@ -37,7 +38,7 @@ def job_view(job: dict, counts: dict[str, int]) -> dict:
     return {"id": job["id"], "campaign_id": job["campaign_id"], "campaign": job["campaign"],
             "state": job["state"], "reason": job["reason"], "shards": job["shards"],
             "managers": job["managers"], "zone": job["zone"], "placed_zone": job["placed_zone"],
-            "created_at": job["created_at"],
+            "created_at": job["created_at"], "priority": job.get("priority"), "pacing": job.get("pacing") or {},
             "started_at": job["started_at"], "ended_at": job["ended_at"],
             "work_items": counts, "total": sum(counts.values()),
             "actions": [str(e) for e in allowed_events(JobState(job["state"]))]}
@@ -102,3 +103,26 @@ def resume_job(job_id: Id, conn: psycopg.Connection = Depends(deps.db),
 def stop_job(job_id: Id, conn: psycopg.Connection = Depends(deps.db),
              director: deps.Director = Depends(deps.director)) -> dict:
     return _command(job_id, JobEvent.STOP, conn, director)
+
+
+# -- run-time changes: priority, pacing, filter template (store/job_changes.py) ----------------
+class JobChange(BaseModel):
+    """The changes to make (fields not sent stay). Null puts one back: the campaign's
+    priority, the strategy's pacing, no filter."""
+    model_config = ConfigDict(extra="forbid")
+    priority: int | None = Field(default=None, ge=PRIORITY_MIN, le=PRIORITY_MAX,
+                                 description="the job's own (agents and ports are shared by it); null: the campaign's")
+    pacing: Annotated[dict[Annotated[str, StringConstraints(max_length=64)], dict[str, Any] | None] | None,
+                      CleanJson] = Field(default=None, max_length=100, description=(
+        "per handler: settings (merged over the mode's), max_concurrent, attempts_per_second; "
+        "null for a handler: its strategy's pacing"))
+    filter_id: Id | None = Field(default=None, description="a filter template, checked against the list; null: none")
+
+
+@router.patch("/jobs/{job_id}")
+def update_job(job_id: Id, body: JobChange, conn: psycopg.Connection = Depends(deps.db)) -> dict:
+    """Change a job that has not ended (409 otherwise): its priority reaches the director at
+    its next tick, pacing and filter its managers at their next lease renewal (seconds)."""
+    job_changes.change(conn, job_id, **body.model_dump(exclude_unset=True, include={"priority", "pacing", "filter_id"}))
+    return job_detail(conn, job_id)
+

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .codes import FLAGS, CodeBook, CompletionCode
 from .outbound import OutboundPolicy
+from .scripts import NAME as SCRIPT_NAME, SCRIPT_TEXT_MAX, SCRIPT_URL_MAX, AgentScript
 from .templates import placeholders
 from .windows import ContactWindow, parse_local_time
 
@@ -155,16 +156,18 @@ class AgentNeeds(BaseModel):
 
 class Script(BaseModel):
     """The agent script shown with a call: native `text` (a template over the contact's
-    attributes) or a `url` template the agent desktop opens (values URL-encoded)."""
+    attributes), a `url` template the agent desktop opens (values URL-encoded), or the `name`
+    of a stored one (core/scripts.py, `/api/v1/agent-scripts`)."""
 
     model_config = ConfigDict(extra="forbid")
-    text: str | None = Field(None, max_length=65536)
-    url: str | None = Field(None, max_length=4096)
+    text: str | None = Field(None, max_length=SCRIPT_TEXT_MAX)
+    url: str | None = Field(None, max_length=SCRIPT_URL_MAX)
+    name: str | None = Field(None, pattern=SCRIPT_NAME.pattern, description="a stored script (agent-scripts)")
 
     @pydantic.model_validator(mode="after")
     def _one(self) -> "Script":
-        if (self.text is None) == (self.url is None):
-            raise ValueError("a script has either text or url")
+        if sum(v is not None for v in (self.text, self.url, self.name)) != 1:
+            raise ValueError("a script has either text or url, or the name of a stored script")
         return self
 
 
@@ -307,6 +310,21 @@ class Strategy(BaseModel):
         copy = self.model_copy(update={"custom_codes": custom})
         copy.__dict__.pop("_codebook", None)             # the cached book is this one's
         return copy
+
+    def script_names(self) -> set[str]:
+        """The stored scripts its handlers name."""
+        return {h.script.name for h in self.handlers.values() if h.script is not None and h.script.name}
+
+    def with_scripts(self, found: Mapping[str, AgentScript]) -> "Strategy":
+        """This strategy with each stored script its handlers name in place of the name (as
+        found: enabled and existing); a handler whose script is not found shows none."""
+        handlers = {}
+        for key, h in self.handlers.items():
+            if h.script is not None and h.script.name is not None:
+                stored = found.get(h.script.name)
+                h = h.model_copy(update={"script": None if stored is None else Script(**{stored.kind: stored.body})})
+            handlers[key] = h
+        return self.model_copy(update={"handlers": handlers})
 
 
 _CUSTOM_CODES = pydantic.TypeAdapter(list[CustomCode])

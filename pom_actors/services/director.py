@@ -196,8 +196,8 @@ class DirectorService:
             log.warning("load restrictions unreadable: %s", exc)
 
     def _tell_agents(self, jobs: list[dict]) -> None:
-        """The running jobs to the Agent Manager: agent-based ones with their priority (the
-        campaign's), agents' limits, skills and pacing mode; agent-less ones as demands on the
+        """The running jobs to the Agent Manager: agent-based ones with their priority (their
+        own, changed through the API, else the campaign's), agents' limits, skills and pacing mode; agent-less ones as demands on the
         outbound ports (`core.agents.jobs`). Every tick: it ignores a list it already has, and a
         restarted one learns the jobs at once."""
         running = [j for j in jobs if JobState(j["state"]) in DISPATCHING]
@@ -208,7 +208,8 @@ class DirectorService:
                 for j in running:
                     if j["strategy_id"] not in self.strategies:
                         self.strategies[j["strategy_id"]] = self.store.strategy(j["strategy_id"])
-                specs, ports = job_demands([{**j, "priority": priorities.get(j["campaign_id"], 5)} for j in running],
+                specs, ports = job_demands([{**j, "priority": j.get("priority") or priorities.get(j["campaign_id"], 5)}
+                                            for j in running],
                                            self.strategies)
             self.fleet.set_agent_jobs(specs, ports)
         except Exception:       # the agents are told again at the next tick

@@ -39,6 +39,7 @@ from ..core.agents.preview import HeldOrders
 from ..core.clock import Clock
 from ..core.events import ATTEMPTS_TOPIC, job_key, restricted_event, settled_event
 from ..core.histogram import Histogram
+from ..core.jobchanges import effective
 from ..core.lifecycle import DISPATCHING
 from ..core.load import SlowDown
 from ..core.orders import Order, OrderRecord, Outcome, Refusal
@@ -111,9 +112,11 @@ class ManagerService:
         self.store = open_store()
         job = self.store.job()
         self.job_id, self.campaign_id = job_id, job["campaign_id"]
-        # the campaign's custom codes as they are now (added or changed through the API)
-        self.strategy: Strategy = self.store.strategy(job["strategy_id"]).with_codes(
-            self.store.custom_codes(self.campaign_id))
+        # the campaign's custom codes and the agent scripts its handlers name, as they are now
+        # (changed through the API)
+        strategy = self.store.strategy(job["strategy_id"])
+        self.strategy: Strategy = strategy.with_codes(self.store.custom_codes(self.campaign_id)).with_scripts(
+            self.store.scripts(strategy.script_names()))
         codes = self.strategy.codebook()
         self._live = {c.name for c in codes if c.human_contact or c.counts_as_abandon}
         self._abandon = {c.name for c in codes if c.counts_as_abandon}
@@ -125,6 +128,8 @@ class ManagerService:
             if any(h.agent_based for h in self.strategy.handlers.values()) else None
         self.pacers = {name: HandlerPacer(h.pacing, managers, recent, h.ring_timeout)
                        for name, h in self.strategy.handlers.items()}
+        self.pacing_changes: dict[str, Any] = {}           # the job's run-time pacing (jobs.pacing) applied
+        self._repace(self.store.job_pacing())
         self.agent_view: PacerSnapshot | None = None      # this manager's share of the agents, last fetched
         self.fetched = self.counted = -float("inf")        # time.monotonic() of the last fetch / read
         self.windows: dict[float, RuleCounters] = {}       # window seconds -> the campaign's counters
@@ -611,6 +616,7 @@ class ManagerService:
     async def _renew(self) -> None:
         held = self.store.renew(self.settings.lease_ttl_s)
         self.state = self.store.job_state()
+        self._repace(self.store.job_pacing())
         gained = {s: e for s, e in held.items() if self.held.get(s) != e}
         self.held = held
         self.renewed = time.monotonic()
@@ -623,6 +629,21 @@ class ManagerService:
                     cards.forget([aid])
         if gained:
             await self._adopt(gained)
+
+    def _repace(self, stored: dict[str, Any]) -> None:
+        """Apply the job's run-time pacing (core/jobchanges.py; read at every lease renewal):
+        a handler whose pacing changed gets a new pacer from it, warm-started as at start."""
+        if stored == self.pacing_changes:
+            return
+        pacing = effective(self.strategy, stored)
+        for name in sorted({*stored, *self.pacing_changes} & set(pacing)):
+            if stored.get(name) != self.pacing_changes.get(name):
+                recent = self.store.warm_start(self.campaign_id, window_since(self.clock.now(), WARM_WINDOW_S)) \
+                    if pacing[name].agent_based else None
+                self.pacers[name] = HandlerPacer(pacing[name], self.managers, recent,
+                                                 self.strategy.handlers[name].ring_timeout)
+                log.info("job %s handler %s: pacing changed to %s", self.job_id, name, pacing[name].model_dump())
+        self.pacing_changes = stored
 
     async def _adopt(self, gained: dict[int, int]) -> None:
         """Adopt what earlier holders left in flight on `gained`: fence every gateway at the new

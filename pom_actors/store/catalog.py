@@ -69,9 +69,11 @@ def add_dnc(conn: psycopg.Connection, addresses: Iterable[str] = (), contact_ids
 def save_strategy(conn: psycopg.Connection, document: str | bytes | Mapping[str, Any],
                   attributes: Iterable[str] | None = None,
                   outbound: OutboundPolicy | None = None) -> tuple[int, Strategy]:
-    """Validate (raises StrategyError; webhook URLs against `outbound` when given) and store
-    as the next version of its name."""
+    """Validate (raises StrategyError; webhook URLs against `outbound` when given; the agent
+    scripts it names must exist) and store as the next version of its name."""
+    from .scripts import check_named
     strategy = parse_strategy(document, attributes, outbound)
+    check_named(conn, strategy)
     source = document if isinstance(document, str) else (
         document.decode() if isinstance(document, bytes) else "")
     version = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM strategies WHERE name = %s",

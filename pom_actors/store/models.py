@@ -132,6 +132,21 @@ class FilterTemplate(SQLModel, table=True):
     updated_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
 
 
+class AgentScript(SQLModel, table=True):
+    """An agent script (core/scripts.py): a text template over the contact's attributes or a
+    URL template, named by strategies' handlers (`script: {name: ...}`)."""
+    __tablename__ = "agent_scripts"
+    __table_args__ = (CheckConstraint("kind IN ('text', 'url')", name="ck_agent_scripts_kind"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    kind: str = Field(sa_column=Column(String(8), nullable=False))
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    description: str = _d("")
+    enabled: bool = _d(True)
+    created_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+    updated_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+
+
 class Campaign(SQLModel, table=True):
     __tablename__ = "campaigns"
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -181,6 +196,10 @@ class Job(SQLModel, table=True):
     # The filter expression in force (copied from the campaign's template at creation, changed
     # on a running job through the API); NULL: every contact of the list.
     filter: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Run-time changes through the API (core/jobchanges.py): its own priority (NULL: the
+    # campaign's) and each handler's pacing as changed ({handler: pacing}; {}: the strategy's).
+    priority: Optional[int] = None
+    pacing: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
     # Which due items a claim takes first (core.dialling; changed on a running job), and the
     # campaign's lists as they were when the job was created.
     dialling_order: list[str] = Field(default_factory=lambda: ["priority", "retries", "regular"],

@@ -21,11 +21,13 @@ from psycopg.rows import dict_row
 from ..core import dialling as D
 from ..core.pacing.window import Tally
 from ..core.codes import CompletionCode
+from ..core.scripts import AgentScript
 from ..core.strategy import Strategy
 from ..core.work import AttemptRow, ItemUpdate, make_item
 from ..core.filters import Filter, parse as parse_filter
 from . import catalog, codes, jobs, pacing
 from .filters import compile_sql
+from .scripts import found as found_scripts
 from .base import Store
 
 ATTEMPT_COLUMNS = ("work_item_id", "attempt_no", "job_id", "campaign_id", "contact_id", "shard", "epoch",
@@ -138,6 +140,14 @@ class WorkStore(Store):
 
     def custom_codes(self, campaign_id: int) -> list[CompletionCode]:
         return codes.custom_codes(self.conn, campaign_id)
+
+    def scripts(self, names: Iterable[str]) -> dict[str, AgentScript]:
+        return found_scripts(self.conn, names) if names else {}
+
+    def job_pacing(self) -> dict[str, Any]:
+        """The job's run-time pacing changes (core/jobchanges.py), {} if none or no such job."""
+        row = self.conn.execute("SELECT pacing FROM jobs WHERE id = %s", (self.job_id,)).fetchone()
+        return row[0] if row else {}
 
     # -- leases ---------------------------------------------------------------------------
     def renew(self, ttl_s: float) -> dict[int, int]:

@@ -1,9 +1,12 @@
-"""The gateway's definitions not covered elsewhere, round trip through the Python client and
-the CLI against a served gateway: completion codes (a campaign's custom codes made, changed and
-deleted; the system's read-only), and what the audit log keeps of them."""
+"""The gateway's resources not covered elsewhere, round trip through the Python client and the
+CLI against a served gateway: completion codes (a campaign's custom codes made, changed and
+deleted; the system's read-only), agent scripts (named by a strategy, refused while named),
+and the run-time changes of a running job (priority, pacing reaching its managers, filter
+template) — and what the audit log keeps of them."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -66,9 +69,99 @@ def test_completion_codes_round_trip_through_client_and_cli(campaigns, conn, gat
                  "--campaign", str(campaign_id), "--json"]) == 0
     assert [c["name"] for c in json.loads(capsys.readouterr().out)] == ["paid", "callback_later"]
     assert main(["--url", gateway, "--token", role_tokens[Role.SUPERVISOR], "codes", "delete", str(made["id"])]) == 1
-    assert "forbidden" in capsys.readouterr().err
+    assert "HTTP 403" in capsys.readouterr().err
     assert main(["--url", gateway, "--token", role_tokens[Role.ADMIN], "codes", "delete", str(made["id"])]) == 0
     with pytest.raises(NotFound):
         admin.completion_code(made["id"])
     audited = [e["method"] for e in admin.audit(path=f"/api/v1/completion-codes/{made['id']}")["entries"]]
     assert audited.count("PATCH") == 2 and audited.count("DELETE") == 1
+
+
+AGENT_STRATEGY = {
+    "name": "scripted", "initial": "call",
+    "handlers": {"call": {"type": "call", "addresses": ["phone1"], "pacing": {"mode": "progressive"},
+                          "script": {"name": "PLACEHOLDER"}, "results": {"default": "done"}}},
+}
+
+
+def test_agent_scripts_round_trip_and_a_strategy_names_one(campaigns, gateway, role_tokens, tmp_path, capsys):
+    admin = PomClient(gateway, token=role_tokens[Role.ADMIN])
+    name = f"welcome-{time.monotonic_ns()}"
+    strategy = {**AGENT_STRATEGY, "name": name, "handlers": {"call": {
+        **AGENT_STRATEGY["handlers"]["call"], "script": {"name": name}}}}
+    with pytest.raises(Invalid) as refused:                       # no such script yet
+        admin.create_strategy(strategy)
+    assert refused.value.errors[0]["path"] == "handlers.call.script.name"
+    made = admin.create_agent_script(name, "Hello {first_name}, about {segment}")
+    assert (made["kind"], made["enabled"], made["body"]) == ("text", True, "Hello {first_name}, about {segment}")
+    assert admin.create_strategy(strategy)["name"] == name
+    with pytest.raises(Conflict):
+        admin.create_agent_script(name, "again")
+    with pytest.raises(Invalid) as refused:
+        admin.update_agent_script(made["id"], kind="url", body="http://169.254.169.254/latest/meta-data")
+    assert refused.value.errors[0]["path"] == "body"
+    assert admin.update_agent_script(made["id"], enabled=False)["enabled"] is False
+    assert made["id"] in [s["id"] for s in admin.agent_scripts(enabled=False)]
+    campaigns.make(strategy, phone_contacts(1))                   # a campaign's strategy now names it
+    with pytest.raises(Conflict):
+        admin.delete_agent_script(made["id"])
+    with pytest.raises(Conflict):
+        admin.update_agent_script(made["id"], name=name + "-2")
+
+    # the CLI: a URL script from a file, shown as JSON, deleted
+    url = tmp_path / "crm.txt"
+    url.write_text("https://crm.example.com/contacts/{external_id}\n")
+    token = ["--url", gateway, "--token", role_tokens[Role.INTEGRATION]]
+    assert main([*token, "scripts", "create", name + "-crm", str(url), "--kind", "url", "--json"]) == 0
+    crm = json.loads(capsys.readouterr().out)
+    assert (crm["kind"], crm["body"]) == ("url", "https://crm.example.com/contacts/{external_id}")
+    assert main([*token, "scripts", "delete", str(crm["id"])]) == 0
+    with pytest.raises(NotFound):
+        admin.agent_script(crm["id"])
+
+
+SLOW = {
+    "name": "slow", "initial": "call",
+    "handlers": {"call": {"type": "call", "addresses": ["phone1"],
+                          "pacing": {"max_concurrent": 2, "attempts_per_second": 0.0001},
+                          "results": {"default": "done"}}},
+}
+
+
+def _manager_figures(client: PomClient, job_id: int) -> list[dict]:
+    return [m["handlers"]["call"] for m in client.job_pacing(job_id)["managers"] if m["state"] == "up"]
+
+
+def test_run_time_changes_of_a_running_job_reach_it(campaigns, conn, gateway, role_tokens, capsys):
+    supervisor = PomClient(gateway, token=role_tokens[Role.SUPERVISOR])
+    campaign_id = campaigns.make(SLOW, phone_contacts(40))
+    job_id = campaigns.start(campaign_id)
+    deadline = time.monotonic() + 60
+    while not _manager_figures(supervisor, job_id) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sum(f["max_concurrent"] for f in _manager_figures(supervisor, job_id)) == 2    # shared by its managers
+
+    job = supervisor.update_job(job_id, pacing={"call": {"max_concurrent": 7}})
+    assert job["pacing"]["call"]["max_concurrent"] == 7
+    while sum(f["max_concurrent"] for f in _manager_figures(supervisor, job_id)) != 7:
+        assert time.monotonic() < deadline + 30, _manager_figures(supervisor, job_id)
+        time.sleep(0.2)
+    with pytest.raises(Invalid) as refused:
+        supervisor.update_job(job_id, pacing={"call": {"mode": "predictive"}})
+    assert refused.value.errors[0]["path"] == "pacing.call.mode"
+
+    assert supervisor.set_priority(job_id, 9)["priority"] == 9
+    template = PomClient(gateway, token=role_tokens[Role.ADMIN]).create_filter(
+        f"gold-{time.monotonic_ns()}", "attr.segment = 'gold'")
+    assert main(["--url", gateway, "--token", role_tokens[Role.SUPERVISOR], "jobs", "set", str(job_id),
+                 "--priority", "campaign", "--filter", str(template["id"]), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["priority"] is None
+    assert conn.execute("SELECT filter FROM jobs WHERE id = %s", (job_id,)).fetchone()[0] == "attr.segment = 'gold'"
+
+    supervisor.stop(job_id)
+    campaigns.wait(job_id)
+    with pytest.raises(Conflict):
+        supervisor.set_priority(job_id, 3)
+    audited = [e["method"] for e in supervisor.audit(path=f"/api/v1/jobs/{job_id}")["entries"]]
+    assert audited.count("PATCH") == 4

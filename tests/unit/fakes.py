@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from pom_actors.core.codes import CompletionCode
+from pom_actors.core.scripts import AgentScript
 from pom_actors.core.finish import FinishCriteria, JobCounts
 from pom_actors.core.lifecycle import JobState
 from pom_actors.core.orders import Order, OrderRecord, Outcome, Refusal
@@ -39,6 +40,7 @@ class FakeDatabase:
 
     def __init__(self, strategy: Strategy, contacts: list[dict[str, Any]]):
         self.strategies = {1: strategy}
+        self.scripts: dict[str, AgentScript] = {}                 # stored agent scripts (enabled), by name
         self.contacts = {i + 1: c for i, c in enumerate(contacts)}
         self.campaigns: dict[int, dict[str, Any]] = {}
         self.jobs: dict[int, dict[str, Any]] = {}
@@ -136,6 +138,13 @@ class FakeWorkStore:
         if "codes" in camp:
             return list(camp["codes"])
         return [c.code() for c in self.db.strategies[camp["strategy_id"]].custom_codes]
+
+    def job_pacing(self) -> dict[str, Any]:
+        return dict(self.db.jobs[self.job_id].get("pacing") or {})
+
+    def scripts(self, names) -> dict[str, AgentScript]:
+        """As store.scripts.found: the enabled stored scripts of `names` (`db.scripts`)."""
+        return {n: s for n, s in self.db.scripts.items() if n in set(names)}
 
     def renew(self, ttl_s: float) -> dict[int, int]:
         self.db.check()

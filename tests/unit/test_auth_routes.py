@@ -87,6 +87,12 @@ MATRIX = {
     ("POST", "/api/v1/completion-codes"): DEFINE,
     ("PATCH", "/api/v1/completion-codes/{code_id}"): DEFINE,
     ("DELETE", "/api/v1/completion-codes/{code_id}"): DEFINE,
+    ("PATCH", "/api/v1/jobs/{job_id}"): STAFF,
+    ("GET", "/api/v1/agent-scripts"): STAFF,
+    ("GET", "/api/v1/agent-scripts/{script_id}"): STAFF,
+    ("POST", "/api/v1/agent-scripts"): DEFINE,
+    ("PATCH", "/api/v1/agent-scripts/{script_id}"): DEFINE,
+    ("DELETE", "/api/v1/agent-scripts/{script_id}"): DEFINE,
     ("POST", "/demo/sms"): None,
     ("GET", "/demo/sms"): STAFF,
 }
