@@ -76,6 +76,7 @@ async def round_trips(pom, tag: str, tmp_path, url: str, attempt_of) -> None:
 
     # a queued job: its filter, then start, pause, resume, stop
     queued = await done(pom.create_job(campaign["id"], start=False))
+    assert (await done(pom.set_priority(queued["id"], 7)))["priority"] == 7
     assert (await done(pom.set_job_filter(queued["id"], "attr.segment = 'gold'")))["expression"]
     assert (await done(pom.job_filter(queued["id"])))["expression"] == "attr.segment = 'gold'"
     assert (await done(pom.start(queued["id"])))["state"] in ("running", "completed")
@@ -240,6 +241,8 @@ def test_the_cli_against_a_running_gateway(url, admin_token, capsys, tmp_path):
 
     code, out, _ = run("--json", "jobs", "create", str(campaign["id"]), "--queued")
     queued = json.loads(out)
+    code, out, _ = run("jobs", "set", str(queued["id"]), "--priority", "8", "--json")
+    assert code == 0 and json.loads(out)["priority"] == 8
     assert run("--json", "jobs", "stop", str(queued["id"]))[0] == 0
     code, _, err = run("jobs", "watch", str(queued["id"]), "--interval", "0.2", "--timeout", "60")
     assert code == 1 and err.startswith(f"pom: job {queued['id']} stopped") and err.count("\n") == 1
