@@ -1,5 +1,5 @@
-"""`pom jobs list|show|create|start|pause|resume|stop|set|watch`: jobs through the gateway
-(`set`: the run-time changes of PATCH /api/v1/jobs/{id}).
+"""`pom jobs list|show|create|start|pause|resume|stop|set|prioritize|watch`: jobs through the
+gateway (`set`: the run-time changes of PATCH /api/v1/jobs/{id}; `prioritize`: priority contacts).
 
 `jobs watch JOB` follows a job with a progress bar until it ends: exit 0 when it completed, 1
 when it was stopped or failed (with its reason) or `--timeout` passed first (it goes on)."""
@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+from pom_actors.core.dialling import ListsError, dialling_order
 
 from .cli_output import UsageError, emit, fields, table
 from .cli_system import zone_name
@@ -41,6 +43,11 @@ def add_parsers(sub) -> None:
     jfilter = jset.add_mutually_exclusive_group()
     jfilter.add_argument("--filter", type=int, metavar="TEMPLATE", help="claim by this filter template")
     jfilter.add_argument("--no-filter", action="store_true", help="no filter")
+    jset.add_argument("--dialling-order", type=_dialling_order, metavar="KIND,KIND,KIND",
+                      help="priority, retries and regular, each once, in the order to dial them")
+    prioritize = jsub.add_parser("prioritize", help="dial these contacts of the job's lists as priority contacts")
+    prioritize.add_argument("job", type=int)
+    prioritize.add_argument("contacts", type=int, nargs="+", metavar="CONTACT_ID")
     watch = jsub.add_parser("watch", help="a progress bar until the job ends (exit 0: completed)")
     watch.add_argument("job", type=int)
     watch.add_argument("--interval", type=float, default=1.0, help="seconds between readings (default 1)")
@@ -56,6 +63,8 @@ def run(client: PomClient, args: argparse.Namespace) -> int:
     if action == "set":
         job = client.update_job(args.job, **changes(args))
         return emit(job, args, title=f"job {job['id']}")
+    if action == "prioritize":
+        return emit(client.add_priority_contacts(args.job, args.contacts), args, title=f"job {args.job}")
     if action == "show":
         job = client.job(args.job)
     elif action == "create":
@@ -72,6 +81,13 @@ def _priority(text: str) -> int | str:
     if not text.isdigit() or not 1 <= int(text) <= 10:
         raise argparse.ArgumentTypeError(f"{text!r}: a priority from 1 to 10, or 'campaign'")
     return int(text)
+
+
+def _dialling_order(text: str) -> list[str]:
+    try:
+        return list(dialling_order([k.strip() for k in text.split(",")]))
+    except ListsError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
 
 
 def _pacing_param(text: str) -> tuple[str, list[str], object]:
@@ -105,8 +121,11 @@ def changes(args: argparse.Namespace) -> dict:
         out["pacing"] = pacing
     if args.filter is not None or args.no_filter:
         out["filter_id"] = args.filter
+    if args.dialling_order is not None:
+        out["dialling_order"] = args.dialling_order
     if not out:
-        raise UsageError("nothing to change: give --priority, --pacing, --reset-pacing, --filter or --no-filter")
+        raise UsageError("nothing to change: give --priority, --pacing, --reset-pacing, --filter, --no-filter "
+                         "or --dialling-order")
     return out
 
 

@@ -165,6 +165,14 @@ class Routes(ABC):
         `filter_id` (a filter template; None: no filter). The job as it now is."""
         return self._call("PATCH", f"/api/v1/jobs/{job_id}", json=changes)
 
+    def set_dialling_order(self, job_id: int, order: list[str]) -> dict:
+        """The order the job's next claims take priority contacts, retries and regular contacts."""
+        return self.update_job(job_id, dialling_order=order)
+
+    def add_priority_contacts(self, job_id: int, contact_ids: list[int]) -> dict:
+        """Contacts of the job's lists dialled as priority contacts: `added`, `raised`, `skipped`."""
+        return self._call("POST", f"/api/v1/jobs/{job_id}/priority-contacts", json={"contact_ids": contact_ids})
+
     def set_priority(self, job_id: int, priority: int | None) -> dict:
         """The job's own priority (None: back to its campaign's)."""
         return self.update_job(job_id, priority=priority)
@@ -357,7 +365,8 @@ class Routes(ABC):
 
     # -- tokens and the audit log (docs/api.md, "Authentication") --
     def tokens(self) -> list[dict]:
-        return self._call("GET", "/api/v1/tokens")
+        """Every token (all pages)."""
+        return self._collect("/api/v1/tokens")
 
     def create_token(self, name: str, role: str, agent_id: int | None = None) -> dict:
         """A new token; its value (`token`) is in this answer only."""
@@ -435,7 +444,8 @@ class Routes(ABC):
 
     # -- DNC lists (docs/api.md, "DNC lists"): at most 10,000 addresses per call --
     def dnc_lists(self) -> list[dict]:
-        return self._call("GET", "/api/v1/dnc-lists")
+        """Every DNC list (all pages)."""
+        return self._collect("/api/v1/dnc-lists")
 
     def dnc_list(self, list_id: int) -> dict:
         return self._call("GET", f"/api/v1/dnc-lists/{list_id}")
@@ -506,7 +516,8 @@ class Routes(ABC):
 
     # -- filter templates (docs/api.md, "Filter templates") --
     def filters(self) -> list[dict]:
-        return self._call("GET", "/api/v1/filters")
+        """Every filter template (all pages)."""
+        return self._collect("/api/v1/filters")
 
     def filter(self, filter_id: int) -> dict:
         return self._call("GET", f"/api/v1/filters/{filter_id}")

@@ -8,21 +8,25 @@ creating a job (a new run of a campaign) for admin and integration only.
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import psycopg
+from annotated_types import Ge, Le
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from pom_actors.core.agents.licenses import PRIORITY_MAX, PRIORITY_MIN
+from pom_actors.config import Settings
+from pom_actors.core import dialling as D
+from pom_actors.core.clock import clock_from_spec
 from pom_actors.core.lifecycle import JobEvent, JobState, allowed_events
-from pom_actors.store import catalog, job_changes, jobs as jobstore, zones as zonestore
+from pom_actors.store import catalog, dialling, job_changes, jobs as jobstore, zones as zonestore
 
 from .. import auth, deps
 from ..auth import DEFINE
 from ..idempotency import KEYED
 from ..pages import Page
-from ..validation import CleanJson, Id, Ref, Text
+from ..validation import BIGINT_MAX, CleanJson, Id, Ref, Text
 from .zones import ZoneName
 
 router = APIRouter(tags=["jobs"])
@@ -39,6 +43,7 @@ def job_view(job: dict, counts: dict[str, int]) -> dict:
             "state": job["state"], "reason": job["reason"], "shards": job["shards"],
             "managers": job["managers"], "zone": job["zone"], "placed_zone": job["placed_zone"],
             "created_at": job["created_at"], "priority": job.get("priority"), "pacing": job.get("pacing") or {},
+            "dialling_order": job.get("dialling_order", list(D.DEFAULT_ORDER)), "lists": job.get("lists", []),
             "started_at": job["started_at"], "ended_at": job["ended_at"],
             "work_items": counts, "total": sum(counts.values()),
             "actions": [str(e) for e in allowed_events(JobState(job["state"]))]}
@@ -117,6 +122,10 @@ class JobChange(BaseModel):
         "per handler: settings (merged over the mode's), max_concurrent, attempts_per_second; "
         "null for a handler: its strategy's pacing"))
     filter_id: Id | None = Field(default=None, description="a filter template, checked against the list; null: none")
+    # -- the dialling order (store/dialling.py) --
+    dialling_order: Annotated[list[Literal[D.KINDS]], AfterValidator(D.dialling_order)] | None = Field(
+        default=None, max_length=len(D.KINDS),
+        description="priority, retries and regular, each once, in the order the next claims take them")
 
 
 @router.patch("/jobs/{job_id}")
@@ -124,5 +133,23 @@ def update_job(job_id: Id, body: JobChange, conn: psycopg.Connection = Depends(d
     """Change a job that has not ended (409 otherwise): its priority reaches the director at
     its next tick, pacing and filter its managers at their next lease renewal (seconds)."""
     job_changes.change(conn, job_id, **body.model_dump(exclude_unset=True, include={"priority", "pacing", "filter_id"}))
+    if body.dialling_order is not None:                      # managers: at their next lease renewal
+        with conn.transaction():
+            dialling.set_dialling_order(conn, job_id, body.dialling_order)
     return job_detail(conn, job_id)
 
+
+# -- priority contacts (store/dialling.py) -------------------------------------------------------
+class PriorityContacts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    contact_ids: list[Annotated[int, Ge(1), Le(BIGINT_MAX)]] = Field(min_length=1, max_length=dialling.MAX_PRIORITY_CONTACTS)
+
+
+@router.post("/jobs/{job_id}/priority-contacts")
+def add_priority_contacts(job_id: Id, body: PriorityContacts, conn: psycopg.Connection = Depends(deps.db),
+                          settings: Settings = Depends(deps.settings)) -> dict:
+    """Contacts of the job's lists dialled as priority contacts (the dialling order places
+    them): raised if not attempted yet, added if the job does not hold them yet; the others are
+    listed under `skipped` with the reason. 409 once the job has ended."""
+    with conn.transaction():
+        return dialling.add_priority_contacts(conn, job_id, body.contact_ids, clock_from_spec(settings.clock).now())

@@ -12,6 +12,7 @@ from pom_actors.core.tokens import Role
 from pom_actors.store import auth as store
 
 from .. import deps
+from ..pages import Page
 from ..validation import Id, Text
 
 router = APIRouter(tags=["tokens"])
@@ -39,8 +40,9 @@ def create_token(body: TokenCreate, conn: psycopg.Connection = Depends(deps.db))
 
 
 @router.get("/tokens")
-def list_tokens(conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
-    return store.tokens(conn)
+def list_tokens(page: Page = Depends(), conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
+    """A page of tokens by id (api/pages.py)."""
+    return page.link(store.tokens(conn, after=page.after, limit=page.limit))
 
 
 @router.delete("/tokens/{token_id}", status_code=204)

@@ -38,10 +38,10 @@ def create_token(conn: psycopg.Connection, name: str, role: Role | str, agent_id
     return row, token.value
 
 
-def tokens(conn: psycopg.Connection) -> list[dict[str, Any]]:
-    """Every token, revoked ones included, by id (never their hashes)."""
+def tokens(conn: psycopg.Connection, *, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+    """Tokens, revoked ones included, by id above `after`, at most `limit` (never their hashes)."""
     return conn.cursor(row_factory=dict_row).execute(
-        f"SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY id").fetchall()
+        f"SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id > %s ORDER BY id LIMIT %s", (after, limit)).fetchall()
 
 
 def principal(conn: psycopg.Connection, value: str) -> Principal | None:

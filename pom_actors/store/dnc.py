@@ -49,9 +49,10 @@ def create_list(conn: psycopg.Connection, name: str, description: str = "", all_
     return get_list(conn, list_id)
 
 
-def lists(conn: psycopg.Connection) -> list[dict]:
+def lists(conn: psycopg.Connection, *, after: int = 0, limit: int | None = None) -> list[dict]:
+    """DNC lists by id above `after`, at most `limit`."""
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(_LIST + " ORDER BY l.id").fetchall()
+        return cur.execute(_LIST + " WHERE l.id > %s ORDER BY l.id LIMIT %s", (after, limit)).fetchall()
 
 
 def get_list(conn: psycopg.Connection, list_id: int) -> dict:

@@ -230,9 +230,11 @@ def template(conn: psycopg.Connection, template_id: int) -> dict[str, Any]:
     return row
 
 
-def templates(conn: psycopg.Connection) -> list[dict[str, Any]]:
+def templates(conn: psycopg.Connection, *, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+    """Templates by id above `after`, at most `limit`."""
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(f"SELECT {TEMPLATE_COLUMNS} FROM filter_templates ORDER BY id").fetchall()
+        return cur.execute(f"SELECT {TEMPLATE_COLUMNS} FROM filter_templates WHERE id > %s ORDER BY id LIMIT %s",
+                           (after, limit)).fetchall()
 
 
 def update_template(conn: psycopg.Connection, template_id: int, *, expression: str | None = None,

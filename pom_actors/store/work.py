@@ -34,11 +34,11 @@ ATTEMPT_COLUMNS = ("work_item_id", "attempt_no", "job_id", "campaign_id", "conta
                    "handler", "channel", "address", "verdict", "rule", "reason", "gateway", "code",
                    "created_at", "completed_at", "details")
 
-# Each kind of due item (core.dialling) and how the claim reads it: the index it walks and its order.
+# Each kind of due item (core.dialling) and how the claim reads it: the index it walks, in its order.
 _KIND_SQL = {
-    D.PRIORITY: ("w.state = 'ready' AND w.priority", "w.rank", "w.rank"),
-    D.REGULAR: ("w.state = 'ready' AND NOT w.priority", "w.rank", "w.rank"),
-    D.RETRIES: ("w.state = 'scheduled'", "w.next_at", "(extract(epoch FROM w.next_at) * 1000000)::bigint"),
+    D.PRIORITY: ("w.state = 'ready' AND w.priority", "w.rank"),
+    D.REGULAR: ("w.state = 'ready' AND NOT w.priority", "w.rank"),
+    D.RETRIES: ("w.state = 'scheduled'", "w.next_at"),
 }
 
 
@@ -55,34 +55,34 @@ def _claim_sql(order: tuple[str, ...] = D.DEFAULT_ORDER, fragment: str | None = 
     the kinds before it had fewer than the batch: a claim reads no more rows than it takes
     plus those it skips. With a job's filter in force (`fragment`, compiled over the contact
     `c`), the due items are only those whose contact it selects; the others stay where they
-    are, not dialled. Positional parameters in text order: per kind (job, shards, handler,
-    now, the fragment's, limit), then limit, epochs, gateway, now."""
+    are, not dialled. The batch comes back in no particular order (it is dispatched as one).
+    Positional parameters in text order: per kind (job, shards, handler, now, the fragment's,
+    limit), then limit, epochs, gateway, now."""
     join, where, of = (" JOIN contacts c ON c.id = w.contact_id", f" AND {fragment}", " OF w") if fragment \
         else ("", "", "")
     kinds = []
     for i, kind in enumerate(order):
-        test, index_order, key = _KIND_SQL[kind]
+        test, index_order = _KIND_SQL[kind]
         kinds.append(f"""k{i} AS (
-    SELECT w.id, {i} AS k, {key} AS r FROM work_items w{join}
+    SELECT w.id FROM work_items w{join}
     WHERE w.job_id = %s AND {test} AND w.shard = ANY(%s) AND w.handler = %s AND w.next_at <= %s{where}
     ORDER BY {index_order}
     LIMIT %s
     FOR UPDATE{of} SKIP LOCKED
 )""")
-    due = " UNION ALL ".join(f"SELECT * FROM k{i}" for i in range(len(order)))
+    due = " UNION ALL ".join(f"SELECT id FROM k{i}" for i in range(len(order)))
     return f"""
-WITH {", ".join(kinds)}, due AS (SELECT * FROM ({due}) u LIMIT %s), taken AS (
+WITH {", ".join(kinds)}, due AS (SELECT id FROM ({due}) u LIMIT %s), taken AS (
     UPDATE work_items w SET state = 'in_flight', attempts = w.attempts + 1,
            in_flight_epoch = (%s::jsonb ->> w.shard::text)::bigint,
            in_flight_gateway = %s, in_flight_at = %s
     FROM due WHERE w.id = due.id
     RETURNING w.id, w.job_id, w.contact_id, w.shard, w.handler, w.address_index, w.retries,
-              w.address_attempts, w.attempts - 1 AS attempts, w.last_code, due.k, due.r
+              w.address_attempts, w.attempts - 1 AS attempts, w.last_code
 )
 SELECT t.*, c.external_id, c.first_name, c.last_name, c.phone1, c.phone2, c.email, c.timezones,
        c.attributes
 FROM taken t JOIN contacts c ON c.id = t.contact_id
-ORDER BY t.k, t.r
 """
 
 # Batches travel as one JSON document read by jsonb_to_recordset: one C-speed dump on the

@@ -1,0 +1,41 @@
+"""Every paged list route answers `?limit`/`?after` pages by id with `Link: rel="next"` while a
+page is full (api/pages.py), passing both to its store function; out-of-range values are 422."""
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api import auth, deps
+from api.app import create_app
+from api.routers import agent_scripts, completion_codes, dnc, filters, tokens
+from pom_actors.config import Settings
+
+ROUTES = [("/api/v1/tokens", tokens.store, "tokens"), ("/api/v1/dnc-lists", dnc.store, "lists"),
+          ("/api/v1/filters", filters.store, "templates"),
+          ("/api/v1/completion-codes", completion_codes.store, "codes"),
+          ("/api/v1/agent-scripts", agent_scripts.store, "scripts")]
+
+
+@pytest.fixture
+def http() -> TestClient:
+    app = create_app(Settings(database_url="postgresql://unused@127.0.0.1:1/none", demo=False))
+    app.dependency_overrides[deps.db] = lambda: object()
+    return TestClient(app, headers=auth.for_tests(app))
+
+
+@pytest.mark.parametrize("path, module, name", ROUTES)
+def test_a_list_comes_in_pages_with_a_next_link(http, monkeypatch, path, module, name):
+    rows = [{"id": i} for i in (2, 3, 5, 8, 13)]
+    monkeypatch.setattr(module, name, lambda _conn, after=0, limit=None, **_: [r for r in rows if r["id"] > after][:limit])
+    r = http.get(path, params={"limit": 2})
+    assert r.status_code == 200 and r.json() == [{"id": 2}, {"id": 3}], r.text
+    assert r.headers["link"] == f'<http://testserver{path}?after=3&limit=2>; rel="next"'
+    seen = r.json()
+    while "link" in r.headers:
+        r = http.get(r.headers["link"][1:].split(">")[0])
+        seen += r.json()
+    assert seen == rows
+    assert "link" not in http.get(path).headers                # one page holds them all
+    for bad in ({"limit": 0}, {"limit": 1001}, {"after": -1}, {"after": 2**63}):
+        r = http.get(path, params=bad)
+        assert r.status_code == 422 and r.json()["errors"][0]["path"] == f"query.{next(iter(bad))}"
