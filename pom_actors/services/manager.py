@@ -137,7 +137,8 @@ class ManagerService:
         self.alarmed: bool | None = None                   # the job's pacing alarm as last written
         # answered calls waiting for an agent: call -> (answered at, its deadline, gateway, screen pop)
         self.answered: dict[str, tuple[datetime, datetime, str, dict]] = {}
-        # answered calls put through to an agent, until their end is collected: no longer dials
+        # answered calls put through to an agent its share showed ready, until their end is
+        # collected: no longer dials (that agent's talking)
         self.bridged: set[str] = set()
         self.hangups: list[str] = []                       # bridged calls ended, not yet told
         self.unheld: list[str] = []                        # accepted cards' calls ended unanswered, not yet told
@@ -478,10 +479,14 @@ class ManagerService:
                 refused.update(calls)
         connect = [c for c in d.connect if c not in refused]
         now = self.clock.now()
-        self.bridged.update(connect)
         for call in connect:
             self.answer_to_agent.observe(max(0.0, (now - asks[call][0]).total_seconds()))
         if connect and self.agent_view is not None:       # busy now, whatever the last fetch said
+            # A call put through to an agent this manager's share did not show ready (another
+            # manager's, or ready since the fetch) stays one of its lines in flight until it ends:
+            # the manager whose share shows that agent ready may dial for it until its next fetch.
+            shown = set(self.agent_view.ready_ids)
+            self.bridged.update(c for c in connect if str(d.connect[c]) in shown)
             self.agent_view = put_through(self.agent_view, [d.connect[c] for c in connect], now)
         release = [*d.release, *(c for c in d.connect if c in refused), *self.unheld]
         self.unheld = []

@@ -159,6 +159,25 @@ def test_agents_a_manager_put_calls_through_to_are_busy_before_the_next_fetch(mo
     assert job.in_flight() == 3 and figures["ready"] == 0 and figures["in_flight"] == 0 and figures["lines"] == 3
 
 
+def test_a_call_put_through_to_another_shares_agent_stays_a_line_of_its_manager(monkeypatch):
+    # The Agent Manager reserves any ready agent of the job: a manager's call may go to an agent
+    # of the other manager's share, which that one still shows ready until its next fetch.
+    monkeypatch.setattr("pom_actors.services.manager.AGENT_REFRESH_S", 60.0)     # no fetch after the first
+    job = Job("{mode: progressive}", agents=3, managers=2)
+    a, b = job.manager(0), job.manager(1)
+    job.give(a, [0])
+    job.give(b, [1])
+    for svc in (a, b):
+        asyncio.run(svc.cycle())
+    assert job.in_flight() == 3
+    job.clock.advance(5)                                 # all answered and put through
+    for _ in range(2):
+        for svc in (a, b):
+            asyncio.run(svc.cycle())
+    assert {x["state"] for x in job.floor.svc.list_agents()} == {"on_call"}
+    assert job.in_flight() == 3                          # no line for an agent already on a call
+
+
 def test_managers_of_one_job_share_its_agents_without_over_dialling():
     job = Job("{mode: progressive}", agents=5, managers=2)
     a, b = job.manager(0), job.manager(1)
