@@ -147,7 +147,7 @@ def agent_manager_process():
     raise RuntimeError("no Agent Manager process")
 
 
-def serve_gateway(app) -> tuple[object, int]:
+def serve_gateway(app) -> tuple[object, threading.Thread, int]:
     import socket
 
     import uvicorn
@@ -157,11 +157,12 @@ def serve_gateway(app) -> tuple[object, int]:
         port = s.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            backlog=4096))
-    threading.Thread(target=server.run, name="gateway", daemon=True).start()
+    thread = threading.Thread(target=server.run, name="gateway", daemon=True)
+    thread.start()
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    return server, port
+    return server, thread, port
 
 
 async def answered_calls(am, job_id: int, screen, rate: float, seconds: float) -> dict:
@@ -241,7 +242,7 @@ def main() -> dict:
     try:
         from api.app import create_app
 
-        server, port = serve_gateway(create_app(rt.settings))
+        server, gateway, port = serve_gateway(create_app(rt.settings))
         am = names.actor(names.AGENT_MANAGER)
         tag = time.monotonic_ns() % 10**6
         logins = [f"bench-{tag}-{i}" for i in range(args.agents)]
@@ -292,6 +293,8 @@ def main() -> dict:
         Path(f.name).unlink()
         stats = ray.get(am.status.remote())
         server.should_exit = True
+        gateway.join(60)       # its last Ray calls (10,000 desktops gone) before Ray stops: a Ray
+                               # call after ray.shutdown() ends the process, result line unprinted
     except BaseException:
         traceback.print_exc()         # before Ray goes down with the gateway's thread still in it
         raise
