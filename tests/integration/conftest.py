@@ -108,9 +108,9 @@ def pom(sink, smtp) -> Iterator[Runtime]:
                         # an answered call waits 30 business s (50 real ms) for an agent: the rule's 2 s
                         # are 3 real ms at 600x, less than one manager cycle (tests/integration/test_bridging.py)
                         voice_bridge_wait_s=30.0,
-                        # a detached agent's nailed session is kept 3000 business s (5 real s) for
+                        # a detached agent's nailed session is kept 6000 business s (10 real s) for
                         # its next job (tests/integration/test_nailing.py)
-                        nail_grace_s=3000.0)
+                        nail_grace_s=6000.0)
     rt = Runtime.start(settings)
     yield rt
     rt.stop(drain_s=2)
