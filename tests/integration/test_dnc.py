@@ -186,7 +186,7 @@ def test_the_cli_imports_files_with_progress_and_exits_by_their_outcome(pom, adm
         out = capsys.readouterr().out
         assert "done: 2 read, 1 loaded, 1 rejected, 0 duplicates, 0 DNC flagged" in out
         import_id = int(out.split()[1])
-        assert main([*base, "imports", "rejects", str(import_id)]) == 0
+        assert main([*base, "--json", "imports", "rejects", str(import_id)]) == 0
         assert '"field": "phone1"' in capsys.readouterr().out
         assert main([*base, "dnc", "import", str(numbers), "--list", str(dnc_list), "--mode", "replace"]) == 0
         assert "done: 1 read, 1 loaded, 0 rejected, 0 duplicates" in capsys.readouterr().out
