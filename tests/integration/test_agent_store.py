@@ -55,12 +55,12 @@ def test_transitions_are_written_and_rebuilt(pom, conn, campaigns):
     svc.force_logoff(ids[3] if first != ids[3] else ids[2])
     other = next(i for i in ids if i != first and svc.view(i)["state"] == "ready")
     svc.not_ready(other, "training")
-    assert svc.tick()["written"] == 6                       # reserve, connect, hangup, logoff+detach, not_ready
+    assert svc.tick()["written"] == 7        # reserve, connect, hangup, logoff+detach+unnail (its session), not_ready
 
     rows = AgentStore(conn).events(first)
     assert [(r["from_state"], r["to_state"], r["event"]) for r in reversed(rows)] == [
         ("logged_out", "not_ready", "login"), ("not_ready", "ready", "ready"), ("ready", "ready", "attach"),
-        ("ready", "reserved", "reserve"), ("reserved", "on_call", "connect"), ("on_call", "wrap_up", "hangup")]
+        ("ready", "ready", "nail"), ("ready", "reserved", "reserve"), ("reserved", "on_call", "connect"), ("on_call", "wrap_up", "hangup")]
     assert rows[0]["call_id"] == f"call-{tag}" and rows[0]["job_id"] == job_a
     assert rows[0]["wrap_until"] == T0 + timedelta(seconds=70) and rows[0]["at"] == T0 + timedelta(seconds=40)
     db = dict(conn.execute("SELECT id, state FROM agents WHERE id = ANY(%s)", (ids,)).fetchall())
@@ -102,11 +102,10 @@ def test_the_actor_runs_commands_and_writes_them(pom, conn, campaigns):
             time.sleep(0.1)                                  # attached at a tick after the director's
         assert ray.get(handle.reserve.remote(job, ["c-1"])) == {"c-1": agent}
         assert job in {j["job_id"] for j in ray.get(handle.licenses.remote())["jobs"]}
-        while len(AgentStore(conn).events(agent)) < 4 and time.monotonic() < deadline:
+        while len(AgentStore(conn).events(agent)) < 5 and time.monotonic() < deadline:
             time.sleep(0.1)                                  # flushed at the next tick
-        # business time runs 600x here: the 10 s reservation timeout (17 ms) may release it already
-        assert [r["event"] for r in reversed(AgentStore(conn).events(agent))][:4] == \
-            ["login", "ready", "attach", "reserve"]
+        assert [r["event"] for r in reversed(AgentStore(conn).events(agent))][:5] == \
+            ["login", "ready", "attach", "nail", "reserve"]   # nailed at attach (core/agents/nailing.py)
     finally:
         ray.get(handle.command.remote(agent, "force_logoff"))
         campaigns.command(job, "stop")
