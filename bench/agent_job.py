@@ -151,7 +151,7 @@ def main() -> dict:
         from api.app import create_app
 
         from bench.agents import serve_gateway
-        server, port = serve_gateway(create_app(rt.settings))
+        server, gateway, port = serve_gateway(create_app(rt.settings))
         tag = time.monotonic_ns() % 10**6
         skill = f"bench-job-{tag}"
         logins = [f"{skill}-{i}" for i in range(args.agents)]
@@ -191,6 +191,7 @@ def main() -> dict:
                                  (job,)).fetchone()[0]
         busy, logged = occupancy(rows, t0, t1)
         server.should_exit = True
+        gateway.join(60)       # its last Ray calls before Ray stops
     except BaseException:
         traceback.print_exc()         # before Ray goes down with the gateway's thread still in it
         raise
