@@ -21,6 +21,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,8 @@ class SimConfig:
     accept_share: float = 0.9           # preview cards accepted
     ignore_share: float = 0.0           # preview cards left unanswered (they time out); the rest skipped
     codes: tuple[str, ...] = ()         # disposition codes to choose from (default: the call's first)
-    callback_share: float = 0.0         # dispositions that ask for a call-back in an hour
+    callback_share: float = 0.0         # dispositions that ask for a call-back
+    callback_s: float = 3600.0          # business seconds from the disposition to the call-back
     time_scale: float = 1.0             # business seconds per real second
     seed: int = 7
 
@@ -111,7 +113,7 @@ class SimAgent:
                 self.state, self.job_id = frame["state"], frame.get("job_id")
                 self.stats.states[frame["state"]] += 1
                 if frame["state"] == "wrap_up" and frame.get("event") == "hangup":
-                    asyncio.create_task(self._wrap_up(frame.get("call_id")))
+                    asyncio.create_task(self._wrap_up(frame.get("call_id"), frame.get("at")))
             elif kind == "call":
                 self.stats.calls += 1
                 self.stats.call_arrivals.append((frame["call_id"], time.monotonic()))
@@ -140,14 +142,15 @@ class SimAgent:
             code = codes[int(self._rng.integers(len(codes)))]
             await self.send(type="skip", card_id=card, **({"code": code} if code else {}))
 
-    async def _wrap_up(self, call_id: str | None) -> None:
-        await asyncio.sleep(self._wrap() / self.config.time_scale)
+    async def _wrap_up(self, call_id: str | None, hangup_at: str | None) -> None:
+        wrap_s = self._wrap()
+        await asyncio.sleep(wrap_s / self.config.time_scale)
         offered = self.codes.pop(call_id, []) if call_id else []
-        choices = [c for c in self.config.codes if not offered or c in offered] or offered or ["answer_human"]
+        choices = [c for c in self.config.codes if not offered or c in offered] or offered[:1] or ["answer_human"]
         msg: dict[str, Any] = {"type": "dispose", "code": choices[int(self._rng.integers(len(choices)))]}
-        if self._rng.random() < self.config.callback_share:
-            from datetime import datetime, timedelta, timezone
-            msg["callback_at"] = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+        if self._rng.random() < self.config.callback_share:        # from the hangup's business time
+            start = datetime.fromisoformat(hangup_at) if hangup_at else datetime.now(timezone.utc)
+            msg["callback_at"] = (start + timedelta(seconds=wrap_s + self.config.callback_s)).isoformat()
         await self.send(**msg)
         self.stats.disposed += 1
 

@@ -35,6 +35,8 @@ from typing import Any, Protocol
 from ..config import Settings
 from ..core.agents.bridge import ANSWERED, BRIDGE_WAIT_S, deadline, decide, expired
 from ..core.agents.desk import preview_card, screen_pop
+from ..core.agents.disposal import disposals
+from ..core.finish import FinishCriteria
 from ..core.agents.preview import HeldOrders
 from ..core.clock import Clock
 from ..core.events import ATTEMPTS_TOPIC, job_key, restricted_event, settled_event
@@ -61,6 +63,7 @@ RETRY_S = 0.5
 SUSPECT_S = (3.0, 30.0)   # a gateway that did not answer in time is not asked again for 3 s,
                           # doubling while it stays silent, up to 30 s
 WINDOW_REFRESH_S = 2.0    # real seconds between two reads of the campaign's rule window
+DISPOSE_WAIT_S = 600.0    # business seconds a disposition waits for its attempt to settle
 CRASH_DIR_ENV = "POM_CRASH_DIR"
 CRASH_POINTS = ("after_claim", "after_intent", "after_dispatch", "after_result")
 
@@ -152,6 +155,8 @@ class ManagerService:
         # Business seconds from a person answering to the call bridged onto an agent (the rule's 2 s).
         self.answer_to_agent = Histogram()
         self.state: str | None = job["state"]
+        self.end_time = FinishCriteria.model_validate(job.get("finish") or {}).end_time   # no call-back after it
+        self.undisposed: dict[str, dict[str, Any]] = {}   # attempt id -> disposition whose attempt is in flight
         self.held: dict[int, int] = {}
         # attempt id -> (item, its pending ledger row: epoch sent under, gateway, time sent)
         self.inflight: dict[str, tuple[Item, AttemptRow]] = {}
@@ -348,13 +353,34 @@ class ManagerService:
 
     def _wrapped(self, dispositions: list[dict[str, Any]]) -> None:
         """The agents' dispositions of the job's calls: each ends its after-call work, which the
-        pacers of the handlers that pace by agents learn (`wrap_s`, as the agent reported it)."""
+        pacers of the handlers that pace by agents learn (`wrap_s`, as the agent reported it),
+        and reaches the ledger (`_dispose`)."""
         ends = [PacerEvent(EventKind.WRAP_END, float(d["wrap_s"])) for d in dispositions if d.get("wrap_s") is not None]
         if ends:
             for name, pacer in self.pacers.items():
                 if pacer.by_agents:
                     self.events[name].extend(ends)
             self.stats["dispositions"] += len(ends)
+        self._dispose(dispositions)
+
+    def _dispose(self, dispositions: list[dict[str, Any]]) -> None:
+        """Write the dispositions taken, with those still waiting, in one store call: the code
+        becomes the attempt's completion code, a call-back schedules the contact again
+        (core.agents.disposal). One whose attempt has not settled yet waits for a later cycle,
+        at most `DISPOSE_WAIT_S` of business time."""
+        now = self.clock.now()
+        waiting = {**self.undisposed, **{str(d.get("call_id")): d for d in dispositions}}
+        todo = disposals(waiting.values(), self.state, self.end_time)
+        if not todo:
+            self.undisposed = {}
+            return
+        done = self.store.dispose(todo)
+        self.undisposed = {c: waiting[c] for c in done["pending"]
+                           if (now - waiting[c]["at"]).total_seconds() < DISPOSE_WAIT_S}
+        for key in ("applied", "refused", "called_back"):
+            self.stats[f"disposals_{key}"] += len(done[key])
+        if done["refused"]:
+            log.warning("job %s: dispositions refused: %s", self.job_id, "; ".join(done["refused"][:5]))
 
     def _alarm(self, decided: dict[str, tuple[HandlerPacer, PacingDecision]]) -> None:
         """Raise the job's pacing alarm while a decision of an agent-based handler carries one,

@@ -104,7 +104,8 @@ def campaign_codes(conn: psycopg.Connection, campaign_id: int) -> list[str]:
 def set_code(conn: psycopg.Connection, work_item_id: int, attempt_no: int, code: str) -> dict[str, Any]:
     """Set the completion code of a settled attempt that was sent: `code` must be one of its
     campaign's (DispositionError at `code`). The code it had is kept in the row's details
-    (`code_set`: from, at); what became of the contact after the attempt is not replayed.
+    (`code_set`: from, at; setting the code it already has changes nothing, so a repeat keeps
+    the first `from`); what became of the contact after the attempt is not replayed.
     AttemptConflict for an attempt in flight or refused by a rule."""
     with conn.transaction():
         found = attempt(conn, work_item_id, attempt_no)
@@ -118,7 +119,8 @@ def set_code(conn: psycopg.Connection, work_item_id: int, attempt_no: int, code:
             raise DispositionError("code", f"{code!r} is not a completion code of campaign "
                                            f"{found['campaign_id']} (its codes: {', '.join(allowed)})")
         row = conn.cursor(row_factory=dict_row).execute(
-            "UPDATE attempts SET code = %s, details = details || jsonb_build_object('code_set', "
-            "jsonb_build_object('from', code, 'at', now())) WHERE work_item_id = %s AND attempt_no = %s "
-            f"RETURNING {SETTLED_COLUMNS}", (code, work_item_id, attempt_no)).fetchone()
+            "UPDATE attempts SET code = %s, details = CASE WHEN code = %s THEN details ELSE details || "
+            "jsonb_build_object('code_set', jsonb_build_object('from', code, 'at', now())) END "
+            f"WHERE work_item_id = %s AND attempt_no = %s RETURNING {SETTLED_COLUMNS}",
+            (code, code, work_item_id, attempt_no)).fetchone()
     return _settled_view(row)

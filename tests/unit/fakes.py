@@ -218,6 +218,29 @@ class FakeWorkStore:
     def pacing_alarm(self, message: str | None, value: float, target: float) -> None:
         self.db.alarms[f"pacing.amd@job-{self.job_id}"] = message
 
+    def dispose(self, disposals) -> dict[str, list[str]]:
+        self.db.check()
+        out: dict[str, list[str]] = {"applied": [], "pending": [], "refused": [], "called_back": []}
+        ledger = {(a.work_item_id, a.attempt_no): a for a in self.db.attempts}
+        for d in disposals:
+            row, item = ledger.get((d.work_item_id, d.attempt_no)), self.db.items.get(d.work_item_id)
+            if row is None:
+                in_flight = item is not None and item["state"] == "in_flight" and item["attempts"] == d.attempt_no
+                out["pending" if in_flight else "refused"].append(d.attempt_id)
+                continue
+            if row.code != d.code:
+                row.details = {**row.details, "code_set": {"from": row.code}}
+                row.code = d.code
+            out["applied"].append(d.attempt_id)
+            if d.asked_callback_at is None or row.details.get("callback", {}).get("scheduled"):
+                continue
+            moved = d.callback_at is not None and item["attempts"] == d.attempt_no and item["state"] != "in_flight"
+            if moved:
+                item.update(state="scheduled", next_at=d.callback_at)
+                out["called_back"].append(d.attempt_id)
+            row.details = {**row.details, "callback": {"at": d.asked_callback_at, "scheduled": moved}}
+        return out
+
 
 class FakeDirectorStore:
     """`store.director.DirectorStore` over a FakeDatabase."""

@@ -4,6 +4,7 @@ a Campaign Manager's pacers that pace by agents learn the wrap times from it (an
 starts from its campaign's recent ones), and a job's occupancy counts the wrap-up as busy time
 until the disposition."""
 import asyncio
+from datetime import timedelta
 
 from pom_actors.core.agents.attachment import JobSpec
 from pom_actors.core.pacing.window import Tally, warm_settings
@@ -65,3 +66,39 @@ def test_a_new_pacer_starts_from_its_campaigns_recent_wrap_ups():
     job = Job("{mode: predictive}", agents=2)
     job.seed(600, dials=200, live=50, wrap_s=900.0, wrapped=30)
     assert job.manager().pacers["call"].config.prior_wrap_s == 30.0
+
+
+def test_a_disposition_becomes_the_attempts_code_and_a_call_back_schedules_the_contact_once():
+    job = Job("{mode: predictive, settings: {prior_wrap_s: 5}}", agents=2)
+    svc = job.manager()
+    job.give(svc)
+    cycle(svc)
+    job.clock.advance(5)
+    cycle(svc)
+    job.clock.advance(60)
+    cycle(svc)
+    floor = job.floor
+    calls = {a: floor.svc.agents[a].call_id for a in floor.ids}
+    codes = {a: sorted(set(floor.svc.call_codes[calls[a]]) - {"answer_human"}) for a in floor.ids}
+    first, second = floor.ids
+    floor.clock.advance((job.clock.now() - floor.clock.now()).total_seconds())   # one business clock
+    back = job.clock.now() + timedelta(hours=1)
+    floor.svc.dispose(first, codes[first][0])
+    floor.svc.dispose(second, codes[second][0], back)
+    taken = [dict(d) for d in floor.svc.dispositions]
+    cycle(svc)
+    ledger = {f"{a.work_item_id}.{a.attempt_no}": a for a in job.db.attempts}
+    assert ledger[calls[first]].code == codes[first][0] and ledger[calls[second]].code == codes[second][0]
+    assert ledger[calls[first]].details["code_set"]["from"] == "answer_human"
+    item = job.db.items[int(calls[second].split(".")[0])]
+    assert (item["state"], item["next_at"]) == ("scheduled", back)
+    assert svc.stats["disposals_applied"] == 2 and svc.stats["disposals_called_back"] == 1
+    job.clock.advance(1800)
+    cycle(svc)                                             # not dialled before its call-back
+    assert item["state"] == "scheduled"
+    svc._dispose(taken)                                    # a retried take: the same, nothing twice
+    assert (item["state"], item["next_at"]) == ("scheduled", back) and svc.stats["disposals_called_back"] == 1
+    assert ledger[calls[first]].details["code_set"]["from"] == "answer_human"
+    job.clock.advance(1800)
+    cycle(svc)                                             # called back at its time, once
+    assert item["state"] == "in_flight" and item["attempts"] == int(calls[second].split(".")[1]) + 1
