@@ -367,12 +367,12 @@ class ManagerService:
         """Write the dispositions taken, with those still waiting, in one store call: the code
         becomes the attempt's completion code, a call-back schedules the contact again
         (core.agents.disposal). One whose attempt has not settled yet waits for a later cycle,
-        at most `DISPOSE_WAIT_S` of business time."""
+        at most `DISPOSE_WAIT_S` of business time; all wait while the database is unreachable."""
         now = self.clock.now()
         waiting = {**self.undisposed, **{str(d.get("call_id")): d for d in dispositions}}
         todo = disposals(waiting.values(), self.state, self.end_time)
+        self.undisposed = {d.attempt_id: waiting[d.attempt_id] for d in todo}   # kept if the store fails
         if not todo:
-            self.undisposed = {}
             return
         done = self.store.dispose(todo)
         self.undisposed = {c: waiting[c] for c in done["pending"]

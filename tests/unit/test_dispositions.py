@@ -6,6 +6,8 @@ until the disposition."""
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from pom_actors.core.agents.attachment import JobSpec
 from pom_actors.core.pacing.window import Tally, warm_settings
 from pom_actors.core.reports import occupancy
@@ -102,3 +104,17 @@ def test_a_disposition_becomes_the_attempts_code_and_a_call_back_schedules_the_c
     job.clock.advance(1800)
     cycle(svc)                                             # called back at its time, once
     assert item["state"] == "in_flight" and item["attempts"] == int(calls[second].split(".")[1]) + 1
+
+
+def test_dispositions_wait_while_the_database_is_down():
+    job = Job("{mode: predictive, settings: {prior_wrap_s: 5}}", agents=2)
+    svc = job.manager()
+    taken = [{"agent_id": 1, "call_id": "1.1", "job_id": job.job_id, "code": "sale", "at": job.clock.now(),
+              "callback_at": None}]
+    job.db.down = True
+    with pytest.raises(Exception):
+        svc._dispose(taken)
+    assert list(svc.undisposed) == ["1.1"]                 # kept for the next cycle
+    job.db.down = False
+    svc._dispose([])
+    assert svc.undisposed == {} and svc.stats["disposals_refused"] == 1   # "1.1" was never placed
