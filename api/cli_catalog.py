@@ -1,5 +1,6 @@
 """`pom codes list|show|create|update|delete` (completion codes: the system's, read-only, and
-each campaign's custom codes) and `pom scripts list|show|create|update|delete` (agent scripts).
+each campaign's custom codes), `pom scripts list|show|create|update|delete` (agent scripts) and
+`pom strategies list|show|delete` (stored strategy versions; `pom strategy validate` checks a file).
 A Rich table by default, the gateway's JSON with `--json` (api/cli_output.py); names, flags and
 files are checked here (exit 2 naming the option) before any request, the gateway's refusals
 exit 1 (api/cli.py)."""
@@ -16,6 +17,7 @@ from .client import PomClient
 
 CODE_COLUMNS = ("id", "campaign_id", "name", "system", *FLAGS)
 SCRIPT_COLUMNS = ("id", "name", "kind", "enabled", "description", "updated_at")
+STRATEGY_COLUMNS = ("id", "name", "version", "latest", "created_at")
 
 
 def _id(text: str) -> int:
@@ -78,10 +80,18 @@ def add_parsers(sub) -> None:
         p.add_argument("--description")
     ssub.add_parser("delete", help="delete a script no campaign's strategy names").add_argument("id", type=_id)
 
+    strategies = sub.add_parser("strategies", help="stored strategy versions (delete: admin, integration)")
+    vsub = strategies.add_subparsers(dest="action", required=True)
+    vsub.add_parser("list", help="every version, or one name's").add_argument("--name", help="only this name's versions")
+    vsub.add_parser("show", help="one version with its document").add_argument("id", type=_id)
+    vsub.add_parser("delete", help="delete a version no campaign uses and no job ran").add_argument("id", type=_id)
+
 
 def run(client: PomClient, args: argparse.Namespace) -> int:
     if args.cmd == "scripts":
         return _scripts(client, args)
+    if args.cmd == "strategies":
+        return _strategies(client, args)
     if args.action == "delete":
         return emit(client.delete_completion_code(args.id), args)
     out = {
@@ -126,3 +136,11 @@ def _scripts(client: PomClient, args: argparse.Namespace) -> int:
             raise UsageError("nothing to change: give --name, --file, --description or --enabled/--no-enabled")
         out = client.update_agent_script(args.id, **changes)
     return emit(out, args, title=f"agent script {out['id']}")
+
+
+def _strategies(client: PomClient, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        return emit(client.strategies(args.name), args, STRATEGY_COLUMNS, "strategy versions")
+    if args.action == "show":
+        return emit(client.strategy(args.id), args, title=f"strategy {args.id}")
+    return emit(client.delete_strategy(args.id), args)

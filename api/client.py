@@ -288,6 +288,17 @@ class Routes(ABC):
         return self._call("POST", "/api/v1/strategies", json=document,
                           params={"list_id": list_id} if list_id else None)
 
+    def strategies(self, name: str | None = None) -> list[dict]:
+        """Every version by id, or `name`'s; each with `latest`, its name's newest version."""
+        return self._collect("/api/v1/strategies", {"name": name} if name else None)
+
+    def strategy(self, strategy_id: int) -> dict:
+        return self._call("GET", f"/api/v1/strategies/{strategy_id}")
+
+    def delete_strategy(self, strategy_id: int) -> None:
+        """Conflict while a campaign uses the version or a job ran with it."""
+        return self._call("DELETE", f"/api/v1/strategies/{strategy_id}")
+
     def create_list(self, name: str, description: str = "", attributes: list[str] = ()) -> dict:
         return self._call("POST", "/api/v1/lists", json={"name": name, "description": description,
                                                          "attributes": list(attributes)})

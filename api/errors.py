@@ -52,6 +52,7 @@ from pom_actors.store.auth import LastAdmin
 from pom_actors.store.catalog import CampaignDisabled, CampaignInUse, NotFound
 from pom_actors.store.codes import CodeInUse, CodeReadOnly
 from pom_actors.store.scripts import ScriptInUse
+from pom_actors.store.strategies import StrategyInUse
 from pom_actors.store.contacts import AttemptConflict
 from pom_actors.store.dialling import JobEnded
 from pom_actors.store.filters import FilterConflict
@@ -252,7 +253,8 @@ async def attachment_refused(_: Request, exc: AttachmentError) -> JSONResponse:
     return _error(409, "conflict", str(exc))
 
 
-async def conflict(_: Request, exc: AttemptConflict | CampaignInUse | CampaignDisabled | JobEnded) -> JSONResponse:
+async def conflict(_: Request, exc: AttemptConflict | CampaignInUse | CampaignDisabled | JobEnded
+                   | StrategyInUse) -> JSONResponse:
     """A change the resource's state does not allow now (the message says what would)."""
     return _error(409, "conflict", printable(str(exc)))
 
@@ -351,6 +353,7 @@ HANDLERS = {
     CodeInUse: conflict,
     ScriptError: bad_disposition,
     ScriptInUse: conflict,
+    StrategyInUse: conflict,
     JobChangeError: bad_disposition,
     ListsError: bad_disposition,
     JobEnded: conflict,

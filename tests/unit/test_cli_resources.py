@@ -167,3 +167,16 @@ def test_health_alarms_tokens_and_zones_are_tables(gw, capsys):
     assert cli.main(["zones", "list"]) == 0 and "default_zone=east" in out_err(capsys)[0]
     assert cli.main(["zones", "list", "--json"]) == 0
     assert json.loads(out_err(capsys)[0])["default_zone"] == "east"
+
+
+def test_strategies_list_is_a_table_show_json_and_a_delete_in_use_exits_1(gw, capsys):
+    gw.on("GET", "/api/v1/strategies", (200, [{"id": 4, "name": "remind", "version": 2, "latest": 3,
+                                               "created_at": "2026-11-30T10:00:00Z"}]))
+    gw.on("GET", "/api/v1/strategies/4", (200, {"id": 4, "name": "remind", "document": {"name": "remind"}}))
+    gw.on("DELETE", "/api/v1/strategies/4", (409, {"error": "conflict", "detail": "used by campaign(s) spring"}))
+    assert cli.main(["strategies", "list", "--name", "remind"]) == 0
+    assert "remind" in out_err(capsys)[0] and gw.requests[0].url.params["name"] == "remind"
+    assert cli.main(["strategies", "show", "4", "--json"]) == 0
+    assert json.loads(out_err(capsys)[0])["document"] == {"name": "remind"}
+    assert cli.main(["strategies", "delete", "4"]) == 1
+    assert "spring" in out_err(capsys)[1]
