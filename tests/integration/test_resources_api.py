@@ -11,7 +11,7 @@ import time
 import pytest
 
 from api.cli import main
-from api.client import Conflict, Invalid, NotFound, PomClient
+from api.client import Conflict, Forbidden, Invalid, NotFound, PomClient
 from pom_actors.core.codes import SYSTEM_CODES
 from pom_actors.core.pacing.live import manager_share
 from pom_actors.core.tokens import Role
@@ -176,3 +176,28 @@ def test_run_time_changes_of_a_running_job_reach_it(campaigns, conn, gateway, ro
         supervisor.set_priority(job_id, 3)
     audited = [e["method"] for e in supervisor.audit(path=f"/api/v1/jobs/{job_id}")["entries"]]
     assert audited.count("PATCH") == 3 and audited.count("POST") == 1      # refusals are not changes
+
+
+def test_strategy_versions_listed_read_and_deleted_unless_a_campaign_uses_one(gateway, role_tokens, capsys):
+    admin = PomClient(gateway, token=role_tokens[Role.ADMIN])
+    supervisor = PomClient(gateway, token=role_tokens[Role.SUPERVISOR])
+    name = f"versions-{time.monotonic_ns()}"
+    first, second = (admin.create_strategy({**STRATEGY, "name": name}) for _ in range(2))
+    assert (first["version"], second["version"]) == (1, 2)
+    versions = supervisor.strategies(name)
+    assert [(v["id"], v["version"], v["latest"]) for v in versions] == [(first["id"], 1, 2), (second["id"], 2, 2)]
+    shown = supervisor.strategy(first["id"])
+    assert shown["document"]["handlers"]["call"]["addresses"] == ["phone1"] and shown["version"] == 1
+    list_id = admin.create_list(name)["id"]
+    admin.create_campaign(name, first["id"], list_id)
+    with pytest.raises(Conflict) as refused:
+        admin.delete_strategy(first["id"])
+    assert name in str(refused.value)
+    with pytest.raises(Forbidden):
+        supervisor.delete_strategy(second["id"])
+    assert main(["--url", gateway, "--token", role_tokens[Role.ADMIN], "strategies", "delete", str(second["id"])]) == 0
+    with pytest.raises(NotFound):
+        admin.strategy(second["id"])
+    assert main(["--url", gateway, "--token", role_tokens[Role.ADMIN], "strategies", "list", "--name", name,
+                 "--json"]) == 0
+    assert [v["id"] for v in json.loads(capsys.readouterr().out)] == [first["id"]]
