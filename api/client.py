@@ -187,7 +187,7 @@ class Routes(ABC):
 
     def update_campaign(self, campaign_id: int, **changes) -> dict:
         """Any of description, priority, enabled, finish, schedule (None removes it), lists
-        ([{list_id, priority, sort}], all of them)."""
+        ([{list_id, priority, sort}], all of them), strategy_id (for jobs created after)."""
         return self._call("PATCH", f"/api/v1/campaigns/{campaign_id}", json=changes)
 
     def delete_campaign(self, campaign_id: int) -> None:

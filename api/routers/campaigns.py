@@ -94,6 +94,8 @@ class CampaignChange(BaseModel):
     schedule: Annotated[Schedule | None, CleanJson] = None
     lists: Lists | None = Field(default=None, description="its lists, all of them (jobs created after the change "
                                                           "dial these)")
+    strategy_id: Id | None = Field(default=None, description="the strategy version jobs created after the change "
+                                                             "run (its custom codes are added)")
 
 
 @router.get("/campaigns/{campaign_id}")
@@ -104,7 +106,7 @@ def get_campaign(campaign_id: Id, conn: psycopg.Connection = Depends(deps.db)) -
 @router.patch("/campaigns/{campaign_id}")
 def update_campaign(campaign_id: Id, body: CampaignChange, conn: psycopg.Connection = Depends(deps.db)) -> dict:
     changes = body.model_dump(mode="json", exclude_unset=True)
-    for field in ("description", "priority", "enabled", "finish", "lists"):
+    for field in ("description", "priority", "enabled", "finish", "lists", "strategy_id"):
         if field in changes and changes[field] is None:
             changes.pop(field)                   # null means "unchanged" but for the schedule
     if "lists" in changes:

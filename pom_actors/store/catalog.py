@@ -123,14 +123,20 @@ def create_campaign(conn: psycopg.Connection, name: str, strategy_id: int, list_
         (name, description, strategy_id, list_id, Jsonb(dict(finish or {})),
          Jsonb(dict(schedule)) if schedule else None, priority, filter_id, zone)).fetchone()[0]
     set_lists(conn, cid, chosen)
+    declare_codes(conn, cid, strategy_id)
+    return cid
+
+
+def declare_codes(conn: psycopg.Connection, campaign_id: int, strategy_id: int) -> None:
+    """The custom codes the strategy declares, made the campaign's (a code it has stays as it is)."""
     book = load_strategy(conn, strategy_id).codebook()
     for code in (book[name] for name in book.names() if not book[name].system):
         conn.execute(
             "INSERT INTO completion_codes (campaign_id, name, final, contact_uncallable, address_uncallable, "
-            "human_contact, counts_as_abandon) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (cid, code.name, code.final, code.contact_uncallable, code.address_uncallable,
+            "human_contact, counts_as_abandon) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (campaign_id, name) DO NOTHING",
+            (campaign_id, code.name, code.final, code.contact_uncallable, code.address_uncallable,
              code.human_contact, code.counts_as_abandon))
-    return cid
 
 
 def campaign(conn: psycopg.Connection, ref: int | str) -> dict[str, Any]:
@@ -175,7 +181,7 @@ class CampaignDisabled(RuntimeError):
     """A disabled campaign takes no new job (enable it first)."""
 
 
-CAMPAIGN_CHANGES = frozenset({"description", "priority", "enabled", "schedule", "finish", "lists"})
+CAMPAIGN_CHANGES = frozenset({"description", "priority", "enabled", "schedule", "finish", "lists", "strategy_id"})
 
 
 def update_campaign(conn: psycopg.Connection, campaign_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -183,8 +189,12 @@ def update_campaign(conn: psycopg.Connection, campaign_id: int, changes: Mapping
     schedule of None removes it); the campaign as it now is. Its running jobs see a new
     priority at the director's next tick; a disabled campaign is skipped by its schedule. New
     `lists` (checked as at creation, against its filter template too) apply to jobs created
-    after the change."""
+    after the change, and so does a new `strategy_id` (another version, or another strategy:
+    the custom codes it declares are added as at creation; a job keeps the version it began with)."""
     values = {k: v for k, v in changes.items() if k in CAMPAIGN_CHANGES}
+    if "strategy_id" in values:
+        campaign(conn, campaign_id)
+        declare_codes(conn, campaign_id, values["strategy_id"])
     if "lists" in values:
         from .dialling import check_lists, set_lists
         filter_id = campaign(conn, campaign_id)["filter_id"]

@@ -201,3 +201,18 @@ def test_strategy_versions_listed_read_and_deleted_unless_a_campaign_uses_one(ga
     assert main(["--url", gateway, "--token", role_tokens[Role.ADMIN], "strategies", "list", "--name", name,
                  "--json"]) == 0
     assert [v["id"] for v in json.loads(capsys.readouterr().out)] == [first["id"]]
+
+
+def test_a_campaign_moves_to_another_strategy_version_and_gets_its_codes(campaigns, conn, gateway, role_tokens):
+    admin = PomClient(gateway, token=role_tokens[Role.ADMIN])
+    campaign_id = campaigns.make(STRATEGY, phone_contacts(1))
+    name = f"moved-{time.monotonic_ns()}"
+    newer = admin.create_strategy({**STRATEGY, "name": name, "custom_codes": ["paid", "promised"],
+                                   "handlers": {"call": {**STRATEGY["handlers"]["call"], "results": {
+                                       "paid": "done", "promised": "done", "default": "done"}}}})
+    assert admin.update_campaign(campaign_id, strategy_id=newer["id"])["strategy_id"] == newer["id"]
+    assert sorted(c["name"] for c in admin.completion_codes(campaign_id)) == ["paid", "promised"]
+    with pytest.raises(NotFound):
+        admin.update_campaign(campaign_id, strategy_id=2**31 - 1)
+    with pytest.raises(Conflict):
+        admin.delete_strategy(newer["id"])

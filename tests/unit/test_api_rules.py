@@ -39,7 +39,8 @@ def test_params_faults_lists_each_fault_and_nothing_for_good_params():
 
 
 @pytest.mark.parametrize("body, path", [({"priority": 11}, "priority"), ({"finish": {"bogus": 1}}, "finish.bogus"),
-                                        ({"schedule": {"cron": "*/61 * * * *"}}, "schedule.cron")])
+                                        ({"schedule": {"cron": "*/61 * * * *"}}, "schedule.cron"),
+                                        ({"strategy_id": 0}, "strategy_id"), ({"strategy_id": "x"}, "strategy_id")])
 def test_a_refused_campaign_change_names_the_field(http, body, path):
     r = http.patch("/api/v1/campaigns/1", json=body)
     assert r.status_code == 422 and r.json()["errors"][0]["path"] == path, r.text
