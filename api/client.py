@@ -299,6 +299,13 @@ class Routes(ABC):
         """Conflict while a campaign uses the version or a job ran with it."""
         return self._call("DELETE", f"/api/v1/strategies/{strategy_id}")
 
+    def lists(self) -> list[dict]:
+        return self._collect("/api/v1/lists")
+
+    def contact_list(self, list_id: int) -> dict:
+        """With `contacts`, its number of contacts."""
+        return self._call("GET", f"/api/v1/lists/{list_id}")
+
     def create_list(self, name: str, description: str = "", attributes: list[str] = ()) -> dict:
         return self._call("POST", "/api/v1/lists", json={"name": name, "description": description,
                                                          "attributes": list(attributes)})

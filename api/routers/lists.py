@@ -9,8 +9,10 @@ from pydantic import BaseModel, Field
 
 from pom_actors.core.contacts import ContactRowError, parse_contacts
 from pom_actors.store import catalog, imports
+from pom_actors.store import lists as store
 
 from .. import deps
+from ..pages import Page
 from ..validation import Id, Text, json_fault, printable
 
 router = APIRouter(tags=["lists"])
@@ -26,6 +28,18 @@ class ListCreate(BaseModel):
 def create_list(body: ListCreate, conn: psycopg.Connection = Depends(deps.db)) -> dict:
     return {"id": catalog.create_list(conn, body.name, body.description, body.attributes),
             "name": body.name}
+
+
+@router.get("/lists")
+def list_lists(page: Page = Depends(), conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
+    """A page of lists by id (api/pages.py), without contact counts (read one list for its count)."""
+    return page.link(store.rows(conn, after=page.after, limit=page.limit))
+
+
+@router.get("/lists/{list_id}")
+def get_list(list_id: Id, conn: psycopg.Connection = Depends(deps.db)) -> dict:
+    """The list with its declared attributes and `contacts`, its number of contacts."""
+    return store.row(conn, list_id)
 
 
 @router.post("/lists/{list_id}/contacts")

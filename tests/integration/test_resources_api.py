@@ -216,3 +216,15 @@ def test_a_campaign_moves_to_another_strategy_version_and_gets_its_codes(campaig
         admin.update_campaign(campaign_id, strategy_id=2**31 - 1)
     with pytest.raises(Conflict):
         admin.delete_strategy(newer["id"])
+
+
+def test_lists_read_with_their_contact_count(gateway, role_tokens):
+    admin = PomClient(gateway, token=role_tokens[Role.ADMIN])
+    supervisor = PomClient(gateway, token=role_tokens[Role.SUPERVISOR])
+    made = admin.create_list(f"read-{time.monotonic_ns()}", "for reading", ["segment"])
+    admin.add_contacts(made["id"], phone_contacts(3))
+    one = supervisor.contact_list(made["id"])
+    assert (one["description"], one["attributes"], one["contacts"]) == ("for reading", ["segment"], 3)
+    assert made["id"] in [row["id"] for row in supervisor.lists()]
+    with pytest.raises(NotFound):
+        supervisor.contact_list(2**31 - 1)

@@ -35,6 +35,8 @@ MATRIX = {
     ("GET", "/api/v1/strategies/{strategy_id}"): STAFF,
     ("DELETE", "/api/v1/strategies/{strategy_id}"): DEFINE,
     ("POST", "/api/v1/lists"): DEFINE,
+    ("GET", "/api/v1/lists"): STAFF,
+    ("GET", "/api/v1/lists/{list_id}"): STAFF,
     ("POST", "/api/v1/lists/{list_id}/contacts"): DEFINE,
     ("POST", "/api/v1/campaigns"): DEFINE,
     ("GET", "/api/v1/campaigns"): STAFF,
