@@ -100,7 +100,7 @@ def test_a_job_with_no_zone_available_waits_visibly_until_stopped(http):
 
 def test_the_cli_drives_zones_through_the_client(pom, admin_token, capsys):
     with served_gateway(pom.settings) as address:
-        cli = ["--url", f"http://{address}", "--token", admin_token, "zones"]
+        cli = ["--url", f"http://{address}", "--token", admin_token, "--json", "zones"]
         assert main([*cli, "create", "z-cli", "--failover", "default", "--reason", "new rack"]) == 0
         assert json.loads(capsys.readouterr().out)["failover_zone"] == "default"
         assert main([*cli, "create", "z-cli2", "--failover", "z-cli"]) == 0
@@ -116,5 +116,5 @@ def test_the_cli_drives_zones_through_the_client(pom, admin_token, capsys):
         assert "zone z-cli2" in capsys.readouterr().err
         assert main([*cli, "set-failover", "z-cli2"]) == 0                     # none
         assert json.loads(capsys.readouterr().out)["failover_zone"] is None
-        assert main([*cli, "delete", "z-cli"]) == 0 and "zone z-cli deleted" in capsys.readouterr().out
+        assert main([*cli, "delete", "z-cli"]) == 0 and "zone z-cli deleted" in capsys.readouterr().err
         assert main([*cli, "show", "z-cli"]) == 1
