@@ -1,10 +1,12 @@
-"""Import schedules (docs/imports.md, "Scheduled imports"): a SQL-query import into a list,
-run by the director at each due time of a cron schedule; create, list, read, change, delete.
+"""Import schedules (docs/imports.md, "Scheduled imports"): an import into a list — of a SQL
+query, or of a server-side file read anew each time — run by the director at each due time of
+a cron schedule; create, list, read, change, delete.
 
 Everything is checked before it is stored: the cron and time zone (`core.schedule`, bounded
 like a campaign's), the query and the source (`core.imports.query`, the host against the
-outbound policy), the import options. No password is ever accepted or answered: a source
-names one by `password_ref`."""
+outbound policy) or the file's place (under POM_IMPORT_DIR; it need not exist until it is due),
+the import options. No password is ever accepted or answered: a source names one by
+`password_ref`."""
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -15,15 +17,30 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from pom_actors.config import Settings
 from pom_actors.core.imports.query import PostgresSource
+from pom_actors.core.imports.reader import FileError
 from pom_actors.core.imports.rows import Options
 from pom_actors.core.schedule import Schedule
 from pom_actors.store import import_schedules as store
 
 from .. import deps
 from ..validation import Id, Text
-from .imports import ImportOptions, ImportSource, check_source
+from .imports import ImportOptions, check_source, server_path
 
 router = APIRouter(tags=["imports"])
+
+
+class ScheduleSource(pydantic.BaseModel):
+    """Where a scheduled import's rows come from at each due time: one of the two."""
+    model_config = pydantic.ConfigDict(extra="forbid")
+    postgres: PostgresSource | None = None
+    path: Text | None = pydantic.Field(
+        None, description="a file under the import directory (POM_IMPORT_DIR), read as it is at each due time")
+
+    @pydantic.model_validator(mode="after")
+    def _one(self) -> "ScheduleSource":
+        if (self.postgres is None) == (self.path is None):
+            raise ValueError("give either postgres (a SQL query) or path (a server-side file)")
+        return self
 
 
 class ScheduleCreate(pydantic.BaseModel):
@@ -31,7 +48,7 @@ class ScheduleCreate(pydantic.BaseModel):
     name: Text = pydantic.Field(min_length=1, max_length=200)
     list_id: Id
     schedule: Schedule
-    source: ImportSource
+    source: ScheduleSource
     options: ImportOptions = ImportOptions()
 
 
@@ -40,7 +57,7 @@ class ScheduleUpdate(pydantic.BaseModel):
     name: Text | None = pydantic.Field(None, min_length=1, max_length=200)
     list_id: Id | None = None
     schedule: Schedule | None = None
-    source: ImportSource | None = None
+    source: ScheduleSource | None = None
     options: ImportOptions | None = None
 
 
@@ -49,7 +66,14 @@ def _stored(body: pydantic.BaseModel, settings: Settings) -> dict:
     out = body.model_dump(exclude_unset=True, exclude_none=True, exclude={"source", "options", "schedule"})
     if getattr(body, "schedule", None) is not None:
         out["schedule"] = body.schedule.model_dump()
-    if getattr(body, "source", None) is not None:
+    if getattr(body, "source", None) is not None and body.source.path is not None:
+        try:
+            out["source"] = {"path": server_path(settings, body.source.path)}
+        except FileError as exc:
+            raise pydantic.ValidationError.from_exception_data("ScheduleSource", [
+                {"type": "value_error", "loc": ("source", "path"), "input": None,
+                 "ctx": {"error": ValueError(str(exc))}}]) from None
+    elif getattr(body, "source", None) is not None:
         source: PostgresSource = body.source.postgres
         check_source(source, settings, ("source", "postgres"))
         out["source"] = source.model_dump(exclude_none=True)

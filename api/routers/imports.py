@@ -149,14 +149,20 @@ async def _read_upload(request: Request, settings: Settings, model: type[FileOpt
     if getattr(body, "source", None) is not None:
         query = body.source.postgres
         return Upload(None, query.label(), model(**body.model_dump(exclude={"path", "source"})), False, query)
-    root = os.path.realpath(settings.import_dir) if getattr(settings, "import_dir", None) else None
-    path = os.path.realpath(body.path)
-    if root is None or os.path.commonpath([root, path]) != root:
-        raise FileError("a server-side file must be under the import directory (POM_IMPORT_DIR)"
-                        if root else "server-side files are not enabled (set POM_IMPORT_DIR)")
+    path = server_path(settings, body.path)
     if not os.path.isfile(path):
         raise FileError(f"no such file: {body.path}")
     return Upload(path, f"path:{body.path}", model(**body.model_dump(exclude={"path", "source"})), False)
+
+
+def server_path(settings: Settings, path: str) -> str:
+    """`path` resolved, if it lies under the import directory (POM_IMPORT_DIR); else FileError."""
+    root = os.path.realpath(settings.import_dir) if getattr(settings, "import_dir", None) else None
+    resolved = os.path.realpath(path)
+    if root is None or os.path.commonpath([root, resolved]) != root:
+        raise FileError("a server-side file must be under the import directory (POM_IMPORT_DIR)"
+                        if root else "server-side files are not enabled (set POM_IMPORT_DIR)")
+    return resolved
 
 
 def _json_field(key: str, text: str) -> Any:

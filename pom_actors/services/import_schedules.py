@@ -2,8 +2,9 @@
 
 At each director tick it reads the import schedules and, for each one due (`core.schedule.
 due_runs`: the latest due time after the last one served; missed ones coalesce), creates a
-queued SQL-query import through `store.import_schedules.start_due` — which serves a due time
-once, whichever director (or restarted director) gets there first. The Importer actor picks
+queued import (of its SQL query or its server-side file) through `store.import_schedules.
+start_due` — which serves a due time once, whichever director (or restarted director) gets
+there first. The Importer actor picks
 the import up like any other.
 
 Collaborators (passed in, faked by the unit tests): `open_store()` gives a `store.

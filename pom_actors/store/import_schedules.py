@@ -1,5 +1,6 @@
-"""Import schedules in the database: SQL-query imports the director runs at the due times of
-a cron schedule (docs/imports.md, "Scheduled imports").
+"""Import schedules in the database: imports the director runs at the due times of a cron
+schedule (docs/imports.md, "Scheduled imports"). A schedule's `source` is a `PostgresSource`
+document, or `{"path": ...}` for a server-side file read as it is at each due time.
 
 A due time runs once, across director restarts and two directors alike: `start_due` moves
 `last_run_at` forward only from the value the director read (a conditional UPDATE) and creates
@@ -86,9 +87,14 @@ def start_due(conn: psycopg.Connection, schedule: Mapping[str, Any], run_at: dat
             "AND last_run_at IS NOT DISTINCT FROM %s", (run_at, schedule["id"], schedule["last_run_at"])).rowcount
         if not claimed:
             return None
-        source = PostgresSource(**schedule["source"])
-        import_id = create_import(conn, schedule["list_id"], source.label(), None, schedule["options"],
-                                  query=source.model_dump(exclude_none=True), schedule_id=schedule["id"])
+        path = schedule["source"].get("path")
+        if path is not None:
+            import_id = create_import(conn, schedule["list_id"], f"path:{path}", path, schedule["options"],
+                                      schedule_id=schedule["id"])
+        else:
+            source = PostgresSource(**schedule["source"])
+            import_id = create_import(conn, schedule["list_id"], source.label(), None, schedule["options"],
+                                      query=source.model_dump(exclude_none=True), schedule_id=schedule["id"])
         conn.execute("UPDATE import_schedules SET last_import_id = %s WHERE id = %s", (import_id, schedule["id"]))
     return import_id
 

@@ -190,3 +190,50 @@ def test_the_importer_actor_runs(pom, api):
     assert ray.get(handle.status.remote(), timeout=30)["state"] == "up"
     r = upload(api, new_list(api), HEADER + "1,a,b,+12125550101,,\n")
     assert wait_done(api, r.json()["id"])["state"] == "done"
+
+
+def test_a_scheduled_file_import_reads_the_file_as_it_is_at_each_due_time(pom, api, conn):
+    """A schedule may name a server-side file (docs/imports.md, "Scheduled imports"): it need not
+    exist until it is due, it must lie under POM_IMPORT_DIR, and each due time imports it as it
+    is then — a file missing at its time fails that import with the reason."""
+    from datetime import datetime, timezone
+
+    from pom_actors.core.clock import ManualClock
+    from pom_actors.services.import_schedules import ImportScheduleDuty
+    from pom_actors.store.import_schedules import ImportScheduleStore
+
+    list_id = new_list(api)
+    daily = api.inbox / f"daily-{time.time_ns()}.csv"
+    body = {"name": f"daily-{time.time_ns()}", "list_id": list_id,
+            "schedule": {"cron": "0 3 1 1 *", "timezone": "UTC"}, "source": {"path": str(daily)},
+            "options": {"region": "US"}}
+    for source, at in [({"path": "/etc/passwd"}, "source.path"), ({}, "source")]:
+        r = api.post("/api/v1/import-schedules", json={**body, "source": source})
+        assert r.status_code == 422 and r.json()["errors"][0]["path"] == at, r.text
+    r = api.post("/api/v1/import-schedules", json=body)
+    assert r.status_code == 201 and r.json()["source"] == {"path": str(daily.resolve())}, r.text
+    schedule_id = r.json()["id"]
+    deadline = time.monotonic() + 30
+    while api.get(f"/api/v1/import-schedules/{schedule_id}").json()["last_run_at"] is None:
+        assert time.monotonic() < deadline, "the director never looked at the schedule"
+        time.sleep(0.2)                       # the session's director: nothing due before 1 January
+
+    def run_at(year: int) -> dict:
+        duty = ImportScheduleDuty(open_store=lambda: ImportScheduleStore.open(pom.settings.database_url),
+                                  clock=ManualClock(datetime(year, 1, 1, 3, 0, 30, tzinfo=timezone.utc)))
+        started = duty.tick()
+        assert len(started) == 1 and duty.tick() == []
+        return wait_done(api, started[0])
+
+    daily.write_text(HEADER + "s1,Ann,A,+12125550111,,gold\ns2,Bob,B,+12125550112,,\n")
+    first = run_at(2031)
+    assert (first["state"], first["rows_loaded"], first["schedule_id"]) == ("done", 2, schedule_id)
+    daily.write_text(HEADER + "s3,Cy,C,+12125550113,,\n")           # the producer's next file
+    second = run_at(2032)
+    assert (second["state"], second["rows_loaded"]) == ("done", 1)
+    daily.unlink()
+    missing = run_at(2033)
+    assert missing["state"] == "failed" and "No such file" in missing["message"], missing
+    phones = {r[0] for r in conn.execute("SELECT phone1 FROM contacts WHERE list_id = %s", (list_id,))}
+    assert phones == {"+12125550111", "+12125550112", "+12125550113"}
+    assert api.delete(f"/api/v1/import-schedules/{schedule_id}").status_code == 204
