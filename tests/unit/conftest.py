@@ -4,6 +4,8 @@ integration tests needs Ray and leaves it importable."""
 import sys
 from pathlib import Path
 
+import pytest
+
 HERE = Path(__file__).parent.resolve()
 
 
@@ -11,3 +13,18 @@ def pytest_configure(config):
     paths = [Path(str(arg).split("::")[0]).resolve() for arg in config.args]
     if paths and all(p == HERE or HERE in p.parents for p in paths):
         sys.modules["ray"] = None  # type: ignore[assignment]
+
+
+@pytest.fixture
+def http():
+    """The gateway with an admin's token and no database: `deps.db` gives a placeholder, so a
+    route answers from its checks alone, or from a store a test monkeypatches."""
+    from fastapi.testclient import TestClient
+
+    from api import auth, deps
+    from api.app import create_app
+    from pom_actors.config import Settings
+
+    app = create_app(Settings(database_url="postgresql://unused@127.0.0.1:1/none", demo=False))
+    app.dependency_overrides[deps.db] = lambda: object()
+    return TestClient(app, headers=auth.for_tests(app))

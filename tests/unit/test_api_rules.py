@@ -2,19 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api import auth, deps
-from api.app import create_app
-from pom_actors.config import Settings
 from pom_actors.core.rules import RuleKind, params_faults
-
-
-@pytest.fixture
-def http() -> TestClient:
-    app = create_app(Settings(database_url="postgresql://unused@127.0.0.1:1/none", demo=False))
-    app.dependency_overrides[deps.db] = lambda: object()      # never reached: every body here is refused
-    return TestClient(app, headers=auth.for_tests(app))
 
 
 @pytest.mark.parametrize("body, path", [

@@ -3,21 +3,10 @@ database is touched, and the store's answers carried as they are (a version in u
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api import auth, deps
-from api.app import create_app
 from api.routers import strategies as router
-from pom_actors.config import Settings
 from pom_actors.store.catalog import NotFound
 from pom_actors.store.strategies import StrategyInUse
-
-
-@pytest.fixture
-def http() -> TestClient:
-    app = create_app(Settings(database_url="postgresql://unused@127.0.0.1:1/none", demo=False))
-    app.dependency_overrides[deps.db] = lambda: object()      # the store is replaced below
-    return TestClient(app, headers=auth.for_tests(app))
 
 
 @pytest.mark.parametrize("url, path", [

@@ -3,24 +3,13 @@ page is full (api/pages.py), passing both to its store function; out-of-range va
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api import auth, deps
-from api.app import create_app
 from api.routers import agent_scripts, completion_codes, dnc, filters, tokens
-from pom_actors.config import Settings
 
 ROUTES = [("/api/v1/tokens", tokens.store, "tokens"), ("/api/v1/dnc-lists", dnc.store, "lists"),
           ("/api/v1/filters", filters.store, "templates"),
           ("/api/v1/completion-codes", completion_codes.store, "codes"),
           ("/api/v1/agent-scripts", agent_scripts.store, "scripts")]
-
-
-@pytest.fixture
-def http() -> TestClient:
-    app = create_app(Settings(database_url="postgresql://unused@127.0.0.1:1/none", demo=False))
-    app.dependency_overrides[deps.db] = lambda: object()
-    return TestClient(app, headers=auth.for_tests(app))
 
 
 @pytest.mark.parametrize("path, module, name", ROUTES)

@@ -8,14 +8,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api import auth, deps
-from api.app import create_app
 from api.cli import parser
 from api.cli_jobs import changes
 from api.cli_output import UsageError
-from pom_actors.config import Settings
 from pom_actors.core.agents.desk import screen_pop
 from pom_actors.core.jobchanges import JobChangeError, changed_pacing, effective
 from pom_actors.core.outbound import OutboundPolicy
@@ -27,13 +23,6 @@ STRATEGY = parse_strategy({"name": "rt", "initial": "call", "handlers": {
     "call": {"type": "call", "pacing": {"mode": "predictive", "settings": {"target": 0.03}, "max_concurrent": 20},
              "script": {"name": "welcome"}},
     "sms": {"type": "sms", "message": "hi", "pacing": {"attempts_per_second": 5}}}})
-
-
-@pytest.fixture
-def http() -> TestClient:
-    app = create_app(Settings(database_url="postgresql://unused@127.0.0.1:1/none", demo=False))
-    app.dependency_overrides[deps.db] = lambda: object()      # never reached: every body here is refused
-    return TestClient(app, headers=auth.for_tests(app))
 
 
 # -- pacing changes -----------------------------------------------------------------------------
