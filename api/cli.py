@@ -180,7 +180,7 @@ def _events_tail(args: argparse.Namespace) -> int:
 # The command groups over the gateway, each in its module: `add_parsers(sub)` and `run(client, args)`.
 RESOURCES = {"jobs": cli_jobs, "campaigns": cli_campaigns, "rules": cli_campaigns, "codes": cli_catalog,
              "scripts": cli_catalog, "strategies": cli_catalog,
-             "lists": cli_lists, "imports": cli_lists, "dnc": cli_lists, "reports": cli_reports,
+             **dict.fromkeys(("lists", "contacts", "imports", "dnc"), cli_lists), "reports": cli_reports,
              "purges": cli_reports, **dict.fromkeys(("health", "alarms", "zones", "tokens", "audit"), cli_system)}
 
 

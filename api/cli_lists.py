@@ -1,5 +1,6 @@
-"""`pom lists import`, `pom imports ...` and `pom dnc ...`: file imports with a progress bar,
-their rejects, and DNC lists, through the gateway (docs/api.md, "CLI").
+"""`pom lists ...`, `pom contacts ...`, `pom imports ...` and `pom dnc ...`: contact lists read,
+changed and deleted, a contact shown or deleted, file imports with a progress bar, their
+rejects, and DNC lists, through the gateway (docs/api.md, "CLI").
 
 What can be checked here is checked before any request and exits 2 with the option at fault
 (an unreadable file, a `--map` that is not COLUMN=FIELD, a region that is not two letters);
@@ -24,9 +25,21 @@ ENDED = ("done", "failed", "stopped")
 
 # -- parsers -----------------------------------------------------------------------------------
 def add_parsers(sub) -> None:
-    """The `lists`, `imports` and `dnc` command groups of `pom`."""
-    lists = sub.add_parser("lists", help="contact lists: create, preview a filter, import a file")
+    """The `lists`, `contacts`, `imports` and `dnc` command groups of `pom`."""
+    lists = sub.add_parser("lists", help="contact lists: create, read, change, delete, preview a filter, import")
     lsub = lists.add_subparsers(dest="action", required=True)
+    lsub.add_parser("list", help="every contact list (without counts)")
+    lsub.add_parser("show", help="one list with its number of contacts").add_argument("list", type=_list_id)
+    lupdate = lsub.add_parser("update", help="rename a list or change its description")
+    lupdate.add_argument("list", type=_list_id)
+    lupdate.add_argument("--name")
+    lupdate.add_argument("--description")
+    lsub.add_parser("delete", help="delete a list and its contacts (refused while anything uses it)").add_argument(
+        "list", type=_list_id)
+    lcontacts = lsub.add_parser("contacts", help="a page of a list's contacts")
+    lcontacts.add_argument("list", type=_list_id)
+    lcontacts.add_argument("--after", type=int, default=0, help="contacts with an id above this")
+    lcontacts.add_argument("--limit", type=int, default=100, help="contacts shown (1-1000, default 100)")
     lcreate = lsub.add_parser("create", help="a new contact list")
     lcreate.add_argument("name")
     lcreate.add_argument("--description", default="")
@@ -53,6 +66,11 @@ def add_parsers(sub) -> None:
     lsql.add_argument("--policy", choices=("update", "skip", "keep_both"), help="for a duplicate key")
     lsql.add_argument("--no-wait", action="store_true", help="print the import's id and return")
     lsql.add_argument("--poll", type=float, default=0.5, help="seconds between state reads (default 0.5)")
+
+    contacts = sub.add_parser("contacts", help="one contact: show it, delete it (refused while it is dialled)")
+    csub = contacts.add_subparsers(dest="action", required=True)
+    for action in ("show", "delete"):
+        csub.add_parser(action).add_argument("id", type=_contact_id)
 
     imports = sub.add_parser("imports", help="an import: state, rejected rows, pause/resume/stop; schedules")
     isub = imports.add_subparsers(dest="action", required=True)
@@ -123,6 +141,20 @@ def _file_options(p: argparse.ArgumentParser) -> None:
 
 
 # -- checks before any request -----------------------------------------------------------------
+def _list_id(text: str) -> int:
+    return _bounded_id(text, 2**31 - 1)
+
+
+def _contact_id(text: str) -> int:
+    return _bounded_id(text, 2**63 - 1)
+
+
+def _bounded_id(text: str, top: int) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= top:
+        raise argparse.ArgumentTypeError(f"{text!r}: an id from 1 to {top}")
+    return int(text)
+
+
 def import_options(args: argparse.Namespace) -> dict[str, Any]:
     """The import's options from the command line (UsageError naming the option at fault)."""
     path = Path(args.file)
@@ -200,7 +232,7 @@ def addresses_of(args: argparse.Namespace) -> list[str]:
 
 # -- commands ----------------------------------------------------------------------------------
 def run(client: PomClient, args: argparse.Namespace) -> int:
-    """Runs a `lists`, `imports` or `dnc` command; its exit code."""
+    """Runs a `lists`, `contacts`, `imports` or `dnc` command; its exit code."""
     try:
         return _dispatch(client, args)
     except UsageError as exc:
@@ -212,6 +244,10 @@ def run(client: PomClient, args: argparse.Namespace) -> int:
 
 
 def _dispatch(client: PomClient, args: argparse.Namespace) -> int:
+    if args.cmd == "contacts":
+        return _contacts(client, args)
+    if args.cmd == "lists" and args.action in LIST_ACTIONS:
+        return _lists(client, args)
     if args.cmd == "lists" and args.action == "create":
         return emit(client.create_list(args.name, args.description, args.attribute), args, title="list")
     if args.cmd == "lists" and args.action == "preview":
@@ -229,6 +265,38 @@ def _dispatch(client: PomClient, args: argparse.Namespace) -> int:
         out = client.import_status(args.id) if args.action == "show" else client.import_command(args.id, args.action)
         return emit(out, args, title=f"import {args.id}")
     return _dnc(client, args)
+
+
+LIST_ACTIONS = ("list", "show", "update", "delete", "contacts")
+LIST_COLUMNS = ("id", "name", "description", "attributes", "created_at")
+CONTACT_COLUMNS = ("id", "external_id", "first_name", "last_name", "phone1", "phone2", "email", "dnc")
+
+
+def _lists(client: PomClient, args: argparse.Namespace) -> int:
+    action = args.action
+    if action == "list":
+        return emit(client.lists(), args, LIST_COLUMNS, "contact lists")
+    if action == "show":
+        return emit(client.contact_list(args.list), args, title=f"list {args.list}")
+    if action == "update":
+        changes = {k: v for k, v in (("name", args.name), ("description", args.description)) if v is not None}
+        if not changes:
+            raise UsageError("nothing to change (--name, --description)")
+        return emit(client.update_list(args.list, **changes), args, title=f"list {args.list}")
+    if action == "delete":
+        client.delete_list(args.list)
+        return said(f"list {args.list} deleted with its contacts")
+    if not 1 <= args.limit <= 1000 or args.after < 0:
+        raise UsageError("--limit from 1 to 1000, --after 0 or more")
+    return emit(client.list_contacts(args.list, args.after, args.limit), args, CONTACT_COLUMNS,
+                f"contacts of list {args.list}")
+
+
+def _contacts(client: PomClient, args: argparse.Namespace) -> int:
+    if args.action == "show":
+        return emit(client.contact(args.id), args, title=f"contact {args.id}")
+    client.delete_contact(args.id)
+    return said(f"contact {args.id} deleted")
 
 
 def _schedules(client: PomClient, args: argparse.Namespace) -> int:

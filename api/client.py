@@ -263,6 +263,10 @@ class Routes(ABC):
     def contact(self, contact_id: int) -> dict:
         return self._call("GET", f"/api/v1/contacts/{contact_id}")
 
+    def delete_contact(self, contact_id: int) -> None:
+        """No job dials it again; Conflict while it has an attempt in flight."""
+        return self._call("DELETE", f"/api/v1/contacts/{contact_id}")
+
     def update_contact_attributes(self, contact_id: int, attributes: dict) -> dict:
         """Merge `attributes` (a key with None removes it); the contact as it now is."""
         return self._call("PATCH", f"/api/v1/contacts/{contact_id}/attributes", json=attributes)
@@ -305,6 +309,18 @@ class Routes(ABC):
     def contact_list(self, list_id: int) -> dict:
         """With `contacts`, its number of contacts."""
         return self._call("GET", f"/api/v1/lists/{list_id}")
+
+    def update_list(self, list_id: int, **changes) -> dict:
+        """Any of name, description; the list as it now is."""
+        return self._call("PATCH", f"/api/v1/lists/{list_id}", json=changes)
+
+    def delete_list(self, list_id: int) -> None:
+        """The list and its contacts; Conflict naming what still uses it."""
+        return self._call("DELETE", f"/api/v1/lists/{list_id}")
+
+    def list_contacts(self, list_id: int, after: int = 0, limit: int = 1000) -> list[dict]:
+        """One page of the list's contacts by id (every one: `pages(f"/api/v1/lists/{id}/contacts")`)."""
+        return self._call("GET", f"/api/v1/lists/{list_id}/contacts", params={"after": after, "limit": limit})
 
     def create_list(self, name: str, description: str = "", attributes: list[str] = ()) -> dict:
         return self._call("POST", "/api/v1/lists", json={"name": name, "description": description,

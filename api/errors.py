@@ -53,6 +53,7 @@ from pom_actors.store.catalog import CampaignDisabled, CampaignInUse, NotFound
 from pom_actors.store.codes import CodeInUse, CodeReadOnly
 from pom_actors.store.scripts import ScriptInUse
 from pom_actors.store.strategies import StrategyInUse
+from pom_actors.store.lists import ListInUse
 from pom_actors.store.contacts import AttemptConflict
 from pom_actors.store.dialling import JobEnded
 from pom_actors.store.filters import FilterConflict
@@ -254,7 +255,7 @@ async def attachment_refused(_: Request, exc: AttachmentError) -> JSONResponse:
 
 
 async def conflict(_: Request, exc: AttemptConflict | CampaignInUse | CampaignDisabled | JobEnded
-                   | StrategyInUse) -> JSONResponse:
+                   | StrategyInUse | ListInUse) -> JSONResponse:
     """A change the resource's state does not allow now (the message says what would)."""
     return _error(409, "conflict", printable(str(exc)))
 
@@ -354,6 +355,7 @@ HANDLERS = {
     ScriptError: bad_disposition,
     ScriptInUse: conflict,
     StrategyInUse: conflict,
+    ListInUse: conflict,
     JobChangeError: bad_disposition,
     ListsError: bad_disposition,
     JobEnded: conflict,

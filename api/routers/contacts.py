@@ -1,7 +1,8 @@
 """Web services for external applications (an IVR, a self-service portal) during a call: a
 contact by its id or by an attempt's, its attributes changed (core.attributes: a bounded
-one-level merge patch), the attempt in flight for a contact, an attempt read, and the
-completion code of a settled attempt set (one of its campaign's codes, custom ones included).
+one-level merge patch), the contact deleted, the attempt in flight for a contact, an attempt
+read, and the completion code of a settled attempt set (one of its campaign's codes, custom
+ones included).
 
 Roles (api/app.py): admin and integration. Each change is in the audit log like any other
 (api/auth.py).
@@ -12,7 +13,7 @@ from typing import Annotated, Any
 
 import psycopg
 from annotated_types import Ge, Le
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, Field
 
 from pom_actors.store import contacts as store
@@ -43,6 +44,14 @@ def _attempt_key(attempt_id: str) -> tuple[int, int]:
 @router.get("/contacts/{contact_id}")
 def get_contact(contact_id: ContactId, conn: psycopg.Connection = Depends(deps.db)) -> dict:
     return store.contact(conn, contact_id)
+
+
+@router.delete("/contacts/{contact_id}", status_code=204)
+def delete_contact(contact_id: ContactId, conn: psycopg.Connection = Depends(deps.db)) -> Response:
+    """No job dials it again (its work items in jobs not ended are done); 409 while it has an
+    attempt in flight."""
+    store.delete_contact(conn, contact_id)
+    return Response(status_code=204)
 
 
 @router.patch("/contacts/{contact_id}/attributes")

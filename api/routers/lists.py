@@ -1,11 +1,12 @@
-"""Contact lists and their contacts: good rows land (COPY), bad rows come back by line."""
+"""Contact lists and their contacts: good rows land (COPY), bad rows come back by line; a list
+read with its contacts page by page, renamed, and deleted with its contacts once nothing uses it."""
 from __future__ import annotations
 
 from typing import Any
 
 import psycopg
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from pom_actors.core.contacts import ContactRowError, parse_contacts
 from pom_actors.store import catalog, imports
@@ -40,6 +41,35 @@ def list_lists(page: Page = Depends(), conn: psycopg.Connection = Depends(deps.d
 def get_list(list_id: Id, conn: psycopg.Connection = Depends(deps.db)) -> dict:
     """The list with its declared attributes and `contacts`, its number of contacts."""
     return store.row(conn, list_id)
+
+
+class ListChange(BaseModel):
+    """The fields to change (those not sent stay). Declared attributes are not changed here:
+    strategies and filters were checked against them."""
+    model_config = ConfigDict(extra="forbid")
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
+    description: Text | None = Field(default=None, max_length=1000)
+
+
+@router.patch("/lists/{list_id}")
+def update_list(list_id: Id, body: ListChange, conn: psycopg.Connection = Depends(deps.db)) -> dict:
+    """The list as it now is; 409 for a name another list has."""
+    return store.update(conn, list_id, **body.model_dump(exclude_unset=True, exclude_none=True))
+
+
+@router.delete("/lists/{list_id}", status_code=204)
+def delete_list(list_id: Id, conn: psycopg.Connection = Depends(deps.db)) -> Response:
+    """The list, its contacts and its finished imports; 409 naming what still uses it (the
+    campaigns dialling it, jobs not ended holding it, imports not finished into it, import
+    schedules filling it). Contacts go in batches (store/lists.py says why)."""
+    store.delete(conn, list_id)
+    return Response(status_code=204)
+
+
+@router.get("/lists/{list_id}/contacts")
+def list_contacts(list_id: Id, page: Page = Depends(), conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
+    """A page of the list's contacts by id (api/pages.py)."""
+    return page.link(store.contacts(conn, list_id, after=page.after, limit=page.limit))
 
 
 @router.post("/lists/{list_id}/contacts")

@@ -1,6 +1,7 @@
 """One contact and its attempts in SQL, for the web services an external application (an IVR,
-a self-service portal) calls during a call: read a contact, merge into its attributes, read an
-attempt by id, the attempt in flight for a contact, and set a settled attempt's code.
+a self-service portal) calls during a call: read a contact, merge into its attributes, delete it
+(not while an attempt is in flight), read an attempt by id, the attempt in flight for a contact,
+and set a settled attempt's code.
 
 An attempt id is `<work_item_id>.<attempt_no>` (core.work.WorkItem.attempt_id): the attempt in
 flight is the work item's (state `in_flight`, number `attempts`); a settled one is its ledger
@@ -92,6 +93,29 @@ def current_attempt(conn: psycopg.Connection, contact_id: int) -> dict[str, Any]
         "WHERE jj.lists @> jsonb_build_array(jsonb_build_object('list_id', %s::int)) AND jj.ended_at IS NULL)) "
         "ORDER BY w.in_flight_at DESC LIMIT 1", (contact_id, list_id)).fetchone()
     return None if row is None else _in_flight_view(row)
+
+
+def delete_contact(conn: psycopg.Connection, contact_id: int) -> None:
+    """Delete a contact so that no job dials it again: its work items in the jobs not ended
+    over its list are done (they stay, with the attempts made, like the ledger's rows);
+    AttemptConflict (409) while one of them has an attempt in flight. The items are locked
+    first, so a claim either took one before (and the delete is refused) or finds it done.
+    Finding them reads the items of those jobs (there is no index by contact on the hot path's
+    table, on purpose); DNC entries naming the contact (opt-outs) stay."""
+    with conn.transaction():
+        list_id = contact(conn, contact_id, lock=True)["list_id"]
+        items = conn.execute(
+            "SELECT w.id, w.attempts, w.state FROM work_items w WHERE w.contact_id = %s AND w.job_id = ANY(ARRAY("
+            "SELECT j.id FROM jobs j WHERE j.ended_at IS NULL AND "
+            "j.lists @> jsonb_build_array(jsonb_build_object('list_id', %s::int)))) FOR UPDATE",
+            (contact_id, list_id)).fetchall()
+        flying = [attempt_id(item, number) for item, number, state in items if state == "in_flight"]
+        if flying:
+            raise AttemptConflict(f"contact {contact_id} has attempt {', '.join(flying)} in flight: "
+                                  f"it can be deleted once the outcome has settled")
+        conn.execute("UPDATE work_items SET state = 'done' WHERE id = ANY(%s) AND state <> 'done'",
+                     ([item for item, _, _ in items],))
+        conn.execute("DELETE FROM contacts WHERE id = %s", (contact_id,))
 
 
 def campaign_codes(conn: psycopg.Connection, campaign_id: int) -> list[str]:

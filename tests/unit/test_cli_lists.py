@@ -204,3 +204,39 @@ def test_import_schedules_are_made_from_json_files(tmp_path, capsys):
     spec.write_text("[1, 2]")
     assert run(gw, "imports", "schedules", "create", str(spec)) == 2
     assert "a JSON object is expected" in capsys.readouterr().err and len(gw.requests) == 3
+
+
+def test_lists_are_changed_paged_and_deleted_and_a_contact_deleted(capsys):
+    gw = Gateway()
+    gw.on("PATCH", "/api/v1/lists/3", (200, {"id": 3, "name": "autumn", "contacts": 2}))
+    gw.on("GET", "/api/v1/lists/3/contacts", (200, [{"id": 11, "external_id": "a"}]))
+    gw.on("DELETE", "/api/v1/lists/3", (409, {"status": 409, "error": "conflict",
+                                              "detail": "contact list 3 is used by campaign(s) spring"}))
+    gw.on("DELETE", "/api/v1/contacts/11", (204, None))
+    assert run(gw, "lists", "update", "3", "--name", "autumn", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "autumn"
+    assert json.loads(gw.requests[-1].content) == {"name": "autumn"}
+    assert run(gw, "lists", "contacts", "3", "--after", "10", "--limit", "5") == 0
+    assert "11" in capsys.readouterr().out                                  # a table
+    assert dict(gw.requests[-1].url.params) == {"after": "10", "limit": "5"}
+    assert run(gw, "lists", "delete", "3") == 1
+    assert capsys.readouterr().err.strip() == "pom: HTTP 409: contact list 3 is used by campaign(s) spring"
+    assert run(gw, "contacts", "delete", "11") == 0
+    assert capsys.readouterr().err.strip() == "contact 11 deleted"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("lists", "update", "3"), "nothing to change"),
+    (("lists", "contacts", "3", "--limit", "0"), "--limit from 1 to 1000"),
+])
+def test_list_commands_out_of_bounds_exit_2_before_any_request(capsys, argv, message):
+    gw = Gateway()
+    assert run(gw, *argv) == 2
+    assert message in capsys.readouterr().err and gw.requests == []
+
+
+def test_ids_out_of_range_are_refused_by_the_parser(capsys):
+    for argv in (["lists", "show", str(2**31)], ["contacts", "show", "0"], ["lists", "delete", "x"]):
+        with pytest.raises(SystemExit) as exited:
+            parser().parse_args(argv)
+        assert exited.value.code == 2
