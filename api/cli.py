@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from . import cli_campaigns, cli_catalog, cli_jobs, cli_lists, cli_reports, cli_system
+from . import cli_agents, cli_campaigns, cli_catalog, cli_jobs, cli_lists, cli_reports, cli_system
 from .cli_output import UsageError, add_json_flags, reason
 from .client import PomClient, PomError
 
@@ -181,7 +181,8 @@ def _events_tail(args: argparse.Namespace) -> int:
 RESOURCES = {"jobs": cli_jobs, "campaigns": cli_campaigns, "rules": cli_campaigns, "codes": cli_catalog,
              "scripts": cli_catalog, "strategies": cli_catalog,
              **dict.fromkeys(("lists", "contacts", "imports", "dnc"), cli_lists), "reports": cli_reports,
-             "purges": cli_reports, **dict.fromkeys(("health", "alarms", "zones", "tokens", "audit"), cli_system)}
+             "purges": cli_reports, **dict.fromkeys(("health", "alarms", "zones", "tokens", "audit"), cli_system),
+             "agents": cli_agents}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,6 +1,6 @@
-"""`pom campaigns ...` and `pom rules ...`: campaigns (read, change, enable, disable, delete)
-and the Rule Editor, through the gateway. A `--params` or `--schedule` that is not JSON exits 2
-naming the option, before any request."""
+"""`pom campaigns ...` and `pom rules ...`: campaigns (create, read, change, enable, disable, delete)
+and the Rule Editor, through the gateway. A `--params`, `--schedule`, `--finish` or `--lists` that is not
+JSON exits 2 naming the option, before any request."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from .cli_output import UsageError, emit, said
+from .cli_system import zone_name
 from .client import PomClient
 
 CAMPAIGN_COLUMNS = ("id", "name", "enabled", "priority", "zone", "list_id", "strategy_id", "description")
@@ -24,8 +25,20 @@ def _json(option: str):
 
 
 def add_parsers(sub) -> None:
-    campaigns = sub.add_parser("campaigns", help="campaigns: list, show, update, enable, disable, delete")
+    campaigns = sub.add_parser("campaigns", help="campaigns: list, show, create, update, enable, disable, delete")
     csub = campaigns.add_subparsers(dest="action", required=True)
+    create = csub.add_parser("create", help="a new campaign: a strategy version over one list or several")
+    create.add_argument("name")
+    create.add_argument("--strategy", type=int, required=True, help="the strategy version's id (pom strategies list)")
+    target = create.add_mutually_exclusive_group(required=True)
+    target.add_argument("--list", type=int, help="its one contact list")
+    target.add_argument("--lists", type=_json("--lists"), help='its lists as JSON: [{"list_id": 2, "priority": 8}, ...]')
+    create.add_argument("--description", default="")
+    create.add_argument("--priority", type=int, help="1..10 (default 5)")
+    create.add_argument("--schedule", type=_json("--schedule"), help="the schedule as JSON")
+    create.add_argument("--finish", type=_json("--finish"), help="the finish conditions as JSON")
+    create.add_argument("--filter", type=int, help="a filter template's id")
+    create.add_argument("--zone", type=zone_name, help="the zone its jobs run in (default: the default zone)")
     clist = csub.add_parser("list", help="every campaign (all pages)")
     which = clist.add_mutually_exclusive_group()
     which.add_argument("--enabled", dest="enabled", action="store_const", const=True, help="the enabled ones only")
@@ -75,7 +88,12 @@ def _campaigns(client: PomClient, args: argparse.Namespace) -> int:
     if action == "delete":
         client.delete_campaign(args.campaign)
         return said(f"campaign {args.campaign} deleted")
-    if action == "show":
+    if action == "create":
+        options = {k: v for k, v in (("lists", args.lists), ("priority", args.priority), ("schedule", args.schedule),
+                                     ("finish", args.finish), ("filter_id", args.filter), ("zone", args.zone))
+                   if v is not None}
+        out = client.create_campaign(args.name, args.strategy, args.list, description=args.description, **options)
+    elif action == "show":
         out = client.campaign(args.campaign)
     elif action in ("enable", "disable"):
         out = client.update_campaign(args.campaign, enabled=action == "enable")

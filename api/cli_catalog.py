@@ -1,12 +1,14 @@
 """`pom codes list|show|create|update|delete` (completion codes: the system's, read-only, and
 each campaign's custom codes), `pom scripts list|show|create|update|delete` (agent scripts) and
-`pom strategies list|show|delete` (stored strategy versions; `pom strategy validate` checks a file).
+`pom strategies list|show|create|delete` (stored strategy versions; `create` uploads a file, checked
+here first as `pom strategy validate` checks it).
 A Rich table by default, the gateway's JSON with `--json` (api/cli_output.py); names, flags and
 files are checked here (exit 2 naming the option) before any request, the gateway's refusals
 exit 1 (api/cli.py)."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from pom_actors.core.codes import FLAGS, name_fault
@@ -18,6 +20,7 @@ from .client import PomClient
 CODE_COLUMNS = ("id", "campaign_id", "name", "system", *FLAGS)
 SCRIPT_COLUMNS = ("id", "name", "kind", "enabled", "description", "updated_at")
 STRATEGY_COLUMNS = ("id", "name", "version", "latest", "created_at")
+STRATEGY_FILE_MAX = 10 << 20          # the gateway's default body limit (POM_MAX_BODY_BYTES)
 
 
 def _id(text: str) -> int:
@@ -83,6 +86,9 @@ def add_parsers(sub) -> None:
     strategies = sub.add_parser("strategies", help="stored strategy versions (delete: admin, integration)")
     vsub = strategies.add_subparsers(dest="action", required=True)
     vsub.add_parser("list", help="every version, or one name's").add_argument("--name", help="only this name's versions")
+    vcreate = vsub.add_parser("create", help="upload a strategy file (YAML or JSON) as its name's next version")
+    vcreate.add_argument("file")
+    vcreate.add_argument("--list", type=_id, help="check its attribute names against this contact list's")
     vsub.add_parser("show", help="one version with its document").add_argument("id", type=_id)
     vsub.add_parser("delete", help="delete a version no campaign uses and no job ran").add_argument("id", type=_id)
 
@@ -143,4 +149,31 @@ def _strategies(client: PomClient, args: argparse.Namespace) -> int:
         return emit(client.strategies(args.name), args, STRATEGY_COLUMNS, "strategy versions")
     if args.action == "show":
         return emit(client.strategy(args.id), args, title=f"strategy {args.id}")
+    if args.action == "create":
+        return emit(client.create_strategy(_document(args.file), args.list), args, title="strategy")
     return emit(client.delete_strategy(args.id), args)
+
+
+def _document(path: str) -> dict:
+    """The strategy file as data, checked here as the gateway checks it (but for the list's
+    attributes and the outbound policy): every fault on one line each, then UsageError."""
+    from pom_actors.core.strategy import StrategyError, load_document, parse_strategy
+
+    try:
+        small = Path(path).stat().st_size <= STRATEGY_FILE_MAX
+        text = Path(path).read_text(encoding="utf-8") if small else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    if text is None:
+        raise UsageError(f"{path}: larger than {STRATEGY_FILE_MAX >> 20} MiB")
+    try:
+        document = load_document(text)
+        parse_strategy(document)
+        json.dumps(document)                       # a YAML date or set has no JSON form
+    except StrategyError as exc:                   # a ValueError: first
+        first = exc.errors[0]
+        more = f" (and {len(exc.errors) - 1} more: pom strategy validate {path})" if len(exc.errors) > 1 else ""
+        raise UsageError(f"{path}: {first['path'] or 'document'}: {first['message']}{more}") from None
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    return document

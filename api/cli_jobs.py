@@ -1,5 +1,6 @@
-"""`pom jobs list|show|create|start|pause|resume|stop|set|prioritize|watch`: jobs through the
-gateway (`set`: the run-time changes of PATCH /api/v1/jobs/{id}; `prioritize`: priority contacts).
+"""`pom jobs list|show|create|start|pause|resume|stop|set|prioritize|pacing|watch`: jobs through
+the gateway (`set`: the run-time changes of PATCH /api/v1/jobs/{id}; `prioritize`: priority
+contacts; `pacing`: GET /api/v1/jobs/{id}/pacing).
 
 `jobs watch JOB` follows a job with a progress bar until it ends: exit 0 when it completed, 1
 when it was stopped or failed (with its reason) or `--timeout` passed first (it goes on)."""
@@ -32,6 +33,9 @@ def add_parsers(sub) -> None:
     for action in ("show", "start", "pause", "resume", "stop"):
         jsub.add_parser(action, help=f"{action} a job" if action != "show" else "one job and its attempts by code") \
             .add_argument("job", type=int)
+    jsub.choices["start"].add_argument("--idempotency-key", help="a retry with the same key gets the first answer")
+    jsub.add_parser("pacing", help="what its pacers do now: per handler, and each manager's state").add_argument(
+        "job", type=int)
     jset = jsub.add_parser("set", help="run-time changes of a job: priority, pacing, filter template")
     jset.add_argument("job", type=int)
     jset.add_argument("--priority", type=_priority, help="1..10, or 'campaign' for the campaign's again")
@@ -65,14 +69,35 @@ def run(client: PomClient, args: argparse.Namespace) -> int:
         return emit(job, args, title=f"job {job['id']}")
     if action == "prioritize":
         return emit(client.add_priority_contacts(args.job, args.contacts), args, title=f"job {args.job}")
+    if action == "pacing":
+        return pacing(client.job_pacing(args.job), args)
     if action == "show":
         job = client.job(args.job)
+    elif action == "start":
+        job = client.start(args.job, args.idempotency_key)
     elif action == "create":
         campaign = int(args.campaign) if args.campaign.isdigit() else args.campaign
         job = client.create_job(campaign, start=not args.queued, zone=args.zone, idempotency_key=args.idempotency_key)
     else:
         job = client.command(args.job, action)
     return emit(job, args, title=f"job {job['id']}")
+
+
+PACING_COLUMNS = ("handler", "mode", "applied", "dials", "in_flight", "agents", "ready", "lines", "lines_per_agent",
+                  "abandon_rate", "alarm")
+
+
+def pacing(out: dict, args: argparse.Namespace) -> int:
+    """A table of the handlers' figures and one of the managers (the JSON with `--json`)."""
+    if getattr(args, "json", False):
+        return emit(out, args)
+    from rich.console import Console
+
+    handlers = [{"handler": name, **figures} for name, figures in out["handlers"].items()]
+    Console().print(table(handlers, PACING_COLUMNS, f"job {out['job_id']} [{out['state']}]: pacing"))
+    if out["managers"]:
+        Console().print(table(out["managers"], ("name", "state", "error"), "managers"))
+    return 0
 
 
 def _priority(text: str) -> int | str:

@@ -64,8 +64,7 @@ def add_parsers(sub) -> None:
     lsql.add_argument("--region", help="region of numbers without a country prefix (US, GB...)")
     lsql.add_argument("--dedupe-key", choices=("external_id", "phone1", "email"))
     lsql.add_argument("--policy", choices=("update", "skip", "keep_both"), help="for a duplicate key")
-    lsql.add_argument("--no-wait", action="store_true", help="print the import's id and return")
-    lsql.add_argument("--poll", type=float, default=0.5, help="seconds between state reads (default 0.5)")
+    _follow_options(lsql)
 
     contacts = sub.add_parser("contacts", help="one contact: show it, delete it (refused while it is dialled)")
     csub = contacts.add_subparsers(dest="action", required=True)
@@ -136,6 +135,11 @@ def _file_options(p: argparse.ArgumentParser) -> None:
                    help="map a header column (repeatable): a field, attributes.<name> or ignore")
     p.add_argument("--region", help="region of numbers without a country prefix (US, GB...)")
     p.add_argument("--max-field-chars", type=int)
+    _follow_options(p)
+
+
+def _follow_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--idempotency-key", help="a retry with the same key and input gets the first import")
     p.add_argument("--no-wait", action="store_true", help="print the import's id and return")
     p.add_argument("--poll", type=float, default=0.5, help="seconds between state reads (default 0.5)")
 
@@ -318,7 +322,8 @@ def import_query(client: PomClient, args: argparse.Namespace) -> int:
     """Starts an import of a query's rows, then follows it like a file's."""
     options = {"mapping": _mapping(args.map) or None, "region": _region(args.region),
                "dedupe_key": args.dedupe_key, "policy": args.policy}
-    started = client.start_query_import(args.list, _json_file(args.source, "source"), **options)
+    started = client.start_query_import(args.list, _json_file(args.source, "source"),
+                                        idempotency_key=args.idempotency_key, **options)
     if args.no_wait:
         return emit(started, args, title="import")
     return _follow(client, started["id"], args, dnc=False)
@@ -393,7 +398,7 @@ def import_file(client: PomClient, args: argparse.Namespace, dnc: bool) -> int:
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   DownloadColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
         upload = bar.add_task(f"upload {Path(args.file).name}", total=None)
-        started = client.start_import(args.list, args.file, dnc=dnc, **options,
+        started = client.start_import(args.list, args.file, dnc=dnc, **options, idempotency_key=args.idempotency_key,
                                       progress=lambda sent, total: bar.update(upload, completed=sent, total=total))
         if args.no_wait:
             bar.stop()

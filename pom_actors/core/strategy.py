@@ -358,7 +358,8 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."))
 
 
-def _load(doc: str | bytes | Mapping) -> Any:
+def load_document(doc: str | bytes | Mapping) -> Any:
+    """The document as data: JSON if it starts with `{`, else YAML (StrategyError if neither)."""
     if isinstance(doc, Mapping):
         return doc
     text = doc.decode("utf-8") if isinstance(doc, bytes) else doc
@@ -385,7 +386,7 @@ def parse_strategy(doc: str | bytes | Mapping, attributes: Iterable[str] | None 
     and addresses naming any other attribute are faults. `outbound`: the policy a custom
     handler's webhook URL must meet (core/outbound.py), when the strategy is saved through the API.
     """
-    raw = _load(doc)
+    raw = load_document(doc)
     if not isinstance(raw, Mapping):
         raise StrategyError([{"path": "", "message": "a strategy must be a mapping (object)"}])
     known = None if attributes is None else STANDARD_ATTRIBUTES | set(attributes)

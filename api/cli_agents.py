@@ -1,0 +1,101 @@
+"""`pom agents list|show|create|force-logoff|move|licenses|job|limits`: the Agent Manager's agents,
+the supervisor's commands on them (log one off, move one to a job), the license pools, and a
+running agent-based job's agents and limits (docs/agents.md), through the gateway.
+
+Logins, skills and limits are checked here (exit 2 naming the argument) before any request;
+the gateway's refusals (an unknown login 404, a command the agent's state refuses 409) exit 1."""
+from __future__ import annotations
+
+import argparse
+
+from pom_actors.core.strategy import SKILL_NAME
+
+from .cli_output import UsageError, emit
+from .client import PomClient
+
+COLUMNS = ("id", "login", "state", "skills", "job_id", "call_id", "pending", "pinned", "moving_to", "since")
+LOGIN_MAX = 100
+LIMIT_MAX = 100_000
+
+
+def _login(text: str) -> str:
+    if not 1 <= len(text) <= LOGIN_MAX or not text.isprintable():
+        raise argparse.ArgumentTypeError(f"{text!r}: a login of 1 to {LOGIN_MAX} printable characters")
+    return text
+
+
+def _skill(text: str) -> str:
+    if not SKILL_NAME.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: a skill matches {SKILL_NAME.pattern}")
+    return text
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) > LIMIT_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of agents from 0 to {LIMIT_MAX}")
+    return int(text)
+
+
+def _job(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a job id from 1 to {2**31 - 1}")
+    return int(text)
+
+
+def add_parsers(sub) -> None:
+    agents = sub.add_parser("agents", help="agents, supervisor commands, licenses, a job's agents and limits")
+    asub = agents.add_subparsers(dest="action", required=True)
+    alist = asub.add_parser("list", help="every agent with its state (all pages)")
+    alist.add_argument("--job", type=_job, help="the agents attached to this job")
+    alist.add_argument("--state", help="logged_out, ready, not_ready, reserved, on_call, wrap_up...")
+    asub.add_parser("show", help="one agent as it stands").add_argument("login", type=_login)
+    create = asub.add_parser("create", help="a new agent (an existing login: its name and skills replaced)")
+    create.add_argument("login", type=_login)
+    create.add_argument("--name", default="")
+    create.add_argument("--skill", type=_skill, action="append", default=[], help="a skill (repeatable)")
+    logoff = asub.add_parser("force-logoff", help="log the agent out now, or when its call ends")
+    logoff.add_argument("login", type=_login)
+    logoff.add_argument("--reason", default="supervisor")
+    move = asub.add_parser("move", help="pin the agent to a running agent-based job (now or after its call)")
+    move.add_argument("login", type=_login)
+    where = move.add_mutually_exclusive_group(required=True)
+    where.add_argument("--job", type=_job, help="the job")
+    where.add_argument("--unpin", action="store_true", help="unpin it: the Agent Manager places it again")
+    asub.add_parser("licenses", help="the license pools and each running job's grant")
+    asub.add_parser("job", help="a running agent-based job's limits, grant and agents").add_argument("job", type=_job)
+    limits = asub.add_parser("limits", help="a running job's minimum and maximum of agents, and priority")
+    limits.add_argument("job", type=_job)
+    limits.add_argument("--min", type=_count)
+    top = limits.add_mutually_exclusive_group()
+    top.add_argument("--max", type=_count)
+    top.add_argument("--no-max", action="store_true", help="lift the maximum")
+    limits.add_argument("--priority", type=int, help="the job's priority for agents while it runs")
+
+
+def run(client: PomClient, args: argparse.Namespace) -> int:
+    action = args.action
+    if action == "list":
+        return emit(client.agents(args.job, args.state), args, COLUMNS, "agents")
+    if action == "job":
+        return emit(client.job_agents(args.job), args, COLUMNS, f"agents of job {args.job}", rows="members")
+    if action == "licenses":
+        return emit(client.licenses(), args, title="licenses")
+    if action == "limits":
+        return emit(client.set_job_agents(args.job, **_limits(args)), args, title=f"job {args.job}: agents")
+    out = {
+        "show": lambda: client.agent(args.login),
+        "create": lambda: client.create_agent(args.login, args.name, args.skill),
+        "force-logoff": lambda: client.force_logoff(args.login, args.reason),
+        "move": lambda: client.move_agent(args.login, None if args.unpin else args.job),
+    }[action]()
+    return emit(out, args, title=f"agent {args.login}")
+
+
+def _limits(args: argparse.Namespace) -> dict:
+    """The PUT body: what is given (`max: None` lifts the maximum); UsageError for nothing."""
+    out = {k: v for k, v in (("min", args.min), ("max", args.max), ("priority", args.priority)) if v is not None}
+    if args.no_max:
+        out["max"] = None
+    if not out:
+        raise UsageError("nothing to change: give --min, --max, --no-max or --priority")
+    return out
