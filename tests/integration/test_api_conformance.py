@@ -13,7 +13,8 @@ of a random id.
 The requests change the session's system like an operator would, so what they change is put
 back after the run: every token they revoked (the run's own token between requests, so that
 it goes on testing), every configuration document (a `GET`+`PUT` `…/config` route) as it
-was, every job they created stopped.
+was, every job they created stopped, every contact list and contact they deleted (a list's
+name and description as they were).
 """
 from __future__ import annotations
 
@@ -59,6 +60,8 @@ def restored(pom, gateway):
         last_job = conn.execute("SELECT coalesce(max(id), 0) FROM jobs").fetchone()[0]
         rules = conn.execute("SELECT id, campaign_id, kind, enabled, params FROM rules").fetchall()
         campaigns = conn.execute("SELECT id, description, priority, enabled, finish, schedule FROM campaigns").fetchall()
+        conn.execute("CREATE TEMP TABLE kept_lists AS TABLE contact_lists")
+        conn.execute("CREATE TEMP TABLE kept_contacts AS TABLE contacts")
         token_id, token = (lambda made: (made[0]["id"], made[1]))(
             authstore.create_token(conn, "schemathesis", Role.ADMIN))
         http.headers["Authorization"] = f"Bearer {token}"
@@ -83,6 +86,7 @@ def restored(pom, gateway):
             for path, document in configs.items():
                 assert http.put(path, json=document).status_code == 200, path
             put_back_definitions(conn, rules, campaigns)
+            put_back_lists(conn)
             for (job_id,) in conn.execute("SELECT id FROM jobs WHERE id > %s AND NOT state = ANY(%s)",
                                           (last_job, [str(s) for s in TERMINAL])).fetchall():
                 http.post(f"/api/v1/jobs/{job_id}/stop")
@@ -101,6 +105,16 @@ def put_back_definitions(conn, rules: list[tuple], campaigns: list[tuple]) -> No
             conn.execute("UPDATE campaigns SET description = %s, priority = %s, enabled = %s, finish = %s, "
                          "schedule = %s WHERE id = %s", (description, priority, enabled, Jsonb(finish),
                                                          None if schedule is None else Jsonb(schedule), campaign_id))
+
+
+def put_back_lists(conn) -> None:
+    """The contact lists and contacts the generated DELETEs removed, and the lists' names and
+    descriptions as they were (from the copies `restored` took before the run)."""
+    with conn.transaction():
+        conn.execute("INSERT INTO contact_lists SELECT * FROM kept_lists ON CONFLICT (id) DO NOTHING")
+        conn.execute("UPDATE contact_lists l SET name = k.name, description = k.description FROM kept_lists k "
+                     "WHERE l.id = k.id AND (l.name, l.description) IS DISTINCT FROM (k.name, k.description)")
+        conn.execute("INSERT INTO contacts SELECT * FROM kept_contacts ON CONFLICT DO NOTHING")
 
 
 def seed(http) -> None:
