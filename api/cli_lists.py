@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pom_actors.store.imports import STATES
+
 from .cli_output import UsageError, emit, reason, said
 from .client import PomClient, PomError
 
@@ -83,6 +85,10 @@ def add_parsers(sub) -> None:
     supdate = ssub.add_parser("update", help="change the fields a JSON file gives")
     supdate.add_argument("id", type=int)
     supdate.add_argument("spec", metavar="SPEC.json")
+    ilist = isub.add_parser("list", help="every import (all pages), newest last")
+    ilist.add_argument("--list", type=_list_id, help="imports into this contact list")
+    ilist.add_argument("--dnc-list", type=_list_id, help="imports into this DNC list")
+    ilist.add_argument("--state", choices=STATES)
     for action in ("show", "pause", "resume", "stop"):
         isub.add_parser(action).add_argument("id", type=int)
     rejects = isub.add_parser("rejects", help="the rejected rows (line, field, reason, cells)")
@@ -266,12 +272,16 @@ def _dispatch(client: PomClient, args: argparse.Namespace) -> int:
             return _schedules(client, args)
         if args.action == "rejects":
             return _rejects(client, args)
+        if args.action == "list":
+            return emit(client.imports(args.list, args.dnc_list, args.state), args, IMPORT_COLUMNS, "imports")
         out = client.import_status(args.id) if args.action == "show" else client.import_command(args.id, args.action)
         return emit(out, args, title=f"import {args.id}")
     return _dnc(client, args)
 
 
 LIST_ACTIONS = ("list", "show", "update", "delete", "contacts")
+IMPORT_COLUMNS = ("id", "kind", "list_id", "dnc_list_id", "source", "state", "rows_read", "rows_loaded",
+                  "rows_rejected", "created_at", "finished_at")
 LIST_COLUMNS = ("id", "name", "description", "attributes", "created_at")
 CONTACT_COLUMNS = ("id", "external_id", "first_name", "last_name", "phone1", "phone2", "email", "dnc")
 

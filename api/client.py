@@ -461,6 +461,10 @@ class Routes(ABC):
     def delete_import_schedule(self, schedule_id: int) -> None:
         return self._call("DELETE", f"/api/v1/import-schedules/{schedule_id}")
 
+    def imports(self, list_id: int | None = None, dnc_list_id: int | None = None, state: str | None = None) -> list[dict]:
+        """Every import (all pages), into a contact list, a DNC list, in a state if given."""
+        return self._collect("/api/v1/imports", _given(list_id=list_id, dnc_list_id=dnc_list_id, state=state))
+
     def import_status(self, import_id: int) -> dict:
         """State and counts (`rows_read`, `rows_loaded`, `rows_rejected`, `duplicates`,
         `dnc_flagged`, `progress` 0..1, `message` when it failed)."""

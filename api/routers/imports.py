@@ -40,6 +40,7 @@ from pom_actors.store import load as load_store
 from .. import deps
 from ..errors import Unavailable, declare
 from ..idempotency import KEYED
+from ..pages import Page
 from ..validation import Id, Text
 
 router = APIRouter(tags=["imports"])
@@ -251,6 +252,16 @@ def _start(conn: psycopg.Connection, upload: Upload, create, exclude: set[str] =
     _kick()
     held = {"held": "load"} if not restrictions.allows("import") else {}
     return {"id": import_id, "state": "queued", **held}
+
+
+@router.get("/imports")
+def list_imports(list_id: Id | None = Query(None, description="imports into this contact list"),
+                 dnc_list_id: Id | None = Query(None, description="imports into this DNC list"),
+                 state: Literal[store.STATES] | None = None, page: Page = Depends(),
+                 conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
+    """A page of imports by id (api/pages.py), newest last; counts but no options or progress."""
+    return page.link(store.rows(conn, list_id=list_id, dnc_list_id=dnc_list_id, state=state,
+                                after=page.after, limit=page.limit))
 
 
 @router.get("/imports/{import_id}")

@@ -211,6 +211,23 @@ def get_import(conn: psycopg.Connection, import_id: int) -> dict[str, Any]:
     return row
 
 
+STATES = ("queued", "running", "paused", "done", "failed", "stopped")
+
+
+def rows(conn: psycopg.Connection, *, list_id: int | None = None, dnc_list_id: int | None = None,
+         state: str | None = None, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+    """A page of imports by id, of a contact list, a DNC list or in a state if given; without
+    their options and chunk progress (read one import for those)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT id, kind, list_id, dnc_list_id, source, schedule_id, state, message, rows_read, rows_loaded, "
+            "rows_rejected, duplicates, dnc_flagged, created_at, updated_at, finished_at FROM import_jobs "
+            "WHERE id > %(after)s AND (%(list)s::int IS NULL OR list_id = %(list)s) "
+            "AND (%(dnc)s::int IS NULL OR dnc_list_id = %(dnc)s) AND (%(state)s::text IS NULL OR state = %(state)s) "
+            "ORDER BY id LIMIT %(limit)s",
+            {"after": after, "list": list_id, "dnc": dnc_list_id, "state": state, "limit": limit}).fetchall()
+
+
 def rejects(conn: psycopg.Connection, import_id: int, limit: int | None = None,
             after_line: int = 0) -> list[dict[str, Any]]:
     get_import(conn, import_id)

@@ -133,6 +133,7 @@ async def round_trips(pom, tag: str, tmp_path, url: str, attempt_of) -> None:
                                                               for i in range(2000)) + "e-bad,X,12\n")
     sent: list[tuple[int, int]] = []
     started = await done(pom.start_import(lst["id"], str(csv), progress=lambda s, t: sent.append((s, t))))
+    assert [i["id"] for i in await done(pom.imports(list_id=lst["id"]))] == [started["id"]]
     assert sent[-1] == (csv.stat().st_size, csv.stat().st_size)
     deadline = time.monotonic() + 60
     while (status := await done(pom.import_status(started["id"])))["state"] not in ("done", "failed", "stopped"):
@@ -222,11 +223,21 @@ def test_the_cli_against_a_running_gateway(url, admin_token, capsys, tmp_path):
     with PomClient(url, token=admin_token) as pom:
         lst = pom.create_list("cc-cli", attributes=["segment"])
         pom.add_contacts(lst["id"], phone_contacts(5))
-        strategy = pom.create_strategy({**STRATEGY, "name": "cc-cli"}, list_id=lst["id"])
-        campaign = pom.create_campaign("cc-cli", strategy["id"], lst["id"])
 
     def run(*argv: str, token: str = admin_token) -> tuple[int, str, str]:
         return pom_cli(capsys, url, token, *argv)
+
+    document = tmp_path / "cc-cli.json"              # set up from the terminal: strategy, campaign
+    document.write_text(json.dumps({**STRATEGY, "name": "cc-cli"}))
+    code, out, _ = run("--json", "strategies", "create", str(document), "--list", str(lst["id"]))
+    strategy = json.loads(out)
+    assert code == 0 and strategy["name"] == "cc-cli"
+    code, out, _ = run("--json", "campaigns", "create", "cc-cli", "--strategy", str(strategy["id"]),
+                       "--list", str(lst["id"]), "--priority", "4")
+    campaign = json.loads(out)
+    assert code == 0 and campaign["priority"] == 4
+    code, _, err = run("campaigns", "create", "cc-cli", "--strategy", str(strategy["id"]), "--list", str(lst["id"]))
+    assert code == 1 and err.startswith("pom: HTTP 409: ") and err.count("\n") == 1
 
     code, out, _ = run("--json", "jobs", "create", "cc-cli")
     job = json.loads(out)
@@ -238,6 +249,8 @@ def test_the_cli_against_a_running_gateway(url, admin_token, capsys, tmp_path):
     assert code == 0 and "completed" in out and "done=5" in out
     code, out, _ = run("jobs", "list", "--json")
     assert code == 0 and job["id"] in [j["id"] for j in json.loads(out)]
+    code, out, _ = run("--json", "jobs", "pacing", str(job["id"]))
+    assert code == 0 and json.loads(out)["state"] == "completed"
 
     code, out, _ = run("--json", "jobs", "create", str(campaign["id"]), "--queued")
     queued = json.loads(out)
@@ -272,8 +285,22 @@ def test_the_cli_against_a_running_gateway(url, admin_token, capsys, tmp_path):
     assert code == 0 and json.loads(out)["name"] == "cc-cli-2"
     csv = tmp_path / "cli.csv"
     csv.write_text("external_id,first_name,phone1\na,A,+16463100001\nb,B,12\n")
-    code, out, _ = run("lists", "import", str(csv), "--list", str(json.loads(out)["id"]), "--poll", "0.1")
+    into = json.loads(out)["id"]
+    code, out, _ = run("lists", "import", str(csv), "--list", str(into), "--poll", "0.1", "--idempotency-key", "cc-cli")
     assert code == 0 and "1 loaded, 1 rejected" in out
+    code, out, _ = run("--json", "imports", "list", "--list", str(into), "--state", "done")
+    imported = json.loads(out)
+    assert code == 0 and [(i["list_id"], i["rows_loaded"]) for i in imported] == [(into, 1)]
+    code, out, _ = run("lists", "import", str(csv), "--list", str(into), "--poll", "0.1", "--idempotency-key", "cc-cli")
+    assert code == 0 and len(json.loads(run("--json", "imports", "list", "--list", str(into))[1])) == 1
+
+    code, out, _ = run("--json", "agents", "create", "cc-cli", "--skill", "sales")
+    assert code == 0 and json.loads(out)["skills"] == ["sales"]
+    code, out, _ = run("--json", "agents", "list", "--state", "logged_out")
+    assert code == 0 and "cc-cli" in [a["login"] for a in json.loads(out)]
+    code, _, err = run("agents", "force-logoff", "cc-cli-nobody")
+    assert code == 1 and err.startswith("pom: HTTP 404: ") and err.count("\n") == 1
+    assert run("--json", "agents", "licenses")[0] == 0
 
     code, out, _ = run("--json", "tokens", "create", "--name", "cc-cli", "--role", "supervisor")
     token = json.loads(out)

@@ -68,6 +68,7 @@ MATRIX = {
     ("POST", "/api/v1/dnc-lists/{list_id}/entries/remove"): DEFINE,
     ("POST", "/api/v1/dnc-lists/lookup"): STAFF,
     ("POST", "/api/v1/dnc-lists/{list_id}/imports"): DEFINE,
+    ("GET", "/api/v1/imports"): STAFF,
     ("GET", "/api/v1/campaigns/{campaign_id}/dnc-lists"): STAFF,
     ("PUT", "/api/v1/campaigns/{campaign_id}/dnc-lists/{list_id}"): DEFINE,
     ("DELETE", "/api/v1/campaigns/{campaign_id}/dnc-lists/{list_id}"): DEFINE,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from api.routers import agent_scripts, completion_codes, dnc, filters, tokens
+from api.routers import agent_scripts, completion_codes, dnc, filters, imports, tokens
 
 ROUTES = [("/api/v1/tokens", tokens.store, "tokens"), ("/api/v1/dnc-lists", dnc.store, "lists"),
           ("/api/v1/filters", filters.store, "templates"),
           ("/api/v1/completion-codes", completion_codes.store, "codes"),
-          ("/api/v1/agent-scripts", agent_scripts.store, "scripts")]
+          ("/api/v1/agent-scripts", agent_scripts.store, "scripts"), ("/api/v1/imports", imports.store, "rows")]
 
 
 @pytest.mark.parametrize("path, module, name", ROUTES)
@@ -28,3 +28,14 @@ def test_a_list_comes_in_pages_with_a_next_link(http, monkeypatch, path, module,
     for bad in ({"limit": 0}, {"limit": 1001}, {"after": -1}, {"after": 2**63}):
         r = http.get(path, params=bad)
         assert r.status_code == 422 and r.json()["errors"][0]["path"] == f"query.{next(iter(bad))}"
+
+
+def test_imports_are_filtered_by_list_and_state_each_bounded(http, monkeypatch):
+    asked = []
+    monkeypatch.setattr(imports.store, "rows", lambda _conn, **query: asked.append(query) or [])
+    assert http.get("/api/v1/imports", params={"list_id": 4, "state": "failed"}).json() == []
+    assert asked == [{"list_id": 4, "dnc_list_id": None, "state": "failed", "after": 0, "limit": 1000}]
+    for bad, at in (({"list_id": 0}, "list_id"), ({"dnc_list_id": 2**31}, "dnc_list_id"), ({"state": "lost"}, "state")):
+        r = http.get("/api/v1/imports", params=bad)
+        assert r.status_code == 422 and r.json()["errors"][0]["path"] == f"query.{at}", r.text
+    assert len(asked) == 1
