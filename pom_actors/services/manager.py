@@ -46,7 +46,7 @@ from ..core.lifecycle import DISPATCHING
 from ..core.load import SlowDown
 from ..core.orders import Order, OrderRecord, Outcome, Refusal
 from ..core.pacing.factory import parse_pacing_config
-from ..core.pacing.live import AGENT_REFRESH_S, HandlerPacer, put_through
+from ..core.pacing.live import AGENT_REFRESH_S, HandlerPacer, UnsettledAnswers, put_through
 from ..core.pacing.snapshot import EventKind, PacerEvent, PacerSnapshot, PacingDecision, RuleCounters
 from ..core.pacing.window import WARM_WINDOW_S, Outcomes, window_since
 from ..core.reconcile import GatewaySlow, GatewayUnreachable, not_sent, reconcile
@@ -143,6 +143,8 @@ class ManagerService:
         # answered calls put through to an agent its share showed ready, until their end is
         # collected: no longer dials (that agent's talking)
         self.bridged: set[str] = set()
+        # live answers seen that the last read of the rule window does not count yet
+        self.unsettled = UnsettledAnswers()
         self.hangups: list[str] = []                       # bridged calls ended, not yet told
         self.unheld: list[str] = []                        # accepted cards' calls ended unanswered, not yet told
         # Preview handlers: their settings and their contacts held as cards until an agent answers.
@@ -266,7 +268,9 @@ class ManagerService:
             if items:
                 crash_point("after_claim")
                 sent = await self._plan(items, valid, gateway, now)
-        # Committed: these attempts are in flight (a rolled-back cycle leaves nothing behind).
+        # Committed: these attempts are in flight (a rolled-back cycle leaves nothing behind),
+        # those outcomes are in the rule window.
+        self.unsettled.settle(o.attempt_id for o in outcomes)
         self.inflight.update((item.attempt_id, (item, row)) for item, row, _ in sent)
         sent = self._hold_cards(sent)
         if sent:
@@ -320,7 +324,8 @@ class ManagerService:
                 flying[item.handler].append(max(0.0, (now - row.created_at).total_seconds()))
         budgets, decided = {}, {}
         for name, pacer in self.pacers.items():
-            decision = pacer.decide(now, tuple(flying[name]), self.agent_view, self.windows.get(pacer.window_s),
+            counters = self.unsettled.counters(self.windows.get(pacer.window_s) or RuleCounters())
+            decision = pacer.decide(now, tuple(flying[name]), self.agent_view, counters,
                                     tuple(self.events.pop(name, ())), tuple(waiting[name]), connected[name])
             if pacer.by_agents:
                 decided[name] = (pacer, decision)
@@ -350,6 +355,7 @@ class ManagerService:
             now = self.clock.now()
             self.windows = {w: self.store.pacing_window(self.campaign_id, window_since(now, w)).counters()
                             for w in windows}
+            self.unsettled.read()
 
     def _wrapped(self, dispositions: list[dict[str, Any]]) -> None:
         """The agents' dispositions of the job's calls: each ends its after-call work, which the
@@ -481,6 +487,8 @@ class ManagerService:
                 outcomes.append(o)
             elif o.attempt_id in self.inflight and o.attempt_id not in self.answered:
                 item, row = self.inflight[o.attempt_id]
+                if self.unsettled.answered(o.attempt_id) and self.pacers[item.handler].by_agents:
+                    self.events[item.handler].append(self.outcomes.answer(o.details))
                 last = deadline(o.at, o.details.get("bridge_wait_s", BRIDGE_WAIT_S))
                 self.answered[o.attempt_id] = (o.at, last, row.gateway, screen_pop(
                     o.attempt_id, self.job_id, item.contact, self.strategy, item.handler))
@@ -507,6 +515,7 @@ class ManagerService:
         now = self.clock.now()
         for call in connect:
             self.answer_to_agent.observe(max(0.0, (now - asks[call][0]).total_seconds()))
+        self.unsettled.put_through(connect)
         if connect and self.agent_view is not None:       # busy now, whatever the last fetch said
             # A call put through to an agent this manager's share did not show ready (another
             # manager's, or ready since the fetch) stays one of its lines in flight until it ends:
@@ -636,9 +645,10 @@ class ManagerService:
         if calls:       # the campaign's rule window, in this transaction; the pacers learn
             self.store.count_calls(self.campaign_id, self.outcomes.buckets(
                 (r.code, r.completed_at, r.details) for r in calls))
+            told = {item.id for item, _, _, _ in settled if self.unsettled.told(item.attempt_id)}
             for r in calls:
                 if r.handler in self.pacers and self.pacers[r.handler].by_agents:
-                    self.events[r.handler].extend(self.outcomes.events(r.code, r.details))
+                    self.events[r.handler].extend(self.outcomes.events(r.code, r.details, r.work_item_id in told))
         crash_point("after_result")
         self.store.outbox(ATTEMPTS_TOPIC, job_key(self.job_id), [settled_event(row, s.step) for row, s in done if s])
         self.stats["settled"] += len(done)
@@ -660,6 +670,7 @@ class ManagerService:
                     cards.forget([aid])
         if gained:
             await self._adopt(gained)
+        self.unsettled.keep(self.inflight)
 
     def _repace(self, stored: dict[str, Any]) -> None:
         """Apply the job's run-time pacing (core/jobchanges.py; read at every lease renewal):

@@ -11,6 +11,7 @@ import pytest
 from pom_actors.config import Settings
 from pom_actors.core.agents.attachment import JobSpec
 from pom_actors.core.clock import ManualClock
+from pom_actors.core.pacing.snapshot import EventKind, PacerEvent
 from pom_actors.core.pacing.window import Tally, bucket_of
 from pom_actors.core.strategy import parse_strategy
 from pom_actors.media.gateway import Gateway, GatewayConfig
@@ -157,6 +158,29 @@ def test_agents_a_manager_put_calls_through_to_are_busy_before_the_next_fetch(mo
     assert {a["state"] for a in job.floor.svc.list_agents()} == {"on_call"} and job.agents.asked == 1
     figures = svc.status()["pacing"]["call"]
     assert job.in_flight() == 3 and figures["ready"] == 0 and figures["in_flight"] == 0 and figures["lines"] == 3
+
+
+def test_an_answer_counts_for_the_pacer_from_its_notice_not_a_talk_later():
+    # The store counts a call in the rule window when it settles, a whole talk after its answer
+    # (an abandon at once): the pacer counts the answer, and learns the live result, at the notice.
+    job = Job("{mode: progressive}", agents=3)
+    svc = job.manager()
+    job.give(svc)
+    pacer = svc.pacers["call"].pacer
+    seen, observe = [], pacer.observe
+    pacer.observe = lambda events: (seen.extend(events), observe(events))
+    cycle(svc)
+    job.clock.advance(5)                                 # answered and put through: 60 s of talk to come
+    cycle(svc)
+    cycle(svc)
+    assert {a["state"] for a in job.floor.svc.list_agents()} == {"on_call"}
+    assert svc.status()["pacing"]["call"]["live_answered"] == 3
+    assert seen == [PacerEvent(EventKind.LIVE, 5.0)] * 3
+    job.clock.advance(60)                                # ended and settled: the window counts them
+    for _ in range(3):
+        cycle(svc)
+    assert svc.status()["pacing"]["call"]["live_answered"] == 3 and svc.stats["settled"] == 3
+    assert [e.kind for e in seen] == [EventKind.LIVE] * 3 + [EventKind.TALK_END] * 3
 
 
 def test_a_call_put_through_to_another_shares_agent_stays_a_line_of_its_manager(monkeypatch):

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pom_actors.core.pacing import RuleCounters, make_pacer
-from pom_actors.core.pacing.live import HandlerPacer, aged, job_figures, put_through
+from pom_actors.core.pacing.live import HandlerPacer, UnsettledAnswers, aged, job_figures, put_through
 from pom_actors.core.pacing.snapshot import EventKind, PacerEvent, PacerSnapshot
 from pom_actors.core.pacing.window import BUCKET_S, Outcomes, Tally, bucket_of, warm_settings, window_since
 from pom_actors.core.strategy import Pacing
@@ -29,10 +29,30 @@ def test_outcomes_are_tallied_per_bucket_and_taught_to_the_pacer():
     assert [e.kind for e in OUTCOMES.events("answer_human", {"ring_s": 4.0, "talk_s": 30.0})] == \
         [EventKind.LIVE, EventKind.TALK_END]
     assert OUTCOMES.events("busy", {"setup_s": 1.5}) == [PacerEvent(EventKind.BUSY, 1.5)]
+    # a call whose answer was told at its notice: the live result once, at the answer
+    assert OUTCOMES.answer({"ring_s": 4.0, "bridge_wait_s": 2.0}) == PacerEvent(EventKind.LIVE, 4.0)
+    assert OUTCOMES.events("answer_human", {"ring_s": 4.0, "talk_s": 30.0}, answered=True) == \
+        [PacerEvent(EventKind.TALK_END, 30.0)]
+    assert OUTCOMES.events("abandoned", {"ring_s": 6.0}, answered=True) == [PacerEvent(EventKind.ABANDONED, 0.0)]
     assert OUTCOMES.events("delivered", {}) == []
     assert window_since(T0, 86400) == T0 - timedelta(days=1)
     with pytest.raises(ValueError):
         bucket_of(datetime(2026, 1, 1))
+
+
+def test_answers_count_from_their_notice_until_the_window_read_after_they_settled():
+    window = RuleCounters(100, 3, 5, 97)
+    seen = UnsettledAnswers()
+    assert seen.answered("a") and seen.answered("b") and seen.answered("c") and not seen.answered("a")
+    seen.put_through(["a", "b", "x"])                    # c waits for an agent
+    assert seen.counters(window) == RuleCounters(103, 3, 5, 99)
+    seen.settle(["a", "c", "y"])                         # committed: the window counts them from its next read
+    assert seen.told("a") and seen.counters(window) == RuleCounters(103, 3, 5, 99)
+    seen.read()
+    assert not seen.told("a") and seen.counters(RuleCounters(102, 4, 5, 98)) == RuleCounters(103, 4, 5, 99)
+    seen.answered("d")
+    seen.keep(["d"])                                     # b is no longer this manager's
+    assert seen.counters(window) == RuleCounters(101, 3, 5, 97)
 
 
 def test_warm_settings_take_the_campaigns_recent_outcomes_and_leave_explicit_priors():

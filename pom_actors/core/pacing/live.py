@@ -14,7 +14,9 @@ The agents' part is fetched from the Agent Manager now and then (one Ray call pe
 `AGENT_REFRESH_S`, never per contact); between two fetches its ages are moved on by the time
 passed (`aged`) and the agents the manager put its calls through to are taken off the ready
 (`put_through`): its answered calls leave its dials in flight at once, so its agents must too.
-No fetch yet, or a failed one: no agent, no dial.
+No fetch yet, or a failed one: no agent, no dial. The campaign's rule window is read now and
+then too, and counts a call when it settles; the answers the manager has seen since count from
+their notice (`UnsettledAnswers`).
 
 A preview handler keeps its time-based limits here (`applied` says so): its cards go to agents
 before any dial, one per ready agent without a card (core/agents/preview.py, the manager's
@@ -63,6 +65,59 @@ def put_through(agents: PacerSnapshot, agent_ids: Iterable[int], now: datetime) 
     return dataclasses.replace(agents, ready=tuple(agents.ready[i] for i in keep),
                                ready_ids=tuple(agents.ready_ids[i] for i in keep),
                                talking=tuple(sorted(agents.talking + (0.0,) * len(taken))))
+
+
+class UnsettledAnswers:
+    """The live answers a Campaign Manager was told of (a person answered one of its calls)
+    that its last read of the campaign's rule window does not count yet.
+
+    The store counts a call in the window when it settles: one put through to an agent a whole
+    talk after its answer, an abandoned one at once. Read alone, the window showed the pacer
+    each abandon at once and the answers around it a talk later, a rate too high (it throttled
+    its dialling: bench/agent_job.py). So an answer counts from its notice (put through to an
+    agent: within the service level too) until the first read of the window after it settled.
+    """
+
+    def __init__(self) -> None:
+        self.calls: dict[str, bool] = {}        # call -> put through to an agent
+        self.settled: set[str] = set()          # of those, settled since the last read
+
+    def answered(self, call: str) -> bool:
+        """Count `call`'s answer from now; False if it is counted already."""
+        if call in self.calls:
+            return False
+        self.calls[call] = False
+        return True
+
+    def told(self, call: str) -> bool:
+        """Whether `call`'s answer is counted here."""
+        return call in self.calls
+
+    def put_through(self, calls: Iterable[str]) -> None:
+        for call in calls:
+            if call in self.calls:
+                self.calls[call] = True
+
+    def settle(self, calls: Iterable[str]) -> None:
+        """`calls` settled (committed): the next read of the window counts them."""
+        self.settled.update(c for c in calls if c in self.calls)
+
+    def read(self) -> None:
+        """The window was read: it counts the calls settled before."""
+        for call in self.settled:
+            del self.calls[call]
+        self.settled.clear()
+
+    def keep(self, in_flight: Iterable[str]) -> None:
+        """Forget the calls neither in flight here nor settled (a lost shard: their new holder
+        settles them)."""
+        keep = set(in_flight) | self.settled
+        self.calls = {c: v for c, v in self.calls.items() if c in keep}
+
+    def counters(self, window: RuleCounters) -> RuleCounters:
+        """The window's counters with these answers."""
+        return dataclasses.replace(window, live_answered=window.live_answered + len(self.calls),
+                                   within_service_level=window.within_service_level + sum(self.calls.values()))
 
 
 def window_seconds(config: Any) -> float:

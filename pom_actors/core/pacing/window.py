@@ -91,12 +91,21 @@ class Outcomes:
             out[b] = out.get(b, Tally()) + self.tally(code, details)
         return out
 
-    def events(self, code: str, details: dict[str, Any]) -> list[PacerEvent]:
+    @staticmethod
+    def answer(details: dict[str, Any]) -> PacerEvent:
+        """What a pacer learns from a person answering, told at the answer's notice (a call to
+        put through to an agent; its outcome comes a whole talk later): the dial's live
+        result, `ring_s` after it. A hit rate learnt at the call's end instead credits the
+        answer to a later dial second and lags a talk behind the other results."""
+        return PacerEvent(EventKind.LIVE, float(details.get("ring_s") or 0.0))
+
+    def events(self, code: str, details: dict[str, Any], answered: bool = False) -> list[PacerEvent]:
         """What a pacer learns from one call outcome (the voice media reports a call when it
-        ends: the answer time is `ring_s`, a person's talk `talk_s`)."""
+        ends: the answer time is `ring_s`, a person's talk `talk_s`); `answered`: its live
+        result was told at the answer (`answer`), not again."""
         ring = float(details.get("ring_s") or 0.0)
         if code in self.live:
-            out = [PacerEvent(EventKind.LIVE, ring)]
+            out = [] if answered else [PacerEvent(EventKind.LIVE, ring)]
             if code in self.abandon:
                 out.append(PacerEvent(EventKind.ABANDONED, 0.0))
             elif details.get("talk_s") is not None:
