@@ -30,7 +30,7 @@ def add_parsers(sub) -> None:
     """The `lists`, `contacts`, `imports` and `dnc` command groups of `pom`."""
     lists = sub.add_parser("lists", help="contact lists: create, read, change, delete, preview a filter, import")
     lsub = lists.add_subparsers(dest="action", required=True)
-    lsub.add_parser("list", help="every contact list (without counts)")
+    lsub.add_parser("list", help="every contact list (without counts)").add_argument("--name", help="only this one")
     lsub.add_parser("show", help="one list with its number of contacts").add_argument("list", type=_list_id)
     lupdate = lsub.add_parser("update", help="rename a list or change its description")
     lupdate.add_argument("list", type=_list_id)
@@ -99,7 +99,7 @@ def add_parsers(sub) -> None:
 
     dnc = sub.add_parser("dnc", help="DNC lists: create, add, remove, look up, attach, import")
     dsub = dnc.add_subparsers(dest="action", required=True)
-    dsub.add_parser("list", help="every DNC list")
+    dsub.add_parser("list", help="every DNC list").add_argument("--name", help="only this one")
     dsub.add_parser("show").add_argument("list", type=int)
     create = dsub.add_parser("create", help="a new DNC list")
     create.add_argument("name")
@@ -289,7 +289,7 @@ CONTACT_COLUMNS = ("id", "external_id", "first_name", "last_name", "phone1", "ph
 def _lists(client: PomClient, args: argparse.Namespace) -> int:
     action = args.action
     if action == "list":
-        return emit(client.lists(), args, LIST_COLUMNS, "contact lists")
+        return emit(client.lists(args.name), args, LIST_COLUMNS, "contact lists")
     if action == "show":
         return emit(client.contact_list(args.list), args, title=f"list {args.list}")
     if action == "update":
@@ -342,7 +342,7 @@ def import_query(client: PomClient, args: argparse.Namespace) -> int:
 def _dnc(client: PomClient, args: argparse.Namespace) -> int:
     action = args.action
     if action == "list":
-        return emit(client.dnc_lists(), args, title="DNC lists")
+        return emit(client.dnc_lists(args.name), args, title="DNC lists")
     if action == "show":
         return emit(client.dnc_list(args.list), args, title=f"DNC list {args.list}")
     if action == "create":

@@ -303,8 +303,9 @@ class Routes(ABC):
         """Conflict while a campaign uses the version or a job ran with it."""
         return self._call("DELETE", f"/api/v1/strategies/{strategy_id}")
 
-    def lists(self) -> list[dict]:
-        return self._collect("/api/v1/lists")
+    def lists(self, name: str | None = None) -> list[dict]:
+        """Every contact list (all pages), or the one named `name`."""
+        return self._collect("/api/v1/lists", _given(name=name))
 
     def contact_list(self, list_id: int) -> dict:
         """With `contacts`, its number of contacts."""
@@ -481,9 +482,9 @@ class Routes(ABC):
         return self._call("POST", f"/api/v1/imports/{import_id}/{command}")
 
     # -- DNC lists (docs/api.md, "DNC lists"): at most 10,000 addresses per call --
-    def dnc_lists(self) -> list[dict]:
-        """Every DNC list (all pages)."""
-        return self._collect("/api/v1/dnc-lists")
+    def dnc_lists(self, name: str | None = None) -> list[dict]:
+        """Every DNC list (all pages), or the one named `name`."""
+        return self._collect("/api/v1/dnc-lists", _given(name=name))
 
     def dnc_list(self, list_id: int) -> dict:
         return self._call("GET", f"/api/v1/dnc-lists/{list_id}")
@@ -553,9 +554,9 @@ class Routes(ABC):
         return self._call("PUT", f"/api/v1/jobs/{job_id}/agents", json=limits)
 
     # -- filter templates (docs/api.md, "Filter templates") --
-    def filters(self) -> list[dict]:
-        """Every filter template (all pages)."""
-        return self._collect("/api/v1/filters")
+    def filters(self, name: str | None = None) -> list[dict]:
+        """Every filter template (all pages), or the one named `name`."""
+        return self._collect("/api/v1/filters", _given(name=name))
 
     def filter(self, filter_id: int) -> dict:
         return self._call("GET", f"/api/v1/filters/{filter_id}")

@@ -1,14 +1,19 @@
 """Pages of the list routes: one scheme everywhere. `?limit=N` items (1..MAX_PAGE, default
 MAX_PAGE) by id, those after `?after=ID`; when a page is full, `Link: <url>; rel="next"`
 (RFC 8288) gives the URL of the next page (the same query with `after` = the page's last id).
-The body stays the list itself, so a client that reads one page sees what it always saw."""
+The body stays the list itself, so a client that reads one page sees what it always saw.
+`Named` is the `?name=` filter of the routes listing named resources (names are unique there:
+a page of at most one)."""
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
 
+from .validation import Text
+
 MAX_PAGE = 1000
+Named = Annotated[Text | None, Query(min_length=1, max_length=200, description="only the one with this name")]
 
 
 class Page:

@@ -24,7 +24,7 @@ from pom_actors.core.imports.dnc import normalise_addresses
 from pom_actors.store import dnc as store
 
 from .. import auth, deps
-from ..pages import Page
+from ..pages import Named, Page
 from ..auth import DEFINE
 from ..validation import BIGINT_MAX, Id, Text
 
@@ -71,9 +71,9 @@ def create_list(body: DncListCreate, conn: psycopg.Connection = Depends(deps.db)
 
 
 @router.get("/dnc-lists")
-def list_lists(page: Page = Depends(), conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
+def list_lists(name: Named = None, page: Page = Depends(), conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
     """A page of DNC lists by id (api/pages.py)."""
-    return page.link(store.lists(conn, after=page.after, limit=page.limit))
+    return page.link(store.lists(conn, name=name, after=page.after, limit=page.limit))
 
 
 @router.get("/dnc-lists/{list_id}")

@@ -18,7 +18,7 @@ from pom_actors.core.clock import clock_from_spec
 from pom_actors.store import filters as store
 
 from .. import auth, deps
-from ..pages import Page
+from ..pages import Named, Page
 from ..auth import DEFINE
 from ..validation import Id, Text
 
@@ -52,9 +52,9 @@ def create_filter(body: FilterCreate, conn: psycopg.Connection = Depends(deps.db
 
 
 @router.get("/filters")
-def list_filters(page: Page = Depends(), conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
+def list_filters(name: Named = None, page: Page = Depends(), conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
     """A page of filter templates by id (api/pages.py)."""
-    return page.link(store.templates(conn, after=page.after, limit=page.limit))
+    return page.link(store.templates(conn, name=name, after=page.after, limit=page.limit))
 
 
 @router.get("/filters/{filter_id}")

@@ -13,7 +13,7 @@ from pom_actors.store import catalog, imports
 from pom_actors.store import lists as store
 
 from .. import deps
-from ..pages import Page
+from ..pages import Named, Page
 from ..validation import Id, Text, json_fault, printable
 
 router = APIRouter(tags=["lists"])
@@ -32,9 +32,9 @@ def create_list(body: ListCreate, conn: psycopg.Connection = Depends(deps.db)) -
 
 
 @router.get("/lists")
-def list_lists(page: Page = Depends(), conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
+def list_lists(name: Named = None, page: Page = Depends(), conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
     """A page of lists by id (api/pages.py), without contact counts (read one list for its count)."""
-    return page.link(store.rows(conn, after=page.after, limit=page.limit))
+    return page.link(store.rows(conn, name=name, after=page.after, limit=page.limit))
 
 
 @router.get("/lists/{list_id}")

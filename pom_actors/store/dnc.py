@@ -49,10 +49,11 @@ def create_list(conn: psycopg.Connection, name: str, description: str = "", all_
     return get_list(conn, list_id)
 
 
-def lists(conn: psycopg.Connection, *, after: int = 0, limit: int | None = None) -> list[dict]:
-    """DNC lists by id above `after`, at most `limit`."""
+def lists(conn: psycopg.Connection, *, name: str | None = None, after: int = 0, limit: int | None = None) -> list[dict]:
+    """DNC lists by id above `after`, at most `limit`; only the one named `name` if given."""
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(_LIST + " WHERE l.id > %s ORDER BY l.id LIMIT %s", (after, limit)).fetchall()
+        return cur.execute(_LIST + " WHERE l.id > %s AND (%s::text IS NULL OR l.name = %s) ORDER BY l.id LIMIT %s",
+                           (after, name, name, limit)).fetchall()
 
 
 def get_list(conn: psycopg.Connection, list_id: int) -> dict:

@@ -230,11 +230,12 @@ def template(conn: psycopg.Connection, template_id: int) -> dict[str, Any]:
     return row
 
 
-def templates(conn: psycopg.Connection, *, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
-    """Templates by id above `after`, at most `limit`."""
+def templates(conn: psycopg.Connection, *, name: str | None = None, after: int = 0,
+              limit: int | None = None) -> list[dict[str, Any]]:
+    """Templates by id above `after`, at most `limit`; only the one named `name` if given."""
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(f"SELECT {TEMPLATE_COLUMNS} FROM filter_templates WHERE id > %s ORDER BY id LIMIT %s",
-                           (after, limit)).fetchall()
+        return cur.execute(f"SELECT {TEMPLATE_COLUMNS} FROM filter_templates WHERE id > %s "
+                           "AND (%s::text IS NULL OR name = %s) ORDER BY id LIMIT %s", (after, name, name, limit)).fetchall()
 
 
 def update_template(conn: psycopg.Connection, template_id: int, *, expression: str | None = None,

@@ -15,9 +15,12 @@ from .contacts import CONTACT_COLUMNS
 COLUMNS = "l.id, l.name, l.description, l.attributes, l.created_at"
 
 
-def rows(conn: psycopg.Connection, *, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+def rows(conn: psycopg.Connection, *, name: str | None = None, after: int = 0,
+         limit: int | None = None) -> list[dict[str, Any]]:
+    """Lists by id above `after`, at most `limit`; only the one named `name` if given."""
     return conn.cursor(row_factory=dict_row).execute(
-        f"SELECT {COLUMNS} FROM contact_lists l WHERE l.id > %s ORDER BY l.id LIMIT %s", (after, limit)).fetchall()
+        f"SELECT {COLUMNS} FROM contact_lists l WHERE l.id > %s AND (%s::text IS NULL OR l.name = %s) "
+        "ORDER BY l.id LIMIT %s", (after, name, name, limit)).fetchall()
 
 
 def row(conn: psycopg.Connection, list_id: int) -> dict[str, Any]:

@@ -48,6 +48,7 @@ async def round_trips(pom, tag: str, tmp_path, url: str, attempt_of) -> None:
 
     # lists, strategies, campaigns
     lst = await done(pom.create_list(f"cc-{tag}", "client round trip", ["segment"]))
+    assert [found["id"] for found in await done(pom.lists(name=f"cc-{tag}"))] == [lst["id"]]
     assert (await done(pom.add_contacts(lst["id"], phone_contacts(6))))["imported"] == 6
     preview = await done(pom.preview_list(lst["id"], "attr.segment = 'gold'", 2))
     assert preview["count"] == 6 and len(preview["sample"]) == 2
@@ -112,6 +113,7 @@ async def round_trips(pom, tag: str, tmp_path, url: str, attempt_of) -> None:
     assert (await done(pom.update_filter(template["id"], description="gold")))["description"] == "gold"
     assert template["id"] in [f["id"] for f in await done(pom.filters())]
     assert (await done(pom.filter(template["id"])))["name"] == f"cc-{tag}"
+    assert [f["id"] for f in await done(pom.filters(name=f"cc-{tag}"))] == [template["id"]]
     await done(pom.delete_filter(template["id"]))
 
     # DNC lists
@@ -125,6 +127,7 @@ async def round_trips(pom, tag: str, tmp_path, url: str, attempt_of) -> None:
     await done(pom.detach_dnc(campaign["id"], dnc["id"]))
     assert (await done(pom.remove_dnc(dnc["id"], ["+12125550199"])))["removed"] == 1
     assert dnc["id"] in [d["id"] for d in await done(pom.dnc_lists())]
+    assert [d["id"] for d in await done(pom.dnc_lists(name=f"cc-{tag}"))] == [dnc["id"]]
     await done(pom.delete_dnc_list(dnc["id"]))
 
     # a file import with upload progress, its state and rejects

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from api.routers import agent_scripts, completion_codes, dnc, filters, imports, tokens
+from api.routers import agent_scripts, completion_codes, dnc, filters, imports, lists, tokens
 
 ROUTES = [("/api/v1/tokens", tokens.store, "tokens"), ("/api/v1/dnc-lists", dnc.store, "lists"),
           ("/api/v1/filters", filters.store, "templates"),
           ("/api/v1/completion-codes", completion_codes.store, "codes"),
-          ("/api/v1/agent-scripts", agent_scripts.store, "scripts"), ("/api/v1/imports", imports.store, "rows")]
+          ("/api/v1/agent-scripts", agent_scripts.store, "scripts"), ("/api/v1/imports", imports.store, "rows"),
+          ("/api/v1/lists", lists.store, "rows")]
+NAMED = [("/api/v1/lists", lists.store, "rows"), ("/api/v1/dnc-lists", dnc.store, "lists"),
+         ("/api/v1/filters", filters.store, "templates")]
 
 
 @pytest.mark.parametrize("path, module, name", ROUTES)
@@ -38,4 +41,16 @@ def test_imports_are_filtered_by_list_and_state_each_bounded(http, monkeypatch):
     for bad, at in (({"list_id": 0}, "list_id"), ({"dnc_list_id": 2**31}, "dnc_list_id"), ({"state": "lost"}, "state")):
         r = http.get("/api/v1/imports", params=bad)
         assert r.status_code == 422 and r.json()["errors"][0]["path"] == f"query.{at}", r.text
+    assert len(asked) == 1
+
+
+@pytest.mark.parametrize("path, module, name", NAMED)
+def test_a_named_resource_is_found_by_its_name_bounded(http, monkeypatch, path, module, name):
+    asked = []
+    monkeypatch.setattr(module, name, lambda _conn, **query: asked.append(query) or [])
+    assert http.get(path, params={"name": "spring 2026"}).json() == []
+    assert asked == [{"name": "spring 2026", "after": 0, "limit": 1000}]
+    for bad in ("", "x" * 201, "a\x00b"):
+        r = http.get(path, params={"name": bad})
+        assert r.status_code == 422 and r.json()["errors"][0]["path"] == "query.name", r.text
     assert len(asked) == 1
