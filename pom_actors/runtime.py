@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 import psycopg
 import ray
+from ray._private import ray_constants
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from .config import Settings
@@ -31,6 +32,7 @@ from .store.work import latest_business_time
 from .supervise import SessionWatchdog, ray_started_here, reap_sessions
 
 log = logging.getLogger(__name__)
+RAY_CLUSTERS_ENV = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
 
 
 @dataclass
@@ -67,6 +69,8 @@ class Runtime:
             local = settings.ray_address is None
             # Ray lowers its workers' priority (nice 15) by default; here they are the server.
             os.environ.setdefault("RAY_worker_niceness", "0")
+            if local:
+                _loopback_only()
             with ray_started_here():
                 # "local": a Ray of our own, even if a `ray start` cluster runs on this machine.
                 ray.init(address=settings.ray_address or "local", namespace=NAMESPACE,
@@ -136,6 +140,17 @@ def _singleton(actor_class, name: str):
     director or the rule engine with it; `soft`: Ray may restart it elsewhere if need be."""
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
     return actor_class.options(name=name, lifetime="detached", get_if_exists=True, scheduling_strategy=here)
+
+
+def _loopback_only() -> None:
+    """A Ray of one server is nobody else's business: Ray takes loopback as its node address
+    when it is told it may not form a cluster, and then its control store, raylet, workers,
+    agents and metrics ports listen on 127.0.0.1 only (else on every interface). Ray reads the
+    switch when it is imported, so the processes it starts get it from the environment and this
+    one from the constant (tests/integration/test_lifecycle.py checks the ports). Servers that
+    form a cluster start Ray with `pom cluster` instead, which listens for the others."""
+    os.environ.setdefault(RAY_CLUSTERS_ENV, "0")
+    ray_constants.ENABLE_RAY_CLUSTER = os.environ[RAY_CLUSTERS_ENV] not in ("0", "false", "False")
 
 
 def _ray_processes() -> set[int]:

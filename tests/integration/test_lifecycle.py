@@ -1,9 +1,12 @@
 """Job control (pause, resume, stop) and every finish criterion, on the running system."""
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import time
 from datetime import timedelta
 
+import psutil
 import pytest
 import ray
 
@@ -88,3 +91,25 @@ def test_finish_at_end_time(campaigns, pom):
     job = campaigns.wait(job_id, timeout=60)
     assert job["state"] == "completed" and "end_time" in job["reason"], job
     assert set(campaigns.items(job_id)) == {"done"}
+
+
+def test_a_local_ray_listens_on_loopback_only(pom):
+    """A `pom run` of one server: no Ray port (control store, raylet, workers, agents, metrics)
+    is reachable from another machine."""
+    procs = [psutil.Process()]
+    for pid in pom.ray_sessions:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p = psutil.Process(pid)
+            procs += [p, *p.children(recursive=True)]
+    listening = set()
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            listening |= {(p.name(), c.laddr.ip, c.laddr.port) for c in p.net_connections("inet")
+                          if c.status == psutil.CONN_LISTEN}
+    assert len({name for name, _, _ in listening}) >= 3      # gcs, raylet, workers at least
+    assert {x for x in listening if not _loopback(x[1])} == set()
+
+
+def _loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip)
+    return (getattr(address, "ipv4_mapped", None) or address).is_loopback
