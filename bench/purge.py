@@ -18,8 +18,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -29,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pom_actors.core.clock import SystemClock  # noqa: E402
 from pom_actors.services.purges import PurgeDuty  # noqa: E402
 from pom_actors.store import reports  # noqa: E402
-from pom_actors.store.database import EmbeddedPostgres, connect, migrate  # noqa: E402
+from bench.scratch import embedded_database, timed_writer  # noqa: E402
+from pom_actors.store.database import connect  # noqa: E402
 from pom_actors.store.purges import PurgeStore, create_run, save_config  # noqa: E402
 
 COLUMNS = ("work_item_id, attempt_no, job_id, campaign_id, contact_id, shard, epoch, handler, channel, verdict, "
@@ -81,10 +80,7 @@ def main() -> dict:
     ap.add_argument("--attempts", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=1000)
     args = ap.parse_args()
-    pg = EmbeddedPostgres(tempfile.mkdtemp(prefix="pom-bench-purge-"))
-    try:
-        url = pg.url
-        migrate(url)
+    with embedded_database("pom-bench-purge-") as url:
         with connect(url, autocommit=True) as conn:
             t0 = time.perf_counter()
             ended, running = seed(conn, args.attempts)
@@ -112,29 +108,18 @@ def main() -> dict:
                 finally:
                     durations.append((time.perf_counter() - t) * 1000)
             setattr(store, name, wrapped)
-        stop, writer_ms = threading.Event(), []
 
-        def writer():
-            with connect(url, autocommit=True) as w:
-                k = 0
-                while not stop.is_set():
-                    t = time.perf_counter()
-                    with w.cursor() as cur, cur.copy(f"COPY attempts ({COLUMNS}) FROM STDIN") as copy:
-                        for _ in range(100):
-                            at = datetime.now(timezone.utc)
-                            copy.write_row((2 * 10**9 + k, 1, running, 1, k, 0, 1, "call", "voice", "allowed",
-                                            "none", "busy", at, at))
-                            k += 1
-                    writer_ms.append((time.perf_counter() - t) * 1000)
-                    time.sleep(0.01)
-        thread = threading.Thread(target=writer, daemon=True)
-        thread.start()
+        def write(w, n):
+            with w.cursor() as cur, cur.copy(f"COPY attempts ({COLUMNS}) FROM STDIN") as copy:
+                for k in range(n * 100, n * 100 + 100):
+                    at = datetime.now(timezone.utc)
+                    copy.write_row((2 * 10**9 + k, 1, running, 1, k, 0, 1, "call", "voice", "allowed",
+                                    "none", "busy", at, at))
         duty = PurgeDuty(open_store=lambda: store, clock=SystemClock())
-        t0 = time.perf_counter()
-        state = duty.carry_out(run_id)
-        purge_s = time.perf_counter() - t0
-        stop.set()
-        thread.join(10)
+        with timed_writer(url, write) as writer_ms:
+            t0 = time.perf_counter()
+            state = duty.carry_out(run_id)
+            purge_s = time.perf_counter() - t0
         with connect(url, autocommit=True) as conn:
             counts = conn.execute("SELECT counts, batches FROM purge_runs WHERE id = %s", (run_id,)).fetchone()
             left_running = conn.execute("SELECT count(*) FROM attempts WHERE job_id = %s AND created_at < now() "
@@ -149,8 +134,6 @@ def main() -> dict:
                 "report_job_day_ms": report_job_day, "report_all_day_ms": report_all_day,
                 "abandons_job_day_ms": abandons_job_day, "report_job_month_ms": report_job_month,
                 "report_all_month_ms": report_all_month}
-    finally:
-        pg.stop()
 
 
 if __name__ == "__main__":
