@@ -609,8 +609,8 @@ def _agents(m: dict) -> Iterator[Metric]:
         states.add_metric([state], n)
     yield states
     size = _gauge("pom_licenses_size", "Licenses in a pool (absent: unlimited).", ["pool"])
-    in_use = _gauge("pom_licenses_in_use", "Licenses of an agent pool in use: agents attached to the pool's "
-                    "running jobs (absent for ports: not known to the Agent Manager).", ["pool"])
+    in_use = _gauge("pom_licenses_in_use", "Licenses of a pool in use: agents attached to the pool's running "
+                    "jobs; for ports, the notification jobs' calls in flight as their managers last told.", ["pool"])
     for pool, p in sorted(m.get("pools", {}).items()):
         if p.get("size") is not None:
             size.add_metric([pool], p["size"])

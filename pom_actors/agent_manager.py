@@ -133,6 +133,11 @@ class AgentManager:
     def licenses(self) -> dict:
         return self.service.licenses()
 
+    def ports(self, job_id: int, index: int, managers: int, in_use: int, held: int | None,
+              wanting: bool) -> dict | None:
+        """A notification job's manager asks for its cap on calls in flight (core/agents/ports.py)."""
+        return self.service.ports(job_id, index, managers, in_use, held, wanting)
+
     def set_pools(self, pools: dict) -> dict:
         return self.service.set_pools(LicensePools(**pools))
 
@@ -153,7 +158,7 @@ class RayAgentSnapshots:
     batch per cycle, for the calls it bridges (core/agents/bridge.py). When the Agent Manager
     is not there or does not answer within `timeout_s`: no snapshot (the pacer dials nothing),
     no agent reserved (the calls wait, then are abandoned), the batch lost (a reservation left
-    behind times out)."""
+    behind times out), no new cap on ports (the manager keeps the one it holds)."""
 
     def __init__(self, timeout_s: float = 1.0):
         self._handle = None
@@ -173,6 +178,10 @@ class RayAgentSnapshots:
 
     async def take_dispositions(self, job_id: int) -> list[dict] | None:
         return await self._call("take_dispositions", job_id)
+
+    async def ports(self, job_id: int, index: int, managers: int, in_use: int, held: int | None,
+                    wanting: bool) -> dict | None:
+        return await self._call("ports", job_id, index, managers, in_use, held, wanting)
 
     async def _call(self, method: str, *args, **kw):
         if self._handle is None:

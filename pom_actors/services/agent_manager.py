@@ -34,6 +34,7 @@ from ..core.agents import preview as cards
 from ..core.agents.desk import DispositionError, check_disposition
 from ..core.agents.nailing import NAIL, UNNAIL, Nails, Session, last_sessions
 from ..core.agents.licenses import POOLS, Allocation, Demand, LicensePools, allocate
+from ..core.agents.ports import PortShares, Report
 from ..core.agents.snapshot import pacer_snapshot
 from ..core.agents.state import (BUSY, Agent, AgentEvent, AgentState, Transition, WrapTimers, apply, note)
 from ..core.clock import Clock
@@ -96,6 +97,7 @@ class AgentManagerService:
         self.logins: dict[str, int] = {}
         self.jobs: dict[int, JobSpec] = {}                 # running agent-based jobs
         self.notifications: dict[int, Demand] = {}         # running agent-less jobs (ports)
+        self.port_shares = PortShares(time.monotonic())    # their managers' ports in use and caps
         self.jobs_known = False                            # told the running jobs since start
         self.members: dict[int, set[int]] = {}             # job -> attached agents
         self.ready: dict[int, dict[int, None]] = {}        # job -> ready agents, longest idle first
@@ -571,6 +573,7 @@ class AgentManagerService:
         stopped = set(self.jobs) - set(jobs)
         self.pins = {a: j for a, j in self.pins.items() if j in jobs}
         self.jobs, self.notifications = jobs, notifications
+        self.port_shares.keep(notifications)
         self.jobs_known = True
         self._allocate()
         self.rebalance_due = True
@@ -624,8 +627,30 @@ class AgentManagerService:
         return self.licenses()
 
     def licenses(self) -> dict:
-        """The license allocation: pools (size, granted, free) and each running job's grant."""
-        return self.allocation.as_dict()
+        """The license allocation: pools (size, granted, free) and each running job's grant;
+        for the ports, the calls in flight and the cap of each manager of a notification job as
+        its managers last reported (`in_use`, `caps` by manager index)."""
+        view = self.allocation.as_dict()
+        view["pools"]["ports"]["in_use"] = self.port_shares.in_use()
+        for job in view["jobs"]:
+            if job["pool"] == "ports":
+                reports = self.port_shares.reports.get(job["job_id"], {})
+                job["in_use"] = sum(r.in_use for r in reports.values())
+                job["caps"] = {i: r.handed for i, r in sorted(reports.items())}
+        return view
+
+    def ports(self, job_id: int, index: int, managers: int, in_use: int, held: int | None,
+              wanting: bool) -> dict[str, int | None] | None:
+        """A notification job's manager `index` of `managers` asks for its cap on calls in
+        flight, telling what it holds (core/agents/ports.py): `{"cap", "grant"}` (None:
+        unlimited), or None while the job is not a running notification job here (not told
+        yet, after a restart): the manager keeps the cap it holds."""
+        if job_id not in self.notifications:
+            return None
+        grant = self.allocation.get(job_id, None)
+        cap = self.port_shares.cap(job_id, index, managers, grant, self.pools.ports,
+                                   Report(max(0, int(in_use)), held, bool(wanting)), time.monotonic())
+        return {"cap": cap, "grant": grant}
 
     def rebalance(self) -> int:
         """Re-plan the attachment of every logged-in agent; the moves made now. Nothing moves
@@ -860,8 +885,8 @@ class AgentManagerService:
     def metrics(self) -> dict[str, Any]:
         """What the gateway's `/metrics` asks once per scrape, counts only: logged-in agents by
         (state, job) (one pass over the agents in memory: about 1 ms per 10,000), the license
-        pools (size, None: unlimited; in use: agents attached to the pool's jobs, None for
-        ports: their use is not known here), each running job's grant, the reservation
+        pools (size, None: unlimited; in use: agents attached to the pool's jobs, for ports the
+        notification jobs' calls in flight their managers last reported), each running job's grant, the reservation
         counters and the reserve-to-connect histogram."""
         agents: dict[tuple[str, int | None], int] = {}
         for a in self.agents.values():
@@ -869,7 +894,7 @@ class AgentManagerService:
                 key = (str(a.state), a.job_id)
                 agents[key] = agents.get(key, 0) + 1
         in_use: dict[str, int | None] = {p: 0 for p in POOLS}
-        in_use["ports"] = None                            # a port's use is the gateways' to know
+        in_use["ports"] = self.port_shares.in_use()      # calls in flight, as the managers last told
         for job_id, spec in self.jobs.items():
             in_use[spec.pool] = (in_use.get(spec.pool) or 0) + len(self.members.get(job_id, ()))
         pools = {p: {"size": self.pools.size(p), "in_use": in_use[p]} for p in POOLS}

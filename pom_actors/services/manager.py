@@ -36,6 +36,7 @@ from ..config import Settings
 from ..core.agents.bridge import ANSWERED, BRIDGE_WAIT_S, deadline, decide, expired
 from ..core.agents.desk import preview_card, screen_pop
 from ..core.agents.disposal import disposals
+from ..core.agents.ports import PORTS_REFRESH_S, PORTS_RETRY_S
 from ..core.finish import FinishCriteria
 from ..core.agents.preview import HeldOrders
 from ..core.clock import Clock
@@ -102,6 +103,8 @@ class AgentSnapshots(Protocol):
     async def reserve(self, job_id: int, call_ids: list[str], screens: dict[str, dict]) -> dict[str, int | None]: ...
     async def settle_calls(self, connect: list[str], release: list[str], hangup: list[str]) -> dict | None: ...
     async def take_dispositions(self, job_id: int) -> list[dict] | None: ...
+    async def ports(self, job_id: int, index: int, managers: int, in_use: int, held: int | None,
+                    wanting: bool) -> dict | None: ...
     async def offer_cards(self, job_id: int, owner: str, new: dict[str, dict], shown: list[str], *,
                           timeout_s: float | None, on_timeout: str, skip_codes: list[str]) -> dict | None: ...
 
@@ -127,6 +130,15 @@ class ManagerService:
         # Each handler's pacer (core/pacing/live.py); one that paces by agents starts from the
         # campaign's recent outcomes (warm start) and reads its persisted rule window.
         self.agents, self.index, self.managers = agents, index, managers
+        # A notification job's calls hold outbound ports: at most `ports_cap` of its calls in
+        # flight, the cap asked of the Agent Manager every PORTS_REFRESH_S (`_refresh_ports`);
+        # none known yet: no call. An agent-based job draws agents, not ports; without an Agent
+        # Manager (agents None) nothing is licensed.
+        self.port_calls = frozenset() if agents is None or any(h.agent_based for h in self.strategy.handlers.values()) \
+            else frozenset(n for n, h in self.strategy.handlers.items() if h.type == "call")
+        self.ports_cap: int | None = 0 if self.port_calls else None
+        self.ports_due, self.ports_wanted = -float("inf"), True      # wanted: cut by the cap since the last ask
+        self.dry: dict[str, bool] = {}                     # handler -> its last claim found fewer than asked
         recent = self.store.warm_start(self.campaign_id, window_since(clock.now(), WARM_WINDOW_S)) \
             if any(h.agent_based for h in self.strategy.handlers.values()) else None
         self.pacers = {name: HandlerPacer(h.pacing, managers, recent, h.ring_timeout)
@@ -192,7 +204,7 @@ class ManagerService:
 
     def status(self) -> dict[str, Any]:
         return {"name": self.name, "holder": self.holder, "job_id": self.job_id, "state": self.state,
-                "waiting_for_agent": len(self.answered),
+                "waiting_for_agent": len(self.answered), "ports_cap": self.ports_cap,
                 "draining": self.draining, "slow_factor": self.slow_factor, "shards": self.held, "in_flight": len(self.inflight),
                 "seconds": {k: round(v, 3) for k, v in self.timing.items()},
                 "pacing": {k: dict(p.figures) for k, p in self.pacers.items()},
@@ -246,6 +258,7 @@ class ManagerService:
         if self.cards and self.agents is not None:
             with self._timed("preview"):
                 outcomes = outcomes + await self._preview(bool(dispatching))
+        await self._refresh_ports()
         now = self.clock.now()
         gateway = self._gateway() if dispatching else None     # none running yet: settle only
         if gateway:
@@ -265,6 +278,8 @@ class ManagerService:
                 with self._timed("items"):
                     items += [make_item(row, self.strategy) for row in claimed]
                 self._unplaced(handler, n - len(claimed))
+                if n:
+                    self.dry[handler] = len(claimed) < n
             if items:
                 crash_point("after_claim")
                 sent = await self._plan(items, valid, gateway, now)
@@ -323,6 +338,7 @@ class ManagerService:
             elif self._answers(row.gateway):
                 flying[item.handler].append(max(0.0, (now - row.created_at).total_seconds()))
         budgets, decided = {}, {}
+        room = None if self.ports_cap is None else self.ports_cap - self._calls_in_flight()
         for name, pacer in self.pacers.items():
             counters = self.unsettled.counters(self.windows.get(pacer.window_s) or RuleCounters())
             decision = pacer.decide(now, tuple(flying[name]), self.agent_view, counters,
@@ -333,10 +349,36 @@ class ManagerService:
             if name in self.cards:              # preview: a contact per ready agent without a card
                 batch = min(batch, self.cards[name].wanted(self.managers))
             budgets[name] = self._slowdown.scale(name, batch, self.slow_factor)
+            if room is not None and name in self.port_calls:    # the job's outbound ports
+                capped = max(0, min(budgets[name], room))
+                self.ports_wanted |= capped < budgets[name] and not self.dry.get(name)
+                self._unplaced(name, budgets[name] - capped)
+                budgets[name], room = capped, room - capped
             pacer.figures["granted"] += budgets[name]
             self._unplaced(name, decision.dials - batch)
         self._alarm(decided)
         return budgets
+
+    def _calls_in_flight(self) -> int:
+        """This manager's calls holding outbound ports: every call in flight, at a gateway that
+        answers or not (a port is free only once its call's end is known)."""
+        return sum(1 for item, _ in self.inflight.values() if item.handler in self.port_calls)
+
+    async def _refresh_ports(self) -> None:
+        """A notification job's cap on this manager's calls in flight (its outbound ports),
+        asked of the Agent Manager every `PORTS_REFRESH_S` — whatever the job's state, so the
+        ports its calls free are known — with what it holds: calls in flight, its cap, whether
+        the cap held back dials with contacts due (core/agents/ports.py). No answer (the Agent
+        Manager unreachable, or not told of the job yet): the cap held stands (none yet: 0),
+        asked again after `PORTS_RETRY_S`."""
+        if not self.port_calls or time.monotonic() < self.ports_due:
+            return
+        answer = await self.agents.ports(self.job_id, self.index, self.managers, self._calls_in_flight(),
+                                         self.ports_cap, self.ports_wanted)
+        self.ports_due = time.monotonic() + (PORTS_RETRY_S if answer is None else PORTS_REFRESH_S)
+        self.ports_wanted = False
+        if answer is not None:
+            self.ports_cap = answer["cap"]
 
     async def _refresh_pacing(self) -> None:
         """For the pacers that pace by agents: this manager's share of the job's agents (every

@@ -223,7 +223,9 @@ def test_strategy_to_job_spec():
     plain = {"name": "n", "initial": "call", "handlers": {"call": {"type": "call", "pacing": {"max_concurrent": 4}},
                                                           "sms": {"type": "sms", "message": "x",
                                                                   "pacing": {"max_concurrent": 2}}}}
-    assert job_demand(8, 3, 42, parse_strategy(plain)) == Demand(8, "ports", 10, 0, 6)
+    assert job_demand(8, 3, 42, parse_strategy(plain)) == Demand(8, "ports", 10, 0, 4)   # calls hold ports, SMS none
+    sms = {"name": "n", "initial": "sms", "handlers": {"sms": {"type": "sms", "message": "x"}}}
+    assert job_demand(8, 3, 5, parse_strategy(sms)) == Demand(8, "ports", 5, 0, 0)
     specs, ports = job_demands([{"id": 7, "campaign_id": 3, "priority": 8, "strategy_id": 1},
                                 {"id": 8, "campaign_id": 4, "priority": 5, "strategy_id": 2},
                                 {"id": 9, "campaign_id": 5, "priority": 5, "strategy_id": 99}],

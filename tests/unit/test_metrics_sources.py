@@ -55,7 +55,7 @@ def test_the_agent_manager_counts_agents_licenses_and_the_reserve_to_connect_lat
     by = {(r["state"], r["job_id"]): r["count"] for r in m["agents"]}
     assert sum(by.values()) == 3 and by.get(("on_call", 1)) == 1
     assert m["pools"]["predictive"] == {"size": 3, "in_use": len(f.svc.members.get(1, ()))}
-    assert m["pools"]["ports"]["in_use"] is None and m["pools"]["preview"]["size"] is None
+    assert m["pools"]["ports"]["in_use"] == 0 and m["pools"]["preview"]["size"] is None   # no notification job
     assert {g["job_id"]: g["granted"] for g in m["grants"]}[1] == 2
     assert m["reserved"] >= 2
     h = m["connect_latency"]

@@ -2,7 +2,8 @@
 
 A job is **agent-based** when a call handler of its strategy paces by agents (`pacing.mode`
 preview, progressive, predictive, cruise_control or skill_based: `core.strategy.AGENT_MODES`);
-every other job is agent-less (a notification job) and draws outbound ports. The director
+every other job is agent-less (a notification job) and draws outbound ports — voice ports,
+held by its calls; its SMS, e-mail and custom (webhook) handlers draw none. The director
 turns its running jobs into `JobSpec`s and `Demand`s with `job_demands` at every tick and
 tells the Agent Manager (`set_jobs`).
 
@@ -41,12 +42,12 @@ def _priority(value: Any) -> int:
 
 def job_demand(job_id: int, campaign_id: int | None, priority: Any, strategy: Strategy) -> JobSpec | Demand:
     """The Agent Manager's view of one running job: a `JobSpec` (agent-based) or a `Demand`
-    on the outbound ports (agent-less; its maximum is the sum of its handlers' `max_concurrent`,
-    None if any is unlimited)."""
+    on the outbound ports (agent-less; its maximum is the sum of its call handlers'
+    `max_concurrent`, None if any is unlimited, 0 if it has no call handler)."""
     found = agent_handler(strategy)
     prio = _priority(priority)
     if found is None:
-        caps = [h.pacing.max_concurrent for h in strategy.handlers.values()]
+        caps = [h.pacing.max_concurrent for h in strategy.handlers.values() if h.type == "call"]
         maximum = None if any(c is None for c in caps) else sum(caps)
         return Demand(job_id, "ports", prio, 0, maximum)
     _, handler = found
