@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from pom_actors.core.agents.state import AgentState
 from pom_actors.core.strategy import SKILL_NAME
 
 from .cli_output import UsageError, emit
@@ -36,6 +37,12 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _count_id(text: str) -> int:
+    if not text.isdigit() or int(text) > 2**63 - 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: an id from 0 to {2**63 - 1}")
+    return int(text)
+
+
 def _job(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 2**31 - 1:
         raise argparse.ArgumentTypeError(f"{text!r}: a job id from 1 to {2**31 - 1}")
@@ -47,7 +54,8 @@ def add_parsers(sub) -> None:
     asub = agents.add_subparsers(dest="action", required=True)
     alist = asub.add_parser("list", help="every agent with its state (all pages)")
     alist.add_argument("--job", type=_job, help="the agents attached to this job")
-    alist.add_argument("--state", help="logged_out, ready, not_ready, reserved, on_call, wrap_up...")
+    alist.add_argument("--state", choices=list(AgentState))
+    alist.add_argument("--skill", type=_skill, help="the agents with this skill")
     asub.add_parser("show", help="one agent as it stands").add_argument("login", type=_login)
     create = asub.add_parser("create", help="a new agent (an existing login: its name and skills replaced)")
     create.add_argument("login", type=_login)
@@ -62,7 +70,9 @@ def add_parsers(sub) -> None:
     where.add_argument("--job", type=_job, help="the job")
     where.add_argument("--unpin", action="store_true", help="unpin it: the Agent Manager places it again")
     asub.add_parser("licenses", help="the license pools and each running job's grant")
-    asub.add_parser("job", help="a running agent-based job's limits, grant and agents").add_argument("job", type=_job)
+    ajob = asub.add_parser("job", help="a running agent-based job's limits, grant and agents (1000 a page)")
+    ajob.add_argument("job", type=_job)
+    ajob.add_argument("--after", type=_count_id, default=0, help="its agents with an id above this")
     limits = asub.add_parser("limits", help="a running job's minimum and maximum of agents, and priority")
     limits.add_argument("job", type=_job)
     limits.add_argument("--min", type=_count)
@@ -75,9 +85,10 @@ def add_parsers(sub) -> None:
 def run(client: PomClient, args: argparse.Namespace) -> int:
     action = args.action
     if action == "list":
-        return emit(client.agents(args.job, args.state), args, COLUMNS, "agents")
+        return emit(client.agents(args.job, args.state, args.skill), args, COLUMNS, "agents")
     if action == "job":
-        return emit(client.job_agents(args.job), args, COLUMNS, f"agents of job {args.job}", rows="members")
+        return emit(client.job_agents(args.job, args.after), args, COLUMNS, f"agents of job {args.job}",
+                    rows="members")
     if action == "licenses":
         return emit(client.licenses(), args, title="licenses")
     if action == "limits":

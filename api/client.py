@@ -526,8 +526,9 @@ class Routes(ABC):
         return self._call("DELETE", f"/api/v1/campaigns/{campaign_id}/dnc-lists/{list_id}")
 
     # -- agents and licenses (docs/api.md, "Agents and licenses") --
-    def agents(self, job_id: int | None = None, state: str | None = None) -> list[dict]:
-        return self._call("GET", "/api/v1/agents", params=_given(job_id=job_id, state=state))
+    def agents(self, job_id: int | None = None, state: str | None = None, skill: str | None = None) -> list[dict]:
+        """Every agent (all pages): of a job, in a state, with a skill if given."""
+        return self._collect("/api/v1/agents", _given(job_id=job_id, state=state, skill=skill))
 
     def agent(self, login: str) -> dict:
         return self._call("GET", f"/api/v1/agents/{login}")
@@ -546,8 +547,9 @@ class Routes(ABC):
     def licenses(self) -> dict:
         return self._call("GET", "/api/v1/licenses")
 
-    def job_agents(self, job_id: int) -> dict:
-        return self._call("GET", f"/api/v1/jobs/{job_id}/agents")
+    def job_agents(self, job_id: int, after: int = 0, limit: int = 1000) -> dict:
+        """A running agent-based job's limits and grant, and one page of its agents (`members`)."""
+        return self._call("GET", f"/api/v1/jobs/{job_id}/agents", params={"after": after, "limit": limit})
 
     def set_job_agents(self, job_id: int, **limits) -> dict:
         """Any of `min`, `max` (None lifts it) and `priority` of a running agent-based job."""

@@ -85,8 +85,9 @@ class AgentManager:
         """The change feed after `cursor`, waiting up to `timeout_s` for the first change."""
         return await self.service.changes(cursor, timeout_s, limit)
 
-    def agents(self, job_id: int | None = None, state: str | None = None) -> list[dict]:
-        return self.service.list_agents(job_id, state)
+    def agents(self, job_id: int | None = None, state: str | None = None, skill: str | None = None,
+               after: int = 0, limit: int | None = None) -> list[dict]:
+        return self.service.list_agents(job_id, state, skill, after, limit)
 
     def sessions(self) -> dict[str, dict]:
         """The agents' nailed sessions by login (core/agents/nailing.py)."""

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pom_actors.core.agents.licenses import PRIORITY_MAX, PRIORITY_MIN
+from pom_actors.core.agents.state import AgentState
 from pom_actors.core.strategy import SKILL_NAME
 from pom_actors.core.tokens import Principal, may_act_as
 from pom_actors.store.catalog import NotFound
@@ -20,6 +21,7 @@ from pom_actors.store.catalog import NotFound
 from ..agent_client import AgentManagerClient, agent_manager
 from ..auth import authenticate
 from ..errors import Forbidden
+from ..pages import Page
 from ..validation import Id, Text
 
 router = APIRouter(tags=["agents"])
@@ -62,10 +64,11 @@ def _login(login: str) -> str:
 
 
 @router.get("/agents")
-def list_agents(job_id: Id | None = None, state: Text | None = None,
-                am: AgentManagerClient = Depends(agent_manager)) -> list[dict]:
-    """Every agent with its state, job and pending command (filtered by job or state)."""
-    return am.call("agents", job_id, state)
+def list_agents(job_id: Id | None = None, state: AgentState | None = None, skill: Skill | None = None,
+                page: Page = Depends(), am: AgentManagerClient = Depends(agent_manager)) -> list[dict]:
+    """A page of agents by id (api/pages.py) with their state, job and pending command: of a
+    job, in a state, with a skill if asked."""
+    return page.link(am.call("agents", job_id, state and str(state), skill, page.after, page.limit))
 
 
 @router.post("/agents", status_code=201)
@@ -106,13 +109,14 @@ def licenses(am: AgentManagerClient = Depends(agent_manager)) -> dict:
 
 
 @router.get("/jobs/{job_id}/agents")
-def job_agents(job_id: Id, am: AgentManagerClient = Depends(agent_manager)) -> dict:
-    """A running agent-based job's limits, grant and agents."""
+def job_agents(job_id: Id, page: Page = Depends(), am: AgentManagerClient = Depends(agent_manager)) -> dict:
+    """A running agent-based job's limits, grant and a page of its agents by id (`members`;
+    `Link: rel="next"` while a page is full, api/pages.py)."""
     targets = am.call("jobs")
     job = targets.get(job_id)
     if job is None:
         raise NotFound(f"job {job_id} is not a running agent-based job")
-    return {**job, "members": am.call("agents", job_id, None)}
+    return {**job, "members": page.link(am.call("agents", job_id, None, None, page.after, page.limit))}
 
 
 @router.put("/jobs/{job_id}/agents")

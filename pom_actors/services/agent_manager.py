@@ -21,6 +21,7 @@ runs them one at a time on its event loop, so no lock is needed.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -163,9 +164,19 @@ class AgentManagerService:
                 "pinned": a.id in self.pins, "moving": a.id in self.pending_moves,
                 "moving_to": self.pending_moves.get(a.id)}
 
-    def list_agents(self, job_id: int | None = None, state: str | None = None) -> list[dict[str, Any]]:
+    def list_agents(self, job_id: int | None = None, state: str | None = None, skill: str | None = None,
+                    after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """A page of agents by id (those above `after`, at most `limit`): of a job, in a state,
+        with a skill if given. A page, not the floor: the views of 10,000 agents are megabytes."""
         ids = sorted(self.members.get(job_id, ())) if job_id is not None else sorted(self.agents)
-        return [self.view(i) for i in ids if state is None or self.agents[i].state == state]
+        out: list[dict[str, Any]] = []
+        for i in ids[bisect.bisect_right(ids, after):]:
+            agent = self.agents[i]
+            if (state is None or agent.state == state) and (skill is None or skill in agent.skills):
+                out.append(self.view(i))
+                if len(out) == limit:
+                    break
+        return out
 
     # -- the one place a state changes -------------------------------------------------------
     def _do(self, agent: Agent, event: AgentEvent, now: datetime | None = None, **kw) -> list[Transition]:

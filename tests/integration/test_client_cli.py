@@ -159,6 +159,7 @@ async def round_trips(pom, tag: str, tmp_path, url: str, attempt_of) -> None:
     agent = await done(pom.create_agent(f"cc-{tag}", "Client", ["sales"]))
     assert (await done(pom.agent(f"cc-{tag}")))["id"] == agent["id"]
     assert agent["id"] in [a["id"] for a in await done(pom.agents())]
+    assert agent["id"] in [a["id"] for a in await done(pom.agents(state="logged_out", skill="sales"))]
     assert isinstance(await done(pom.licenses()), dict)
     assert "levels" in await done(pom.load())
     config = await done(pom.load_config())

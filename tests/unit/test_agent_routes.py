@@ -61,6 +61,34 @@ def test_agents_are_created_listed_and_commanded(api):
     assert http.get("/api/v1/agents/ann").json()["state"] == "logged_out"
 
 
+def test_agents_come_in_pages_by_id_filtered_by_state_skill_and_job(api):
+    floor, http = api
+    for n in range(5):
+        http.post("/api/v1/agents", json={"login": f"a{n}", "skills": ["sales"] if n % 2 else ["es"]})
+    r, seen = http.get("/api/v1/agents", params={"limit": 2}), []
+    assert len(r.json()) == 2 and r.headers["link"].endswith('; rel="next"')
+    while True:
+        seen += [a["login"] for a in r.json()]
+        if "link" not in r.headers:
+            break
+        r = http.get(r.headers["link"][1:].split(">")[0])
+    assert seen == [f"a{n}" for n in range(5)]
+    r = http.get("/api/v1/agents", params={"skill": "sales", "state": "logged_out", "limit": 1})
+    assert [a["login"] for a in r.json()] == ["a1"] and "after=" in r.headers["link"]
+    assert http.get(r.headers["link"][1:].split(">")[0]).json()[0]["login"] == "a3"
+    for bad, at in (({"state": "asleep"}, "state"), ({"skill": "no spaces"}, "skill"), ({"limit": 1001}, "limit"),
+                    ({"job_id": 0}, "job_id")):
+        r = http.get("/api/v1/agents", params=bad)
+        assert r.status_code == 422 and r.json()["errors"][0]["path"] == f"query.{at}", r.text
+    floor.svc.set_jobs([JobSpec(1)])
+    floor.staff(*floor.svc.agents)
+    floor.svc.tick()
+    members = [a["id"] for a in floor.svc.list_agents(job_id=1)]
+    r = http.get("/api/v1/jobs/1/agents", params={"limit": 2})
+    assert len(members) == 3 and [a["id"] for a in r.json()["members"]] == members[:2] and "link" in r.headers
+    assert [a["id"] for a in http.get(r.headers["link"][1:].split(">")[0]).json()["members"]] == members[2:]
+
+
 def test_job_limits_and_licenses(api):
     floor, http = api
     floor.svc.set_jobs([JobSpec(1, priority=5), JobSpec(2, priority=10)])
