@@ -128,7 +128,10 @@ def add_priority_contacts(conn: psycopg.Connection, job_id: int, contact_ids: Se
     bases = {e.list_id: D.rank_base(e.priority) for e in job["lists"]}
     initial = conn.execute("SELECT document->>'initial' FROM strategies WHERE id = %s",
                            (job["strategy_id"],)).fetchone()[0]
-    found = dict(conn.execute("SELECT id, list_id FROM contacts WHERE id = ANY(%s)", (ids,)).fetchall())
+    # FOR SHARE: a contact being deleted (store.contacts.delete_contact locks it first) is
+    # either gone here or waits for this item, which its delete then finds and closes.
+    found = dict(conn.execute("SELECT id, list_id FROM contacts WHERE id = ANY(%s) ORDER BY id FOR SHARE",
+                              (ids,)).fetchall())
     held = dict(conn.execute("SELECT contact_id, state FROM work_items WHERE job_id = %s AND contact_id = ANY(%s)",
                              (job_id, ids)).fetchall())
     skipped, raise_, add = [], [], []
