@@ -36,7 +36,7 @@ from ..config import Settings
 from ..core.agents.bridge import ANSWERED, BRIDGE_WAIT_S, deadline, decide, expired
 from ..core.agents.desk import preview_card, screen_pop
 from ..core.agents.disposal import disposals
-from ..core.agents.ports import PORTS_REFRESH_S, PORTS_RETRY_S
+from ..core.agents.ports import PORTS_PROBE_S, PORTS_REFRESH_S, PORTS_RETRY_S
 from ..core.finish import FinishCriteria
 from ..core.agents.preview import HeldOrders
 from ..core.clock import Clock
@@ -139,6 +139,7 @@ class ManagerService:
         self.ports_cap: int | None = 0 if self.port_calls else None
         self.ports_due, self.ports_wanted = -float("inf"), True      # wanted: cut by the cap since the last ask
         self.dry: dict[str, bool] = {}                     # handler -> its last claim found fewer than asked
+        self.probed = time.monotonic()                     # dry forgotten then: the cap may hide contacts due
         recent = self.store.warm_start(self.campaign_id, window_since(clock.now(), WARM_WINDOW_S)) \
             if any(h.agent_based for h in self.strategy.handlers.values()) else None
         self.pacers = {name: HandlerPacer(h.pacing, managers, recent, h.ring_timeout)
@@ -368,11 +369,14 @@ class ManagerService:
         """A notification job's cap on this manager's calls in flight (its outbound ports),
         asked of the Agent Manager every `PORTS_REFRESH_S` — whatever the job's state, so the
         ports its calls free are known — with what it holds: calls in flight, its cap, whether
-        the cap held back dials with contacts due (core/agents/ports.py). No answer (the Agent
+        the cap held back dials with contacts due (core/agents/ports.py; a handler whose claim
+        found fewer than asked is taken to have none for `PORTS_PROBE_S`). No answer (the Agent
         Manager unreachable, or not told of the job yet): the cap held stands (none yet: 0),
         asked again after `PORTS_RETRY_S`."""
         if not self.port_calls or time.monotonic() < self.ports_due:
             return
+        if time.monotonic() - self.probed >= PORTS_PROBE_S:   # contacts may be due again: look
+            self.probed, self.dry = time.monotonic(), {}
         answer = await self.agents.ports(self.job_id, self.index, self.managers, self._calls_in_flight(),
                                          self.ports_cap, self.ports_wanted)
         self.ports_due = time.monotonic() + (PORTS_RETRY_S if answer is None else PORTS_REFRESH_S)

@@ -224,13 +224,15 @@ def test_strategy_to_job_spec():
                                                           "sms": {"type": "sms", "message": "x",
                                                                   "pacing": {"max_concurrent": 2}}}}
     assert job_demand(8, 3, 42, parse_strategy(plain)) == Demand(8, "ports", 10, 0, 4)   # calls hold ports, SMS none
+    changed = {"call": {"max_concurrent": 7}}                            # the job's run-time pacing
+    assert job_demand(8, 3, 5, parse_strategy(plain), changed) == Demand(8, "ports", 5, 0, 7)
     sms = {"name": "n", "initial": "sms", "handlers": {"sms": {"type": "sms", "message": "x"}}}
     assert job_demand(8, 3, 5, parse_strategy(sms)) == Demand(8, "ports", 5, 0, 0)
     specs, ports = job_demands([{"id": 7, "campaign_id": 3, "priority": 8, "strategy_id": 1},
-                                {"id": 8, "campaign_id": 4, "priority": 5, "strategy_id": 2},
+                                {"id": 8, "campaign_id": 4, "priority": 5, "strategy_id": 2, "pacing": changed},
                                 {"id": 9, "campaign_id": 5, "priority": 5, "strategy_id": 99}],
                                {1: parse_strategy(STRATEGY), 2: parse_strategy(plain)})
-    assert [s.job_id for s in specs] == [7] and [d.job_id for d in ports] == [8]
+    assert [s.job_id for s in specs] == [7] and [(d.job_id, d.maximum) for d in ports] == [(8, 7)]
 
 
 # -- strategy: pacing mode, agents and scripts ---------------------------------------------------

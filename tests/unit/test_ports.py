@@ -53,16 +53,16 @@ def test_managers_of_a_job_never_hold_more_than_its_grant():
 
 def test_a_manager_that_wants_no_more_lends_its_share():
     s = PortShares(started=0.0, settle_s=0.0)
-    # its contacts ran out with 1 call up: room for one more call (a claim finds contacts again)
-    assert s.cap(1, 1, 2, 6, None, wants(1, 0, wanting=False), 1.0) == 2
-    assert s.cap(1, 0, 2, 6, None, wants(), 1.0) == 4            # 3 + the 1 the other leaves
-    # it wants again: it gets what the first does not hold (6 - 4) ...
-    assert s.cap(1, 1, 2, 6, None, wants(2, 2), 1.0) == 2
+    # its contacts ran out with 1 call up: held to it
+    assert s.cap(1, 1, 2, 6, None, wants(1, 0, wanting=False), 1.0) == 1
+    assert s.cap(1, 0, 2, 6, None, wants(), 1.0) == 5            # 3 + the 2 the other leaves
+    # it wants again: it gets what the first does not hold (6 - 5) ...
+    assert s.cap(1, 1, 2, 6, None, wants(1, 1), 1.0) == 1
     # ... until the first asks again and comes back to its share
-    assert s.cap(1, 0, 2, 6, None, wants(4, 4), 1.0) == 3
-    assert s.cap(1, 1, 2, 6, None, wants(2, 2), 1.0) == 2        # the first still has 4 up
+    assert s.cap(1, 0, 2, 6, None, wants(5, 5), 1.0) == 3
+    assert s.cap(1, 1, 2, 6, None, wants(1, 1), 1.0) == 1        # the first still has 5 up
     assert s.cap(1, 0, 2, 6, None, wants(3, 3), 1.0) == 3
-    assert s.cap(1, 1, 2, 6, None, wants(2, 2), 1.0) == 3
+    assert s.cap(1, 1, 2, 6, None, wants(1, 1), 1.0) == 3
 
 
 def test_fewer_ports_than_managers_starve_no_manager_for_good():
@@ -231,3 +231,13 @@ def test_the_cap_is_asked_for_periodically_not_per_cycle(monkeypatch):
         asyncio.run(svc.cycle())
         n.clock.advance(70)
     assert n.licenses.asked == 1 and svc.ports_cap == 3 and svc.stats["dispatched"] > 3     # it dialled on, under its cap
+
+
+def test_a_manager_with_nothing_to_dial_leaves_its_share_to_the_other():
+    n = Notifications(ports=4)
+    job = n.start(priority=5, managers=2)
+    first, second = n.managers[job]
+    n.db.grant(job, {0: first.holder, 1: first.holder}, 6.0)     # every shard with the first
+    for _ in range(4):
+        n.cycle()
+    assert n.in_flight(job) == 4 and (first.ports_cap, second.ports_cap) == (4, 0)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..jobchanges import effective
 from ..strategy import Handler, Strategy
 from .attachment import JobSpec
 from .licenses import PRIORITY_MAX, PRIORITY_MIN, Demand
@@ -40,14 +41,17 @@ def _priority(value: Any) -> int:
         return 5
 
 
-def job_demand(job_id: int, campaign_id: int | None, priority: Any, strategy: Strategy) -> JobSpec | Demand:
+def job_demand(job_id: int, campaign_id: int | None, priority: Any, strategy: Strategy,
+               pacing: Mapping[str, Any] | None = None) -> JobSpec | Demand:
     """The Agent Manager's view of one running job: a `JobSpec` (agent-based) or a `Demand`
     on the outbound ports (agent-less; its maximum is the sum of its call handlers'
-    `max_concurrent`, None if any is unlimited, 0 if it has no call handler)."""
+    `max_concurrent` in force — the job's run-time `pacing` changes over its strategy's,
+    core/jobchanges.py — None if any is unlimited, 0 if it has no call handler)."""
     found = agent_handler(strategy)
     prio = _priority(priority)
     if found is None:
-        caps = [h.pacing.max_concurrent for h in strategy.handlers.values() if h.type == "call"]
+        in_force = effective(strategy, pacing or {})
+        caps = [in_force[n].max_concurrent for n, h in strategy.handlers.items() if h.type == "call"]
         maximum = None if any(c is None for c in caps) else sum(caps)
         return Demand(job_id, "ports", prio, 0, maximum)
     _, handler = found
@@ -60,15 +64,15 @@ def job_demand(job_id: int, campaign_id: int | None, priority: Any, strategy: St
 
 def job_demands(rows: Iterable[Mapping[str, Any]], strategies: Mapping[int, Strategy]
                 ) -> tuple[list[JobSpec], list[Demand]]:
-    """Split running jobs (rows with id, campaign_id, priority, strategy_id) into agent-based
-    specs and agent-less port demands; a job whose strategy is missing from `strategies` is
-    skipped."""
+    """Split running jobs (rows with id, campaign_id, priority, strategy_id and their run-time
+    pacing) into agent-based specs and agent-less port demands; a job whose strategy is missing
+    from `strategies` is skipped."""
     specs: list[JobSpec] = []
     ports: list[Demand] = []
     for r in rows:
         strategy = strategies.get(r["strategy_id"])
         if strategy is None:
             continue
-        d = job_demand(r["id"], r.get("campaign_id"), r.get("priority", 5), strategy)
+        d = job_demand(r["id"], r.get("campaign_id"), r.get("priority", 5), strategy, r.get("pacing"))
         (specs if isinstance(d, JobSpec) else ports).append(d)
     return specs, ports

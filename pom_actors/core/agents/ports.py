@@ -18,9 +18,9 @@ job whose grant was lowered still finishes calls above it: the ports it frees go
 that gained them as they free. Within those bounds each manager targets its **fair share**:
 the grant split evenly by manager index, the remainder's extra units rotating among the
 managers every `ROTATE_S` (a share of 0 — fewer ports than managers — never starves a
-manager's shards for good). A manager that wants no more (its last claim found fewer
-contacts than it asked for) is held to its calls in flight plus one — the one lets a claim find
-contacts due again — and what it leaves of its share goes evenly to the managers that want
+manager's shards for good). A manager that wants no more (paused, or its last claim found
+fewer contacts than it asked for: it wants again, to look, every `PORTS_PROBE_S`) is held to
+its calls in flight, and what it leaves of its share goes evenly to the managers that want
 more (a manager not heard of yet is taken to want its share).
 
 After a (re)start the Agent Manager does not know what the managers hold: for `settle_s`
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 PORTS_REFRESH_S = 1.0     # real seconds between two asks of a notification job's manager
 PORTS_RETRY_S = 0.1       # ... after an ask with no answer (the job not told yet at its start)
+PORTS_PROBE_S = 5.0       # real seconds a manager whose contacts ran out waits to look again
 ROTATE_S = 10.0           # real seconds a remainder unit of a grant stays with one manager
 SETTLE_S = 2 * PORTS_REFRESH_S
 
@@ -96,8 +97,8 @@ class PortShares:
             idle = [i for i, r in others.items() if not r.wanting]
             spare = sum(max(0, fair[i] - others[i].committed) for i in idle)
             target = fair[index] + spare // (managers - len(idle))
-        else:                   # room for one more: a claim that finds contacts due again says so
-            target = min(fair[index], report.in_use + 1)
+        else:
+            target = min(fair[index], report.in_use)
         cap = min(target, grant - sum(r.committed for r in others.values()))
         if pool is not None:
             elsewhere = sum(r.committed for j, reports in self.reports.items() if j != job_id
