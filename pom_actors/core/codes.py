@@ -103,11 +103,15 @@ class CodeBook:
     def __init__(self, custom: Iterable[CompletionCode] = ()):
         self._codes = dict(SYSTEM_CODES)
         for code in custom:
-            if code.name in self._codes and code.name not in SYSTEM_CODES:
-                raise ValueError(f"custom code {code.name!r} is defined twice")
-            if (fault := name_fault(code.name)) is not None:
-                raise ValueError(fault)
-            self._codes[code.name] = replace(code, system=False)
+            self.add(code)
+
+    def add(self, code: CompletionCode) -> None:
+        """One more custom code; ValueError (the book unchanged) for a clash or a bad name."""
+        if code.name in self._codes and code.name not in SYSTEM_CODES:
+            raise ValueError(f"custom code {code.name!r} is defined twice")
+        if (fault := name_fault(code.name)) is not None:
+            raise ValueError(fault)
+        self._codes[code.name] = replace(code, system=False)
 
     def __contains__(self, name: object) -> bool:
         return name in self._codes

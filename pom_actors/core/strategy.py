@@ -31,6 +31,12 @@ DEFAULT_ADDRESSES = {"call": ["phone1", "phone2"], "sms": ["phone1", "phone2"], 
 HANDLER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 MAX_DELAY_S = 30 * 86400
 MAX_RETRIES = 100
+# Size bounds (docs/strategy.md): generous for real campaigns, and they keep validation cheap.
+MAX_HANDLERS = 1000
+MAX_CUSTOM_CODES = 200
+MAX_NAME = 200
+MAX_DESCRIPTION = 10_000
+MAX_DURATION_TEXT = 64
 SCHEMA_ID = "https://pom-actors.dev/schemas/strategy.schema.json"
 
 # Fields each action uses; those in _REQUIRED must be given, the others are optional.
@@ -51,7 +57,8 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _SHORTHAND = re.compile(r"^(?:(done|next_address|wait_window)|goto\s+(\S+)|retry\s+(\S+)\s+x(\d+))$")
 _DURATION_SCHEMA = {"anyOf": [{"type": "number"},
-                              {"type": "string", "pattern": r"^\s*-?(\d+(\.\d+)?\s*[smhdw]?\s*)+$"}]}
+                              {"type": "string", "maxLength": MAX_DURATION_TEXT,
+                               "pattern": r"^\s*-?(\d+(\.\d+)?\s*[smhdw]?\s*)+$"}]}
 _TIME_SCHEMA = {"type": "string", "pattern": r"^\d{1,2}:\d{2}(:\d{2})?$"}
 
 
@@ -59,6 +66,8 @@ def parse_duration(value: Any) -> Any:
     """Seconds from a number or a string like "45s", "30m", "2h", "1d", "1h30m" or "600"."""
     if not isinstance(value, str):
         return value
+    if len(value) > MAX_DURATION_TEXT:  # the unit pattern backtracks: its time grows with the square
+        raise ValueError(f"a duration is at most {MAX_DURATION_TEXT} characters")
     text = value.strip().lower()
     sign = -1.0 if text.startswith("-") else 1.0
     body = text.lstrip("-").strip()
@@ -288,12 +297,12 @@ class CustomCode(BaseModel):
 
 class Strategy(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=MAX_NAME)
     version: int = Field(1, ge=1)
     initial: str
-    handlers: dict[str, Handler] = Field(min_length=1)
-    custom_codes: list[CustomCode] = Field(default_factory=list)
-    description: str = ""
+    handlers: dict[str, Handler] = Field(min_length=1, max_length=MAX_HANDLERS)
+    custom_codes: list[CustomCode] = Field(default_factory=list, max_length=MAX_CUSTOM_CODES)
+    description: str = Field("", max_length=MAX_DESCRIPTION)
     def codebook(self) -> CodeBook:
         return self._codebook
 
@@ -389,6 +398,8 @@ def parse_strategy(doc: str | bytes | Mapping, attributes: Iterable[str] | None 
     raw = load_document(doc)
     if not isinstance(raw, Mapping):
         raise StrategyError([{"path": "", "message": "a strategy must be a mapping (object)"}])
+    if oversized := _oversized(raw):
+        raise StrategyError(oversized)
     known = None if attributes is None else STANDARD_ATTRIBUTES | set(attributes)
     try:
         strategy: Strategy | None = Strategy.model_validate(raw)
@@ -401,6 +412,15 @@ def parse_strategy(doc: str | bytes | Mapping, attributes: Iterable[str] | None 
         raise StrategyError(unique)
     assert strategy is not None
     return strategy
+
+
+def _oversized(raw: Mapping) -> list[dict[str, str]]:
+    """The collections beyond their bounds: such a document is refused before any other check,
+    so a huge one costs no more than counting its entries."""
+    bounds = {"handlers": MAX_HANDLERS, "custom_codes": MAX_CUSTOM_CODES}
+    return [{"path": field, "message": f"at most {limit} {field.replace('_', ' ')}, not {len(raw[field])}"}
+            for field, limit in bounds.items()
+            if isinstance(raw.get(field), (Mapping, list)) and len(raw[field]) > limit]
 
 
 def _salvage(data: Any) -> Handler | None:
@@ -439,6 +459,7 @@ class _Checker:
                              if h is not None}
         self.initial = raw.get("initial")
         self.book = self._codebook(raw.get("custom_codes"))
+        self._settled: dict[tuple[str, str], tuple[str, str] | None] = {}
 
     def fault(self, path: str, message: str) -> None:
         self.errors.append({"path": path, "message": message})
@@ -460,18 +481,23 @@ class _Checker:
             codes = _CUSTOM_CODES.validate_python(custom or [])
         except pydantic.ValidationError:
             return None  # its faults are already reported by the whole-document pass
-        good: list[CompletionCode] = []
+        book = CodeBook()
         for i, c in enumerate(codes):
             try:
-                CodeBook([*good, c.code()])
+                book.add(c.code())
             except ValueError as e:
                 self.fault(f"custom_codes.{i}.name", str(e))
-                continue
-            good.append(c.code())
-        return CodeBook(good)
+        return book
 
     def _unknown_handler(self, name: str) -> str:
-        return f"unknown handler {name!r}; known: {', '.join(sorted(self.names))}"
+        return f"unknown handler {name!r}; known: {self._known}"
+
+    @cached_property
+    def _known(self) -> str:
+        """The handler names an unknown-handler fault lists: the first 20 (one fault per bad
+        goto, so listing all would make the answer grow with the square of the handlers)."""
+        names = sorted(self.names)
+        return ", ".join(names[:20]) + (f" (+{len(names) - 20} more)" if len(names) > 20 else "")
 
     def _handler(self, name: str, h: Handler) -> None:
         base = f"handlers.{name}"
@@ -556,32 +582,56 @@ class _Checker:
         Retry counters never reset and next_address runs out, so in the long run an outcome's
         processor behaves like its final `otherwise`; following those per code from every
         handler finds the cycles in which gotos alone keep the contact going, immediately.
+        Every handler has at most one such successor per code, so one walk over the handlers
+        finds all of a code's cycles, and the codes no processor names share one walk: the work
+        grows with the handlers times the codes named in `results`, both bounded.
         """
         assert self.book is not None
+        named = {key for h in self.handlers.values() for key in h.results}
+        order = sorted(self.handlers)
+        shared: list[tuple[tuple[str, ...], str]] | None = None
         found: dict[tuple[tuple[str, ...], str], list[str]] = {}
         for code in self.book:
-            for start in sorted(self.handlers):
-                trail: list[tuple[str, str]] = []
-                current: str | None = start
-                while current is not None and current not in [h for h, _ in trail]:
-                    step = self._long_run(current, code)
-                    if step is None:
-                        current = None
-                        break
-                    trail.append((current, step[1]))
-                    current = step[0]
-                if current is None:
-                    continue
-                cycle = trail[[h for h, _ in trail].index(current):]
-                first = min(range(len(cycle)), key=lambda i: cycle[i][0])
-                cycle = cycle[first:] + cycle[:first]
-                codes = found.setdefault((tuple(h for h, _ in cycle), cycle[0][1]), [])
-                if code.name not in codes:
-                    codes.append(code.name)
+            if code.contact_uncallable:
+                continue                                  # no processor runs
+            if code.name in named:
+                cycles = self._cycles(code, order)
+            elif code.address_uncallable:
+                continue                                  # no processor runs: `default` is skipped
+            else:                                         # every handler answers with `default`
+                shared = self._cycles(code, order) if shared is None else shared
+                cycles = shared
+            for cycle in cycles:
+                found.setdefault(cycle, []).append(code.name)
         for (cycle, path), codes in found.items():
             shown = ", ".join(codes[:5]) + (f" (+{len(codes) - 5} more)" if len(codes) > 5 else "")
             self.fault(path, f"goto loop with no exit: {' -> '.join([*cycle, cycle[0]])} never ends "
                              f"for code(s) {shown}")
+
+    def _cycles(self, code: CompletionCode, order: list[str]) -> list[tuple[tuple[str, ...], str]]:
+        """`code`'s cycles as (handlers from the least name, path of that one's processor), in
+        the order walks from each handler in `order` meet them; each handler is stepped once."""
+        cycles: list[tuple[tuple[str, ...], str]] = []
+        done: set[str] = set()
+        for start in order:
+            walk: list[tuple[str, str]] = []
+            at: dict[str, int] = {}                       # position of each handler on this walk
+            current: str | None = start
+            while current is not None and current not in done and current not in at:
+                at[current] = len(walk)
+                step = self._long_run(current, code)
+                if step is None:
+                    current = None
+                else:
+                    walk.append((current, step[1]))
+                    current = step[0]
+            if current is not None and current in at:
+                cycle = walk[at[current]:]
+                first = min(range(len(cycle)), key=lambda i: cycle[i][0])
+                cycle = cycle[first:] + cycle[:first]
+                cycles.append((tuple(h for h, _ in cycle), cycle[0][1]))
+            done.update(at)
+        return cycles
 
     def _long_run(self, name: str, code: CompletionCode) -> tuple[str, str] | None:
         """(goto target, path of the processor) that `code` settles into at `name`, or None when
@@ -594,7 +644,13 @@ class _Checker:
             key = "default"
         if key is None:
             return None
-        action: ResultAction | None = results[key]
+        if (name, key) not in self._settled:
+            self._settled[(name, key)] = self._settle(name, key)
+        return self._settled[(name, key)]
+
+    def _settle(self, name: str, key: str) -> tuple[str, str] | None:
+        """`_long_run` of the processor `key` at `name`, walked once for all the codes using it."""
+        action: ResultAction | None = self.handlers[name].results[key]
         path = f"handlers.{name}.results.{key}"
         while action is not None:
             if action.action == "goto":

@@ -39,3 +39,12 @@ def test_deleting_a_version_in_use_is_a_conflict_and_an_unknown_one_not_found(ht
     r = http.delete("/api/v1/strategies/3")
     assert r.status_code == 409 and r.json()["error"] == "conflict" and "spring" in r.json()["detail"]
     assert http.delete("/api/v1/strategies/4").status_code == 404
+
+
+def test_a_strategy_over_the_handler_bound_is_422_at_handlers(http):
+    """Refused by counting, before any per-handler work (5,000 handlers once took hours)."""
+    from pom_actors.core.strategy import MAX_HANDLERS
+    handlers = {f"h{i}": {"type": "call", "results": {"default": f"goto h{i + 1}"}} for i in range(5000)}
+    r = http.post("/api/v1/strategies", json={"name": "huge", "initial": "h0", "handlers": handlers})
+    assert r.status_code == 422 and r.json()["errors"] == [
+        {"path": "handlers", "message": f"at most {MAX_HANDLERS} handlers, not 5000"}], r.text

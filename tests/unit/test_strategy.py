@@ -263,3 +263,94 @@ def test_webhook_handler_templates_in_url_and_headers():
     hook["message"] = '{{"id": "{external_id}"}}'
     s = parse_strategy(base(hook=hook), ["acct"])
     assert s.handlers["hook"].method == "POST" and s.handlers["hook"].channel == "custom"
+
+
+# --- bounded size, work linear in it ------------------------------------------------------
+
+def ring(n: int, close: bool, code: str = "default") -> dict:
+    """n call handlers h0000 → h0001 → … by `goto` on `code`; the last one goes back to h0000
+    when `close`, else it is done."""
+    names = [f"h{i:04d}" for i in range(n)]
+    last = f"goto {names[0]}" if close else "done"
+    return {"name": "big", "initial": names[0], "handlers": {
+        name: call(**{code: f"goto {names[i + 1]}" if i + 1 < n else last}) for i, name in enumerate(names)}}
+
+
+@pytest.fixture
+def steps(monkeypatch):
+    """Counts the loop check's steps (one handler's successor for one code); past `budget` the
+    check fails at once, so a check that grows with the square of the handlers fails fast."""
+    from pom_actors.core import strategy
+
+    seen = {"steps": 0, "budget": 0}
+    real = strategy._Checker._long_run
+
+    def counted(self, name, code):
+        seen["steps"] += 1
+        assert seen["steps"] <= seen["budget"], f"more than {seen['budget']} steps"
+        return real(self, name, code)
+    monkeypatch.setattr(strategy._Checker, "_long_run", counted)
+    return seen
+
+
+def test_a_chain_of_the_most_handlers_is_walked_once(steps):
+    from pom_actors.core.strategy import MAX_HANDLERS
+
+    steps["budget"] = MAX_HANDLERS                        # every code answers by `default`: one walk
+    s = parse_strategy(ring(MAX_HANDLERS, close=False))
+    assert len(s.handlers) == MAX_HANDLERS and steps["steps"] == MAX_HANDLERS
+
+
+def test_a_cycle_through_the_most_handlers_is_one_fault_found_in_one_walk(steps):
+    from pom_actors.core.strategy import MAX_HANDLERS
+
+    steps["budget"] = MAX_HANDLERS
+    (path, message), = faults(ring(MAX_HANDLERS, close=True)).items()
+    assert path == "handlers.h0000.results.default"
+    assert message.startswith("goto loop with no exit: h0000 -> h0001 -> ")
+    assert f" h{MAX_HANDLERS - 1:04d} -> h0000 never ends" in message
+
+
+def test_codes_named_in_results_take_one_walk_each(steps):
+    from pom_actors.core.strategy import MAX_HANDLERS
+
+    doc = ring(MAX_HANDLERS, close=True, code="busy")    # a cycle for busy alone
+    last = f"h{MAX_HANDLERS - 1:04d}"                     # and one for no_answer, h0000 <-> last
+    for name, results in ((n, h["results"]) for n, h in doc["handlers"].items()):
+        results.update(no_answer="goto h0000" if name == last else f"goto {last}", default="done")
+    steps["budget"] = 3 * MAX_HANDLERS                    # busy, no_answer and the rest (default)
+    got = faults(doc)
+    assert set(got) == {"handlers.h0000.results.busy", "handlers.h0000.results.no_answer"}
+    assert got["handlers.h0000.results.no_answer"] == (f"goto loop with no exit: h0000 -> {last} -> h0000 "
+                                                       "never ends for code(s) no_answer")
+    assert 2 * MAX_HANDLERS <= steps["steps"] <= 3 * MAX_HANDLERS
+
+
+def test_more_handlers_or_custom_codes_than_the_bound_are_refused_before_any_other_check(steps):
+    from pom_actors.core.strategy import MAX_CUSTOM_CODES, MAX_HANDLERS
+
+    doc = ring(MAX_HANDLERS + 1, close=True)
+    doc["custom_codes"] = [f"c{i}" for i in range(MAX_CUSTOM_CODES + 1)]
+    assert faults(doc) == {"handlers": f"at most {MAX_HANDLERS} handlers, not {MAX_HANDLERS + 1}",
+                           "custom_codes": f"at most {MAX_CUSTOM_CODES} custom codes, not {MAX_CUSTOM_CODES + 1}"}
+    assert steps["steps"] == 0
+    steps["budget"] = 2 * MAX_CUSTOM_CODES                # one walk of the one handler per code
+    doc = base(c=call(**{f"c{i}": "done" for i in range(MAX_CUSTOM_CODES)}))
+    doc["custom_codes"] = [f"c{i}" for i in range(MAX_CUSTOM_CODES)]
+    assert len(parse_strategy(doc).custom_codes) == MAX_CUSTOM_CODES
+
+
+def test_texts_are_bounded_and_a_long_duration_is_refused_without_parsing_it():
+    doc = base(c=call(busy={"action": "retry", "after": "1" * 100_000 + "x", "max": 1}))
+    doc["name"], doc["description"] = "n" * 201, "d" * 10_001
+    got = faults(doc)
+    assert got["handlers.c.results.busy.after"] == "a duration is at most 64 characters"
+    assert "at most 200 characters" in got["name"] and "at most 10000 characters" in got["description"]
+
+
+def test_an_unknown_handler_fault_lists_at_most_20_known_ones():
+    doc = ring(30, close=False)
+    doc["handlers"]["h0000"]["results"]["busy"] = "goto nowhere"
+    message = faults(doc)["handlers.h0000.results.busy.handler"]
+    assert message == ("unknown handler 'nowhere'; known: "
+                       + ", ".join(f"h{i:04d}" for i in range(20)) + " (+10 more)")
