@@ -116,6 +116,13 @@ class Session:
             log.warning("desktop of %s does not read its frames: disconnected", self.login)
             self.close(1013)
 
+    def pop_again(self, screen: dict | None, view: dict, seq: int) -> None:
+        """After a login or resync view: the screen pop of the call the agent holds, again (one
+        pushed just before an Agent Manager restart may never have reached the desktop)."""
+        if screen is not None:
+            self.send({**screen, "type": "call", "seq": seq, "agent": view["login"], "agent_id": view["id"],
+                       "resent": True})
+
     def error(self, code: str, field: str | None, message: str, id: Any = None, state: str | None = None) -> None:
         self.send(P.ProtocolError(code, field, message, id, state).frame())
 
@@ -216,14 +223,16 @@ class AgentHub:
         seq = seq_of(answer["cursor"])
         if answer["cursor"].partition(":")[0] != (self.cursor or "").partition(":")[0]:
             return          # yet another incarnation: the next poll resets again
+        screens = answer.get("screens") or {}
         for view in answer["agents"]:
             session = self.sessions.get(view["login"])
             if session is not None:
                 session.synced = seq
                 session.send(view_frame(view, seq, "resync"))
+                session.pop_again(screens.get(view["login"]), view, seq)
 
     # -- sessions ------------------------------------------------------------------------------
-    def attach(self, session: Session, login: str, view: dict, cursor: str) -> None:
+    def attach(self, session: Session, login: str, view: dict, cursor: str, screen: dict | None = None) -> None:
         old = self.sessions.get(login)
         if old is not None and old is not session:
             old.error(P.REPLACED, None, f"agent {login} logged in on another connection")
@@ -234,6 +243,7 @@ class AgentHub:
         session.login = login
         session.synced = seq_of(cursor)
         session.send(view_frame(view, session.synced, "login"))
+        session.pop_again(screen, view, session.synced)
 
     def detach(self, session: Session) -> None:
         if session.login is not None and self.sessions.get(session.login) is session:
@@ -311,7 +321,7 @@ class AgentHub:
                 return
             await self.positioned()
             answer = await self.feed.desk(login, "login")
-            self.attach(session, login, answer["agent"], answer["cursor"])
+            self.attach(session, login, answer["agent"], answer["cursor"], answer.get("screen"))
             return
         if session.login is None:
             session.error(P.NOT_LOGGED_IN, "type", f"log in before {kind}", msg.id)

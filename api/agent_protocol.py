@@ -180,6 +180,8 @@ class CallFrame(_Frame):
     contact: dict[str, Any]
     script: dict[str, str] | None
     codes: list[str]
+    resent: bool = Field(False, description="sent again with a login or resync view: the agent holds this call "
+                                            "(a desktop shows a call it already has once)")
 
 
 class ErrorFrame(_Frame):

@@ -104,9 +104,12 @@ class AgentManager:
     async def connect(self, call_id: str, screen: dict | None = None) -> int:
         return await self._durable(self.service.connect(call_id, screen))
 
-    def offer_cards(self, job_id: int, owner: str, new: dict[str, dict], shown: list[str] = (), **card) -> dict:
-        """A Campaign Manager's preview round: new cards shown, answers taken (core/agents/preview.py)."""
-        return self.service.offer_cards(job_id, owner, new, shown, **card)
+    async def offer_cards(self, job_id: int, owner: str, new: dict[str, dict], shown: list[str] = (), **card) -> dict:
+        """A Campaign Manager's preview round: new cards shown, answers taken (core/agents/preview.py).
+        Answered once its reservations, accepts and releases are written: a card the manager
+        is told of survives a restart as a reserved agent (a card lost with the actor comes
+        back `cancelled` at the manager's next round, its contact never dialled)."""
+        return await self._durable(self.service.offer_cards(job_id, owner, new, shown, **card))
 
     def take_dispositions(self, job_id: int | None = None) -> list[dict]:
         return self.service.take_dispositions(job_id)

@@ -56,6 +56,7 @@ class SimStats:
     states: Counter = field(default_factory=Counter)
     errors: list = field(default_factory=list)
     calls: int = 0
+    resent: int = 0                                       # screen pops of a call it had, sent again
     disposed: int = 0
     previews: int = 0
     accepted: int = 0
@@ -115,6 +116,9 @@ class SimAgent:
                 if frame["state"] == "wrap_up" and frame.get("event") == "hangup":
                     asyncio.create_task(self._wrap_up(frame.get("call_id"), frame.get("at")))
             elif kind == "call":
+                if frame.get("resent") and frame["call_id"] in self.codes:
+                    self.stats.resent += 1               # a call it has, sent again with a resync
+                    continue
                 self.stats.calls += 1
                 self.stats.call_arrivals.append((frame["call_id"], time.monotonic()))
                 self.codes[frame["call_id"]] = frame.get("codes") or []

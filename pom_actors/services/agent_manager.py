@@ -33,6 +33,7 @@ from ..core.agents.attachment import (DEFAULT_WRAP_LIMIT_S, AttachmentError, Job
                                       with_limits)
 from ..core.agents import preview as cards
 from ..core.agents.desk import DispositionError, check_disposition
+from ..core.agents.disposal import DISPOSE_WAIT_S
 from ..core.agents.nailing import NAIL, UNNAIL, Nails, Session, last_sessions
 from ..core.agents.licenses import POOLS, Allocation, Demand, LicensePools, allocate
 from ..core.agents.ports import PortShares, Report
@@ -80,13 +81,14 @@ class AgentManagerService:
         self.settings, self.open_store, self.clock, self.legs = settings, open_store, clock, legs
         self.store = open_store()
         self.writer: AgentStore | None = None               # `write`'s own connection (a thread's)
+        self.disposer: AgentStore | None = None             # `dispose_orphans`' own connection
         self.linger_s = WRITE_LINGER_S
         self.pools = pools or LicensePools()
         self.reserve_timeout = timedelta(seconds=reserve_timeout_s / clock.real_seconds(1.0))
         self._skillsets: dict[frozenset[str], frozenset[str]] = {}
         self.stats = {"flushes": 0, "written": 0, "reserved": 0, "no_agent": 0, "moves": 0,
                       "wrap_timeouts": 0, "reservation_timeouts": 0, "flush_errors": 0, "feed_polls": 0,
-                      "nails": 0, "reuses": 0, "unnails": 0}
+                      "nails": 0, "reuses": 0, "unnails": 0, "orphans_applied": 0, "orphans_refused": 0}
         # Real seconds from an answered call's reservation to its connect (preview cards, whose
         # agent is reserved while the contact is shown, are not counted): cumulative.
         self.connect_latency = Histogram()
@@ -119,7 +121,9 @@ class AgentManagerService:
         self.overrides: dict[int, dict[str, Any]] = {}    # job -> limits a supervisor set (set_job)
         self.offers: dict[str, cards.Card] = {}            # preview card -> card (shown or dialled)
         self.answers: dict[tuple[int, str | None], dict[str, dict]] = {}   # (job, owner) -> card -> answer not yet taken
-        self.call_codes: dict[str, list[str]] = {}        # call -> codes its screen allowed
+        # call -> its screen pop (the `call` frame), from the pop until its agent is done with it:
+        # written with the agent's row, sent again at a desktop's resync or re-attach
+        self.screens: dict[str, dict[str, Any]] = {}
         self.dispositions: list[dict[str, Any]] = []       # dispositions not yet taken by their caller
         self.talked: dict[int, float] = {}                 # agent -> seconds on its last call (hangup)
         old, self.feed = getattr(self, "feed", None), ChangeFeed(self._login_of)   # a new incarnation
@@ -202,6 +206,7 @@ class AgentManagerService:
                 self.timers.schedule(agent.id, agent.wrap_until)
             if call is not None and agent.call_id is None:
                 self.calls.pop(call, None)
+                self.screens.pop(call, None)
         self._record(out)
         self.dirty.add(agent.id)
         if before == S.LOGGED_OUT and after != S.LOGGED_OUT:
@@ -296,10 +301,10 @@ class AgentManagerService:
         now = self.clock.now()
         call, job = agent.call_id, agent.call_job if agent.call_job is not None else agent.job_id
         if agent.state == S.WRAP_UP:
-            check_disposition(code, self.call_codes.get(call), callback_at, now)
+            screen = self.screens.get(call) or {}
+            check_disposition(code, list(screen.get("codes") or []) or None, callback_at, now)
         wrapped = (now - agent.since).total_seconds() if agent.since is not None else None
         self._do(agent, E.DISPOSE, now, reason=code)      # IllegalAgentTransition unless in wrap-up
-        self.call_codes.pop(call, None)
         self.dispositions.append({"agent_id": agent_id, "call_id": call, "job_id": job, "code": code,
                                   "callback_at": callback_at, "at": now, "talk_s": self.talked.pop(agent_id, None),
                                   "wrap_s": None if wrapped is None else max(0.0, wrapped)})
@@ -310,6 +315,53 @@ class AgentManagerService:
         taken = [d for d in self.dispositions if job_id is None or d["job_id"] == job_id]
         self.dispositions = [d for d in self.dispositions if not (job_id is None or d["job_id"] == job_id)]
         return taken
+
+    def orphans(self) -> dict[int, list[dict[str, Any]]]:
+        """Take the dispositions no Campaign Manager will take (by job): those of a job that is
+        no longer a running agent-based job (completed, stopped, paused while its agent wrapped
+        up the call) — the Agent Manager writes them itself (`dispose_orphans`). Nothing before
+        the running jobs are known (after a restart); a disposition of no job is dropped."""
+        if not self.jobs_known:
+            return {}
+        out: dict[int, list[dict[str, Any]]] = {}
+        kept = []
+        for d in self.dispositions:
+            if d["job_id"] in self.jobs:
+                kept.append(d)
+            elif d["job_id"] is not None:
+                out.setdefault(d["job_id"], []).append(d)
+        self.dispositions = kept
+        return out
+
+    async def dispose_orphans(self) -> int:
+        """Write the `orphans` into the ledger as their managers would have (store.agents
+        `dispose`), in a thread on a connection of its own. One whose attempt is still in
+        flight is tried again at a later tick (`DISPOSE_WAIT_S` of business time at most);
+        all are kept while the database is unreachable. Returns how many were applied."""
+        orphans = self.orphans()
+        if not orphans:
+            return 0
+        try:
+            done = await asyncio.to_thread(self._dispose_rows, orphans)
+        except Exception:
+            self.dispositions = [d for ds in orphans.values() for d in ds] + self.dispositions
+            raise
+        now = self.clock.now()
+        for job_id, ds in orphans.items():
+            pending = set(done[job_id]["pending"])
+            self.dispositions += [d for d in ds if d["call_id"] in pending
+                                  and (now - d["at"]).total_seconds() < DISPOSE_WAIT_S]
+            self.stats["orphans_refused"] += len(done[job_id]["refused"])
+            if done[job_id]["refused"]:
+                log.warning("job %s: dispositions refused: %s", job_id, "; ".join(done[job_id]["refused"][:5]))
+        applied = sum(len(d["applied"]) for d in done.values())
+        self.stats["orphans_applied"] += applied
+        return applied
+
+    def _dispose_rows(self, orphans: dict[int, list[dict[str, Any]]]) -> dict[int, dict[str, list[str]]]:
+        if self.disposer is None or self.disposer.broken:
+            self.disposer = self.open_store()
+        return {job_id: self.disposer.dispose(job_id, ds) for job_id, ds in orphans.items()}
 
     def command(self, agent_id: int, command: str, reason: str | None = None) -> dict:
         """An agent command by id (the API's): login, logout, ready, not_ready (reason),
@@ -334,6 +386,7 @@ class AgentManagerService:
         if command == "login":
             if not agent.logged_in:
                 self.login(agent_id)
+            return {"agent": self.view(agent_id), "cursor": self.cursor, "screen": self.screen_of(agent)}
         elif command == "logout":
             self.logout(agent_id)
         elif command == "ready":
@@ -351,10 +404,16 @@ class AgentManagerService:
         return {"agent": self.view(agent_id), "cursor": self.cursor}
 
     def views(self, logins: Iterable[str]) -> dict[str, Any]:
-        """A gateway's resync: the views of the agents named (unknown logins are left out) and
-        the feed position they include."""
-        return {"agents": [self.view(self.logins[login]) for login in logins if login in self.logins],
-                "cursor": self.cursor}
+        """A gateway's resync: the views of the agents named (unknown logins are left out), the
+        screen pops of the calls they hold (by login) and the feed position they include."""
+        known = [self.agents[self.logins[login]] for login in logins if login in self.logins]
+        return {"agents": [self.view(a.id) for a in known], "cursor": self.cursor,
+                "screens": {a.login: screen for a in known if (screen := self.screen_of(a)) is not None}}
+
+    def screen_of(self, agent: Agent) -> dict[str, Any] | None:
+        """The screen pop of the call the agent holds (None: none, or not popped yet): a desktop
+        that resyncs or logs in again gets it again, so a pop lost with a restart is not lost."""
+        return self.screens.get(agent.call_id) if agent.call_id is not None else None
 
     def supervise(self, login: str, command: str, *, job_id: int | None = None,
                   reason: str | None = None) -> dict[str, Any]:
@@ -493,10 +552,10 @@ class AgentManagerService:
         return out
 
     def _pop(self, agent_id: int, call_id: str, screen: dict) -> None:
-        if call_id in self.call_codes:
+        if call_id in self.screens:
             return                                        # popped already (at reserve)
-        self.call_codes[call_id] = list(screen.get("codes") or []) or None
-        self.push(agent_id, {"type": "call", **screen, "call_id": call_id})
+        frame = self.screens[call_id] = {**screen, "type": "call", "call_id": call_id}
+        self.push(agent_id, frame)
 
     def _call_agent(self, call_id: str) -> Agent:
         try:
@@ -512,7 +571,6 @@ class AgentManagerService:
             return None
         self._do(self.agents[agent_id], E.RELEASE, reason=reason)
         self.offers.pop(call_id, None)
-        self.call_codes.pop(call_id, None)
         return agent_id
 
     def connect(self, call_id: str, screen: dict | None = None) -> int:
@@ -749,7 +807,6 @@ class AgentManagerService:
                 continue
             self.offers.pop(call, None)
             self._do(self.agents[agent_id], E.RELEASE, now, reason="reservation timed out")
-            self.call_codes.pop(call, None)
         self.stats["wrap_timeouts"] += wraps
         self.stats["reservation_timeouts"] += len(lapsed)
         moves = self.rebalance() if self.rebalance_due else 0
@@ -774,7 +831,7 @@ class AgentManagerService:
     def _take(self) -> tuple[list[Transition], set[int], list[tuple]]:
         rows, dirty = self.log, self.dirty
         self.log, self.dirty = [], set()
-        return rows, dirty, [(a.id, str(a.state), a.job_id, a.since or self.clock.now())
+        return rows, dirty, [(a.id, str(a.state), a.job_id, a.since or self.clock.now(), self.screen_of(a))
                              for a in (self.agents[i] for i in sorted(dirty))]
 
     def _put_back(self, rows: list[Transition], dirty: set[int]) -> None:
@@ -837,6 +894,7 @@ class AgentManagerService:
                 self.tick(flush=False)
                 await self.hold_legs()    # first: an agent attached now gets calls once its leg is up
                 await self.write()
+                await self.dispose_orphans()
             except Exception:
                 log.exception("agent manager tick failed")
                 self.recover()
@@ -876,6 +934,8 @@ class AgentManagerService:
                 ready.append(a)
             if busy and a.call_id is not None:
                 self.calls[a.call_id] = a.id
+                if (r.get("screen") or {}).get("call_id") == a.call_id:
+                    self.screens[a.call_id] = r["screen"]          # popped again at the resync
             if state == S.RESERVED:
                 self.reservations[a.id] = now + self.reserve_timeout
             if a.wrap_until is not None:

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from ..config import Settings
 from ..core.agents.bridge import ANSWERED, BRIDGE_WAIT_S, deadline, decide, expired
 from ..core.agents.desk import preview_card, screen_pop
-from ..core.agents.disposal import disposals
+from ..core.agents.disposal import DISPOSE_WAIT_S, disposals
 from ..core.agents.ports import PORTS_PROBE_S, PORTS_REFRESH_S, PORTS_RETRY_S
 from ..core.finish import FinishCriteria
 from ..core.agents.preview import HeldOrders
@@ -64,7 +64,6 @@ RETRY_S = 0.5
 SUSPECT_S = (3.0, 30.0)   # a gateway that did not answer in time is not asked again for 3 s,
                           # doubling while it stays silent, up to 30 s
 WINDOW_REFRESH_S = 2.0    # real seconds between two reads of the campaign's rule window
-DISPOSE_WAIT_S = 600.0    # business seconds a disposition waits for its attempt to settle
 CRASH_DIR_ENV = "POM_CRASH_DIR"
 CRASH_POINTS = ("after_claim", "after_intent", "after_dispatch", "after_result")
 

@@ -3,7 +3,7 @@ into `agent_events`, one transaction per flush together with the agents' current
 the latest transition per agent that a restarted Agent Manager rebuilds from."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -12,17 +12,19 @@ import orjson
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from ..core.agents.disposal import disposals
 from ..core.agents.nailing import NAIL, REUSE, UNNAIL
 from ..core.agents.state import Transition
 from ..core.events import AGENTS_TOPIC, agent_event, agent_key
 from .base import Store
+from .dispositions import dispose, job_end
 
 EVENT_COLUMNS = ("agent_id", "at", "from_state", "to_state", "event", "reason", "job_id", "call_id",
                  "pending", "pending_reason", "wrap_until")
 
 # Every agent with its latest transition (one index probe per agent on (agent_id, id)).
 LOAD_SQL = """
-SELECT a.id, a.login, a.name, a.skills, a.state AS row_state, a.job_id, a.updated_at,
+SELECT a.id, a.login, a.name, a.skills, a.state AS row_state, a.job_id, a.updated_at, a.screen,
        e.at, e.to_state, e.event, e.reason, e.job_id AS event_job, e.call_id, e.pending, e.pending_reason,
        e.wrap_until
 FROM agents a
@@ -45,8 +47,8 @@ INSERT INTO event_outbox (topic, key, payload)
 SELECT %s, r.key, r.events FROM jsonb_to_recordset(%s::jsonb) AS r(key text, events jsonb)"""
 
 UPDATE_AGENTS_SQL = """
-UPDATE agents a SET state = r.state, job_id = r.job_id, updated_at = r.at
-FROM jsonb_to_recordset(%s::jsonb) AS r(id int, state text, job_id int, at timestamptz)
+UPDATE agents a SET state = r.state, job_id = r.job_id, updated_at = r.at, screen = r.screen
+FROM jsonb_to_recordset(%s::jsonb) AS r(id int, state text, job_id int, at timestamptz, screen jsonb)
 WHERE a.id = r.id"""
 
 
@@ -73,9 +75,10 @@ class AgentStore(Store):
             (login, name, Jsonb(sorted(set(skills))))).fetchone()[0]
 
     def write(self, transitions: Sequence[Transition],
-              states: Sequence[tuple[int, str, int | None, datetime]]) -> None:
+              states: Sequence[tuple[int, str, int | None, datetime, dict | None]]) -> None:
         """One flush: append `transitions` (COPY) with their events in the outbox and set each
-        agent's current row (id, state, job_id, at), in one transaction."""
+        agent's current row (id, state, job_id, at, the screen pop of the call it holds), in one
+        transaction."""
         if not transitions and not states:
             return
         with self.conn.transaction():
@@ -92,8 +95,16 @@ class AgentStore(Store):
                 outbox = [{"key": agent_key(a), "events": events} for a, events in by_agent.items()]
                 self.conn.execute(OUTBOX_SQL, (AGENTS_TOPIC, orjson.dumps(outbox).decode()))
             if states:
-                rows = [{"id": i, "state": s, "job_id": j, "at": at} for i, s, j, at in states]
+                rows = [{"id": i, "state": s, "job_id": j, "at": at, "screen": screen}
+                        for i, s, j, at, screen in states]
                 self.conn.execute(UPDATE_AGENTS_SQL, (orjson.dumps(rows).decode(),))
+
+    def dispose(self, job_id: int, dispositions: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+        """Write the dispositions of a job no Campaign Manager takes them for any more (it
+        stopped while the agents wrapped up): decided as a manager would (core/agents/disposal.py,
+        a call-back only while the job is alive) and applied by the same function."""
+        state, end_time = job_end(self.conn, job_id)
+        return dispose(self.conn, job_id, disposals(dispositions, state, end_time))
 
     def events(self, agent_id: int, limit: int = 100) -> list[dict[str, Any]]:
         """The latest transitions of one agent, newest first (supervisor pages, tests)."""

@@ -293,6 +293,9 @@ class Agent(SQLModel, table=True):
     state: str = _d("logged_out")
     job_id: Optional[int] = Field(default=None, foreign_key="jobs.id")
     updated_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+    # the screen pop of the call the agent holds (reserved, on it, wrapping it up): a restarted
+    # Agent Manager pops it again on the agent's desktop and checks the disposition against it
+    screen: Optional[dict] = Field(default=None, sa_column=Column(JSONB, nullable=True))
 
 
 class AgentEventRow(SQLModel, table=True):

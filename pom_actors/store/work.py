@@ -24,13 +24,10 @@ from ..core.codes import CompletionCode
 from ..core.scripts import AgentScript
 from ..core.strategy import Strategy
 from ..core.work import AttemptRow, ItemUpdate, make_item
-from ..core.agents.desk import DispositionError
 from ..core.agents.disposal import Disposal
 from ..core.filters import Filter, parse as parse_filter
-from . import catalog, codes, jobs, pacing
+from . import catalog, codes, dispositions, jobs, pacing
 from .filters import compile_sql
-from .catalog import NotFound
-from .contacts import AttemptConflict, set_code
 from .scripts import found as found_scripts
 from .base import Store
 
@@ -109,27 +106,6 @@ WHERE w.id = u.id
                                     AND w.attempts = u.expect_attempt))
 RETURNING w.id
 """
-
-# Call-backs of agents' dispositions (core.agents.disposal): the item is due again at the
-# call-back time where no later attempt was made since (so once, and the same on a repeat);
-# the attempt's details say what was asked and whether it was scheduled (written once per time).
-CALLBACKS_SQL = """
-WITH d AS (SELECT * FROM jsonb_to_recordset(%s::jsonb)
-                  AS d(item bigint, attempt int, at timestamptz, refused text)),
-moved AS (
-  UPDATE work_items w SET state = 'scheduled', next_at = d.at
-  FROM d WHERE w.id = d.item AND w.job_id = %s AND d.refused IS NULL AND w.attempts = d.attempt
-           AND w.state IN ('scheduled', 'done')
-  RETURNING w.id)
-UPDATE attempts a SET details = a.details || jsonb_build_object('callback', jsonb_build_object(
-         'at', d.at, 'scheduled', d.item IN (SELECT id FROM moved),
-         'why', coalesce(d.refused, CASE WHEN d.item IN (SELECT id FROM moved) THEN NULL
-                                         ELSE 'a later attempt of the contact was already made' END)))
-FROM d WHERE a.work_item_id = d.item AND a.attempt_no = d.attempt
-         AND NOT coalesce(a.details->'callback' @> jsonb_build_object('at', d.at, 'scheduled', true), false)
-RETURNING a.work_item_id, a.attempt_no, d.item IN (SELECT id FROM moved)
-"""
-
 
 def _json(value: Any) -> str:
     """orjson: ~10x the stdlib's speed, and datetimes natively (ISO 8601 with offset)."""
@@ -233,30 +209,8 @@ class WorkStore(Store):
         return {r[0] for r in self.conn.execute(UPDATE_ITEMS_SQL, (_json(rows),)).fetchall()}
 
     def dispose(self, disposals: Sequence[Disposal]) -> dict[str, list[str]]:
-        """Apply the agents' disposals of one cycle in one call: each code set on its settled
-        attempt by `contacts.set_code` (the gateway's code kept in its details), each call-back
-        scheduled (CALLBACKS_SQL). Returns attempt ids: `applied`, `pending` (still in flight:
-        apply again later), `refused` (never sent, unknown, not a campaign code: the error),
-        `called_back` (item due again at the call-back time)."""
-        out: dict[str, list[str]] = {"applied": [], "pending": [], "refused": [], "called_back": []}
-        asked = []
-        for d in disposals:
-            try:
-                set_code(self.conn, d.work_item_id, d.attempt_no, d.code)
-            except AttemptConflict as e:
-                out["pending" if "in flight" in str(e) else "refused"].append(d.attempt_id)
-                continue
-            except (DispositionError, NotFound) as e:
-                out["refused"].append(f"{d.attempt_id}: {e}")
-                continue
-            out["applied"].append(d.attempt_id)
-            if d.asked_callback_at is not None:
-                asked.append({"item": d.work_item_id, "attempt": d.attempt_no, "at": d.asked_callback_at,
-                              "refused": d.callback_refused})
-        if asked:
-            rows = self.conn.execute(CALLBACKS_SQL, (_json(asked), self.job_id)).fetchall()
-            out["called_back"] = [f"{item}.{number}" for item, number, moved in rows if moved]
-        return out
+        """Apply the agents' disposals of one cycle in one call (`store.dispositions.dispose`)."""
+        return dispositions.dispose(self.conn, self.job_id, disposals)
 
     def outbox(self, topic: str, key: str, events: list[dict[str, Any]]) -> None:
         """One outbox row per batch: the relay fans it out into one Kafka message per event."""

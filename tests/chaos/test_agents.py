@@ -5,14 +5,19 @@ uvicorn in this process, the desktops on their own asyncio loop), takes its faul
 answered calls are being bridged onto the agents. Each passes only if
 
 * the job completes, every contact final, no duplicate dispatch (`cluster.assert_exactly_once`);
-* every call a person answered is either connected to an agent or abandoned, once: a connected
-  call's ledger row names its agent, whose transitions show that call reserved, connected and
-  hung up, in that order, once each; an abandoned call (its message played) was connected to
-  nobody; the agents' transitions connect no call the ledger does not show connected;
+* every call a person answered (by the media gateways' own order records) is either connected
+  to an agent or recorded as abandoned in the ledger, once, and the abandon rate is at or under
+  the job's target: a connected call's ledger row names its agent, whose transitions show that
+  call reserved, connected and hung up, in that order, once each; an abandoned call (its message
+  played) was connected to nobody; the agents' transitions connect no call the ledger does not
+  show connected;
+* every connected call's screen pop reached the desktop of its agent (a pop lost with a killed
+  Agent Manager is sent again at the desktops' resync);
 * no agent session lost: every desktop's WebSocket stayed open to the end, its last state is
   the Agent Manager's, which is the agent's row in PostgreSQL, and no agent is left reserved, on
   a call or in wrap-up; the only error frames are `illegal_transition` (a desktop acting on a
-  transition it was shown just before the Agent Manager died, before it was written).
+  transition it was shown just before the Agent Manager died, before it was written) and
+  `rejected` answers to preview cards lost with it.
 
 The session's answered call waits 60 business s for an agent (200 real ms at 300x: the rule's
 2 s would be 7 ms, less than a manager cycle). `pytest -s` prints one `CHAOS {...}` line per
@@ -31,6 +36,8 @@ import pytest
 import ray
 
 from pom_actors import names
+from pom_actors.core.orders import OrderRecord
+from pom_actors.core.wire import unpack
 from pom_actors.sim_agents import SimConfig, SimFloor
 from pom_actors.store import auth as authstore
 from pom_actors.store import catalog
@@ -44,13 +51,15 @@ N = 1_500
 AGENTS = 8
 SCALE = 300.0                       # the chaos cluster's clock (cluster.start)
 BUSY = ("reserved", "on_call", "wrap_up")
+TARGET = 0.03                       # the jobs' abandon target
 
 
-def agent_strategy(name: str, skill: str) -> dict:
+PREDICTIVE = {"mode": "predictive", "settings": {"target": TARGET, "rule": "us_30d"}, "max_concurrent": 40}
+
+
+def agent_strategy(name: str, skill: str, pacing: dict = PREDICTIVE) -> dict:
     return {"name": name, "initial": "call",
-            "handlers": {"call": {"type": "call", "addresses": ["phone1"],
-                                  "pacing": {"mode": "predictive", "settings": {"target": 0.03, "rule": "us_30d"},
-                                             "max_concurrent": 40},
+            "handlers": {"call": {"type": "call", "addresses": ["phone1"], "pacing": pacing,
                                   "agents": {"skills": [skill], "wrap_up": "60s"},
                                   "script": {"text": "Hello {first_name}"},
                                   "results": {"default": "done"}}}}
@@ -91,7 +100,8 @@ class Floor:
 class AgentJob:
     """One predictive job of `N` contacts worked by `AGENTS` desktops of a skill of its own."""
 
-    def __init__(self, system: chaos.System, address: str, token: str, name: str, jobs: int = 1, n: int = N):
+    def __init__(self, system: chaos.System, address: str, token: str, name: str, jobs: int = 1, n: int = N,
+                 pacing: dict = PREDICTIVE):
         self.system, self.name, self.n = system, name, n
         self.db = chaos.Db(system.rt.settings.database_url)
         self.http = httpx.Client(base_url=f"http://{address}/api/v1", timeout=30,
@@ -111,7 +121,7 @@ class AgentJob:
                 with conn.transaction():
                     list_id = catalog.create_list(conn, f"{name}-{offset}")
                     catalog.add_contacts(conn, list_id, chaos.contacts(n, offset))
-                    sid, _ = catalog.save_strategy(conn, agent_strategy(f"{name}-{offset}", self.skill))
+                    sid, _ = catalog.save_strategy(conn, agent_strategy(f"{name}-{offset}", self.skill, pacing))
                     campaign = catalog.create_campaign(conn, f"{name}-{offset}", sid, list_id)
                 self.ids.append(ray.get(system.rt.director.create_job.remote(campaign), timeout=60))
         self.id = self.ids[0]
@@ -143,7 +153,11 @@ class AgentJob:
                 for job_id in self.ids:
                     figures.update(chaos.assert_exactly_once(conn, job_id, self.n))
                     figures.update(assert_calls_accounted(conn, job_id))
+                figures["cards_lost_cancelled"] = conn.execute(       # preview cards lost in a restart
+                    "SELECT count(*) FROM attempts WHERE job_id = ANY(%s) AND details->>'reason' = 'lost'",
+                    (self.ids,)).fetchone()[0]
             figures.update(self.assert_sessions_kept())
+            figures.update(self.assert_screens_popped())
         finally:
             self.floor.close()
             self.db.close()
@@ -173,21 +187,62 @@ class AgentJob:
         states = chaos.until(settled, 30, "desktops, Agent Manager and PostgreSQL agreeing, no agent busy")
         assert not self.floor.sockets_lost(), f"desktops that lost their session: {self.floor.sockets_lost()}"
         # a desktop may have acted on a transition it was shown just before the Agent Manager
-        # died, unwritten (frames go out at once, replies once written): refused, naming the state
+        # died, unwritten (frames go out at once, replies once written): refused, naming the state;
+        # or answered a preview card lost with it: refused, naming the card
         errors = self.floor.errors()
-        assert all(e["code"] == "illegal_transition" for e in errors), errors
+        assert all(e["code"] == "illegal_transition" or (e["code"], e["field"]) == ("rejected", "card_id")
+                   for e in errors), errors
         return {"agent_states": dict(Counter(states.values())), "desktop_errors": len(errors),
                 "screen_pops": sum(a.stats.calls for a in self.floor.floor.agents)}
 
+    def assert_screens_popped(self) -> dict:
+        """Every connected call's screen pop (its `call` frame) reached the desktop of the agent
+        the ledger names, whatever the faults (a pop lost with a killed Agent Manager is sent
+        again at the desktops' resync)."""
+        logins = dict(self.db("SELECT id, login FROM agents WHERE login = ANY(%s)", (self.logins,)))
+        popped = {a.login: {call for call, _ in a.stats.call_arrivals} for a in self.floor.floor.agents}
+        connected = self.db("SELECT work_item_id || '.' || attempt_no, (details->>'agent_id')::int FROM attempts "
+                            "WHERE job_id = ANY(%s) AND coalesce(details->'code_set'->>'from', code) = 'answer_human'",
+                            (self.ids,))
+        missing = [(call, logins.get(agent)) for call, agent in connected if call not in popped.get(logins.get(agent), ())]
+        assert not missing, f"{len(missing)} of {len(connected)} connected calls never popped on their desktop: {missing[:5]}"
+        return {"pops_delivered": f"{len(connected)}/{len(connected)}"}
 
-def assert_calls_accounted(conn, job_id: int) -> dict:
-    """Every answered call of the job connected to an agent or abandoned, once, and the agents'
-    transitions agreeing with the ledger (see the module's docstring)."""
-    rows = conn.execute("SELECT work_item_id || '.' || attempt_no, code, details FROM attempts "
-                        "WHERE job_id = %s AND code IN ('answer_human', 'abandoned')", (job_id,)).fetchall()
+
+def answered_at_gateways(conn, job_id: int) -> dict[str, str]:
+    """The job's calls a person answered, by the media gateways' own order records (not the
+    ledger): attempt id -> the record's outcome, `answer_human` (put through to an agent) or
+    `abandoned` (no agent in time)."""
+    items = {r[0] for r in conn.execute("SELECT id FROM work_items WHERE job_id = %s", (job_id,))}
+    out = {}
+    for name, ids in chaos.gateway_orders(items).items():
+        handle = names.gateways()[name]
+        for i in range(0, len(ids), 5_000):
+            for r in unpack(OrderRecord, ray.get(handle.lookup.remote(ids[i:i + 5_000]), timeout=30)):
+                if r.code in ("answer_human", "abandoned"):
+                    out[r.attempt_id] = r.code
+    return out
+
+
+def assert_calls_accounted(conn, job_id: int, target: float = TARGET) -> dict:
+    """Every call a person answered (the gateways' records) connected to an agent or recorded
+    as abandoned in the ledger, once, the abandon rate at or under the job's target, and the
+    agents' transitions agreeing with the ledger (see the module's docstring)."""
+    rows = conn.execute("SELECT work_item_id || '.' || attempt_no, coalesce(details->'code_set'->>'from', code), "
+                        "details FROM attempts WHERE job_id = %s "
+                        "AND coalesce(details->'code_set'->>'from', code) IN ('answer_human', 'abandoned')",
+                        (job_id,)).fetchall()
     connected = {call: d for call, code, d in rows if code == "answer_human"}
     abandoned = {call: d for call, code, d in rows if code == "abandoned"}
     assert len(connected) + len(abandoned) == len(rows), "a call settled twice"
+    answered = answered_at_gateways(conn, job_id)
+    ledger = {**{c: "answer_human" for c in connected}, **{c: "abandoned" for c in abandoned}}
+    unaccounted = {c: (code, ledger.get(c)) for c, code in answered.items() if ledger.get(c) != code}
+    assert not unaccounted, f"answered calls neither connected nor abandoned as the gateway says: {list(unaccounted.items())[:5]}"
+    unknown = set(ledger) - set(answered)
+    assert not unknown, f"calls connected or abandoned in the ledger that no gateway saw answered: {sorted(unknown)[:5]}"
+    rate = len(abandoned) / max(1, len(rows))
+    assert rate <= target, f"abandon rate {rate:.4f} over the job's target {target} ({len(abandoned)} of {len(rows)})"
     events: dict[str, list[tuple[int, str]]] = {}
     for agent, call, event in conn.execute(
             "SELECT agent_id, call_id, event FROM agent_events WHERE call_id = ANY(%s) ORDER BY id",
@@ -233,6 +288,23 @@ def test_the_agent_manager_sigkilled_while_calls_are_bridged(system, desk):
         assert chaos.actor_pid(system, names.AGENT_MANAGER) != before, "the Agent Manager was not restarted"
         kills.append(round(time.monotonic() - start, 2))
     job.finish(kills=2, agent_manager_back_s=kills)
+
+
+def test_the_agent_manager_sigkilled_while_preview_cards_are_shown(system, desk):
+    """SIGKILL to the Agent Manager while a preview job's cards are shown to agents (and some
+    accepted, their calls ringing): a card the managers were told of is held by its reserved
+    agent after the rebuild, one lost with the actor comes back cancelled and its contact is
+    offered again; every contact is dialled at most once (exactly-once, every item done)."""
+    job = AgentJob(system, *desk, "am-kill-preview", n=300,
+                   pacing={"mode": "preview", "settings": {"timeout_s": 30, "dial_on_timeout": True}})
+    chaos.until(lambda: job.connected() >= 10 and chaos.status(names.AGENT_MANAGER)["offers"] > 0, 120,
+                "calls connected and preview cards out", every=0.01)
+    offers = chaos.status(names.AGENT_MANAGER)["offers"]
+    incarnation = chaos.status(names.AGENT_MANAGER)["feed"]["cursor"].partition(":")[0]
+    chaos.signal_actor(system, names.AGENT_MANAGER, signal.SIGKILL)
+    chaos.until(lambda: (st := chaos.status(names.AGENT_MANAGER)) and
+                st["feed"]["cursor"].partition(":")[0] != incarnation, 60, "the Agent Manager back")
+    job.finish(kills=1, cards_out_at_kill=offers)
 
 
 def test_a_campaign_manager_sigkilled_while_it_bridges(system, desk):

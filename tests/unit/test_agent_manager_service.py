@@ -9,6 +9,7 @@ import pytest
 
 from pom_actors.config import Settings
 from pom_actors.core.agents.attachment import AttachmentError, JobSpec
+from pom_actors.core.agents.desk import DispositionError
 from pom_actors.core.agents.licenses import Demand, LicensePools
 from pom_actors.core.agents.state import AgentState, IllegalAgentTransition
 from pom_actors.services.agent_manager import RESERVE_TIMEOUT_S, AgentManagerService, UnknownAgent, UnknownCall
@@ -40,6 +41,8 @@ class FakeAgentDb:
         self.events: list = []
         self.writes = 0
         self.down = False
+        self.disposed: list[tuple[int, str, str]] = []     # (job, call, code) written by the Agent Manager
+        self.in_flight: set[str] = set()                   # calls whose attempt has not settled
 
 
 class FakeAgentStore:
@@ -67,8 +70,8 @@ class FakeAgentStore:
             raise ConnectionError("the database is down")
         self.db.writes += 1
         self.db.events.extend(transitions)
-        for i, state, job_id, at in states:
-            self.db.agents[i].update(state=state, job_id=job_id, updated_at=at)
+        for i, state, job_id, at, screen in states:
+            self.db.agents[i].update(state=state, job_id=job_id, updated_at=at, screen=screen)
 
     def load(self):
         latest = {}
@@ -79,11 +82,21 @@ class FakeAgentStore:
             e = latest.get(i)
             out.append({"id": i, "login": a["login"], "name": a["name"], "skills": a["skills"],
                         "row_state": a["state"], "job_id": a["job_id"], "updated_at": a["updated_at"],
+                        "screen": a.get("screen"),
                         "at": e and e.at, "to_state": e and str(e.to_state), "event": e and e.event,
                         "reason": e and e.reason, "event_job": e and e.job_id, "call_id": e and e.call_id,
                         "pending": e and e.pending, "pending_reason": e and e.pending_reason,
                         "wrap_until": e and e.wrap_until})
         return out
+
+    def dispose(self, job_id, dispositions):
+        """Applied, unless its call id is in `db.in_flight` (pending)."""
+        if self.db.down:
+            raise ConnectionError("the database is down")
+        ids = [d["call_id"] for d in dispositions]
+        self.db.disposed.extend((job_id, d["call_id"], d["code"]) for d in dispositions if d["call_id"] not in self.db.in_flight)
+        return {"applied": [c for c in ids if c not in self.db.in_flight], "refused": [], "called_back": [],
+                "pending": [c for c in ids if c in self.db.in_flight]}
 
     def sessions(self):
         latest = {t.agent_id: t for t in self.db.events if t.event in ("nail", "reuse", "unnail")}
@@ -350,6 +363,78 @@ def test_rebuild_after_a_restart_gives_the_same_states_and_attachments():
     assert svc.view(b)["state"] == "ready"
     # nothing is rebalanced before the running jobs are told again
     assert svc.rebalance() == 0 and svc.view(d)["job_id"] == before[d]["job_id"]
+
+
+def test_a_screen_pop_outlives_a_restart_and_is_given_again_with_the_view():
+    """The screen pop of the call an agent holds is written with its row: a restarted Agent
+    Manager gives it again with the agent's view (resync, login) and checks the disposition's
+    code against it; once the call is disposed it is gone, here and in the store."""
+    f = Floor(2)
+    f.svc.set_jobs([JobSpec(1, wrap_limit_s=60)])
+    f.staff()
+    f.svc.tick()
+    screen = {"job_id": 1, "contact": {"first_name": "Ann"}, "script": {"text": "Hello Ann"},
+              "codes": ["answer_human", "sale"]}
+    a = f.svc.reserve_many(1, ["c1"], {"c1": screen})["c1"]
+    b = f.svc.reserve_many(1, ["c2"])["c2"]                    # popped at connect instead, never
+    login = f.svc.view(a)["login"]
+    f.svc.tick()                                              # written, then the actor dies
+    svc = f.restart()
+    resent = svc.views([login, svc.view(b)["login"]])["screens"]
+    assert list(resent) == [login] and resent[login] == {**screen, "type": "call", "call_id": "c1"}
+    assert svc.desk(login, "login")["screen"] == resent[login]
+    svc.connect("c1")
+    svc.hangup("c1")
+    with pytest.raises(DispositionError) as refused:
+        svc.dispose(a, "refund")                              # not among the call's codes
+    assert refused.value.field == "code"
+    svc.dispose(a, "sale")
+    svc.tick()
+    assert svc.views([login])["screens"] == {} and f.db.agents[a]["screen"] is None
+
+
+def test_dispositions_of_a_job_whose_managers_stopped_are_written_by_the_agent_manager():
+    """A job that ends while its agents wrap up has no manager left to take their codes: the
+    Agent Manager writes them itself (the running jobs' dispositions stay for their managers);
+    one whose attempt has not settled is tried again, for DISPOSE_WAIT_S at most; the database
+    down, they wait."""
+    import asyncio
+    from pom_actors.core.agents.disposal import DISPOSE_WAIT_S
+
+    f = Floor(3)
+    f.svc.set_jobs([JobSpec(1), JobSpec(2)])
+    f.staff()
+    f.svc.tick()
+    calls = {}
+    for job, call in ((1, "11.1"), (1, "12.1"), (2, "21.1")):
+        calls[call] = f.svc.reserve(job, call)
+        f.svc.connect(call)
+        f.svc.hangup(call)
+    f.svc.set_jobs([JobSpec(2)])                               # job 1 completed meanwhile
+    for call, code in (("11.1", "sale"), ("12.1", "no_sale"), ("21.1", "sale")):
+        f.svc.dispose(calls[call], code)
+    f.db.in_flight, f.db.down = {"12.1"}, True
+    with pytest.raises(ConnectionError):
+        asyncio.run(f.svc.dispose_orphans())
+    assert len(f.svc.dispositions) == 3                       # kept while the database is down
+    f.db.down = False
+    assert asyncio.run(f.svc.dispose_orphans()) == 1
+    assert f.db.disposed == [(1, "11.1", "sale")]
+    assert [d["call_id"] for d in f.svc.take_dispositions(2)] == ["21.1"]    # job 2's manager's
+    assert [d["call_id"] for d in f.svc.dispositions] == ["12.1"]            # tried again later
+    f.db.in_flight = set()
+    assert asyncio.run(f.svc.dispose_orphans()) == 1 and f.db.disposed[-1] == (1, "12.1", "no_sale")
+    f.svc.set_jobs([JobSpec(1), JobSpec(2)])                  # one that never settles is given up
+    b = f.svc.reserve(1, "13.1")
+    f.svc.connect("13.1")
+    f.svc.hangup("13.1")
+    f.svc.set_jobs([JobSpec(2)])
+    f.svc.dispose(b, "sale")
+    f.db.in_flight = {"13.1"}
+    asyncio.run(f.svc.dispose_orphans())
+    f.clock.advance(DISPOSE_WAIT_S + 1)
+    asyncio.run(f.svc.dispose_orphans())
+    assert f.svc.dispositions == [] and f.svc.stats["orphans_applied"] == 2
 
 
 def test_ten_thousand_agents_fit_in_a_few_megabytes():

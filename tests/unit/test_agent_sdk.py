@@ -119,6 +119,17 @@ def connect(client, token: str | None = None) -> Desk:
     return desk
 
 
+def attached_desk(client, floor) -> Desk:
+    """Agent a0's desktop, logged in, ready and attached to job 1 (written by the tick)."""
+    desk = connect(client)
+    desk.send(type="login", agent="a0")
+    desk.send(type="ready")
+    desk.until(event="ready")
+    client.portal.call(floor.svc.tick)
+    desk.until(event="attach")
+    return desk
+
+
 def test_log_in_go_ready_and_get_attached_then_a_supervisor_logs_the_agent_off(world):
     floor, client, hub = world
     desk = connect(client)
@@ -219,12 +230,7 @@ def test_rate_limiter_refills():
 
 def test_preview_card_and_screen_pop_reach_the_desktop_and_dispose_with_a_callback(world):
     floor, client, _ = world
-    desk = connect(client)
-    desk.send(type="login", agent="a0")
-    desk.send(type="ready")
-    desk.until(event="ready")
-    client.portal.call(floor.svc.tick)
-    desk.until(event="attach")
+    desk = attached_desk(client, floor)
     agent = client.portal.call(floor.svc.preview, 1, "card-1", {"contact": {"first_name": "Ann"}}, 30.0)
     assert agent == floor.ids[0]
     card = desk.until(type="preview")
@@ -320,6 +326,25 @@ def test_a_restarted_agent_manager_resyncs_every_desktop(world):
     desk.send(type="not_ready", reason="break")           # commands work on the new incarnation
     assert desk.until(event="not_ready")["reason"] == "break"
     assert hub.stats["resets"] == 1
+
+
+def test_the_screen_pop_of_a_call_held_is_sent_again_after_a_restart_and_a_new_login(world):
+    """A pop pushed just before the Agent Manager died may never have reached the desktop: the
+    resync (and a login that re-attaches) sends the call's screen again, marked `resent`."""
+    floor, client, hub = world
+    desk = attached_desk(client, floor)
+    screen = {"job_id": 1, "contact": {"first_name": "Ann"}, "script": {"text": "Hello Ann"}, "codes": ["sale"]}
+    client.portal.call(lambda: floor.svc.reserve_many(1, ["c1"], {"c1": screen}))
+    assert not desk.until(type="call").get("resent")
+    client.portal.call(floor.svc.tick)                    # written
+    client.portal.call(floor.restart)
+    assert desk.until(event="resync")["state"] == "reserved"
+    again = desk.until(type="call")
+    assert again["resent"] and again["call_id"] == "c1" and again["script"] == {"text": "Hello Ann"}
+    other = connect(client)                               # the desktop reconnects
+    other.send(type="login", agent="a0")
+    assert other.until(event="login")["call_id"] == "c1"
+    assert other.until(type="call")["codes"] == ["sale"]
 
 
 def test_a_slow_desktop_is_disconnected_not_buffered_for_ever():

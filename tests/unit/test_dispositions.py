@@ -81,7 +81,7 @@ def test_a_disposition_becomes_the_attempts_code_and_a_call_back_schedules_the_c
     cycle(svc)
     floor = job.floor
     calls = {a: floor.svc.agents[a].call_id for a in floor.ids}
-    codes = {a: sorted(set(floor.svc.call_codes[calls[a]]) - {"answer_human"}) for a in floor.ids}
+    codes = {a: sorted(set(floor.svc.screens[calls[a]]["codes"]) - {"answer_human"}) for a in floor.ids}
     first, second = floor.ids
     floor.clock.advance((job.clock.now() - floor.clock.now()).total_seconds())   # one business clock
     back = job.clock.now() + timedelta(hours=1)

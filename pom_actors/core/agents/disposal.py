@@ -15,6 +15,7 @@ from ..lifecycle import JobState
 ATTEMPT_ID = re.compile(r"^(\d{1,18})\.(\d{1,9})$")
 # The job states in which a call-back can still be dialled by the job (its managers may resume).
 ALIVE = frozenset({JobState.RUNNING, JobState.PAUSING, JobState.PAUSED, JobState.RESUMING})
+DISPOSE_WAIT_S = 600.0    # business seconds a disposition waits for its attempt to settle
 
 
 @dataclass(frozen=True, slots=True)
