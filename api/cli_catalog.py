@@ -1,4 +1,4 @@
-"""`pom codes list|show|create|update|delete` (completion codes: the system's, read-only, and
+"""`pom codes list|show|create|update|disable|enable|delete` (completion codes: the system's, read-only, and
 each campaign's custom codes), `pom scripts list|show|create|update|delete` (agent scripts) and
 `pom strategies list|show|create|delete` (stored strategy versions; `create` uploads a file, checked
 here first as `pom strategy validate` checks it).
@@ -17,7 +17,7 @@ from pom_actors.core.scripts import NAME as SCRIPT_NAME, SCRIPT_TEXT_MAX
 from .cli_output import UsageError, emit
 from .client import PomClient
 
-CODE_COLUMNS = ("id", "campaign_id", "name", "system", *FLAGS)
+CODE_COLUMNS = ("id", "campaign_id", "name", "system", "enabled", *FLAGS)
 SCRIPT_COLUMNS = ("id", "name", "kind", "enabled", "description", "updated_at")
 STRATEGY_COLUMNS = ("id", "name", "version", "latest", "created_at")
 STRATEGY_FILE_MAX = 10 << 20          # the gateway's default body limit (POM_MAX_BODY_BYTES)
@@ -54,6 +54,7 @@ def add_parsers(sub) -> None:
     clist = csub.add_parser("list", help="codes: a campaign's, the system's, or all")
     clist.add_argument("--campaign", type=_id, help="this campaign's custom codes")
     clist.add_argument("--system", action=argparse.BooleanOptionalAction, help="only system (or only custom) codes")
+    clist.add_argument("--enabled", action=argparse.BooleanOptionalAction, help="only enabled (or disabled) codes")
     csub.add_parser("show", help="one code").add_argument("id", type=_id)
     ccreate = csub.add_parser("create", help="a custom code of a campaign")
     ccreate.add_argument("campaign", type=_id)
@@ -64,6 +65,9 @@ def add_parsers(sub) -> None:
         p.add_argument("flags", nargs="*", type=_flag, metavar="FLAG[=true|false]", help=", ".join(FLAGS))
     csub.add_parser("delete", help="delete a custom code its campaign's strategy does not declare").add_argument(
         "id", type=_id)
+    csub.add_parser("disable", help="stop offering a custom code to agents (kept in reports)").add_argument(
+        "id", type=_id)
+    csub.add_parser("enable", help="offer a disabled custom code again").add_argument("id", type=_id)
 
     scripts = sub.add_parser("scripts", help="agent scripts named by strategies (changes: admin, integration)")
     ssub = scripts.add_subparsers(dest="action", required=True)
@@ -101,10 +105,12 @@ def run(client: PomClient, args: argparse.Namespace) -> int:
     if args.action == "delete":
         return emit(client.delete_completion_code(args.id), args)
     out = {
-        "list": lambda: client.completion_codes(args.campaign, args.system),
+        "list": lambda: client.completion_codes(args.campaign, args.system, args.enabled),
         "show": lambda: client.completion_code(args.id),
         "create": lambda: client.create_completion_code(args.campaign, args.name, **dict(args.flags)),
         "update": lambda: client.update_completion_code(args.id, **dict(args.flags)),
+        "disable": lambda: client.update_completion_code(args.id, enabled=False),
+        "enable": lambda: client.update_completion_code(args.id, enabled=True),
     }[args.action]()
     return emit(out, args, CODE_COLUMNS if args.action == "list" else None, "completion codes")
 

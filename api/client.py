@@ -215,11 +215,13 @@ class Routes(ABC):
         return self._call("DELETE", f"/api/v1/rules/{rule_id}")
 
     # -- completion codes --
-    def completion_codes(self, campaign_id: int | None = None, system: bool | None = None) -> list[dict]:
+    def completion_codes(self, campaign_id: int | None = None, system: bool | None = None,
+                         enabled: bool | None = None) -> list[dict]:
         """Every code (all pages): a campaign's custom codes, the system's (`system=True`) or
-        every custom code (`system=False`)."""
+        every custom code (`system=False`); only enabled (or disabled) ones."""
         return self._collect("/api/v1/completion-codes", _given(
-            campaign_id=campaign_id, system=None if system is None else str(system).lower()))
+            campaign_id=campaign_id, system=None if system is None else str(system).lower(),
+            enabled=None if enabled is None else str(enabled).lower()))
 
     def completion_code(self, code_id: int) -> dict:
         return self._call("GET", f"/api/v1/completion-codes/{code_id}")
@@ -230,6 +232,7 @@ class Routes(ABC):
         return self._call("POST", "/api/v1/completion-codes", json={"campaign_id": campaign_id, "name": name, **flags})
 
     def update_completion_code(self, code_id: int, **flags: bool) -> dict:
+        """Change a custom code's flags, or `enabled=False` to disable it (Conflict: system code)."""
         return self._call("PATCH", f"/api/v1/completion-codes/{code_id}", json=flags)
 
     def delete_completion_code(self, code_id: int) -> None:

@@ -1,5 +1,7 @@
 """Completion codes: the system's (read-only) and each campaign's custom codes — list, read,
-create, change their flags, delete (not one its strategy declares: its results name it).
+create, change their flags, disable/enable, delete (not one its strategy declares: its results
+name it). A disabled code is still listed and reported, and its strategy still routes on it,
+but agents are not offered it and an attempt's code cannot be set to it.
 
 A job's managers read the campaign's codes when they start, so a code added or changed here
 is offered to agents, and its flags drive the next step, in jobs started afterwards; setting
@@ -37,17 +39,25 @@ class CodeFlags(BaseModel):
         return {k: v for k, v in self.model_dump(exclude_unset=True).items() if k in FLAGS and v is not None}
 
 
+class CodeChange(CodeFlags):
+    enabled: bool | None = Field(default=None, description="false: not offered to agents nor settable")
+
+    def given(self) -> dict[str, bool]:
+        return {**super().given(), **({"enabled": self.enabled} if self.enabled is not None else {})}
+
+
 class CodeCreate(CodeFlags):
     campaign_id: Id
     name: CodeName = Field(description="not a system code's, nor `default`")
 
 
 @router.get("/completion-codes")
-def list_codes(campaign_id: Id | None = None, system: bool | None = None, page: Page = Depends(),
-               conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
+def list_codes(campaign_id: Id | None = None, system: bool | None = None, enabled: bool | None = None,
+               page: Page = Depends(), conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
     """A page of codes by id (api/pages.py): a campaign's custom codes, the system's
-    (`system=true`) or every custom code (`system=false`)."""
-    return page.link(store.codes(conn, campaign_id=campaign_id, system=system, after=page.after, limit=page.limit))
+    (`system=true`) or every custom code (`system=false`); only enabled (or disabled) ones."""
+    return page.link(store.codes(conn, campaign_id=campaign_id, system=system, enabled=enabled,
+                                 after=page.after, limit=page.limit))
 
 
 @router.get("/completion-codes/{code_id}")
@@ -62,8 +72,8 @@ def create_code(body: CodeCreate, conn: psycopg.Connection = Depends(deps.db)) -
 
 
 @router.patch("/completion-codes/{code_id}")
-def update_code(code_id: Id, body: CodeFlags, conn: psycopg.Connection = Depends(deps.db)) -> dict:
-    """Change a custom code's flags (409 for a system code)."""
+def update_code(code_id: Id, body: CodeChange, conn: psycopg.Connection = Depends(deps.db)) -> dict:
+    """Change a custom code's flags or disable/enable it (409 for a system code)."""
     return store.update(conn, code_id, body.given())
 
 

@@ -26,6 +26,7 @@ class CompletionCode:
     human_contact: bool = False
     counts_as_abandon: bool = False
     system: bool = True
+    enabled: bool = True        # a disabled custom code is not offered to agents nor settable
 
 
 def _codes(*codes: CompletionCode) -> dict[str, CompletionCode]:

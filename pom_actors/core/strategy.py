@@ -303,6 +303,7 @@ class Strategy(BaseModel):
     handlers: dict[str, Handler] = Field(min_length=1, max_length=MAX_HANDLERS)
     custom_codes: list[CustomCode] = Field(default_factory=list, max_length=MAX_CUSTOM_CODES)
     description: str = Field("", max_length=MAX_DESCRIPTION)
+    _disabled: frozenset[str] = pydantic.PrivateAttr(default_factory=frozenset)
     def codebook(self) -> CodeBook:
         return self._codebook
 
@@ -313,12 +314,20 @@ class Strategy(BaseModel):
 
     def with_codes(self, codes: Iterable[CompletionCode]) -> "Strategy":
         """This strategy with a campaign's custom codes (store/codes.py) in place of its own:
-        those it declares, as the campaign now has them, and those added through the API."""
+        those it declares, as the campaign now has them, and those added through the API.
+        Disabled codes stay in the book (its results still route on them, their flags still
+        count) but are kept apart: `disabled_codes`, never offered to agents."""
+        codes = list(codes)
         custom = [CustomCode(name=c.name, **{f: getattr(c, f) for f in FLAGS}) for c in codes]
         CodeBook(c.code() for c in custom)               # ValueError for a clash, before any use
         copy = self.model_copy(update={"custom_codes": custom})
         copy.__dict__.pop("_codebook", None)             # the cached book is this one's
+        copy._disabled = frozenset(c.name for c in codes if not c.enabled)
         return copy
+
+    def disabled_codes(self) -> frozenset[str]:
+        """The custom codes disabled through the API (`with_codes`): not for agents to choose."""
+        return self._disabled
 
     def script_names(self) -> set[str]:
         """The stored scripts its handlers name."""

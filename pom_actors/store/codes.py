@@ -3,7 +3,9 @@ core.codes.SYSTEM_CODES, read-only) and each campaign's custom codes — those i
 declares (copied when the campaign is created) and those added through the API. A job's
 managers read the campaign's codes when they start (`custom_codes`), so a code added or
 changed applies to the jobs started (or managers restarted) afterwards; the web services'
-`set_code` reads them at once."""
+`set_code` reads them at once. A disabled custom code (`enabled` false) stays listed, in
+reports and on past attempts, and its campaign's strategy still routes on it, but agents are
+not offered it and `set_code` refuses it."""
 from __future__ import annotations
 
 from typing import Any
@@ -14,7 +16,7 @@ from psycopg.rows import dict_row
 from ..core.codes import FLAGS, CompletionCode
 from .catalog import NotFound, campaign, load_strategy
 
-COLUMNS = "id, campaign_id, name, " + ", ".join(FLAGS)
+COLUMNS = "id, campaign_id, name, enabled, " + ", ".join(FLAGS)
 
 
 class CodeReadOnly(RuntimeError):
@@ -30,14 +32,16 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def codes(conn: psycopg.Connection, *, campaign_id: int | None = None, system: bool | None = None,
-          after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+          enabled: bool | None = None, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
     """Codes by id above `after`, at most `limit`: one campaign's custom codes (`campaign_id`),
-    the system's (`system`), the others (`system=False`), or all."""
+    the system's (`system`), the others (`system=False`), or all; only those `enabled` (or not)."""
     where, params = ["id > %s"], [after]
     if campaign_id is not None:
         where, params = where + ["campaign_id = %s"], params + [campaign_id]
     if system is not None:
         where.append("campaign_id IS NULL" if system else "campaign_id IS NOT NULL")
+    if enabled is not None:
+        where, params = where + ["enabled = %s"], params + [enabled]
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(f"SELECT {COLUMNS} FROM completion_codes WHERE {' AND '.join(where)} "
                            "ORDER BY id LIMIT %s", (*params, limit)).fetchall()
@@ -70,7 +74,7 @@ def _custom(conn: psycopg.Connection, code_id: int) -> dict[str, Any]:
 
 
 def update(conn: psycopg.Connection, code_id: int, flags: dict[str, bool]) -> dict[str, Any]:
-    """Set some FLAGS of a custom code."""
+    """Set some FLAGS of a custom code, or `enabled` (a disabled one: `codes` module doc)."""
     with conn.transaction():
         _custom(conn, code_id)
         if flags:
@@ -91,7 +95,7 @@ def delete(conn: psycopg.Connection, code_id: int) -> None:
 
 
 def custom_codes(conn: psycopg.Connection, campaign_id: int) -> list[CompletionCode]:
-    """The campaign's custom codes, as its jobs' managers use them."""
-    rows = conn.execute(f"SELECT name, {', '.join(FLAGS)} FROM completion_codes WHERE campaign_id = %s "
+    """The campaign's custom codes, as its jobs' managers use them (disabled ones marked)."""
+    rows = conn.execute(f"SELECT name, enabled, {', '.join(FLAGS)} FROM completion_codes WHERE campaign_id = %s "
                         "ORDER BY id", (campaign_id,)).fetchall()
-    return [CompletionCode(name, *flags, system=False) for name, *flags in rows]
+    return [CompletionCode(name, *flags, system=False, enabled=enabled) for name, enabled, *flags in rows]

@@ -118,16 +118,16 @@ def delete_contact(conn: psycopg.Connection, contact_id: int) -> None:
         conn.execute("DELETE FROM contacts WHERE id = %s", (contact_id,))
 
 
-def campaign_codes(conn: psycopg.Connection, campaign_id: int) -> list[str]:
-    """The completion codes of a campaign: the system's and its strategy's custom ones."""
-    return [r[0] for r in conn.execute(
-        "SELECT DISTINCT name FROM completion_codes WHERE campaign_id = %s OR campaign_id IS NULL ORDER BY name",
-        (campaign_id,))]
+def campaign_codes(conn: psycopg.Connection, campaign_id: int) -> dict[str, bool]:
+    """The completion codes of a campaign, the system's and its custom ones: name -> enabled."""
+    return dict(conn.execute(
+        "SELECT name, bool_and(enabled) FROM completion_codes WHERE campaign_id = %s OR campaign_id IS NULL "
+        "GROUP BY name ORDER BY name", (campaign_id,)).fetchall())
 
 
 def set_code(conn: psycopg.Connection, work_item_id: int, attempt_no: int, code: str) -> dict[str, Any]:
     """Set the completion code of a settled attempt that was sent: `code` must be one of its
-    campaign's (DispositionError at `code`). The code it had is kept in the row's details
+    campaign's, not disabled (DispositionError at `code`). The code it had is kept in the row's details
     (`code_set`: from, at; setting the code it already has changes nothing, so a repeat keeps
     the first `from`); what became of the contact after the attempt is not replayed.
     AttemptConflict for an attempt in flight or refused by a rule."""
@@ -138,8 +138,12 @@ def set_code(conn: psycopg.Connection, work_item_id: int, attempt_no: int, code:
                                   f"has settled")
         if found["verdict"] != "allowed":
             raise AttemptConflict(f"attempt {found['id']} was never sent (refused by rule {found['rule']})")
-        allowed = campaign_codes(conn, found["campaign_id"])
-        if code not in allowed:
+        known = campaign_codes(conn, found["campaign_id"])
+        allowed = [name for name, enabled in known.items() if enabled]
+        if code in known and not known[code]:
+            raise DispositionError("code", f"completion code {code!r} of campaign {found['campaign_id']} "
+                                           f"is disabled (its codes: {', '.join(allowed)})")
+        if code not in known:
             raise DispositionError("code", f"{code!r} is not a completion code of campaign "
                                            f"{found['campaign_id']} (its codes: {', '.join(allowed)})")
         row = conn.cursor(row_factory=dict_row).execute(

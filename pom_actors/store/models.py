@@ -107,6 +107,7 @@ class CompletionCodeRow(SQLModel, table=True):
     address_uncallable: bool = _d(False)
     human_contact: bool = _d(False)
     counts_as_abandon: bool = _d(False)
+    enabled: bool = _d(True)
 
 
 class StrategyRow(SQLModel, table=True):

@@ -1,6 +1,6 @@
 """The gateway's resources not covered elsewhere, round trip through the Python client and the
-CLI against a served gateway: completion codes (a campaign's custom codes made, changed and
-deleted; the system's read-only), agent scripts (named by a strategy, refused while named),
+CLI against a served gateway: completion codes (a campaign's custom codes made, changed,
+disabled and deleted; the system's read-only), agent scripts (named by a strategy, refused while named),
 and the run-time changes of a running job (priority, pacing reaching its managers, filter
 template) — and what the audit log keeps of them."""
 from __future__ import annotations
@@ -69,13 +69,22 @@ def test_completion_codes_round_trip_through_client_and_cli(campaigns, conn, gat
     assert main(["--url", gateway, "--token", role_tokens[Role.ADMIN], "codes", "list",
                  "--campaign", str(campaign_id), "--json"]) == 0
     assert [c["name"] for c in json.loads(capsys.readouterr().out)] == ["paid", "callback_later"]
+    # disabled: still listed (with `enabled`), filtered by it; a system code cannot be disabled
+    assert main(["--url", gateway, "--token", role_tokens[Role.ADMIN], "codes", "disable", str(made["id"]),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["enabled"] is False
+    assert [c["name"] for c in admin.completion_codes(campaign_id, enabled=False)] == ["callback_later"]
+    assert [c["name"] for c in admin.completion_codes(campaign_id, enabled=True)] == ["paid"]
+    with pytest.raises(Conflict):
+        admin.update_completion_code(system_id, enabled=False)
+    assert admin.update_completion_code(made["id"], enabled=True)["enabled"] is True
     assert main(["--url", gateway, "--token", role_tokens[Role.SUPERVISOR], "codes", "delete", str(made["id"])]) == 1
     assert "HTTP 403" in capsys.readouterr().err
     assert main(["--url", gateway, "--token", role_tokens[Role.ADMIN], "codes", "delete", str(made["id"])]) == 0
     with pytest.raises(NotFound):
         admin.completion_code(made["id"])
     audited = [e["method"] for e in admin.audit(path=f"/api/v1/completion-codes/{made['id']}")["entries"]]
-    assert audited.count("PATCH") == 2 and audited.count("DELETE") == 1
+    assert audited.count("PATCH") == 4 and audited.count("DELETE") == 1
 
 
 AGENT_STRATEGY = {

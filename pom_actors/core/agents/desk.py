@@ -65,10 +65,10 @@ def render_script(script: Script | Mapping[str, Any] | None, contact: Mapping[st
     return {"url": render(script.url or "", encoded)}
 
 
-def disposition_codes(book: CodeBook) -> list[str]:
+def disposition_codes(book: CodeBook, disabled: frozenset[str] = frozenset()) -> list[str]:
     """The codes an agent may choose for a call of a campaign: the agent-settable system codes,
-    then the campaign's custom codes."""
-    custom = [c.name for c in book if not c.system]
+    then the campaign's custom codes not `disabled`."""
+    custom = [c.name for c in book if not c.system and c.name not in disabled]
     return [*AGENT_SYSTEM_CODES, *custom]
 
 
@@ -80,7 +80,7 @@ def screen_pop(call_id: str, job_id: int, contact: Mapping[str, Any], strategy: 
     return {"call_id": call_id, "job_id": job_id, "handler": handler,
             "contact": contact_attributes(contact),
             "script": render_script(h.script if h else None, contact),
-            "codes": disposition_codes(strategy.codebook())}
+            "codes": disposition_codes(strategy.codebook(), strategy.disabled_codes())}
 
 
 def preview_card(card_id: str, job_id: int, contact: Mapping[str, Any], timeout_s: float | None,
