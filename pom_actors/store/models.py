@@ -291,6 +291,7 @@ class Agent(SQLModel, table=True):
     login: str = Field(sa_column=Column(String(100), nullable=False, unique=True))
     name: str = _d("")
     skills: list[str] = Field(default_factory=list, sa_column=_json("'[]'::jsonb"))
+    groups: list[str] = Field(default_factory=list, sa_column=_json("'[]'::jsonb"))
     state: str = _d("logged_out")
     job_id: Optional[int] = Field(default=None, foreign_key="jobs.id")
     updated_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
