@@ -25,9 +25,11 @@ def add_parsers(sub) -> None:
     from pom_actors.core.zones import ZoneState
 
     sub.add_parser("health", help="state of each component")
-    alarms = sub.add_parser("alarms", help="the load monitor's alarms, active first")
+    alarms = sub.add_parser("alarms", help="the load monitor's alarms, newest first")
     alarms.add_argument("--state", choices=("active", "cleared", "all"), default="all")
-    alarms.add_argument("--limit", type=int, default=100, help="at most this many (1-10000, default 100)")
+    alarms.add_argument("--limit", type=int, default=100, help="at most this many (1-1000, default 100)")
+    alarms.add_argument("--before", type=int, help="those with an id below this (the next page: the last id shown)")
+    alarms.add_argument("--all", action="store_true", help="every alarm (all pages; --limit and --before ignored)")
 
     states = [str(s) for s in ZoneState]
     zones = sub.add_parser("zones", help="zones of POM servers: list, create, set state or failover, delete")
@@ -54,7 +56,10 @@ def add_parsers(sub) -> None:
     tcreate.add_argument("--name", required=True)
     tcreate.add_argument("--role", required=True, choices=ROLES)
     tcreate.add_argument("--agent", type=int, help="the agent id of an agent token")
-    tsub.add_parser("list", help="every token (never their values)")
+    tlist = tsub.add_parser("list", help="every token (never their values)")
+    tlist.add_argument("--role", choices=ROLES, help="only tokens of this role")
+    tlist.add_argument("--revoked", action=argparse.BooleanOptionalAction,
+                       help="only the revoked tokens (--no-revoked: only those in force)")
     tsub.add_parser("revoke", help="revoke a token").add_argument("id", type=int)
 
     audit = sub.add_parser("audit", help="the audit log of changes (admin, supervisor)")
@@ -75,7 +80,8 @@ def run(client: PomClient, args: argparse.Namespace) -> int:
                                                                                    if k != "state"}}
                      for name, c in out["components"].items()], args, title=f"POM {out['status']}")
     if args.cmd == "alarms":
-        return emit(client.alarms(args.state, args.limit), args, title=f"alarms ({args.state})")
+        rows = client.all_alarms(args.state) if args.all else client.alarms(args.state, args.limit, args.before)
+        return emit(rows, args, title=f"alarms ({args.state})")
     if args.cmd == "audit":
         out = client.audit(after=args.after, limit=args.limit, since=args.since, token=args.token_id,
                            path=args.path, method=args.method)
@@ -91,7 +97,7 @@ def _tokens(client: PomClient, args: argparse.Namespace) -> int:
         print("pom: the token is shown this once: keep it now (the server keeps only its hash)", file=sys.stderr)
         return emit(out, args, title="new token")
     if args.action == "list":
-        return emit(client.tokens(), args, title="tokens")
+        return emit(client.tokens(args.role, args.revoked), args, title="tokens")
     client.revoke_token(args.id)
     return said(f"token {args.id} revoked")
 

@@ -402,9 +402,9 @@ class Routes(ABC):
         return self._call("PUT", "/api/v1/purges/config", json=config)
 
     # -- tokens and the audit log (docs/api.md, "Authentication") --
-    def tokens(self) -> list[dict]:
-        """Every token (all pages)."""
-        return self._collect("/api/v1/tokens")
+    def tokens(self, role: str | None = None, revoked: bool | None = None) -> list[dict]:
+        """Every token (all pages), of `role` and only the revoked (or not revoked) if given."""
+        return self._collect("/api/v1/tokens", _given(role=role, revoked=None if revoked is None else str(revoked).lower()))
 
     def create_token(self, name: str, role: str, agent_id: int | None = None) -> dict:
         """A new token; its value (`token`) is in this answer only."""
@@ -582,9 +582,15 @@ class Routes(ABC):
         return self._call("POST", f"/api/v1/lists/{list_id}/preview", json={"expression": expression, "sample": sample})
 
     # -- load and alarms (docs/api.md, "Load and alarms") --
-    def alarms(self, state: str = "all", limit: int = 100) -> list[dict]:
-        """`active`, `cleared` or `all`: active first, then the most recent first."""
-        return self._call("GET", "/api/v1/alarms", params={"state": state, "limit": limit}, pick="alarms")
+    def alarms(self, state: str = "all", limit: int = 100, before: int | None = None) -> list[dict]:
+        """One page of alarms (`active`, `cleared` or `all`), newest first: at most `limit`
+        (1-1000), with an id below `before` if given. Every one: `pages("/api/v1/alarms",
+        {"state": state})` (or `all_alarms`)."""
+        return self._call("GET", "/api/v1/alarms", params=_given(state=state, limit=limit, before=before))
+
+    def all_alarms(self, state: str = "all") -> list[dict]:
+        """Every alarm in `state` (all pages), newest first."""
+        return self._collect("/api/v1/alarms", {"state": state})
 
     def load(self) -> dict:
         return self._call("GET", "/api/v1/load")
@@ -629,8 +635,8 @@ class PomClient(Routes):
         return _answer(self.http.request(method, path, **kwargs), pick, as_text)
 
     def pages(self, path: str, params: dict | None = None, limit: int = PAGE) -> Iterator[dict]:
-        """Every item of a paged list route (`/api/v1/jobs`, `/campaigns`, `/rules`), page by
-        page, following the `Link: rel="next"` header (docs/api.md, "Pages")."""
+        """Every item of a paged list route (`/api/v1/jobs`, `/campaigns`, `/rules`; `/alarms`
+        newest first), page by page, following the `Link: rel="next"` header (docs/api.md, "Pages")."""
         url, query = path, {**(params or {}), "limit": limit}
         while url:
             response = self.http.get(url, params=query)

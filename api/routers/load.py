@@ -15,16 +15,20 @@ from pom_actors.core import load as core
 from pom_actors.store import load as store
 
 from .. import deps
+from ..pages import NewestFirst
 
 router = APIRouter(tags=["load"])
+# /load's active alarms, newest first: at most one per source (metric and server) is active, so
+# this is a bound, not a page.
+ACTIVE_ALARMS = 1000
 
 
 @router.get("/alarms")
-def list_alarms(state: Literal["active", "cleared", "all"] = Query("all"),
-                limit: int = Query(100, ge=1, le=10_000),
-                conn: psycopg.Connection = Depends(deps.db)) -> dict:
-    """Alarms, active first, then the most recent first."""
-    return {"alarms": store.alarms(conn, state, limit)}
+def list_alarms(state: Literal["active", "cleared", "all"] = Query("all"), page: NewestFirst = Depends(),
+                conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
+    """A page of alarms, newest first (by id descending; `?before=ID` and `Link: rel="next"`,
+    api/pages.py): the active ones only with `state=active`."""
+    return page.link(store.alarms(conn, state, before=page.before, limit=page.limit))
 
 
 @router.get("/load")
@@ -44,7 +48,7 @@ def get_load(conn: psycopg.Connection = Depends(deps.db)) -> dict:
                         "readings": {k: v for k, v in readings.items() if k.startswith("server.")}})
     active = store.active_alarms(conn)
     return {"servers": servers, "database": database, "pom": pom, "levels": core.levels(active),
-            "alarms": store.alarms(conn, "active", 1000),
+            "alarms": store.alarms(conn, "active", limit=ACTIVE_ALARMS),
             "restrictions": core.restrictions(active, config).to_dict(),
             "sample_s": config.sample_s}
 

@@ -2,10 +2,10 @@
 list (never the values or their hashes), revoke."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
 
 import psycopg
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
 from pom_actors.core.tokens import Role
@@ -40,9 +40,12 @@ def create_token(body: TokenCreate, conn: psycopg.Connection = Depends(deps.db))
 
 
 @router.get("/tokens")
-def list_tokens(page: Page = Depends(), conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
-    """A page of tokens by id (api/pages.py)."""
-    return page.link(store.tokens(conn, after=page.after, limit=page.limit))
+def list_tokens(role: Annotated[Role | None, Query(description="only tokens of this role")] = None,
+                revoked: Annotated[bool | None, Query(description="only the revoked (true) or the others (false)")]
+                = None, page: Page = Depends(), conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
+    """A page of tokens by id (api/pages.py), of a role, revoked or not, if asked."""
+    return page.link(store.tokens(conn, role=None if role is None else role.value, revoked=revoked,
+                                  after=page.after, limit=page.limit))
 
 
 @router.delete("/tokens/{token_id}", status_code=204)

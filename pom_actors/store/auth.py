@@ -38,10 +38,18 @@ def create_token(conn: psycopg.Connection, name: str, role: Role | str, agent_id
     return row, token.value
 
 
-def tokens(conn: psycopg.Connection, *, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
-    """Tokens, revoked ones included, by id above `after`, at most `limit` (never their hashes)."""
+def tokens(conn: psycopg.Connection, *, role: str | None = None, revoked: bool | None = None, after: int = 0,
+           limit: int | None = None) -> list[dict[str, Any]]:
+    """Tokens by id above `after`, at most `limit` (never their hashes): of `role` if given,
+    only the revoked (`revoked=True`) or the others (False) if given, else both."""
+    where, params = ["id > %s"], [after]
+    if role is not None:
+        where, params = where + ["role = %s"], params + [role]
+    if revoked is not None:
+        where.append("revoked_at IS NOT NULL" if revoked else "revoked_at IS NULL")
     return conn.cursor(row_factory=dict_row).execute(
-        f"SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id > %s ORDER BY id LIMIT %s", (after, limit)).fetchall()
+        f"SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE {' AND '.join(where)} ORDER BY id LIMIT %s",
+        (*params, limit)).fetchall()
 
 
 def principal(conn: psycopg.Connection, value: str) -> Principal | None:

@@ -53,7 +53,7 @@ def pom_readings(conn: psycopg.Connection) -> dict[str, float]:
     """Active jobs, agents logged in, imports running."""
     jobs, agents, imports = conn.execute(
         "SELECT (SELECT count(*) FROM jobs WHERE state = ANY(%s)), "
-        "(SELECT count(*) FROM agents WHERE state <> 'logged_out'), "
+        "(SELECT count(*) FROM agents WHERE state NOT IN ('logged_out', 'deleted')), "
         "(SELECT count(*) FROM import_jobs WHERE state = 'running')",
         ([str(s) for s in ACTIVE],)).fetchone()
     return {"pom.jobs": float(jobs), "pom.agents": float(agents), "pom.imports": float(imports)}
@@ -146,13 +146,19 @@ def _clear(conn: psycopg.Connection, source: str, severity: str, message: str, v
     return row[0] if row else None
 
 
-def alarms(conn: psycopg.Connection, state: str = "all", limit: int = 100) -> list[dict[str, Any]]:
-    """Alarms, active first then newest first; `state`: active, cleared or all."""
-    where = {"active": "WHERE cleared_at IS NULL", "cleared": "WHERE cleared_at IS NOT NULL", "all": ""}[state]
+def alarms(conn: psycopg.Connection, state: str = "all", *, before: int | None = None,
+           limit: int = 1000) -> list[dict[str, Any]]:
+    """Alarms newest first (by id descending: a page's cursor), with an id below `before` if
+    given, at most `limit`; `state`: active, cleared or all."""
+    where = ["cleared_at IS NULL"] if state == "active" else ["cleared_at IS NOT NULL"] if state == "cleared" else []
+    params: list[Any] = []
+    if before is not None:
+        where, params = where + ["id < %s"], [before]
+    sql_where = f"WHERE {' AND '.join(where)}" if where else ""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            f"SELECT id, source, severity, message, details, created_at, cleared_at FROM alarms {where} "
-            "ORDER BY cleared_at IS NOT NULL, id DESC LIMIT %s", (limit,)).fetchall()
+            f"SELECT id, source, severity, message, details, created_at, cleared_at FROM alarms {sql_where} "
+            "ORDER BY id DESC LIMIT %s", (*params, limit)).fetchall()
     for r in rows:
         metric, server = load.parse_source(r["source"])
         r.update(state="active" if r["cleared_at"] is None else "cleared", metric=metric, server=server,

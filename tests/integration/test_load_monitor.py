@@ -71,8 +71,8 @@ def alarm_seen(http, conn, source: str, state: str, alarm_id: int | None = None)
     """The alarm of `source` (that one, if given) in `state` through the API, as in the table,
     with its outbox event."""
     def found():
-        body = http.get("/api/v1/alarms", params={"state": state}).json()
-        return next((a for a in body["alarms"] if a["source"] == source and alarm_id in (None, a["id"])), None)
+        page = http.get("/api/v1/alarms", params={"state": state}).json()
+        return next((a for a in page if a["source"] == source and alarm_id in (None, a["id"])), None)
     alarm = wait_for(found, f"alarm {source} {state}")
     row = conn.execute("SELECT cleared_at IS NULL FROM alarms WHERE id = %s", (alarm["id"],)).fetchone()
     assert row == (state == "active",)

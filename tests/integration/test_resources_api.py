@@ -237,3 +237,36 @@ def test_lists_read_with_their_contact_count(gateway, role_tokens):
     assert made["id"] in [row["id"] for row in supervisor.lists()]
     with pytest.raises(NotFound):
         supervisor.contact_list(2**31 - 1)
+
+
+def test_alarms_come_in_pages_newest_first_and_tokens_filtered_by_role_and_revoked(conn, gateway, role_tokens,
+                                                                                  capsys):
+    admin = PomClient(gateway, token=role_tokens[Role.ADMIN])
+    cli = ["--url", gateway, "--token", role_tokens[Role.ADMIN]]
+    tag = f"test.paging@{time.time_ns()}"
+    ours = [conn.execute("INSERT INTO alarms (source, severity, message, details, cleared_at) "
+                         "VALUES (%s, 'warning', 'paged', '{}', now()) RETURNING id", (tag,)).fetchone()[0]
+            for _ in range(5)]
+    try:
+        seen = list(admin.pages("/api/v1/alarms", {"state": "cleared"}, limit=2))
+        ids = [a["id"] for a in seen]
+        assert ids == sorted(set(ids), reverse=True)                      # newest first, none twice
+        assert [a["id"] for a in seen if a["source"] == tag] == ours[::-1]
+        assert {a["state"] for a in seen} == {"cleared"}
+        page = admin.alarms("cleared", limit=2, before=ours[3])
+        assert [a["id"] for a in page] == [ours[2], ours[1]]
+        assert main([*cli, "alarms", "--state", "cleared", "--all", "--json"]) == 0
+        assert [a["id"] for a in json.loads(capsys.readouterr().out) if a["source"] == tag] == ours[::-1]
+    finally:
+        conn.execute("DELETE FROM alarms WHERE source = %s", (tag,))
+
+    made = admin.create_token(f"paging-{tag}", "integration")
+    admin.revoke_token(made["id"])
+    revoked = admin.tokens(revoked=True)
+    assert made["id"] in [t["id"] for t in revoked] and all(t["revoked_at"] for t in revoked)
+    in_force = admin.tokens(role="integration", revoked=False)
+    assert made["id"] not in [t["id"] for t in in_force]
+    assert in_force and all(t["role"] == "integration" and t["revoked_at"] is None for t in in_force)
+    assert main([*cli, "tokens", "list", "--role", "integration", "--revoked", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert made["id"] in [t["id"] for t in listed] and {t["role"] for t in listed} == {"integration"}

@@ -154,7 +154,7 @@ def test_rules_list_follows_every_page_and_create_sends_the_rule(gw, capsys):
 def test_health_alarms_tokens_and_zones_are_tables(gw, capsys):
     gw.on("GET", "/health", (503, {"status": "degraded", "components": {"database": {"state": "up"},
                                                                        "director": {"state": "down", "error": "x"}}}))
-    gw.on("GET", "/api/v1/alarms", (200, {"alarms": [{"id": 1, "metric": "server.cpu", "state": "active"}]}))
+    gw.on("GET", "/api/v1/alarms", (200, [{"id": 1, "metric": "server.cpu", "state": "active"}]))
     gw.on("GET", "/api/v1/tokens", (200, [{"id": 4, "name": "ci", "role": "integration"}]))
     gw.on("GET", "/api/v1/zones", (200, {"zones": [{"name": "east", "state": "up"}], "default_zone": "east",
                                          "unzoned_servers": 0}))
@@ -167,6 +167,39 @@ def test_health_alarms_tokens_and_zones_are_tables(gw, capsys):
     assert cli.main(["zones", "list"]) == 0 and "default_zone=east" in out_err(capsys)[0]
     assert cli.main(["zones", "list", "--json"]) == 0
     assert json.loads(out_err(capsys)[0])["default_zone"] == "east"
+
+
+def test_alarms_a_page_newest_first_or_all_pages_following_the_link(monkeypatch, capsys):
+    seen: list[httpx.URL] = []
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        before = int(request.url.params.get("before", 10))
+        rows = [{"id": i, "metric": "server.cpu", "state": "cleared"} for i in range(before - 1, max(before - 4, 0), -1)]
+        nxt = {"Link": f'<http://pom.test/api/v1/alarms?state=cleared&before={rows[-1]["id"]}&limit=3>; rel="next"'}
+        return httpx.Response(200, json=rows, headers=nxt if before > 4 else {})
+    monkeypatch.setattr(cli, "PomClient", lambda url, token: PomClient(url or "http://pom.test", token=token,
+                                                                       transport=httpx.MockTransport(gateway)))
+    assert cli.main(["alarms", "--state", "cleared", "--limit", "3", "--before", "7", "--json"]) == 0
+    assert [a["id"] for a in json.loads(out_err(capsys)[0])] == [6, 5, 4]
+    assert dict(seen[-1].params) == {"state": "cleared", "limit": "3", "before": "7"}
+    seen.clear()
+    assert cli.main(["alarms", "--state", "cleared", "--all", "--json"]) == 0
+    assert [a["id"] for a in json.loads(out_err(capsys)[0])] == [9, 8, 7, 6, 5, 4, 3, 2, 1]
+    assert [dict(u.params).get("before") for u in seen] == [None, "7", "4"]
+    assert all(u.params["state"] == "cleared" for u in seen)
+
+
+def test_tokens_list_filters_by_role_and_revoked(gw, capsys):
+    gw.on("GET", "/api/v1/tokens", (200, [{"id": 4, "name": "ci", "role": "integration", "revoked_at": None}]))
+    assert cli.main(["tokens", "list", "--role", "integration", "--no-revoked", "--json"]) == 0
+    assert json.loads(out_err(capsys)[0])[0]["name"] == "ci"
+    assert dict(gw.requests[-1].url.params) == {"role": "integration", "revoked": "false", "limit": "1000"}
+    assert cli.main(["tokens", "list", "--revoked"]) == 0
+    assert dict(gw.requests[-1].url.params) == {"revoked": "true", "limit": "1000"}
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["tokens", "list", "--role", "nobody"])
+    assert refused.value.code == 2
 
 
 def test_strategies_list_is_a_table_show_json_and_a_delete_in_use_exits_1(gw, capsys):

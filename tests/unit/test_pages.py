@@ -54,3 +54,44 @@ def test_a_named_resource_is_found_by_its_name_bounded(http, monkeypatch, path, 
         r = http.get(path, params={"name": bad})
         assert r.status_code == 422 and r.json()["errors"][0]["path"] == "query.name", r.text
     assert len(asked) == 1
+
+
+def test_tokens_are_filtered_by_role_and_revoked_and_the_link_keeps_the_filters(http, monkeypatch):
+    asked = []
+    monkeypatch.setattr(tokens.store, "tokens", lambda _conn, **query: asked.append(query) or [{"id": 7}])
+    r = http.get("/api/v1/tokens", params={"role": "agent", "revoked": "false", "limit": 1})
+    assert r.status_code == 200 and r.json() == [{"id": 7}], r.text
+    assert asked == [{"role": "agent", "revoked": False, "after": 0, "limit": 1}]
+    assert r.headers["link"] == '<http://testserver/api/v1/tokens?role=agent&revoked=false&after=7&limit=1>; rel="next"'
+    http.get("/api/v1/tokens", params={"revoked": "true"})
+    assert asked[-1] == {"role": None, "revoked": True, "after": 0, "limit": 1000}
+    for bad, at in (({"role": "root"}, "role"), ({"revoked": "maybe"}, "revoked")):
+        r = http.get("/api/v1/tokens", params=bad)
+        assert r.status_code == 422 and r.json()["errors"][0]["path"] == f"query.{at}", r.text
+    assert len(asked) == 2
+
+
+def test_alarms_come_newest_first_in_pages_before_an_id_with_the_state_kept(http, monkeypatch):
+    from api.routers import load
+
+    rows = [{"id": i, "state": "cleared"} for i in (13, 8, 5, 3, 2)]
+    asked = []
+
+    def alarms(_conn, state, before=None, limit=None):
+        asked.append((state, before, limit))
+        return [r for r in rows if before is None or r["id"] < before][:limit]
+    monkeypatch.setattr(load.store, "alarms", alarms)
+    r = http.get("/api/v1/alarms", params={"state": "cleared", "limit": 2})
+    assert r.status_code == 200 and r.json() == rows[:2], r.text
+    assert r.headers["link"] == '<http://testserver/api/v1/alarms?state=cleared&before=8&limit=2>; rel="next"'
+    seen = r.json()
+    while "link" in r.headers:
+        r = http.get(r.headers["link"][1:].split(">")[0])
+        seen += r.json()
+    assert seen == rows and asked == [("cleared", None, 2), ("cleared", 8, 2), ("cleared", 3, 2)]
+    assert "link" not in http.get("/api/v1/alarms").headers and asked[-1] == ("all", None, 1000)
+    for bad, at in (({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"before": 0}, "before"),
+                    ({"before": 2**63}, "before"), ({"state": "lost"}, "state")):
+        r = http.get("/api/v1/alarms", params=bad)
+        assert r.status_code == 422 and r.json()["errors"][0]["path"] == f"query.{at}", r.text
+    assert len(asked) == 4
