@@ -145,10 +145,11 @@ def _faults(errors: list[dict]) -> str:
 
 def _path(error: dict) -> str:
     """Where a validation error is: its location without the leading `body`, then the path
-    a `validation.Fault` found inside that field (a key of a strategy document, say)."""
+    a `validation.Fault` found inside that field (a key of a strategy document, say); `body`
+    when the body as a whole is at fault (a list of too many items, say)."""
     loc = list(error["loc"])
     if loc[:1] == ["body"]:
-        loc = loc[1:]
+        loc = loc[1:] or (["body"] if len(loc) == 1 and not (error.get("ctx") or {}).get("error") else [])
     fault = (error.get("ctx") or {}).get("error")
     if isinstance(fault, Fault):
         loc += fault.path

@@ -15,7 +15,7 @@ from pom_actors.store import catalog, dialling
 
 from .. import deps
 from ..pages import Page
-from ..validation import CleanJson, Id, Text
+from ..validation import CleanJson, Description, Id, Text
 from .zones import ZoneName
 
 router = APIRouter(tags=["campaigns"])
@@ -57,7 +57,7 @@ class CampaignCreate(BaseModel):
     strategy_id: Id
     list_id: Id | None = Field(default=None, description="its one list (or give `lists`)")
     lists: Lists | None = Field(default=None, description="its lists with their priorities and sort orders")
-    description: Text = ""
+    description: Description = ""
     finish: Annotated[FinishCriteria, CleanJson] = FinishCriteria()
     schedule: Annotated[Schedule | None, CleanJson] = None
     priority: int = Field(default=5, ge=1, le=10)
@@ -86,7 +86,7 @@ def list_campaigns(enabled: bool | None = None, page: Page = Depends(),
 
 class CampaignChange(BaseModel):
     """The fields to change (those not sent stay); `schedule: null` removes the schedule."""
-    description: Text | None = None
+    description: Description | None = None
     priority: int | None = Field(default=None, ge=1, le=10)
     enabled: bool | None = Field(default=None, description="false: its schedule starts no job and no job "
                                                            "can be created until it is enabled again")

@@ -26,7 +26,7 @@ from pom_actors.store import dnc as store
 from .. import auth, deps
 from ..pages import Named, Page
 from ..auth import DEFINE
-from ..validation import BIGINT_MAX, Id, Text
+from ..validation import BIGINT_MAX, Description, Id, Text
 
 router = APIRouter(tags=["dnc"])
 MAX_BATCH = 10_000
@@ -37,7 +37,7 @@ Region = Field(None, pattern=r"^[A-Za-z]{2}$", description="default region of nu
 class DncListCreate(BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
     name: Text = Field(min_length=1, max_length=200)
-    description: Text = ""
+    description: Description = ""
     all_campaigns: bool = False
 
 

@@ -20,7 +20,7 @@ from pom_actors.store import filters as store
 from .. import auth, deps
 from ..pages import Named, Page
 from ..auth import DEFINE
-from ..validation import Id, Text
+from ..validation import Description, Id, Text
 
 router = APIRouter(tags=["filters"])
 
@@ -28,13 +28,13 @@ router = APIRouter(tags=["filters"])
 class FilterCreate(BaseModel):
     name: Text = Field(min_length=1, max_length=200)
     expression: Text
-    description: Text = ""
+    description: Description = ""
 
 
 class FilterUpdate(BaseModel):
     expression: Text | None = None
     name: Text | None = Field(default=None, min_length=1, max_length=200)
-    description: Text | None = None
+    description: Description | None = None
 
 
 class Preview(BaseModel):

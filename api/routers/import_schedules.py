@@ -24,7 +24,7 @@ from pom_actors.store import import_schedules as store
 
 from .. import deps
 from ..validation import Id, Text
-from .imports import ImportOptions, check_source, server_path
+from .imports import ImportOptions, ServerPath, check_source, server_path
 
 router = APIRouter(tags=["imports"])
 
@@ -33,7 +33,7 @@ class ScheduleSource(pydantic.BaseModel):
     """Where a scheduled import's rows come from at each due time: one of the two."""
     model_config = pydantic.ConfigDict(extra="forbid")
     postgres: PostgresSource | None = None
-    path: Text | None = pydantic.Field(
+    path: ServerPath | None = pydantic.Field(  # type: ignore[valid-type]
         None, description="a file under the import directory (POM_IMPORT_DIR), read as it is at each due time")
 
     @pydantic.model_validator(mode="after")

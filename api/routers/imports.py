@@ -41,17 +41,24 @@ from .. import deps
 from ..errors import Unavailable, declare
 from ..idempotency import KEYED
 from ..pages import Page
-from ..validation import Id, Text
+from ..validation import Id, Text, bounded_text
 
 router = APIRouter(tags=["imports"])
 UPLOAD_PATH = re.compile(r"/api/v1/(dnc-)?lists/[^/]+/imports")     # the routes that take large bodies
 
 
+# Bounds of the import options (a 422 at the field beyond them): a codec name, a delimiter, the
+# header mapping's entries and each column name or target, a server-side path.
+MAX_ENCODING, MAX_DELIMITER, MAX_MAPPING, MAX_COLUMN, MAX_PATH = 64, 8, 1000, 300, 4096
+ServerPath = bounded_text(MAX_PATH, 1)
+
+
 class FileOptions(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
-    encoding: Text | None = None
-    delimiter: Text | None = None
-    mapping: dict[Text, Text] = {}
+    encoding: bounded_text(MAX_ENCODING, 1) | None = None  # type: ignore[valid-type]
+    delimiter: bounded_text(MAX_DELIMITER, 1) | None = None  # type: ignore[valid-type]
+    mapping: dict[bounded_text(MAX_COLUMN), bounded_text(MAX_COLUMN)] = pydantic.Field(  # type: ignore[valid-type]
+        default={}, max_length=MAX_MAPPING, description="header name -> contact field, attributes.NAME or ignore")
     region: Text | None = pydantic.Field(None, pattern=r"^[A-Za-z]{2}$")
     max_field_chars: int = pydantic.Field(4096, ge=1, le=1_000_000)
 
@@ -82,7 +89,7 @@ class ImportSource(pydantic.BaseModel):
 
 
 class ServerFile(ImportOptions):
-    path: Text | None = None
+    path: ServerPath | None = None  # type: ignore[valid-type]
     source: ImportSource | None = pydantic.Field(
         None, description="instead of a file: a SELECT on another PostgreSQL database (docs/imports.md)")
 
@@ -94,7 +101,7 @@ class ServerFile(ImportOptions):
 
 
 class DncServerFile(DncImportOptions):
-    path: Text
+    path: ServerPath  # type: ignore[valid-type]
 
 
 class Upload:

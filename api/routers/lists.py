@@ -2,27 +2,30 @@
 read with its contacts page by page, renamed, and deleted with its contacts once nothing uses it."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import psycopg
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Body, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from pom_actors.core import attributes as attrs
 from pom_actors.core.contacts import ContactRowError, parse_contacts
 from pom_actors.store import catalog, imports
 from pom_actors.store import lists as store
 
 from .. import deps
 from ..pages import Named, Page
-from ..validation import Id, Text, json_fault, printable
+from ..validation import Description, Id, Text, bounded_text, json_fault, printable
 
 router = APIRouter(tags=["lists"])
+MAX_ROWS = 10_000               # contact rows a POST /lists/{id}/contacts takes (as DNC entries a request)
 
 
 class ListCreate(BaseModel):
     name: Text = Field(min_length=1, max_length=200)
-    description: Text = ""
-    attributes: list[Text] = []
+    description: Description = ""
+    attributes: list[bounded_text(attrs.MAX_KEY_CHARS, 1)] = Field(  # type: ignore[valid-type]
+        default=[], max_length=attrs.MAX_KEYS, description="the attribute names its contacts carry")
 
 
 @router.post("/lists", status_code=201)
@@ -48,7 +51,7 @@ class ListChange(BaseModel):
     strategies and filters were checked against them."""
     model_config = ConfigDict(extra="forbid")
     name: Text | None = Field(default=None, min_length=1, max_length=200)
-    description: Text | None = Field(default=None, max_length=1000)
+    description: Description | None = None
 
 
 @router.patch("/lists/{list_id}")
@@ -73,8 +76,9 @@ def list_contacts(list_id: Id, page: Page = Depends(), conn: psycopg.Connection 
 
 
 @router.post("/lists/{list_id}/contacts")
-def add_contacts(list_id: Id, rows: list[dict[str, Any]],
+def add_contacts(list_id: Id, rows: Annotated[list[dict[str, Any]], Body(max_length=MAX_ROWS)],
                  conn: psycopg.Connection = Depends(deps.db)) -> dict:
+    """At most `MAX_ROWS` rows a request (a larger load is an import, docs/imports.md)."""
     catalog.list_attributes(conn, list_id)
     good, errors = _parse(rows)
     # ON CONFLICT: a row whose external_id is already in the list (also one that a concurrent

@@ -48,6 +48,28 @@ def depth(value: Any) -> int:
     return deepest
 
 
+def json_bytes(attributes: Mapping[str, Any]) -> int:
+    """The size of `attributes` as stored (compact JSON, UTF-8)."""
+    # json, not orjson: a row imported earlier may hold an integer beyond 64 bits
+    return len(json.dumps(attributes, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def check_whole(attributes: Mapping[str, Any]) -> None:
+    """A contact's attributes as a contact row sends them (POST /lists/{id}/contacts): at
+    most `MAX_KEYS` keys of 1..`MAX_KEY_CHARS` characters, values nested at most `MAX_DEPTH`
+    levels, `MAX_BYTES` bytes of JSON; AttributesRefused naming the first fault."""
+    if len(attributes) > MAX_KEYS:
+        raise AttributesRefused("attributes", f"a contact holds at most {MAX_KEYS} attributes ({len(attributes)} sent)")
+    for key, value in attributes.items():
+        if not 1 <= len(key) <= MAX_KEY_CHARS:
+            raise AttributesRefused("attributes", f"an attribute name has 1 to {MAX_KEY_CHARS} characters")
+        if depth(value) > MAX_DEPTH:
+            raise AttributesRefused(f"attributes.{key}", f"nested more than {MAX_DEPTH} levels deep")
+    if (size := json_bytes(attributes)) > MAX_BYTES:
+        raise AttributesRefused("attributes", f"a contact's attributes take at most {MAX_BYTES} bytes of JSON "
+                                              f"({size} sent)")
+
+
 def merge(current: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     """`current` with `patch` applied (see the module's docstring); AttributesRefused names
     the first key at fault, or `attributes` for a bound of the whole."""
@@ -69,9 +91,7 @@ def merge(current: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any
         out[key] = value
     if len(out) > MAX_KEYS:
         raise AttributesRefused("attributes", f"a contact holds at most {MAX_KEYS} attributes ({len(out)} after this change)")
-    # json, not orjson: a row imported earlier may hold an integer beyond 64 bits
-    size = len(json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode())
-    if size > MAX_BYTES:
+    if (size := json_bytes(out)) > MAX_BYTES:
         raise AttributesRefused("attributes", f"a contact's attributes take at most {MAX_BYTES} bytes of JSON "
                                               f"({size} after this change)")
     return out

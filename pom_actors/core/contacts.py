@@ -11,11 +11,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .attributes import AttributesRefused, check_whole
 from .imports.phones import PhoneError, PhoneNormaliser, slow_phone
 
 FIELDS = ("external_id", "first_name", "last_name", "phone1", "phone2", "email", "timezones", "attributes")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_EXTERNAL_ID = 200          # characters; longer ids are refused
+MAX_NAME_CHARS = 1000          # a first or last name
+MAX_ADDRESS_CHARS = 320        # a phone number or e-mail address as sent (the longest e-mail address)
+MAX_TIMEZONES = 10             # explicit time zones of a contact
 
 
 class ContactRowError(ValueError):
@@ -40,6 +44,10 @@ def parse_contact(row: Mapping[str, Any], default_region: str | None = None,
     unknown = set(row) - set(FIELDS)
     if unknown:
         raise ValueError(sorted(unknown)[0], "unknown field (custom data goes in 'attributes')")
+    for name in ("first_name", "last_name", "phone1", "phone2", "email"):
+        bound = MAX_NAME_CHARS if name.endswith("_name") else MAX_ADDRESS_CHARS
+        if len(str(row.get(name) or "")) > bound:
+            raise ValueError(name, f"longer than {bound} characters")
     external_id = str(row.get("external_id") or "").strip()
     if not external_id:
         raise ValueError("external_id", "required")
@@ -64,7 +72,11 @@ def parse_contact(row: Mapping[str, Any], default_region: str | None = None,
     out["email"] = email or None
     zones = row.get("timezones") or []
     zones = [zones] if isinstance(zones, str) else list(zones)
+    if len(zones) > MAX_TIMEZONES:
+        raise ValueError("timezones", f"at most {MAX_TIMEZONES} time zones ({len(zones)} sent)")
     for zone in zones:
+        if not isinstance(zone, str) or len(zone) > MAX_ADDRESS_CHARS:
+            raise ValueError("timezones", "a time zone is an IANA name (e.g. Europe/Paris)")
         try:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -73,6 +85,10 @@ def parse_contact(row: Mapping[str, Any], default_region: str | None = None,
     attributes = row.get("attributes") or {}
     if not isinstance(attributes, Mapping):
         raise ValueError("attributes", "must be an object")
+    try:
+        check_whole(attributes)
+    except AttributesRefused as exc:
+        raise ValueError(exc.field, str(exc)) from None
     out["attributes"] = dict(attributes)
     if not (out["phone1"] or out["phone2"] or out["email"]):
         raise ValueError("phone1", "a contact needs at least one phone number or e-mail address")

@@ -65,6 +65,15 @@ ALWAYS_ON: frozenset[RuleKind] = frozenset(
     {RuleKind.DNC_ADDRESS, RuleKind.DNC_CONTACT, RuleKind.WINDOW, RuleKind.NO_ADDRESS})
 
 
+# Bounds of a rule's lists (a 422 at the field beyond them): channels and completion codes are
+# names of at most 64 characters (core/codes.py), and a campaign has at most 200 custom codes
+# besides the system's.
+MAX_NAME_CHARS = 64
+MAX_CHANNELS = 16
+MAX_CODES = 300
+_Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]
+
+
 class _Params(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
@@ -79,11 +88,11 @@ class _NuisanceParams(_Params):
 
 
 class _ChannelParams(_Params):
-    blocked: list[Annotated[str, Field(min_length=1)]]
+    blocked: list[_Name] = Field(max_length=MAX_CHANNELS)
 
 
 class _LastCodeParams(_Params):
-    codes: list[Annotated[str, Field(min_length=1)]]
+    codes: list[_Name] = Field(max_length=MAX_CODES)
 
 
 _PARAMS: Mapping[RuleKind, type[_Params]] = {
