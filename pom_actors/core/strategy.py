@@ -37,6 +37,18 @@ MAX_CUSTOM_CODES = 200
 MAX_NAME = 200
 MAX_DESCRIPTION = 10_000
 MAX_DURATION_TEXT = 64
+# Each handler's texts and collections (docs/strategy.md): a message (an e-mail body) as long as
+# an agent script, a subject, a sender or caller id (an e-mail address at most), a webhook URL
+# and headers, the addresses tried, and results naming at most every code a campaign can have.
+MAX_MESSAGE = 65_536
+MAX_SUBJECT = 1000
+MAX_SENDER = 320
+MAX_URL = 4096
+MAX_HEADERS, MAX_HEADER_NAME, MAX_HEADER_VALUE = 50, 256, 8192
+MAX_ADDRESSES, MAX_ADDRESS_NAME = 20, 200
+MAX_RESULTS = 300
+MAX_REF = 64                    # a handler or code name (their patterns allow no more)
+MAX_SKILLS = 100                # skills a handler's agents need (as an agent has at most)
 SCHEMA_ID = "https://pom-actors.dev/schemas/strategy.schema.json"
 
 # Fields each action uses; those in _REQUIRED must be given, the others are optional.
@@ -136,7 +148,7 @@ class AgentNeeds(BaseModel):
     """Which agents an agent-based call handler's job takes, and how many (docs/agents.md)."""
 
     model_config = ConfigDict(extra="forbid")
-    skills: list[str] = Field(default_factory=list, description="an agent needs every one of these")
+    skills: list[str] = Field(default_factory=list, max_length=MAX_SKILLS, description="an agent needs every one of these")
     min: int = Field(0, ge=0, le=100_000, description="agents the job gets first, before any share")
     max: int | None = Field(None, ge=0, le=100_000, description="agents the job never exceeds (null: no limit)")
     wrap_up: Seconds | None = Field(60.0, description="after-call work limit in seconds (null: none)")
@@ -185,7 +197,7 @@ class ResultAction(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     action: Literal["done", "goto", "retry", "next_address", "wait_until", "wait_window"]
-    handler: str | None = None
+    handler: str | None = Field(None, max_length=MAX_REF)
     after: Seconds | None = None
     max: int | None = None
     at: LocalTime | None = None
@@ -228,14 +240,15 @@ class Handler(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     type: Literal["call", "sms", "email", "custom"]
-    addresses: list[str] = Field(min_length=1)
-    message: str | None = None
-    subject: str | None = None
-    caller_id: str | None = None
-    sender: str | None = None
-    url: str | None = None
+    addresses: list[Annotated[str, Field(max_length=MAX_ADDRESS_NAME)]] = Field(min_length=1, max_length=MAX_ADDRESSES)
+    message: str | None = Field(None, max_length=MAX_MESSAGE)
+    subject: str | None = Field(None, max_length=MAX_SUBJECT)
+    caller_id: str | None = Field(None, max_length=MAX_SENDER)
+    sender: str | None = Field(None, max_length=MAX_SENDER)
+    url: str | None = Field(None, max_length=MAX_URL)
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[Annotated[str, Field(min_length=1, max_length=MAX_HEADER_NAME)],
+                  Annotated[str, Field(max_length=MAX_HEADER_VALUE)]] = Field(default_factory=dict, max_length=MAX_HEADERS)
     timeout: Seconds = Field(10.0, gt=0, le=300)
     retries: int = Field(2, ge=0, le=10)
     window: ContactWindow | None = None
@@ -243,7 +256,8 @@ class Handler(BaseModel):
     agents: AgentNeeds | None = None
     script: Script | None = None
     ring_timeout: Seconds = 15.0
-    results: dict[str, ResultAction] = Field(default_factory=dict)
+    results: dict[Annotated[str, Field(max_length=MAX_REF)], ResultAction] = Field(default_factory=dict,
+                                                                                  max_length=MAX_RESULTS)
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -279,7 +293,7 @@ class CustomCode(BaseModel):
     """A campaign's own completion code (e.g. set by an agent or a webhook), with its flags."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str
+    name: str = Field(max_length=MAX_REF)
     final: bool = False
     contact_uncallable: bool = False
     address_uncallable: bool = False
@@ -299,7 +313,7 @@ class Strategy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=MAX_NAME)
     version: int = Field(1, ge=1)
-    initial: str
+    initial: str = Field(max_length=MAX_REF)
     handlers: dict[str, Handler] = Field(min_length=1, max_length=MAX_HANDLERS)
     custom_codes: list[CustomCode] = Field(default_factory=list, max_length=MAX_CUSTOM_CODES)
     description: str = Field("", max_length=MAX_DESCRIPTION)

@@ -122,6 +122,37 @@ def test_strategy_numbers_beyond_bigint_or_not_finite_are_422(http):
     assert invalid_paths(r) == {"handlers.c.pacing.max_concurrent"}
 
 
+def at_the_caps(name: str, handlers: int, codes: int) -> dict:
+    """A strategy of `handlers` handlers in a goto chain, each routing every one of `codes`
+    custom codes (bench/strategy_validation.py builds its cases the same way)."""
+    names = [f"h{i:04d}" for i in range(handlers)]
+    custom = [f"c{i:03d}" for i in range(codes)]
+    return {"name": name, "initial": names[0], "custom_codes": custom, "handlers": {
+        h: {"type": "call", "message": "x", "results": {
+            **{c: "done" for c in custom[:MAX_CODES_ROUTED]},
+            "default": f"goto {names[i + 1]}" if i + 1 < handlers else "done"}}
+        for i, h in enumerate(names)}}
+
+
+MAX_CODES_ROUTED = 8            # codes named in each handler's results (as the bench's 8 codes)
+
+
+def test_a_strategy_at_the_caps_is_accepted_and_one_over_is_422_at_the_field(http):
+    from pom_actors.core.strategy import MAX_CUSTOM_CODES, MAX_HANDLERS
+
+    r = send(http, "POST", "/api/v1/strategies", at_the_caps("at-the-caps", MAX_HANDLERS, MAX_CUSTOM_CODES))
+    assert r.status_code == 201, r.text
+    strategy_id = r.json()["id"]
+    stored = http.get(f"/api/v1/strategies/{strategy_id}").json()["document"]
+    assert (len(stored["handlers"]), len(stored["custom_codes"])) == (MAX_HANDLERS, MAX_CUSTOM_CODES)
+    for handlers, codes, path, count in ((MAX_HANDLERS + 1, MAX_CUSTOM_CODES, "handlers", MAX_HANDLERS + 1),
+                                         (MAX_HANDLERS, MAX_CUSTOM_CODES + 1, "custom_codes", MAX_CUSTOM_CODES + 1)):
+        r = send(http, "POST", "/api/v1/strategies", at_the_caps("over-the-caps", handlers, codes))
+        assert invalid_paths(r) == {path}
+        assert str(count) in r.json()["errors"][0]["message"]
+    assert http.delete(f"/api/v1/strategies/{strategy_id}").status_code == 204
+
+
 def test_contact_rows_with_bad_text_are_refused_by_line_and_the_good_ones_land(http, refs):
     rows = phone_contacts(6)
     rows[1]["first_name"] = "Ada\u0000"

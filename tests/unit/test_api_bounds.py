@@ -10,6 +10,7 @@ from api.routers.lists import MAX_ROWS, _parse
 from api.validation import MAX_DESCRIPTION
 from pom_actors.core import attributes as attrs
 from pom_actors.core.contacts import MAX_ADDRESS_CHARS, MAX_NAME_CHARS, MAX_TIMEZONES
+from pom_actors.core import strategy as S
 from pom_actors.core.rules import MAX_CHANNELS, MAX_CODES, MAX_NAME_CHARS as RULE_NAME, params_faults, RuleKind
 
 from .test_api_validation import http  # noqa: F401  (the gateway fixture: no database, no director)
@@ -85,3 +86,37 @@ def test_a_contact_row_at_its_bounds_is_taken():
 def test_rule_lists_at_their_bound_are_taken():
     assert params_faults(RuleKind.LAST_CODE, {"codes": ["busy"] * MAX_CODES}) == []
     assert params_faults(RuleKind.LAST_CODE, {"codes": ["busy"] * (MAX_CODES + 1)})[0][0] == ("codes",)
+
+
+def _strategy(**handler) -> dict:
+    return {"name": "bounded", "initial": "c", "handlers": {"c": {
+        "type": "custom", "url": "https://crm.example.com/hook", "addresses": ["phone1"],
+        "results": {"default": "done"}, **handler}}}
+
+
+@pytest.mark.parametrize("handler, path", [
+    ({"message": "m" * (S.MAX_MESSAGE + 1)}, "handlers.c.message"),
+    ({"subject": "s" * (S.MAX_SUBJECT + 1)}, "handlers.c.subject"),
+    ({"sender": "s" * (S.MAX_SENDER + 1)}, "handlers.c.sender"),
+    ({"caller_id": "1" * (S.MAX_SENDER + 1)}, "handlers.c.caller_id"),
+    ({"url": "https://crm.example.com/" + "p" * S.MAX_URL}, "handlers.c.url"),
+    ({"headers": {f"x-h{i}": "v" for i in range(S.MAX_HEADERS + 1)}}, "handlers.c.headers"),
+    ({"headers": {"x-h": "v" * (S.MAX_HEADER_VALUE + 1)}}, "handlers.c.headers.x-h"),
+    ({"addresses": ["phone1"] * (S.MAX_ADDRESSES + 1)}, "handlers.c.addresses"),
+    ({"addresses": ["a" * (S.MAX_ADDRESS_NAME + 1)]}, "handlers.c.addresses.0"),
+    ({"results": {"default": {"action": "goto", "handler": "h" * (S.MAX_REF + 1)}}}, "handlers.c.results.default.handler"),
+    ({"results": {f"c{i}": "done" for i in range(S.MAX_RESULTS + 1)}}, "handlers.c.results"),
+])
+def test_a_strategy_handler_beyond_a_bound_is_422_at_its_path(http, handler, path):  # noqa: F811
+    r = http.post("/api/v1/strategies", json=_strategy(**handler))
+    assert path in paths(r), r.text
+
+
+def test_a_strategy_initial_custom_code_and_skills_beyond_their_bounds_are_422(http):  # noqa: F811
+    doc = _strategy()
+    assert "initial" in paths(http.post("/api/v1/strategies", json={**doc, "initial": "c" * (S.MAX_REF + 1)}))
+    r = http.post("/api/v1/strategies", json={**doc, "custom_codes": ["x" * (S.MAX_REF + 1)]})
+    assert "custom_codes.0.name" in paths(r)
+    doc["handlers"]["c"] = {"type": "call", "pacing": {"mode": "progressive"},
+                            "agents": {"skills": [f"s{i}" for i in range(S.MAX_SKILLS + 1)]}}
+    assert "handlers.c.agents.skills" in paths(http.post("/api/v1/strategies", json=doc))
