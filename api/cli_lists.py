@@ -22,6 +22,7 @@ from .cli_output import UsageError, emit, reason, said
 from .client import PomClient, PomError
 
 BATCH = 10_000                      # addresses per request (the gateway's bound)
+REJECTS_PAGE = 10_000               # rejected rows per request (the gateway's most)
 ENDED = ("done", "failed", "stopped")
 
 
@@ -95,7 +96,7 @@ def add_parsers(sub) -> None:
     rejects.add_argument("id", type=int)
     rejects.add_argument("--csv", action="store_true", help="as CSV (formulas neutralised) instead of JSON")
     rejects.add_argument("--output", "-o", help="write to this file instead of stdout")
-    rejects.add_argument("--limit", type=int)
+    rejects.add_argument("--limit", type=int, help="the first N rejected rows only (default: every page)")
 
     dnc = sub.add_parser("dnc", help="DNC lists: create, add, remove, look up, attach, import")
     dsub = dnc.add_subparsers(dest="action", required=True)
@@ -387,8 +388,21 @@ def _change(client: PomClient, args: argparse.Namespace) -> int:
 
 
 def _rejects(client: PomClient, args: argparse.Namespace) -> int:
-    """To a file: the CSV, or the JSON; else the CSV text, or a table (the JSON with --json)."""
-    out = client.import_rejects(args.id, csv=args.csv, limit=args.limit)
+    """Every page of the rejected rows (the first `--limit` only if given), read as JSON: to a
+    file the CSV (written as the gateway writes it) or the JSON; else the CSV text, or a table
+    (the JSON with --json)."""
+    from pom_actors.core.imports.rows import rejects_csv
+
+    rows: list[dict] = []
+    after = None
+    while True:
+        page = client.import_rejects(args.id, limit=min(args.limit, REJECTS_PAGE) if args.limit else None, after=after)
+        rows += page["rejects"]
+        after = page.get("next")
+        if after is None or (args.limit and len(rows) >= args.limit):
+            break
+    rows = rows[:args.limit] if args.limit else rows
+    out = rejects_csv(rows) if args.csv else {"import_id": args.id, "rejects": rows}
     if args.output:
         Path(args.output).write_text(out if args.csv else json.dumps(out, indent=2, default=str) + "\n")
         return said(f"rejects of import {args.id} written to {args.output}")

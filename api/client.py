@@ -453,8 +453,9 @@ class Routes(ABC):
         "options"}`: run by the director at each due time."""
         return self._call("POST", "/api/v1/import-schedules", json=document)
 
-    def import_schedules(self, after: int = 0, limit: int = 100) -> list[dict]:
-        return self._call("GET", "/api/v1/import-schedules", params={"after": after, "limit": limit})
+    def import_schedules(self) -> list[dict]:
+        """Every import schedule (all pages)."""
+        return self._collect("/api/v1/import-schedules")
 
     def import_schedule(self, schedule_id: int) -> dict:
         return self._call("GET", f"/api/v1/import-schedules/{schedule_id}")
@@ -474,10 +475,13 @@ class Routes(ABC):
         `dnc_flagged`, `progress` 0..1, `message` when it failed)."""
         return self._call("GET", f"/api/v1/imports/{import_id}")
 
-    def import_rejects(self, import_id: int, csv: bool = False, limit: int | None = None) -> Any:
-        """The rejected rows: `{"rejects": [{line, field, reason, raw}]}`, or the CSV text
-        (cells that a spreadsheet would evaluate are neutralised)."""
-        params = {"format": "csv" if csv else "json", **({"limit": limit} if limit else {})}
+    def import_rejects(self, import_id: int, csv: bool = False, limit: int | None = None,
+                       after: int | None = None) -> Any:
+        """A page of the rejected rows by line (at most `limit`, 1-10,000, default 10,000; those
+        after line `after`): `{"rejects": [{line, field, reason, raw}], "next": <after of the
+        next page> | None}`, or the CSV text (cells that a spreadsheet would evaluate are
+        neutralised; its next page in the `Link` header)."""
+        params = {"format": "csv" if csv else "json", **_given(limit=limit, after=after)}
         return self._call("GET", f"/api/v1/imports/{import_id}/rejects", params=params, as_text=csv)
 
     def import_command(self, import_id: int, command: str) -> dict:
@@ -520,7 +524,8 @@ class Routes(ABC):
                           json={"addresses": list(addresses), "campaign_id": campaign_id, "region": region})
 
     def campaign_dnc_lists(self, campaign_id: int) -> list[dict]:
-        return self._call("GET", f"/api/v1/campaigns/{campaign_id}/dnc-lists")
+        """Every DNC list that applies to the campaign (all pages)."""
+        return self._collect(f"/api/v1/campaigns/{campaign_id}/dnc-lists")
 
     def attach_dnc(self, campaign_id: int, list_id: int) -> dict:
         return self._call("PUT", f"/api/v1/campaigns/{campaign_id}/dnc-lists/{list_id}")

@@ -127,8 +127,9 @@ def lookup(body: Lookup, conn: psycopg.Connection = Depends(deps.db)) -> dict:
 
 
 @router.get("/campaigns/{campaign_id}/dnc-lists")
-def campaign_lists(campaign_id: Id, conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
-    return store.campaign_lists(conn, campaign_id)
+def campaign_lists(campaign_id: Id, page: Page = Depends(), conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
+    """A page of the DNC lists that apply to the campaign, by id (api/pages.py)."""
+    return page.link(store.campaign_lists(conn, campaign_id, after=page.after, limit=page.limit))
 
 
 @router.put("/campaigns/{campaign_id}/dnc-lists/{list_id}", dependencies=[auth.allow(write=DEFINE)])

@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 import psycopg
 import pydantic
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Response
 
 from pom_actors.config import Settings
 from pom_actors.core.imports.query import PostgresSource
@@ -23,6 +23,7 @@ from pom_actors.core.schedule import Schedule
 from pom_actors.store import import_schedules as store
 
 from .. import deps
+from ..pages import Page
 from ..validation import Id, Text
 from .imports import ImportOptions, ServerPath, check_source, server_path
 
@@ -91,9 +92,9 @@ def create_schedule(body: ScheduleCreate, conn: psycopg.Connection = Depends(dep
 
 
 @router.get("/import-schedules")
-def list_schedules(after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=store.MAX_PAGE),
-                   conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
-    return store.page(conn, after, limit)
+def list_schedules(page: Page = Depends(), conn: psycopg.Connection = Depends(deps.db)) -> list[dict]:
+    """A page of schedules by id (api/pages.py)."""
+    return page.link(store.page(conn, page.after, page.limit))
 
 
 @router.get("/import-schedules/{schedule_id}")

@@ -9,8 +9,6 @@ The Importer actor does the rest; the routes only read and write the database.
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 import secrets
@@ -21,7 +19,7 @@ import orjson
 import psycopg
 import pydantic
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from pom_actors import names
@@ -30,7 +28,7 @@ from pom_actors.core.imports.reader import (FileError, SAMPLE_BYTES, decode, det
                                             detect_encoding, header_end, records)
 from pom_actors.core.imports.dnc import map_dnc_header
 from pom_actors.core.imports.query import PostgresSource
-from pom_actors.core.imports.rows import Options, map_header, neutralise
+from pom_actors.core.imports.rows import Options, map_header, rejects_csv
 from pom_actors.core.outbound import OutboundPolicy
 from pom_actors.core.imports.splitter import parse_splitter
 from pom_actors.store import dnc as dnc_store
@@ -44,6 +42,7 @@ from ..pages import Page
 from ..validation import Id, Text, bounded_text
 
 router = APIRouter(tags=["imports"])
+REJECTS_PAGE = 10_000           # rejected rows a GET .../rejects answers at most (its pages: ?after=LINE)
 UPLOAD_PATH = re.compile(r"/api/v1/(dnc-)?lists/[^/]+/imports")     # the routes that take large bodies
 
 
@@ -284,20 +283,20 @@ def get_import(import_id: Id, conn: psycopg.Connection = Depends(deps.db)) -> di
     "description": "The rejected rows: JSON, or CSV with `format=csv` or `Accept: text/csv`",
     "content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}}}})
 def get_rejects(import_id: Id, request: Request, format: Literal["csv", "json"] | None = Query(None),
-                limit: int | None = Query(None, ge=1, le=10_000_000),
+                limit: int = Query(REJECTS_PAGE, ge=1, le=REJECTS_PAGE, description="rejects per page"),
+                after: int = Query(0, ge=0, le=2**63 - 1, description="rejects of lines after this one"),
                 conn: psycopg.Connection = Depends(deps.db)) -> Any:
-    rows = store.rejects(conn, import_id, limit)
+    """A page of the rejected rows by line: `next` (JSON) and `Link: rel="next"` (both) while
+    a page is full."""
+    rows = store.rejects(conn, import_id, limit, after_line=after)
+    following = rows[-1]["line"] if len(rows) == limit else None
+    headers = {} if following is None else {
+        "Link": f'<{request.url.include_query_params(after=following, limit=limit)}>; rel="next"'}
     wants_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
     if not wants_csv:
-        return {"import_id": import_id, "rejects": rows}
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["line", "field", "reason", "row"])
-    for r in rows:
-        writer.writerow([r["line"], neutralise(r["field"]), neutralise(r["reason"]),
-                         *(neutralise(c) for c in r["raw"])])
-    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="import-{import_id}-rejects.csv"'})
+        return JSONResponse({"import_id": import_id, "rejects": rows, "next": following}, headers=headers)
+    return Response(rejects_csv(rows), media_type="text/csv; charset=utf-8", headers={
+        **headers, "Content-Disposition": f'attachment; filename="import-{import_id}-rejects.csv"'})
 
 
 @router.post("/imports/{import_id}/{command}")

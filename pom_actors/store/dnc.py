@@ -142,15 +142,18 @@ def detach(conn: psycopg.Connection, campaign_id: int, list_id: int) -> None:
         raise NotFound(f"DNC list {list_id} is not attached to campaign {campaign_id}")
 
 
-def campaign_lists(conn: psycopg.Connection, campaign_id: int) -> list[dict]:
-    """The lists that apply to a campaign: every all-campaigns list and those attached."""
+def campaign_lists(conn: psycopg.Connection, campaign_id: int, *, after: int = 0,
+                   limit: int | None = None) -> list[dict]:
+    """The lists that apply to a campaign: every all-campaigns list and those attached, by id
+    above `after`, at most `limit`."""
     if conn.execute("SELECT 1 FROM campaigns WHERE id = %s", (campaign_id,)).fetchone() is None:
         raise NotFound(f"campaign {campaign_id} does not exist")
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             "SELECT l.id, l.name, l.all_campaigns, a.campaign_id IS NOT NULL AS attached FROM dnc_lists l "
             "LEFT JOIN campaign_dnc_lists a ON a.dnc_list_id = l.id AND a.campaign_id = %s "
-            "WHERE l.all_campaigns OR a.campaign_id IS NOT NULL ORDER BY l.id", (campaign_id,)).fetchall()
+            "WHERE (l.all_campaigns OR a.campaign_id IS NOT NULL) AND l.id > %s ORDER BY l.id LIMIT %s",
+            (campaign_id, after, limit)).fetchall()
 
 
 # -- the rule engine ---------------------------------------------------------------------------

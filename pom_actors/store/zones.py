@@ -11,6 +11,10 @@ from ..core.lifecycle import ACTIVE, TERMINAL
 from ..core.zones import Zone, ZoneError, ZoneState, check_failover, check_name, parse_state
 from .catalog import NotFound
 
+# Zones are few by nature (sites, data centres); the bound keeps GET /api/v1/zones one answer
+# and the director's reading of them (every tick) small.
+MAX_ZONES = 100
+
 COLUMNS = "name, state, failover_zone, reason, updated_at"
 ACTIVE_STATES = sorted(str(s) for s in ACTIVE)
 
@@ -58,11 +62,14 @@ def _locked(conn: psycopg.Connection) -> dict[str, Zone]:
 
 def create(conn: psycopg.Connection, name: str, failover: str | None = None,
            state: ZoneState = ZoneState.UP, reason: str = "") -> dict[str, Any]:
+    """A new zone (ZoneInUse: its name is taken, or there are MAX_ZONES already)."""
     check_name(name)
     with conn.transaction():
         existing = _locked(conn)
         if name in existing:
             raise ZoneInUse(f"zone {name!r} already exists")
+        if len(existing) >= MAX_ZONES:
+            raise ZoneInUse(f"there are {len(existing)} zones, the most there may be: delete one first")
         check_failover({**existing, name: Zone(name, state)}, name, failover)
         conn.execute("INSERT INTO zones (name, state, failover_zone, reason) VALUES (%s, %s, %s, %s)",
                      (name, str(state), failover, reason))

@@ -120,3 +120,26 @@ def test_a_strategy_initial_custom_code_and_skills_beyond_their_bounds_are_422(h
     doc["handlers"]["c"] = {"type": "call", "pacing": {"mode": "progressive"},
                             "agents": {"skills": [f"s{i}" for i in range(S.MAX_SKILLS + 1)]}}
     assert "handlers.c.agents.skills" in paths(http.post("/api/v1/strategies", json=doc))
+
+
+def test_a_zone_beyond_the_most_there_may_be_is_a_conflict_before_any_insert(monkeypatch):
+    from contextlib import nullcontext
+
+    from pom_actors.core.zones import Zone, ZoneState
+    from pom_actors.store import zones
+
+    class Conn:
+        def transaction(self):
+            return nullcontext()
+
+        def execute(self, sql, *_):
+            raise AssertionError(f"nothing should be written: {sql}")
+
+    full = {f"z{i}": Zone(f"z{i}", ZoneState.UP) for i in range(zones.MAX_ZONES)}
+    monkeypatch.setattr(zones, "_locked", lambda _conn: full)
+    with pytest.raises(zones.ZoneInUse, match="delete one first"):
+        zones.create(Conn(), "one-more")
+    monkeypatch.setattr(zones, "_locked", lambda _conn: dict(list(full.items())[1:]))
+    monkeypatch.setattr(zones, "zone", lambda _conn, name: {"name": name})
+    with pytest.raises(AssertionError, match="INSERT INTO zones"):        # one fewer: it is inserted
+        zones.create(Conn(), "one-more")

@@ -153,14 +153,18 @@ def test_a_refused_batch_says_which_and_what_was_applied(capsys):
 
 def test_rejects_as_csv_to_a_file_and_dnc_reads(tmp_path, capsys):
     gw = Gateway()
-    gw.on("GET", "/api/v1/imports/7/rejects", (200, "line,field,reason,row\r\n2,phone1,bad,'=x\r\n"))
+    gw.on("GET", "/api/v1/imports/7/rejects",
+          (200, {"rejects": [{"line": 2, "field": "phone1", "reason": "bad", "raw": ["=x"]}], "next": 2}),
+          (200, {"rejects": [{"line": 5, "field": "email", "reason": "+bad", "raw": ["y", "z"]}], "next": None}))
     gw.on("POST", "/api/v1/dnc-lists/lookup", (200, {"campaign_id": 3, "results": []}))
     gw.on("PUT", "/api/v1/campaigns/3/dnc-lists/2", (200, {"attached": True, "changed": True}))
     out = tmp_path / "rejects.csv"
-    assert run(gw, "imports", "rejects", "7", "--csv", "-o", str(out)) == 0
-    assert gw.requests[0].url.params["format"] == "csv"
+    assert run(gw, "imports", "rejects", "7", "--csv", "-o", str(out)) == 0     # every page, one header
+    assert out.read_bytes() == b"line,field,reason,row\r\n2,phone1,bad,'=x\r\n5,email,'+bad,y,z\r\n"
+    assert [r.url.params.get("after") for r in gw.requests] == [None, "2"]
+    assert all(r.url.params["format"] == "json" for r in gw.requests)
     assert run(gw, "dnc", "lookup", "+12125550100", "--campaign", "3") == 0
-    assert json.loads(gw.requests[1].content) == {"addresses": ["+12125550100"], "campaign_id": 3, "region": None}
+    assert json.loads(gw.requests[2].content) == {"addresses": ["+12125550100"], "campaign_id": 3, "region": None}
     assert run(gw, "dnc", "attach", "2", "3") == 0
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from api.routers import agent_scripts, completion_codes, dnc, filters, imports, lists, tokens
+from api.routers import agent_scripts, completion_codes, dnc, filters, import_schedules, imports, lists, tokens
 
 ROUTES = [("/api/v1/tokens", tokens.store, "tokens"), ("/api/v1/dnc-lists", dnc.store, "lists"),
           ("/api/v1/filters", filters.store, "templates"),
           ("/api/v1/completion-codes", completion_codes.store, "codes"),
           ("/api/v1/agent-scripts", agent_scripts.store, "scripts"), ("/api/v1/imports", imports.store, "rows"),
-          ("/api/v1/lists", lists.store, "rows")]
+          ("/api/v1/lists", lists.store, "rows"), ("/api/v1/import-schedules", import_schedules.store, "page")]
 NAMED = [("/api/v1/lists", lists.store, "rows"), ("/api/v1/dnc-lists", dnc.store, "lists"),
          ("/api/v1/filters", filters.store, "templates")]
 
@@ -94,4 +94,43 @@ def test_alarms_come_newest_first_in_pages_before_an_id_with_the_state_kept(http
                     ({"before": 2**63}, "before"), ({"state": "lost"}, "state")):
         r = http.get("/api/v1/alarms", params=bad)
         assert r.status_code == 422 and r.json()["errors"][0]["path"] == f"query.{at}", r.text
+    assert len(asked) == 4
+
+
+def test_a_campaigns_dnc_lists_come_in_pages(http, monkeypatch):
+    rows = [{"id": i} for i in (1, 4, 6)]
+    asked = []
+
+    def campaign_lists(_conn, campaign_id, after=0, limit=None):
+        asked.append((campaign_id, after, limit))
+        return [r for r in rows if r["id"] > after][:limit]
+    monkeypatch.setattr(dnc.store, "campaign_lists", campaign_lists)
+    r = http.get("/api/v1/campaigns/3/dnc-lists", params={"limit": 2})
+    assert r.json() == rows[:2] and r.headers["link"] == (
+        '<http://testserver/api/v1/campaigns/3/dnc-lists?after=4&limit=2>; rel="next"')
+    assert http.get(r.headers["link"][1:].split(">")[0]).json() == rows[2:]
+    assert asked == [(3, 0, 2), (3, 4, 2)]
+
+
+def test_an_imports_rejects_come_in_pages_by_line_as_json_and_as_csv(http, monkeypatch):
+    rejects = [{"line": n, "field": "phone1", "reason": "bad", "raw": [f"={n}"]} for n in (2, 5, 9)]
+    asked = []
+
+    def store_rejects(_conn, import_id, limit=None, after_line=0):
+        asked.append((import_id, limit, after_line))
+        return [r for r in rejects if r["line"] > after_line][:limit]
+    monkeypatch.setattr(imports.store, "rejects", store_rejects)
+    r = http.get("/api/v1/imports/7/rejects", params={"limit": 2})
+    assert r.json() == {"import_id": 7, "rejects": rejects[:2], "next": 5}
+    assert r.headers["link"] == '<http://testserver/api/v1/imports/7/rejects?after=5&limit=2>; rel="next"'
+    last = http.get(r.headers["link"][1:].split(">")[0])
+    assert last.json() == {"import_id": 7, "rejects": rejects[2:], "next": None} and "link" not in last.headers
+    csv_page = http.get("/api/v1/imports/7/rejects", params={"limit": 2, "format": "csv"})
+    assert csv_page.text == "line,field,reason,row\r\n2,phone1,bad,'=2\r\n5,phone1,bad,'=5\r\n"
+    assert "after=5" in csv_page.headers["link"]
+    http.get("/api/v1/imports/7/rejects")
+    assert asked == [(7, 2, 0), (7, 2, 5), (7, 2, 0), (7, imports.REJECTS_PAGE, 0)]
+    for bad in ({"limit": 0}, {"limit": imports.REJECTS_PAGE + 1}, {"after": -1}):
+        r = http.get("/api/v1/imports/7/rejects", params=bad)
+        assert r.status_code == 422 and r.json()["errors"][0]["path"] == f"query.{next(iter(bad))}", r.text
     assert len(asked) == 4

@@ -10,6 +10,8 @@ second occurrence of an external_id in the same chunk under the `skip` policy is
 """
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -259,6 +261,18 @@ def parse_text(text: str, dialect: Dialect, columns, options: Options, first_lin
                phones: PhoneNormaliser | None = None) -> Parsed:
     """Parse a chunk of decoded text whose first record starts on `first_line`."""
     return parse_records(records(text, dialect, first_line), columns, options, phones)
+
+
+def rejects_csv(rejects: Iterable[Mapping[str, Any]], header: bool = True) -> str:
+    """Rejected rows ({line, field, reason, raw}) as CSV: `line, field, reason, row…` (the
+    header first unless `header` is false), every cell `neutralise`d."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    if header:
+        writer.writerow(["line", "field", "reason", "row"])
+    for r in rejects:
+        writer.writerow([r["line"], neutralise(r["field"]), neutralise(r["reason"]), *(neutralise(c) for c in r["raw"])])
+    return out.getvalue()
 
 
 def neutralise(cell: Any) -> str:
