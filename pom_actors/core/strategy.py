@@ -129,6 +129,8 @@ class Pacing(BaseModel):
             if self.settings:
                 raise ValueError("time_based pacing takes no settings: use max_concurrent and attempts_per_second")
             return self
+        if "mode" in self.settings:
+            raise ValueError("settings.mode: not a setting (the mode is pacing.mode)")
         from .pacing.factory import parse_pacing_config
 
         try:
@@ -695,6 +697,14 @@ def strategy_json_schema() -> dict:
          "description": "shorthand: done | next_address | wait_window | goto <handler> | retry <delay> x<count>"},
     ]}
     defs["CustomCode"] = {"anyOf": [defs["CustomCode"], {"type": "string", "description": "a code name, no flags"}]}
+    from .pacing.schema import pacing_settings_rules
+
+    settings_defs, rules = pacing_settings_rules()      # each mode's settings, checked as in Python
+    defs.update(settings_defs)
+    defs["Pacing"]["allOf"] = rules
+    defs["Pacing"]["properties"]["settings"]["description"] = (
+        "the mode's parameters (docs/pacing.md), e.g. {target: 0.03} for predictive: those of "
+        "<Mode>Settings for the mode; none for time_based")
     handler = defs["Handler"]
     handler["required"] = [r for r in handler.get("required", []) if r != "addresses"]
     handler["properties"]["addresses"]["description"] = (
