@@ -1,20 +1,22 @@
-"""`pom agents list|show|create|force-logoff|move|licenses|job|limits`: the Agent Manager's agents,
-the supervisor's commands on them (log one off, move one to a job), the license pools, and a
-running agent-based job's agents and limits (docs/agents.md), through the gateway.
+"""`pom agents list|show|create|update|delete|force-logoff|move|licenses|job|limits`: the Agent
+Manager's agents (with their skills and agent groups), the supervisor's commands on them (log one
+off, move one to a job), the license pools, and a running agent-based job's agents and limits
+(docs/agents.md), through the gateway.
 
-Logins, skills and limits are checked here (exit 2 naming the argument) before any request;
-the gateway's refusals (an unknown login 404, a command the agent's state refuses 409) exit 1."""
+Logins, skills, groups and limits are checked here (exit 2 naming the argument) before any
+request; the gateway's refusals (an unknown login 404, a command the agent's state refuses, or
+deleting an agent logged in, 409) exit 1."""
 from __future__ import annotations
 
 import argparse
 
 from pom_actors.core.agents.state import AgentState
-from pom_actors.core.strategy import SKILL_NAME
+from pom_actors.core.strategy import MAX_AGENT_GROUPS, SKILL_NAME
 
 from .cli_output import UsageError, emit
 from .client import PomClient
 
-COLUMNS = ("id", "login", "state", "skills", "job_id", "call_id", "pending", "pinned", "moving_to", "since")
+COLUMNS = ("id", "login", "state", "skills", "groups", "job_id", "call_id", "pending", "pinned", "moving_to", "since")
 LOGIN_MAX = 100
 LIMIT_MAX = 100_000
 
@@ -28,6 +30,12 @@ def _login(text: str) -> str:
 def _skill(text: str) -> str:
     if not SKILL_NAME.match(text):
         raise argparse.ArgumentTypeError(f"{text!r}: a skill matches {SKILL_NAME.pattern}")
+    return text
+
+
+def _group(text: str) -> str:
+    if not SKILL_NAME.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: an agent group matches {SKILL_NAME.pattern}")
     return text
 
 
@@ -56,11 +64,24 @@ def add_parsers(sub) -> None:
     alist.add_argument("--job", type=_job, help="the agents attached to this job")
     alist.add_argument("--state", choices=list(AgentState))
     alist.add_argument("--skill", type=_skill, help="the agents with this skill")
+    alist.add_argument("--group", type=_group, help="the agents in this agent group")
     asub.add_parser("show", help="one agent as it stands").add_argument("login", type=_login)
-    create = asub.add_parser("create", help="a new agent (an existing login: its name and skills replaced)")
+    create = asub.add_parser("create", help="a new agent (an existing login: its name, skills and groups replaced)")
     create.add_argument("login", type=_login)
     create.add_argument("--name", default="")
     create.add_argument("--skill", type=_skill, action="append", default=[], help="a skill (repeatable)")
+    create.add_argument("--group", type=_group, action="append", default=[], help="an agent group (repeatable)")
+    update = asub.add_parser("update", help="change an agent's name, skills or groups (those given)")
+    update.add_argument("login", type=_login)
+    update.add_argument("--name")
+    skills = update.add_mutually_exclusive_group()
+    skills.add_argument("--skill", type=_skill, action="append", help="its skills from now (repeatable)")
+    skills.add_argument("--no-skills", action="store_true", help="no skill any more")
+    groups = update.add_mutually_exclusive_group()
+    groups.add_argument("--group", type=_group, action="append", help="its agent groups from now (repeatable)")
+    groups.add_argument("--no-groups", action="store_true", help="in no group any more")
+    asub.add_parser("delete", help="delete a logged-out agent (its history stays, its tokens are revoked)"
+                    ).add_argument("login", type=_login)
     logoff = asub.add_parser("force-logoff", help="log the agent out now, or when its call ends")
     logoff.add_argument("login", type=_login)
     logoff.add_argument("--reason", default="supervisor")
@@ -85,7 +106,9 @@ def add_parsers(sub) -> None:
 def run(client: PomClient, args: argparse.Namespace) -> int:
     action = args.action
     if action == "list":
-        return emit(client.agents(args.job, args.state, args.skill), args, COLUMNS, "agents")
+        return emit(client.agents(args.job, args.state, args.skill, args.group), args, COLUMNS, "agents")
+    if action == "delete":
+        return emit(client.delete_agent(args.login), args)
     if action == "job":
         return emit(client.job_agents(args.job, args.after), args, COLUMNS, f"agents of job {args.job}",
                     rows="members")
@@ -95,11 +118,32 @@ def run(client: PomClient, args: argparse.Namespace) -> int:
         return emit(client.set_job_agents(args.job, **_limits(args)), args, title=f"job {args.job}: agents")
     out = {
         "show": lambda: client.agent(args.login),
-        "create": lambda: client.create_agent(args.login, args.name, args.skill),
+        "create": lambda: client.create_agent(args.login, args.name, args.skill, _bounded(args.group)),
+        "update": lambda: client.update_agent(args.login, **_changes(args)),
         "force-logoff": lambda: client.force_logoff(args.login, args.reason),
         "move": lambda: client.move_agent(args.login, None if args.unpin else args.job),
     }[action]()
     return emit(out, args, title=f"agent {args.login}")
+
+
+def _bounded(groups: list[str]) -> list[str]:
+    if len(set(groups)) > MAX_AGENT_GROUPS:
+        raise UsageError(f"--group: at most {MAX_AGENT_GROUPS} agent groups")
+    return groups
+
+
+def _changes(args: argparse.Namespace) -> dict:
+    """The PATCH body: what is given; UsageError for nothing."""
+    out = {}
+    if args.name is not None:
+        out["name"] = args.name
+    if args.skill is not None or args.no_skills:
+        out["skills"] = args.skill or []
+    if args.group is not None or args.no_groups:
+        out["groups"] = _bounded(args.group or [])
+    if not out:
+        raise UsageError("nothing to change: give --name, --skill, --no-skills, --group or --no-groups")
+    return out
 
 
 def _limits(args: argparse.Namespace) -> dict:

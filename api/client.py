@@ -534,16 +534,29 @@ class Routes(ABC):
         return self._call("DELETE", f"/api/v1/campaigns/{campaign_id}/dnc-lists/{list_id}")
 
     # -- agents and licenses (docs/api.md, "Agents and licenses") --
-    def agents(self, job_id: int | None = None, state: str | None = None, skill: str | None = None) -> list[dict]:
-        """Every agent (all pages): of a job, in a state, with a skill if given."""
-        return self._collect("/api/v1/agents", _given(job_id=job_id, state=state, skill=skill))
+    def agents(self, job_id: int | None = None, state: str | None = None, skill: str | None = None,
+               group: str | None = None) -> list[dict]:
+        """Every agent (all pages): of a job, in a state, with a skill, in a group if given."""
+        return self._collect("/api/v1/agents", _given(job_id=job_id, state=state, skill=skill, group=group))
 
     def agent(self, login: str) -> dict:
         return self._call("GET", f"/api/v1/agents/{login}")
 
-    def create_agent(self, login: str, name: str = "", skills: list[str] = ()) -> dict:
-        """A new agent, or the name and skills of an existing login updated."""
-        return self._call("POST", "/api/v1/agents", json={"login": login, "name": name, "skills": list(skills)})
+    def create_agent(self, login: str, name: str = "", skills: list[str] = (), groups: list[str] = ()) -> dict:
+        """A new agent, or the name, skills and groups of an existing login replaced."""
+        return self._call("POST", "/api/v1/agents", json={"login": login, "name": name, "skills": list(skills),
+                                                          "groups": list(groups)})
+
+    def update_agent(self, login: str, *, name: str | None = None, skills: list[str] | None = None,
+                     groups: list[str] | None = None) -> dict:
+        """Change an agent's name, skills or groups (those not None; [] empties a list)."""
+        body = {k: (v if k == "name" else list(v)) for k, v in (("name", name), ("skills", skills),
+                                                                ("groups", groups)) if v is not None}
+        return self._call("PATCH", f"/api/v1/agents/{login}", json=body)
+
+    def delete_agent(self, login: str) -> None:
+        """Delete a logged-out agent (Conflict while it is logged in); its tokens are revoked."""
+        return self._call("DELETE", f"/api/v1/agents/{login}")
 
     def force_logoff(self, login: str, reason: str = "supervisor") -> dict:
         return self._call("POST", f"/api/v1/agents/{login}/force-logoff", json={"reason": reason})

@@ -56,8 +56,16 @@ class AgentManager:
         return AGENT_MANAGER
 
     # agents
-    def add_agent(self, login: str, name: str = "", skills: list[str] = ()) -> int:
-        return self.service.add_agent(login, name, skills)
+    def add_agent(self, login: str, name: str = "", skills: list[str] = (), groups: list[str] = ()) -> int:
+        return self.service.add_agent(login, name, skills, groups)
+
+    def update_agent(self, login: str, **changes) -> dict:
+        """name, skills, groups of agent `login` (those given)."""
+        return self.service.update_agent(login, **changes)
+
+    async def delete_agent(self, login: str) -> dict:
+        """Delete a logged-out agent (its history stays; its tokens are revoked)."""
+        return await self._durable(self.service.delete_agent(login))
 
     async def command(self, agent_id: int, command: str, reason: str | None = None) -> dict:
         """login, logout, ready, not_ready (reason), dispose (reason = code), force_logoff."""
@@ -86,8 +94,8 @@ class AgentManager:
         return await self.service.changes(cursor, timeout_s, limit)
 
     def agents(self, job_id: int | None = None, state: str | None = None, skill: str | None = None,
-               after: int = 0, limit: int | None = None) -> list[dict]:
-        return self.service.list_agents(job_id, state, skill, after, limit)
+               after: int = 0, limit: int | None = None, group: str | None = None) -> list[dict]:
+        return self.service.list_agents(job_id, state, skill, after, limit, group)
 
     def sessions(self) -> dict[str, dict]:
         """The agents' nailed sessions by login (core/agents/nailing.py)."""

@@ -3,18 +3,18 @@
 The Agent Manager holds the agents' live state; every route here asks it (plain `def`
 routes: the blocking actor call runs in the threadpool). Its refusals come back as the API's
 errors (api/errors.py): an unknown agent 404, an illegal transition or a command that cannot
-be honoured (job full, skills missing) 409.
+be honoured (job full, skills missing, deleting an agent logged in) 409.
 """
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pom_actors.core.agents.licenses import PRIORITY_MAX, PRIORITY_MIN
 from pom_actors.core.agents.state import AgentState
-from pom_actors.core.strategy import SKILL_NAME
+from pom_actors.core.strategy import MAX_AGENT_GROUPS, SKILL_NAME
 from pom_actors.core.tokens import Principal, may_act_as
 from pom_actors.store.catalog import NotFound
 
@@ -29,14 +29,30 @@ own = APIRouter(tags=["agents"])      # what an agent token may read too: its ow
 
 Login = Annotated[Text, StringConstraints(min_length=1, max_length=100)]
 Skill = Annotated[str, StringConstraints(pattern=SKILL_NAME.pattern)]
+Group = Annotated[str, StringConstraints(pattern=SKILL_NAME.pattern)]      # agent groups: named as skills
 LoginPath = Annotated[str, Path(min_length=1, max_length=100)]
+Name = Annotated[Text, StringConstraints(max_length=200)]
+Skills = Annotated[list[Skill], Field(max_length=100)]
+Groups = Annotated[list[Group], Field(max_length=MAX_AGENT_GROUPS,
+                                      description="the agent groups it belongs to (a job naming groups takes "
+                                                  "only agents of one of them)")]
 
 
 class AgentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     login: Login
-    name: Annotated[Text, StringConstraints(max_length=200)] = ""
-    skills: list[Skill] = Field(default_factory=list, max_length=100)
+    name: Name = ""
+    skills: Skills = Field(default_factory=list)
+    groups: Groups = Field(default_factory=list)
+
+
+class AgentChange(BaseModel):
+    """Fields left out keep their value; new skills and groups take effect at the next
+    rebalance (an agent no longer eligible for its job leaves it, after its call)."""
+    model_config = ConfigDict(extra="forbid")
+    name: Name = ""
+    skills: Skills = Field(default_factory=list)
+    groups: Groups = Field(default_factory=list)
 
 
 class ForceLogoff(BaseModel):
@@ -65,17 +81,36 @@ def _login(login: str) -> str:
 
 @router.get("/agents")
 def list_agents(job_id: Id | None = None, state: AgentState | None = None, skill: Skill | None = None,
-                page: Page = Depends(), am: AgentManagerClient = Depends(agent_manager)) -> list[dict]:
+                group: Group | None = None, page: Page = Depends(),
+                am: AgentManagerClient = Depends(agent_manager)) -> list[dict]:
     """A page of agents by id (api/pages.py) with their state, job and pending command: of a
-    job, in a state, with a skill if asked."""
-    return page.link(am.call("agents", job_id, state and str(state), skill, page.after, page.limit))
+    job, in a state, with a skill, in a group if asked."""
+    return page.link(am.call("agents", job_id, state and str(state), skill, page.after, page.limit, group=group))
 
 
 @router.post("/agents", status_code=201)
 def create_agent(body: AgentCreate, am: AgentManagerClient = Depends(agent_manager)) -> dict:
-    """Create an agent (or update the name and skills of an existing login)."""
-    agent_id = am.call("add_agent", body.login, body.name, list(body.skills))
+    """Create an agent (or replace the name, skills and groups of an existing login; a deleted
+    login is created again)."""
+    agent_id = am.call("add_agent", body.login, body.name, list(body.skills), list(body.groups))
     return am.call("agent", agent_id)
+
+
+@router.patch("/agents/{login}")
+def update_agent(login: LoginPath, body: AgentChange, am: AgentManagerClient = Depends(agent_manager)) -> dict:
+    """Change an agent's name, skills or groups (those given)."""
+    changes = {k: getattr(body, k) for k in ("name", "skills", "groups") if k in body.model_fields_set}
+    return am.call("update_agent", _login(login), **changes)
+
+
+@router.delete("/agents/{login}", status_code=204)
+def delete_agent(login: LoginPath, request: Request, am: AgentManagerClient = Depends(agent_manager)) -> Response:
+    """Delete a logged-out agent (409 otherwise): its login is refused from now on and the
+    tokens acting as it are revoked; its transitions and attempts stay in the reports."""
+    deleted = am.call("delete_agent", _login(login))
+    for token_id in deleted["revoked_tokens"]:
+        request.app.state.token_cache.forget(token_id)      # the other gateways follow within 5 s
+    return Response(status_code=204)
 
 
 @own.get("/agents/{login}")

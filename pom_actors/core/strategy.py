@@ -108,7 +108,8 @@ PACING_MODES = ("preview", "progressive", "predictive", "cruise_control", "time_
 # agent-based (the Agent Manager attaches agents to it; its license pool follows the mode).
 AGENT_MODES = frozenset({"preview", "progressive", "predictive", "cruise_control", "skill_based"})
 MAX_WRAP_UP_S = 3600.0
-SKILL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SKILL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")     # skills and agent groups
+MAX_AGENT_GROUPS = 100                  # groups an agent belongs to, or a handler names
 
 
 class Pacing(BaseModel):
@@ -151,17 +152,20 @@ class AgentNeeds(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     skills: list[str] = Field(default_factory=list, max_length=MAX_SKILLS, description="an agent needs every one of these")
+    groups: list[str] = Field(default_factory=list, max_length=MAX_AGENT_GROUPS,
+                              description="an agent must be in at least one of these agent groups (none: any agent)")
     min: int = Field(0, ge=0, le=100_000, description="agents the job gets first, before any share")
     max: int | None = Field(None, ge=0, le=100_000, description="agents the job never exceeds (null: no limit)")
     wrap_up: Seconds | None = Field(60.0, description="after-call work limit in seconds (null: none)")
 
-    @pydantic.field_validator("skills")
+    @pydantic.field_validator("skills", "groups")
     @classmethod
-    def _skills(cls, skills: list[str]) -> list[str]:
-        for s in skills:
+    def _names(cls, names: list[str], info: pydantic.ValidationInfo) -> list[str]:
+        what = "skill" if info.field_name == "skills" else "agent group"
+        for s in names:
             if not SKILL_NAME.match(s):
-                raise ValueError(f"skill {s!r} must match {SKILL_NAME.pattern}")
-        return skills
+                raise ValueError(f"{what} {s!r} must match {SKILL_NAME.pattern}")
+        return names
 
     @pydantic.field_validator("wrap_up")
     @classmethod

@@ -29,8 +29,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ..config import Settings
-from ..core.agents.attachment import (DEFAULT_WRAP_LIMIT_S, AttachmentError, JobSpec, Seat, check_move, plan,
-                                      with_limits)
+from ..core.agents.attachment import (DEFAULT_WRAP_LIMIT_S, AttachmentError, JobSpec, Seat, check_move, eligible,
+                                      plan, with_limits)
 from ..core.agents import preview as cards
 from ..core.agents.desk import DispositionError, check_disposition
 from ..core.agents.disposal import DISPOSE_WAIT_S
@@ -85,7 +85,7 @@ class AgentManagerService:
         self.linger_s = WRITE_LINGER_S
         self.pools = pools or LicensePools()
         self.reserve_timeout = timedelta(seconds=reserve_timeout_s / clock.real_seconds(1.0))
-        self._skillsets: dict[frozenset[str], frozenset[str]] = {}
+        self._namesets: dict[frozenset[str], frozenset[str]] = {}
         self.stats = {"flushes": 0, "written": 0, "reserved": 0, "no_agent": 0, "moves": 0,
                       "wrap_timeouts": 0, "reservation_timeouts": 0, "flush_errors": 0, "feed_polls": 0,
                       "nails": 0, "reuses": 0, "unnails": 0, "orphans_applied": 0, "orphans_refused": 0}
@@ -131,9 +131,9 @@ class AgentManagerService:
             old.notify()                                   # its long polls return and reset
 
     # -- agents ---------------------------------------------------------------------------------
-    def _skills(self, skills: Iterable[str]) -> frozenset[str]:
-        key = frozenset(skills)
-        return self._skillsets.setdefault(key, key)          # one frozenset per distinct skill set
+    def _names(self, names: Iterable[str]) -> frozenset[str]:
+        key = frozenset(names)
+        return self._namesets.setdefault(key, key)    # one frozenset per distinct skill (or group) set
 
     def _agent(self, agent_id: int) -> Agent:
         try:
@@ -141,17 +141,56 @@ class AgentManagerService:
         except KeyError:
             raise UnknownAgent(agent_id) from None
 
-    def add_agent(self, login: str, name: str = "", skills: Iterable[str] = ()) -> int:
-        """Create (or update the skills of) agent `login`; its id."""
-        agent_id = self.store.create_agent(login, name, skills)
+    def add_agent(self, login: str, name: str = "", skills: Iterable[str] = (), groups: Iterable[str] = ()) -> int:
+        """Create agent `login` (or replace the name, skills and groups of an existing one; a
+        deleted login is created again, with its history); its id."""
+        skills, groups = list(skills), list(groups)
+        agent_id = self.store.create_agent(login, name, skills, groups)
         agent = self.agents.get(agent_id)
         if agent is None:
-            self.agents[agent_id] = Agent(agent_id, login, self._skills(skills))
+            self.agents[agent_id] = Agent(agent_id, login, self._names(skills), groups=self._names(groups), name=name)
             self.logins[login] = agent_id
         else:
-            agent.skills = self._skills(skills)
-            self.rebalance_due = True
+            self._change(agent, name, skills, groups)
         return agent_id
+
+    def update_agent(self, login: str, *, name: Any = _UNSET, skills: Any = _UNSET, groups: Any = _UNSET) -> dict:
+        """Change the name, skills or groups of agent `login` (those given). New skills and
+        groups take effect at the next rebalance: an agent no longer eligible for its job
+        leaves it (after its call, if it is on one), and a supervisor's pin to such a job goes."""
+        agent = self._agent(self.agent_id(login))
+        given = {k: (list(v) if k != "name" else v) for k, v in
+                 (("name", name), ("skills", skills), ("groups", groups)) if v is not _UNSET}
+        self.store.update_agent(agent.id, **given)
+        self._change(agent, given.get("name", agent.name), given.get("skills", agent.skills),
+                     given.get("groups", agent.groups))
+        return self.view(agent.id)
+
+    def _change(self, agent: Agent, name: str, skills: Iterable[str], groups: Iterable[str]) -> None:
+        agent.name = name
+        skills, groups = self._names(skills), self._names(groups)
+        if (skills, groups) == (agent.skills, agent.groups):
+            return
+        agent.skills, agent.groups = skills, groups
+        pinned = self.jobs.get(self.pins.get(agent.id))
+        if pinned is not None and not eligible(skills, groups, pinned):
+            self.pins.pop(agent.id)
+        self.rebalance_due = True
+
+    def delete_agent(self, login: str) -> dict[str, Any]:
+        """Delete agent `login`, logged out (AttachmentError otherwise): its row is marked
+        deleted (its transitions and attempts keep naming it), the tokens acting as it are
+        revoked, and it is forgotten here, so that its login is refused. `{"id", "login",
+        "revoked_tokens"}`."""
+        agent = self._agent(self.agent_id(login))
+        if agent.state != S.LOGGED_OUT:
+            raise AttachmentError(f"agent {login!r} is {agent.state}: log it off first (force-logoff)")
+        revoked = self.store.delete_agent(agent.id)
+        del self.agents[agent.id], self.logins[login]
+        self.pins.pop(agent.id, None)
+        self.pending_moves.pop(agent.id, None)
+        self.talked.pop(agent.id, None)
+        return {"id": agent.id, "login": login, "deleted": True, "revoked_tokens": revoked}
 
     def agent_id(self, login: str) -> int:
         try:
@@ -162,21 +201,24 @@ class AgentManagerService:
     def view(self, agent_id: int) -> dict[str, Any]:
         """One agent as the API shows it."""
         a = self._agent(agent_id)
-        return {"id": a.id, "login": a.login, "skills": sorted(a.skills), "state": str(a.state),
+        return {"id": a.id, "login": a.login, "name": a.name, "skills": sorted(a.skills), "groups": sorted(a.groups),
+                "state": str(a.state),
                 "since": a.since, "reason": a.reason, "job_id": a.job_id, "call_id": a.call_id,
                 "pending": None if a.pending is None else str(a.pending), "wrap_until": a.wrap_until,
                 "pinned": a.id in self.pins, "moving": a.id in self.pending_moves,
                 "moving_to": self.pending_moves.get(a.id)}
 
     def list_agents(self, job_id: int | None = None, state: str | None = None, skill: str | None = None,
-                    after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+                    after: int = 0, limit: int | None = None, group: str | None = None) -> list[dict[str, Any]]:
         """A page of agents by id (those above `after`, at most `limit`): of a job, in a state,
-        with a skill if given. A page, not the floor: the views of 10,000 agents are megabytes."""
+        with a skill, in a group if given. A page, not the floor: the views of 10,000 agents are
+        megabytes."""
         ids = sorted(self.members.get(job_id, ())) if job_id is not None else sorted(self.agents)
         out: list[dict[str, Any]] = []
         for i in ids[bisect.bisect_right(ids, after):]:
             agent = self.agents[i]
-            if (state is None or agent.state == state) and (skill is None or skill in agent.skills):
+            if ((state is None or agent.state == state) and (skill is None or skill in agent.skills)
+                    and (group is None or group in agent.groups)):
                 out.append(self.view(i))
                 if len(out) == limit:
                     break
@@ -675,7 +717,7 @@ class AgentManagerService:
             return self.view(agent_id)
         if agent.job_id != job_id:
             attached = len(self.members.get(job_id, ())) + sum(1 for j in self.pending_moves.values() if j == job_id)
-            check_move(self.jobs.get(job_id), agent.skills, attached, self.allocation.get(job_id, None))
+            check_move(self.jobs.get(job_id), agent.skills, agent.groups, attached, self.allocation.get(job_id, None))
         self.pins[agent_id] = job_id
         if agent.busy:
             self.pending_moves[agent_id] = job_id
@@ -728,7 +770,7 @@ class AgentManagerService:
         self.rebalance_due = False
         if not self.jobs_known:
             return 0
-        seats = [Seat(a.id, a.skills, a.job_id, a.busy) for a in self.agents.values() if a.logged_in]
+        seats = [Seat(a.id, a.skills, a.job_id, a.busy, a.groups) for a in self.agents.values() if a.logged_in]
         p = plan(self.jobs.values(), seats, grants={j: self.allocation.get(j, None) for j in self.jobs},
                  pins=self.pins)
         now = self.clock.now()
@@ -832,7 +874,7 @@ class AgentManagerService:
         rows, dirty = self.log, self.dirty
         self.log, self.dirty = [], set()
         return rows, dirty, [(a.id, str(a.state), a.job_id, a.since or self.clock.now(), self.screen_of(a))
-                             for a in (self.agents[i] for i in sorted(dirty))]
+                             for a in (self.agents[i] for i in sorted(dirty) if i in self.agents)]   # not deleted
 
     def _put_back(self, rows: list[Transition], dirty: set[int]) -> None:
         self.log, self.dirty = rows + self.log, dirty | self.dirty
@@ -919,7 +961,8 @@ class AgentManagerService:
         for r in self.store.load():
             state = S(r["to_state"] or r["row_state"] or S.LOGGED_OUT)
             busy = state in BUSY
-            a = Agent(r["id"], r["login"], self._skills(r["skills"] or ()), state,
+            a = Agent(r["id"], r["login"], self._names(r["skills"] or ()), state,
+                      groups=self._names(r["groups"] or ()), name=r["name"] or "",
                       since=r["at"] or r["updated_at"], reason=r["reason"] if state == S.NOT_READY else None,
                       job_id=r["job_id"] if state != S.LOGGED_OUT else None,
                       call_id=r["call_id"] if busy else None, call_job=r["event_job"] if busy else None,

@@ -1,6 +1,10 @@
 """The Agent Manager's statements: the agents, their transitions appended in batches (COPY
 into `agent_events`, one transaction per flush together with the agents' current rows), and
-the latest transition per agent that a restarted Agent Manager rebuilds from."""
+the latest transition per agent that a restarted Agent Manager rebuilds from.
+
+A deleted agent keeps its row, marked `state = 'deleted'`: its transitions, the
+attempts and tokens that name it keep a valid reference; the Agent Manager never loads it, a
+flush never overwrites the mark, and creating its login again brings the row back."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,13 +26,14 @@ from .dispositions import dispose, job_end
 EVENT_COLUMNS = ("agent_id", "at", "from_state", "to_state", "event", "reason", "job_id", "call_id",
                  "pending", "pending_reason", "wrap_until")
 
-# Every agent with its latest transition (one index probe per agent on (agent_id, id)).
+# Every agent (but the deleted) with its latest transition (one index probe per agent on (agent_id, id)).
 LOAD_SQL = """
-SELECT a.id, a.login, a.name, a.skills, a.state AS row_state, a.job_id, a.updated_at, a.screen,
+SELECT a.id, a.login, a.name, a.skills, a.groups, a.state AS row_state, a.job_id, a.updated_at, a.screen,
        e.at, e.to_state, e.event, e.reason, e.job_id AS event_job, e.call_id, e.pending, e.pending_reason,
        e.wrap_until
 FROM agents a
 LEFT JOIN LATERAL (SELECT * FROM agent_events x WHERE x.agent_id = a.id ORDER BY x.id DESC LIMIT 1) e ON true
+WHERE a.state <> 'deleted'
 ORDER BY a.id"""
 
 # The latest nail / reuse / unnail event of each agent logged in (core/agents/nailing.py): the
@@ -38,7 +43,7 @@ SELECT a.id, e.event, e.reason
 FROM agents a
 JOIN LATERAL (SELECT event, reason FROM agent_events x WHERE x.agent_id = a.id AND x.event = ANY(%s)
               ORDER BY x.id DESC LIMIT 1) e ON true
-WHERE a.state <> 'logged_out'"""
+WHERE a.state NOT IN ('logged_out', 'deleted')"""
 
 # One outbox row per agent and flush (its events in order, key agent-<id>): the relay
 # publishes them on pom.agents.
@@ -49,7 +54,7 @@ SELECT %s, r.key, r.events FROM jsonb_to_recordset(%s::jsonb) AS r(key text, eve
 UPDATE_AGENTS_SQL = """
 UPDATE agents a SET state = r.state, job_id = r.job_id, updated_at = r.at, screen = r.screen
 FROM jsonb_to_recordset(%s::jsonb) AS r(id int, state text, job_id int, at timestamptz, screen jsonb)
-WHERE a.id = r.id"""
+WHERE a.id = r.id AND a.state <> 'deleted'"""
 
 
 class AgentStore(Store):
@@ -67,12 +72,34 @@ class AgentStore(Store):
         """(agent id, event, session id) of each logged-in agent's latest nailing event."""
         return self.conn.execute(SESSIONS_SQL, ([NAIL, REUSE, UNNAIL],)).fetchall()
 
-    def create_agent(self, login: str, name: str = "", skills: Iterable[str] = ()) -> int:
-        """The id of agent `login`, created (or its name and skills updated)."""
+    def create_agent(self, login: str, name: str = "", skills: Iterable[str] = (), groups: Iterable[str] = ()) -> int:
+        """The id of agent `login`, created (or its name, skills and groups replaced; a deleted
+        one logged out again: its old tokens stay revoked)."""
         return self.conn.execute(
-            "INSERT INTO agents (login, name, skills) VALUES (%s, %s, %s) "
-            "ON CONFLICT (login) DO UPDATE SET name = EXCLUDED.name, skills = EXCLUDED.skills RETURNING id",
-            (login, name, Jsonb(sorted(set(skills))))).fetchone()[0]
+            "INSERT INTO agents (login, name, skills, groups) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (login) DO UPDATE SET name = EXCLUDED.name, skills = EXCLUDED.skills, "
+            "groups = EXCLUDED.groups, state = CASE WHEN agents.state = 'deleted' THEN 'logged_out' "
+            "ELSE agents.state END RETURNING id",
+            (login, name, Jsonb(sorted(set(skills))), Jsonb(sorted(set(groups))))).fetchone()[0]
+
+    def update_agent(self, agent_id: int, *, name: str | None = None, skills: Iterable[str] | None = None,
+                     groups: Iterable[str] | None = None) -> None:
+        """Set the name, skills or groups of an agent (those not None)."""
+        self.conn.execute(
+            "UPDATE agents SET name = COALESCE(%s, name), skills = COALESCE(%s, skills), "
+            "groups = COALESCE(%s, groups) WHERE id = %s AND state <> 'deleted'",
+            (name, None if skills is None else Jsonb(sorted(set(skills))),
+             None if groups is None else Jsonb(sorted(set(groups))), agent_id))
+
+    def delete_agent(self, agent_id: int) -> list[int]:
+        """Mark the agent deleted and revoke the tokens acting as it, in one transaction; the
+        ids of the tokens revoked now."""
+        with self.conn.transaction():
+            self.conn.execute("UPDATE agents SET state = 'deleted', job_id = NULL, screen = NULL, updated_at = now() "
+                              "WHERE id = %s", (agent_id,))
+            rows = self.conn.execute("UPDATE api_tokens SET revoked_at = now() WHERE agent_id = %s "
+                                     "AND revoked_at IS NULL RETURNING id", (agent_id,)).fetchall()
+        return sorted(r[0] for r in rows)
 
     def write(self, transitions: Sequence[Transition],
               states: Sequence[tuple[int, str, int | None, datetime, dict | None]]) -> None:

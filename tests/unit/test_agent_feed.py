@@ -242,6 +242,20 @@ def faults(doc) -> dict[str, str]:
     return {e["path"]: e["message"] for e in info.value.errors}
 
 
+def test_agent_groups_from_the_strategy_to_the_job_spec():
+    grouped = {**STRATEGY, "handlers": {"call": {**STRATEGY["handlers"]["call"],
+                                                 "agents": {"skills": ["sales"], "groups": ["gold", "team-2"]}}}}
+    spec = job_demand(7, 3, 8, parse_strategy(grouped))
+    assert spec.groups == frozenset({"gold", "team-2"}) and spec.skills == frozenset({"sales"})
+    assert JobSpec(**spec.as_dict()) == spec                 # as the fleet sends it to the Agent Manager
+    assert job_demand(7, 3, 8, parse_strategy(STRATEGY)).groups == frozenset()      # none named: any agent
+    for groups, fault in ((["bad group"], "agent group 'bad group' must match"),
+                          ([f"g{i}" for i in range(101)], "at most 100")):
+        bad = {**STRATEGY, "handlers": {"call": {**STRATEGY["handlers"]["call"], "agents": {"groups": groups}}}}
+        found = faults(bad)
+        assert list(found) == ["handlers.call.agents.groups"] and fault in found["handlers.call.agents.groups"]
+
+
 def test_pacing_mode_defaults_to_time_based_and_is_validated():
     s = parse_strategy({"name": "t", "initial": "c", "handlers": {"c": {"type": "call"}}})
     assert s.handlers["c"].pacing.mode == "time_based" and not s.handlers["c"].agent_based

@@ -24,7 +24,8 @@ class LocalManager:
         s = self.floor.svc
         table = {"agents": s.list_agents, "add_agent": s.add_agent, "agent": s.view,
                  "agent_by_login": lambda login: s.view(s.agent_id(login)), "supervise": s.supervise,
-                 "licenses": s.licenses, "jobs": s.targets, "set_job": s.set_job}
+                 "licenses": s.licenses, "jobs": s.targets, "set_job": s.set_job,
+                 "update_agent": s.update_agent, "delete_agent": s.delete_agent}
         return table[method](*args, **kw)
 
 
@@ -126,6 +127,44 @@ def test_refusals_are_the_apis_errors(api):
     floor.svc.logout(floor.svc.agent_id("ann"))
     r = http.post("/api/v1/agents/ann/force-logoff")
     assert r.status_code == 409 and r.json()["error"] == "illegal_transition" and r.json()["state"] == "logged_out"
+
+
+def test_groups_update_and_delete(api):
+    floor, http = api
+    r = http.post("/api/v1/agents", json={"login": "ann", "skills": ["sales"], "groups": ["gold", "team.2"]})
+    assert r.status_code == 201 and r.json()["groups"] == ["gold", "team.2"] and r.json()["name"] == ""
+    http.post("/api/v1/agents", json={"login": "bob", "groups": ["silver"]})
+    assert [a["login"] for a in http.get("/api/v1/agents", params={"group": "gold"}).json()] == ["ann"]
+    floor.svc.set_jobs([JobSpec(1, groups=frozenset({"gold"})), JobSpec(2, priority=1, min_agents=2, groups=frozenset({"silver"}))])
+    floor.staff(*floor.svc.agents)
+    floor.svc.tick()
+    assert http.get("/api/v1/agents/ann").json()["job_id"] == 1
+    r = http.post("/api/v1/agents/bob/move", json={"job_id": 1})
+    assert r.status_code == 409 and "groups" in r.json()["message"]
+    # PATCH: the fields given change, the others stay; the next rebalance moves ann out of job 1
+    changed = http.patch("/api/v1/agents/ann", json={"name": "Ann", "groups": ["silver"]}).json()
+    assert (changed["name"], changed["skills"], changed["groups"]) == ("Ann", ["sales"], ["silver"])
+    floor.svc.tick()
+    assert http.get("/api/v1/agents/ann").json()["job_id"] == 2
+    assert http.patch("/api/v1/agents/ann", json={}).json()["groups"] == ["silver"]       # nothing: unchanged
+    for body, at in (({"groups": ["no spaces"]}, "groups.0"), ({"groups": [f"g{i}" for i in range(101)]}, "groups"),
+                     ({"skills": None}, "skills"), ({"login": "x"}, "login"), ({"name": "n" * 201}, "name")):
+        r = http.patch("/api/v1/agents/ann", json=body)
+        assert r.status_code == 422 and [e["path"] for e in r.json()["errors"]] == [at], r.text
+    r = http.post("/api/v1/agents", json={"login": "cy", "groups": ["a b"]})
+    assert r.status_code == 422 and r.json()["errors"][0]["path"] == "groups.0"
+    r = http.get("/api/v1/agents", params={"group": "a b"})
+    assert r.status_code == 422 and r.json()["errors"][0]["path"] == "query.group"
+    assert http.patch("/api/v1/agents/nobody", json={"name": "x"}).status_code == 404
+    # DELETE: 409 while logged in, 204 once logged out, then unknown
+    r = http.delete("/api/v1/agents/ann")
+    assert r.status_code == 409 and "log it off" in r.json()["message"]
+    http.post("/api/v1/agents/ann/force-logoff")
+    assert http.delete("/api/v1/agents/ann").status_code == 204
+    for r in (http.get("/api/v1/agents/ann"), http.delete("/api/v1/agents/ann"),
+              http.patch("/api/v1/agents/ann", json={"name": "x"})):
+        assert r.status_code == 404
+    assert [a["login"] for a in http.get("/api/v1/agents").json()] == ["bob"]
 
 
 def test_an_agent_token_reads_only_its_own_agent(api):

@@ -92,6 +92,9 @@ MATRIX = {
     ("DELETE", "/api/v1/zones/{name}"): ADMIN,
     ("GET", "/api/v1/agents"): STAFF,
     ("GET", "/api/v1/agents/{login}"): STAFF | {G},       # an agent token: its own agent only
+    ("POST", "/api/v1/agents"): STAFF,
+    ("PATCH", "/api/v1/agents/{login}"): STAFF,
+    ("DELETE", "/api/v1/agents/{login}"): STAFF,
     ("GET", "/api/v1/completion-codes"): STAFF,
     ("GET", "/api/v1/completion-codes/{code_id}"): STAFF,
     ("POST", "/api/v1/completion-codes"): DEFINE,

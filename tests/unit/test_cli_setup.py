@@ -71,7 +71,7 @@ def test_agents_commands(gw, capsys):
     assert cli.main(["agents", "list", "--state", "ready"]) == 0
     assert "ann" in out_err(capsys)[0] and gw.requests[-1].url.params["state"] == "ready"
     assert cli.main(["agents", "create", "ann", "--skill", "en", "--skill", "fr", "--name", "Ann"]) == 0
-    assert json.loads(gw.requests[-1].content) == {"login": "ann", "name": "Ann", "skills": ["en", "fr"]}
+    assert json.loads(gw.requests[-1].content) == {"login": "ann", "name": "Ann", "skills": ["en", "fr"], "groups": []}
     assert cli.main(["agents", "move", "ann", "--unpin"]) == 0
     assert json.loads(gw.requests[-1].content) == {"job_id": None}
     assert cli.main(["agents", "job", "9"]) == 0 and "ann" in out_err(capsys)[0]
@@ -84,6 +84,37 @@ def test_agents_commands(gw, capsys):
     assert cli.main(["agents", "limits", "9"]) == 2 and "nothing to change" in out_err(capsys)[1]
     for argv in (["agents", "create", "ann", "--skill", "no spaces"], ["agents", "limits", "9", "--min", "-1"],
                  ["agents", "show", "x" * 101]):
+        with pytest.raises(SystemExit) as usage:
+            cli.main(argv)
+        assert usage.value.code == 2
+    assert len(gw.requests) == sent
+
+
+def test_agents_groups_update_and_delete(gw, capsys):
+    grouped = {**AGENT, "groups": ["gold"]}
+    gw.on("GET", "/api/v1/agents", (200, [grouped]))
+    gw.on("POST", "/api/v1/agents", (201, grouped))
+    gw.on("PATCH", "/api/v1/agents/ann", (200, grouped), (200, {**grouped, "skills": [], "groups": []}))
+    gw.on("DELETE", "/api/v1/agents/ann", (204, None),
+          (409, {"error": "conflict", "detail": "agent 'ann' is ready: log it off first (force-logoff)"}))
+    assert cli.main(["agents", "create", "ann", "--group", "gold", "--group", "team.2"]) == 0
+    assert json.loads(gw.requests[-1].content)["groups"] == ["gold", "team.2"]
+    assert cli.main(["agents", "list", "--group", "gold"]) == 0
+    assert gw.requests[-1].url.params["group"] == "gold" and "gold" in out_err(capsys)[0]
+    assert cli.main(["agents", "update", "ann", "--group", "gold", "--name", "Ann", "--json"]) == 0
+    assert json.loads(gw.requests[-1].content) == {"name": "Ann", "groups": ["gold"]}
+    assert json.loads(out_err(capsys)[0])["groups"] == ["gold"]
+    assert cli.main(["agents", "update", "ann", "--no-skills", "--no-groups"]) == 0
+    assert json.loads(gw.requests[-1].content) == {"skills": [], "groups": []}
+    assert cli.main(["agents", "delete", "ann"]) == 0 and gw.requests[-1].method == "DELETE"
+    assert cli.main(["agents", "delete", "ann"]) == 1
+    assert "log it off first" in out_err(capsys)[1]
+    sent = len(gw.requests)
+    assert cli.main(["agents", "update", "ann"]) == 2 and "nothing to change" in out_err(capsys)[1]
+    many = [arg for i in range(101) for arg in ("--group", f"g{i}")]
+    assert cli.main(["agents", "create", "ann", *many]) == 2 and "at most 100" in out_err(capsys)[1]
+    for argv in (["agents", "create", "ann", "--group", "no spaces"], ["agents", "list", "--group", "a b"],
+                 ["agents", "update", "ann", "--group", "g", "--no-groups"], ["agents", "delete", "x" * 101]):
         with pytest.raises(SystemExit) as usage:
             cli.main(argv)
         assert usage.value.code == 2

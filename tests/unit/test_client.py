@@ -76,7 +76,8 @@ CALLS = [("job", (9,)), ("create_job", ("c",)), ("start_job", ("c", "east", "k1"
          ("create_rule", ("nuisance",)), ("set_attempt_code", ("a.1", "busy")), ("zones", ()),
          ("report_attempts", ()), ("audit", ()), ("add_dnc", (4, ["+12125550101"])), ("alarms", ("active",)),
          ("set_job_agents", (2,)), ("preview_list", (1, "true")), ("move_agent", ("a1", None)),
-         ("revoke_token", (3,)), ("current_attempt", (5,)), ("jobs", ("running",)), ("rules", (1,))]
+         ("revoke_token", (3,)), ("current_attempt", (5,)), ("jobs", ("running",)), ("rules", (1,)),
+         ("delete_agent", ("a1",)), ("agents", (None, None, None, "gold"))]
 
 
 @pytest.mark.parametrize("name,args", CALLS, ids=[c[0] for c in CALLS])
@@ -99,6 +100,18 @@ def test_every_route_method_is_a_request_description_both_transports_share():
         source = inspect.getsource(method)
         assert "self.http" not in source and "open(" not in source, name
         assert "return self." in source, name
+
+
+def test_an_agent_update_sends_only_what_is_given():
+    gw = Gateway()
+    c = sync_client(gw)
+    c.update_agent("ann", groups=["gold"], skills=[])
+    c.update_agent("ann", name="Ann")
+    c.create_agent("bob", skills=("sales",), groups=("gold",))
+    assert [(r.method, r.url.path, json.loads(r.content)) for r in gw.requests] == [
+        ("PATCH", "/api/v1/agents/ann", {"skills": [], "groups": ["gold"]}),
+        ("PATCH", "/api/v1/agents/ann", {"name": "Ann"}),
+        ("POST", "/api/v1/agents", {"login": "bob", "name": "", "skills": ["sales"], "groups": ["gold"]})]
 
 
 def test_job_commands_and_start_job_take_the_action_from_the_path():

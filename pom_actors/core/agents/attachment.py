@@ -1,8 +1,10 @@
 """Which agents work which agent-based jobs.
 
-A running job (`JobSpec`) requires skills, has a priority (1..10, 10 highest, as for
-licenses), a minimum and a maximum of agents, and its license grant caps it further. An agent
-(`Seat`) has skills and may be attached to one job. `plan` decides the attachment of every
+A running job (`JobSpec`) requires skills, may name agent groups, has a priority (1..10, 10
+highest, as for licenses), a minimum and a maximum of agents, and its license grant caps it
+further. An agent (`Seat`) has skills, belongs to zero or more groups and may be attached to
+one job. An agent is **eligible** for a job when it has every skill the job requires and, if
+the job names groups, belongs to at least one of them (`eligible`). `plan` decides the attachment of every
 logged-in agent, deterministically and with the fewest changes:
 
 1. **Targets.** The agents eligible for at least one running job are shared among the jobs
@@ -10,8 +12,8 @@ logged-in agent, deterministically and with the fewest changes:
    each job capped by `min(max_agents, license grant, agents eligible for it)`.
 2. **Keep.** Each job keeps up to its target of the agents already on it (supervisor pins
    first, then agents on a call, then the agents eligible for the fewest jobs, then by id). Agents beyond the target but within the
-   cap *may stay*; agents beyond the cap, of a stopped job, or without the job's skills
-   *must leave*.
+   cap *may stay*; agents beyond the cap, of a stopped job, or no longer eligible for it (skills
+   or groups changed) *must leave*.
 3. **Fill.** Jobs below target, in priority order, take agents eligible for them: first
    those that must leave anyway (one move instead of a detach plus an attach), then
    unattached agents, then agents that may stay elsewhere. Among equals, the agent eligible
@@ -25,8 +27,8 @@ and the Agent Manager applies it when the work ends. Applying a plan and plannin
 the same inputs gives no moves.
 
 Real-time commands: `with_limits` (priority, min, max of a job) and `check_move` (a
-supervisor moves an agent; the move pins the agent to that job until the job stops or the
-agent logs out — `plan` never moves a pinned agent).
+supervisor moves an agent; the move pins the agent to that job until the job stops, the agent
+logs out or is no longer eligible for it — `plan` never moves a pinned agent that is eligible).
 """
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ class JobSpec:
     mode: str = "progressive"                  # pacing mode: decides the license pool
     wrap_limit_s: float | None = DEFAULT_WRAP_LIMIT_S   # after-call work limit (None: none)
     campaign_id: int | None = None
+    groups: frozenset[str] = frozenset()       # an agent must be in one of them (empty: any agent)
 
     def __post_init__(self) -> None:
         if not PRIORITY_MIN <= self.priority <= PRIORITY_MAX:
@@ -64,8 +67,9 @@ class JobSpec:
             raise AttachmentError("min_agents and max_agents must be >= 0")
         if self.max_agents is not None and self.min_agents > self.max_agents:
             raise AttachmentError(f"min_agents {self.min_agents} > max_agents {self.max_agents}")
-        if not isinstance(self.skills, frozenset):
-            object.__setattr__(self, "skills", frozenset(self.skills))
+        for name in ("skills", "groups"):
+            if not isinstance(getattr(self, name), frozenset):
+                object.__setattr__(self, name, frozenset(getattr(self, name)))
 
     @property
     def pool(self) -> str:
@@ -77,7 +81,7 @@ class JobSpec:
     def as_dict(self) -> dict:
         return {"job_id": self.job_id, "priority": self.priority, "min_agents": self.min_agents,
                 "max_agents": self.max_agents, "skills": sorted(self.skills), "mode": self.mode,
-                "wrap_limit_s": self.wrap_limit_s, "campaign_id": self.campaign_id}
+                "wrap_limit_s": self.wrap_limit_s, "campaign_id": self.campaign_id, "groups": sorted(self.groups)}
 
 
 _UNSET = object()
@@ -98,6 +102,7 @@ class Seat:
     skills: frozenset[str]
     job_id: int | None = None
     busy: bool = False
+    groups: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +123,10 @@ class Plan:
     caps: dict[int, int | None]
 
 
-def eligible(skills: frozenset[str], job: JobSpec) -> bool:
-    return job.skills <= skills
+def eligible(skills: frozenset[str], groups: frozenset[str], job: JobSpec) -> bool:
+    """An agent with `skills` in `groups` may work `job`: it has every skill the job requires
+    and is in one of the job's groups, if the job names any."""
+    return job.skills <= skills and (not job.groups or not job.groups.isdisjoint(groups))
 
 
 def cap_of(job: JobSpec, grant: int | None) -> int | None:
@@ -127,12 +134,15 @@ def cap_of(job: JobSpec, grant: int | None) -> int | None:
     return min(caps) if caps else None
 
 
-def check_move(job: JobSpec | None, skills: frozenset[str], attached: int, grant: int | None) -> None:
-    """Raise AttachmentError unless an agent with `skills` may be moved to `job` now."""
+def check_move(job: JobSpec | None, skills: frozenset[str], groups: frozenset[str], attached: int,
+               grant: int | None) -> None:
+    """Raise AttachmentError unless an agent with `skills` in `groups` may be moved to `job` now."""
     if job is None:
         raise AttachmentError("no such running job")
-    if not eligible(skills, job):
+    if not job.skills <= skills:
         raise AttachmentError(f"the agent lacks skills {sorted(job.skills - skills)} of job {job.job_id}")
+    if not eligible(skills, groups, job):
+        raise AttachmentError(f"the agent is in none of the groups {sorted(job.groups)} of job {job.job_id}")
     cap = cap_of(job, grant)
     if cap is not None and attached >= cap:
         raise AttachmentError(f"job {job.job_id} is at its limit of {cap} agents")
@@ -143,8 +153,11 @@ def plan(jobs: Iterable[JobSpec], seats: Iterable[Seat], *, grants: Mapping[int,
     """The attachment changes for `seats` over the running `jobs` (see the module doc)."""
     jobs = {j.job_id: j for j in jobs}
     seats = sorted(seats, key=lambda s: s.agent_id)
-    grants, pins = grants or {}, {a: j for a, j in (pins or {}).items() if j in jobs}
-    fits = {s.agent_id: [j for j in jobs.values() if eligible(s.skills, j)] for s in seats}
+    by_id = {s.agent_id: s for s in seats}
+    grants = grants or {}
+    pins = {a: j for a, j in (pins or {}).items()            # a pin holds while the agent is eligible
+            if j in jobs and a in by_id and eligible(by_id[a].skills, by_id[a].groups, jobs[j])}
+    fits = {s.agent_id: [j for j in jobs.values() if eligible(s.skills, s.groups, j)] for s in seats}
     n_fits = {a: len(f) for a, f in fits.items()}
     eligible_count = {j: 0 for j in jobs}
     for f in fits.values():
@@ -168,7 +181,7 @@ def plan(jobs: Iterable[JobSpec], seats: Iterable[Seat], *, grants: Mapping[int,
         if s.agent_id in pins:
             where[s.agent_id] = pins[s.agent_id]
             count[pins[s.agent_id]] += 1
-        elif s.job_id in jobs and eligible(s.skills, jobs[s.job_id]):
+        elif s.job_id in jobs and eligible(s.skills, s.groups, jobs[s.job_id]):
             members[s.job_id].append(s)
         elif s.job_id is not None:
             must_leave.append(s)
@@ -193,11 +206,11 @@ def plan(jobs: Iterable[JobSpec], seats: Iterable[Seat], *, grants: Mapping[int,
             continue
         spec = jobs[j]
         tiers = [sorted((s for s in must_leave if not s.busy and s.agent_id not in where
-                         and eligible(s.skills, spec)), key=rank),
+                         and eligible(s.skills, s.groups, spec)), key=rank),
                  sorted((s for s in free if not s.busy and s.agent_id not in where
-                         and eligible(s.skills, spec)), key=rank),
+                         and eligible(s.skills, s.groups, spec)), key=rank),
                  sorted((s for k, group in may_stay.items() if k != j for s in group
-                         if not s.busy and s.agent_id not in where and eligible(s.skills, spec)), key=rank)]
+                         if not s.busy and s.agent_id not in where and eligible(s.skills, s.groups, spec)), key=rank)]
         for tier in tiers:
             for s in tier:
                 if count[j] >= targets[j]:
@@ -211,18 +224,18 @@ def plan(jobs: Iterable[JobSpec], seats: Iterable[Seat], *, grants: Mapping[int,
             if k == j:
                 continue
             for s in sorted((s for s in seats if where.get(s.agent_id) == k and not s.busy
-                             and s.agent_id not in pins and eligible(s.skills, spec)), key=rank):
+                             and s.agent_id not in pins and eligible(s.skills, s.groups, spec)), key=rank):
                 if count[j] >= targets[j]:
                     break
                 spare = next((r for r in sorted(must_leave + free, key=rank) if not r.busy
-                              and r.agent_id not in where and eligible(r.skills, jobs[k])), None)
+                              and r.agent_id not in where and eligible(r.skills, r.groups, jobs[k])), None)
                 if spare is None:
                     break
                 where[s.agent_id], where[spare.agent_id] = j, k
                 count[j] += 1
         # last: agents that must leave but are on a call (they arrive after it)
         for s in sorted((s for s in must_leave + free if s.busy and s.agent_id not in where
-                         and eligible(s.skills, spec)), key=rank):
+                         and eligible(s.skills, s.groups, spec)), key=rank):
             if count[j] >= targets[j]:
                 break
             where[s.agent_id] = j
@@ -244,7 +257,7 @@ def plan(jobs: Iterable[JobSpec], seats: Iterable[Seat], *, grants: Mapping[int,
             j = key[2]
             if caps[j] is not None and count[j] >= caps[j]:
                 continue                          # full for good
-            if eligible(s.skills, jobs[j]):
+            if eligible(s.skills, s.groups, jobs[j]):
                 chosen = j
                 break
             skipped.append(key)

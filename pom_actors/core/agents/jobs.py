@@ -7,9 +7,9 @@ held by its calls; its SMS, e-mail and custom (webhook) handlers draw none. The 
 turns its running jobs into `JobSpec`s and `Demand`s with `job_demands` at every tick and
 tells the Agent Manager (`set_jobs`).
 
-From the strategy: the pacing mode (it picks the license pool), the skills, minimum and
-maximum of agents and the wrap-up limit of the agent-based call handler (the initial handler
-if it is one, else the first by name; the skills of every agent-based call handler are
+From the strategy: the pacing mode (it picks the license pool), the agent groups, minimum
+and maximum of agents and the wrap-up limit of the agent-based call handler (the initial
+handler if it is one, else the first by name; the skills of every agent-based call handler are
 required). From the campaign: the priority (1..10, 10 highest).
 """
 from __future__ import annotations
@@ -59,7 +59,8 @@ def job_demand(job_id: int, campaign_id: int | None, priority: Any, strategy: St
                        for s in h.agents.skills)
     needs = handler.agents
     return JobSpec(job_id, prio, needs.min if needs else 0, needs.max if needs else None, skills,
-                   handler.pacing.mode, needs.wrap_up if needs else 60.0, campaign_id)
+                   handler.pacing.mode, needs.wrap_up if needs else 60.0, campaign_id,
+                   frozenset(needs.groups) if needs else frozenset())
 
 
 def job_demands(rows: Iterable[Mapping[str, Any]], strategies: Mapping[int, Strategy]

@@ -106,6 +106,8 @@ class Agent:
     call_job    the job of that call
     wrap_until  when after-call work times out (wrap_up with a limit only)
     pending     a deferred not_ready / logout / force_logoff, with its reason
+    groups      the agent groups it belongs to (a job naming groups takes only their members)
+    name        its display name
     """
 
     id: int
@@ -120,6 +122,8 @@ class Agent:
     wrap_until: datetime | None = None
     pending: AgentEvent | None = None
     pending_reason: str | None = None
+    groups: frozenset[str] = frozenset()
+    name: str = ""
 
     @property
     def busy(self) -> bool:
