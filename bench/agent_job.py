@@ -28,6 +28,7 @@ import asyncio
 import json
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -37,7 +38,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.agents import connect_figures  # noqa: E402
+from pom_actors.core.clock import ScaledClock, clock_from_spec  # noqa: E402
 from pom_actors.core.pacing import make_pacer  # noqa: E402
+from pom_actors.media.voice_sim import answered_at  # noqa: E402
 from pom_actors.core.pacing.sim import CallCentre, run_shift  # noqa: E402
 
 CLOCK_START = datetime(2026, 11, 25, 14, 30, tzinfo=timezone.utc)   # a Wednesday, 09:30 in New York
@@ -107,6 +111,19 @@ def occupancy(rows, t0: datetime, t1: datetime) -> tuple[float, float]:
     return busy, logged
 
 
+def connect_latencies(clock: ScaledClock, connected, arrivals: dict[str, float]) -> dict[str, tuple[float, float]]:
+    """Call -> (real seconds from the voice simulator's answer to its agent's desktop reading
+    the `call` frame, real seconds from the answer to the call joining the agent's leg at the
+    gateway) for the connected calls that ended, from their ledger rows (call id, completed at,
+    details) and the desktops' arrival times (time.time(), the wall clock the ScaledClock runs on)."""
+    out = {}
+    for call, completed, details in connected:
+        if call in arrivals:
+            answered = answered_at(completed, details)
+            out[call] = (arrivals[call] - clock.wall(answered), details["wait_s"] / clock.scale)
+    return out
+
+
 async def work(url: str, logins: list[str], token: str, scale: float, run, seconds: float) -> dict:
     from pom_actors.sim_agents import SimConfig, SimFloor
 
@@ -121,7 +138,8 @@ async def work(url: str, logins: list[str], token: str, scale: float, run, secon
             raise RuntimeError(f"the agents did not all get ready: {floor.summary()}")
         job = await asyncio.to_thread(run)
         await asyncio.sleep(seconds)
-        return {"job": job, **floor.summary()}
+        return {"job": job, **floor.summary(),
+                "arrivals": {call: at for a in floor.agents for call, at in a.stats.call_arrivals}}
     finally:
         await floor.close()
 
@@ -189,7 +207,11 @@ def main() -> dict:
                 "AND code IS NOT NULL GROUP BY code", (job,)).fetchall())
             dials = conn.execute("SELECT count(*) FROM attempts WHERE job_id = %s AND verdict = 'allowed'",
                                  (job,)).fetchone()[0]
+            connected = conn.execute(
+                "SELECT work_item_id || '.' || attempt_no, completed_at, details FROM attempts "
+                "WHERE job_id = %s AND code = 'answer_human' AND details ? 'agent_id'", (job,)).fetchall()
         busy, logged = occupancy(rows, t0, t1)
+        connect = connect_latencies(clock_from_spec(rt.settings.clock), connected, floor["arrivals"])
         server.should_exit = True
         gateway.join(60)       # its last Ray calls before Ray stops
     except BaseException:
@@ -208,6 +230,10 @@ def main() -> dict:
             "dials": dials, "live": live, "abandoned": codes.get("abandoned", 0), "codes": codes,
             "sim_dials": round(sum(r.dials for r in sims) / len(sims)),
             "sim_live": round(sum(r.live for r in sims) / len(sims)),
+            **connect_figures([total for total, _ in connect.values()]),
+            "connected_paired": len(connect), "connected_ended": len(connected),
+            "answer_to_bridge_p50_ms": round(1000 * statistics.median(b for _, b in connect.values()), 1)
+            if connect else None,
             "desktops": {k: floor[k] for k in ("calls", "disposed", "errors")}}
 
 

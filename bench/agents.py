@@ -1,20 +1,27 @@
 """10,000 agent desktops on one Agent Manager: logged in over real WebSockets, cycling through
-ready, reserved, on call, wrap-up (and now and then a break), with answered calls arriving at
-`--rate` a second. Measures the Agent Manager process's memory and the time from an answered
-call's hand-off to the Agent Manager to the screen pop read by its agent's desktop.
+ready, reserved, on call, wrap-up (and now and then a break), taking calls answered at
+`--rate` a second through the whole path. Measures the Agent Manager process's memory and the
+time from the media gateway's "answered, live" to the screen pop read by the agent's desktop.
 
     python bench/agents.py [--agents 10000] [--rate 100] [--seconds 60]
 
-The system runs as `pom run` runs it (embedded PostgreSQL, Ray, the actors, the gateway served
-by uvicorn in this process) with one running agent-based job whose contacts wait for a window
-two days away, so that this script alone plays the part of the job's Campaign Manager: per
-50 ms it hands the calls "answered, live" to the Agent Manager as the manager's bridge does
-(`reserve` with their screens: the screen pops at once), connects them (`settle_calls`)
-and hangs them up after their talk time. The desktops run in a child process (one asyncio
-loop, `--agents` sockets, this same script with `--desktops`): they log in, go ready, read the
-screen pop, dispose each call after its wrap-up time, and take a break after one call in 20.
-`connect_p99_ms` is from just before `reserve` is sent to the desktop reading the `call`
-frame (both on CLOCK_MONOTONIC, one machine).
+The system runs as `pom run` runs it (embedded PostgreSQL, Ray, the director, the Campaign
+Manager, the Agent Manager, the media gateway's voice simulator; the gateway app served by
+uvicorn in this process) on a clock at real speed. One progressive agent-based job (ratio 1,
+`attempts_per_second` = `--rate`) dials `rate x seconds` contacts; the voice simulator answers
+every call with a person after `RING_S` and the call talks 1-5 s once bridged. Each answered
+call takes the product's path: the gateway's notice to the job's Campaign Manager, which
+reserves an agent at the Agent Manager (the screen pop goes out on the change feed to the
+gateway's hub and the agent's socket) and bridges the call onto the agent's nailed session;
+the call's end reaches the Agent Manager through the manager too. The desktops run in a child
+process (one asyncio loop, `--agents` sockets, this same script with `--desktops`): they log
+in, go ready, read the screen pop, dispose each call after its wrap-up time, and take a break
+after one call in 20.
+
+`connect_p99_ms`: from the moment the voice simulator answers a call (its business time, from
+the ledger: the call's completion less its talk and its wait for the agent, mapped back to
+the wall clock the system's clock runs on) to its desktop reading the `call` frame
+(`time.time()` in the child process), over the calls connected to an agent.
 
 The last line printed is one JSON object: agents, rss_mb, connect_p99_ms, ...
 """
@@ -34,17 +41,26 @@ import tempfile
 import threading
 import time
 import traceback
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-BATCH_S = 0.05            # the Campaign Manager's cycle: answered calls handed over per batch
-TALK_S = (1.0, 5.0)       # talk time of a call (uniform, real seconds)
+RING_S = 0.5              # a call rings this long before the person answers (real seconds)
+TALK_S = (1.0, 5.0)       # talk time of a call once bridged (uniform, real seconds)
 WRAP_S = (0.5, 2.0)       # wrap-up before the desktop disposes
 BREAK_SHARE = 0.05        # calls after which the agent takes a break
 BREAK_S = (1.0, 3.0)
 CONNECTS_AT_ONCE = 200    # desktops connecting at the same time while logging in
+
+
+def connect_figures(latencies_s: list[float]) -> dict:
+    """connect_p50_ms, connect_p99_ms, connect_max_ms and how many over 50 ms, of latencies in
+    real seconds."""
+    ms = sorted(round(1000 * x, 2) for x in latencies_s)
+    return {"connect_p50_ms": round(statistics.median(ms), 2) if ms else None,
+            "connect_p99_ms": ms[int(0.99 * (len(ms) - 1))] if ms else None,
+            "connect_max_ms": ms[-1] if ms else None, "over_50ms": sum(x > 50 for x in ms)}
 
 
 def raise_fd_limit() -> None:
@@ -80,7 +96,7 @@ async def desktops(url: str, logins: list[str], out: str) -> None:
                 frame = json.loads(text)
                 kind = frame["type"]
                 if kind == "call":
-                    arrivals[frame["call_id"]] = time.monotonic()
+                    arrivals[frame["call_id"]] = time.time()
                     codes = frame.get("codes") or ["answer_human"]
                     counts["calls"] += 1
                 elif kind == "error":
@@ -123,18 +139,24 @@ async def desktops(url: str, logins: list[str], out: str) -> None:
 
 
 # -- the system and the calls (this process) --------------------------------------------------
-def window_days_away(days: int) -> list[str]:
-    return [("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(datetime.now(timezone.utc) + timedelta(days=days)).weekday()]]
+CLOCK_START = datetime(2026, 11, 25, 14, 30, tzinfo=timezone.utc)   # a Wednesday, 09:30 in New York
 
 
-STRATEGY = {"name": "bench-agents", "initial": "call", "custom_codes": ["sale"],
+def voice_profile() -> dict:
+    """Every call answered by a person after RING_S; its talk once bridged, TALK_S."""
+    return {"answer_human": 1.0, "answer_machine": 0.0, "busy": 0.0, "no_answer": 0.0, "invalid_number": 0.0,
+            "fax": 0.0, "network_refusal": 0.0, "ring_s": {"dist": "fixed", "value": RING_S},
+            "talk_s": {"dist": "uniform", "low": TALK_S[0], "high": TALK_S[1]}, "seed": 5}
+
+
+def strategy(name: str, rate: float) -> dict:
+    return {"name": name, "initial": "call", "custom_codes": ["sale"],
             "handlers": {"call": {
-                "type": "call", "addresses": ["phone1"],
-                "window": {"days": window_days_away(2), "start": "09:00", "end": "10:00"},
-                "pacing": {"mode": "progressive", "settings": {"ratio": 1.0}},
+                "type": "call", "addresses": ["phone1"], "ring_timeout": "25s",
+                "pacing": {"mode": "progressive", "settings": {"ratio": 1.0}, "attempts_per_second": rate},
                 "agents": {"wrap_up": "5m"},
                 "script": {"text": "Hello {first_name}, this is about your {segment} account."},
-                "results": {"window_restricted": "wait_window", "default": "done"}}}}
+                "results": {"default": "done"}}}}
 
 
 def agent_manager_process():
@@ -165,27 +187,13 @@ def serve_gateway(app) -> tuple[object, threading.Thread, int]:
     return server, thread, port
 
 
-async def answered_calls(am, job_id: int, screen, rate: float, seconds: float) -> dict:
-    """Hand calls over at `rate` a second for `seconds`, as the job's Campaign Manager does;
-    connect each, hang it up after its talk time. When each hand-off was sent, by call."""
-    rng = random.Random(5)
-    sent: dict[str, float] = {}
-    reserved: dict[str, int | None] = {}
-    pending: set[asyncio.Task] = set()
-    rss: list[float] = []
+def watch_job(rt, job_id: int, seconds: float) -> dict:
+    """The Agent Manager's memory every 2 s until the job has ended (or `seconds` passed), and
+    the gateway process's (this one's) full garbage collections meanwhile."""
+    from pom_actors.core.lifecycle import TERMINAL
+
     process = agent_manager_process()
-
-    async def call_life(ids: list[str]) -> None:
-        got = await am.reserve.remote(job_id, ids, {c: screen(c) for c in ids})
-        reserved.update(got)
-        taken = [c for c, a in got.items() if a is not None]
-        if not taken:
-            return
-        await am.settle_calls.remote(taken, [], [])
-        await asyncio.sleep(rng.uniform(*TALK_S))
-        await am.settle_calls.remote([], [], taken)
-
-    pauses: list[float] = []                  # this process's (the gateway's) garbage collections
+    pauses: list[float] = []
     gc_began = [0.0]
 
     def gc_timer(phase: str, info: dict) -> None:
@@ -195,26 +203,19 @@ async def answered_calls(am, job_id: int, screen, rate: float, seconds: float) -
             pauses.append(time.perf_counter() - gc_began[0])
 
     gc.callbacks.append(gc_timer)
-    began, n = time.monotonic(), 0
-    next_rss = began
-    while (now := time.monotonic()) - began < seconds:
-        k = int(rate * (now - began + BATCH_S)) - n       # on schedule whatever the loop's delays
-        ids = [f"b{n + i}" for i in range(k)]
-        n += k
-        t0 = time.monotonic()
-        sent.update((c, t0) for c in ids)
-        task = asyncio.ensure_future(call_life(ids))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-        if now >= next_rss:
+    rss, deadline, state = [], time.monotonic() + seconds, None
+    try:
+        while time.monotonic() < deadline:
             rss.append(process.memory_info().rss / 2**20)
-            next_rss = now + 2
-        await asyncio.sleep(max(0.0, BATCH_S - (time.monotonic() - now)))
-    elapsed = time.monotonic() - began
-    await asyncio.gather(*pending)
+            with rt.connect() as conn:
+                state = conn.execute("SELECT state FROM jobs WHERE id = %s", (job_id,)).fetchone()[0]
+            if state in TERMINAL:
+                break
+            time.sleep(2)
+    finally:
+        gc.callbacks.remove(gc_timer)
     rss.append(process.memory_info().rss / 2**20)
-    gc.callbacks.remove(gc_timer)
-    return {"gc_pauses": pauses, "sent": sent, "reserved": reserved, "elapsed": elapsed, "rss": rss, "began": began}
+    return {"rss": rss, "gc_pauses": pauses, "state": state}
 
 
 def main() -> dict:
@@ -222,21 +223,22 @@ def main() -> dict:
 
     from pom_actors import names
     from pom_actors.config import Settings
-    from pom_actors.core.agents.desk import screen_pop
-    from pom_actors.core.strategy import parse_strategy
+    from pom_actors.core.clock import clock_from_spec
     from pom_actors.core.tokens import Role
+    from pom_actors.media.voice_sim import answered_at
     from pom_actors.runtime import Runtime
     from pom_actors.store import auth as authstore
     from pom_actors.store import catalog
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--agents", type=int, default=10_000)
-    ap.add_argument("--rate", type=float, default=100.0, help="answered calls a second")
+    ap.add_argument("--rate", type=float, default=100.0, help="calls dialled (all answered) a second")
     ap.add_argument("--seconds", type=float, default=60.0)
     args = ap.parse_args()
     raise_fd_limit()
-    settings = Settings.from_env().replace(data_dir=tempfile.mkdtemp(prefix="pom-bench-"), demo=False,
-                                           voice_instant=True, kafka=False)
+    os.environ["POM_VOICE_PROFILE"] = json.dumps(voice_profile())
+    settings = Settings.from_env().replace(data_dir=tempfile.mkdtemp(prefix="pom-bench-"), demo=False, kafka=False,
+                                           clock_scale=1.0, clock_start=CLOCK_START.isoformat())
     rt = Runtime.start(settings)
     child = None
     try:
@@ -250,20 +252,16 @@ def main() -> dict:
         for i in range(0, len(logins), 500):
             ray.get([am.add_agent.remote(login, login, []) for login in logins[i:i + 500]])
         created_s = time.monotonic() - began
+        contacts = int(args.rate * args.seconds)
         with rt.connect() as conn:
             token = authstore.create_token(conn, "bench supervisor", Role.SUPERVISOR)[1]
             with conn.transaction():
                 list_id = catalog.create_list(conn, f"bench-agents-{tag}", attributes=["segment"])
-                catalog.add_contacts(conn, list_id, [{"external_id": "c1", "first_name": "Ann",
-                                                      "phone1": "+12125550100", "attributes": {"segment": "gold"}}])
-                sid, _ = catalog.save_strategy(conn, {**STRATEGY, "name": f"bench-agents-{tag}"})
+                catalog.add_contacts(conn, list_id, [
+                    {"external_id": f"c{i}", "first_name": f"F{i}", "phone1": f"+1212{3_000_000 + i:07d}",
+                     "attributes": {"segment": "gold"}} for i in range(contacts)])
+                sid, _ = catalog.save_strategy(conn, strategy(f"bench-agents-{tag}", args.rate))
                 campaign = catalog.create_campaign(conn, f"bench-agents-{tag}", sid, list_id)
-        job_id = ray.get(rt.director.create_job.remote(campaign))
-        deadline = time.monotonic() + 60
-        while job_id not in ray.get(am.jobs.remote()) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        strategy = parse_strategy(STRATEGY)
-        contact = {"first_name": "Ann", "phone1": "+12125550100", "attributes": {"segment": "gold"}}
 
         out = tempfile.mktemp(prefix="pom-bench-desktops-", suffix=".json")
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
@@ -276,14 +274,10 @@ def main() -> dict:
             raise RuntimeError(f"the desktops did not all log in: {line!r}")
         login_s = time.monotonic() - began
         print(f"{args.agents} desktops logged in and ready in {login_s:.1f} s", file=sys.stderr)
-        deadline = time.monotonic() + 120                 # every agent attached to the job, ready
-        while ray.get(am.jobs.remote())[job_id]["ready"] < args.agents and time.monotonic() < deadline:
-            time.sleep(0.5)
-        attached = ray.get(am.jobs.remote())[job_id]
 
-        run = asyncio.run(answered_calls(am, job_id, lambda c: screen_pop(c, job_id, contact, strategy, "call"),
-                                         args.rate, args.seconds))
-        time.sleep(2)                                      # the last screen pops read
+        job_id = ray.get(rt.director.create_job.remote(campaign))
+        run = watch_job(rt, job_id, 3 * args.seconds + 120)
+        time.sleep(max(WRAP_S) + 1)                         # the last dispositions
         child.stdin.write("stop\n")
         child.stdin.flush()
         child.stdout.readline()
@@ -292,6 +286,13 @@ def main() -> dict:
         Path(out).unlink()
         Path(f.name).unlink()
         stats = ray.get(am.status.remote())
+        with rt.connect() as conn:
+            codes = dict(conn.execute("SELECT code, count(*) FROM attempts WHERE job_id = %s GROUP BY code",
+                                      (job_id,)).fetchall())
+            connected = conn.execute(
+                "SELECT work_item_id || '.' || attempt_no, completed_at, details FROM attempts "
+                "WHERE job_id = %s AND code = 'answer_human' AND details ? 'agent_id'", (job_id,)).fetchall()
+        clock = clock_from_spec(rt.settings.clock)
         server.should_exit = True
         gateway.join(60)       # its last Ray calls (10,000 desktops gone) before Ray stops: a Ray
                                # call after ray.shutdown() ends the process, result line unprinted
@@ -302,22 +303,20 @@ def main() -> dict:
         if child is not None and child.poll() is None:
             child.kill()
         rt.stop(drain_s=1)
-    taken = [c for c, a in run["reserved"].items() if a is not None]
-    latencies = sorted(seen["arrivals"][c] - run["sent"][c] for c in taken if c in seen["arrivals"])
-    ms = [round(1000 * x, 2) for x in latencies]
-    slow = sorted({round(run["sent"][c] - run["began"]) for c in taken
-                   if c in seen["arrivals"] and seen["arrivals"][c] - run["sent"][c] > 0.05})
-    return {"agents": args.agents, "rss_mb": round(max(run["rss"]), 1),
-            "connect_p99_ms": ms[int(0.99 * (len(ms) - 1))] if ms else None,
-            "connect_p50_ms": round(statistics.median(ms), 2) if ms else None,
-            "connect_max_ms": ms[-1] if ms else None,
-            "over_50ms": sum(x > 50 for x in ms), "over_50ms_at_s": slow,
+    answered = {call: clock.wall(answered_at(done, details)) for call, done, details in connected}
+    latencies = [seen["arrivals"][c] - t for c, t in answered.items() if c in seen["arrivals"]]
+    first = min(answered.values(), default=0.0)
+    slow = sorted({round(t - first) for c, t in answered.items()
+                   if c in seen["arrivals"] and seen["arrivals"][c] - t > 0.05})
+    span = max(answered.values(), default=0.0) - first
+    return {"agents": args.agents, "rss_mb": round(max(run["rss"]), 1), **connect_figures(latencies),
+            "over_50ms_at_s": slow, "job_state": run["state"],
             "gateway_full_gc": {"count": len(run["gc_pauses"]),
                                 "max_ms": round(1000 * max(run["gc_pauses"], default=0), 1)},
-            "answered": len(run["sent"]), "answered_per_s": round(len(run["sent"]) / run["elapsed"], 1),
-            "connected": len(taken), "no_agent": len(run["sent"]) - len(taken),
-            "screen_pops_missing": len(taken) - len(latencies),
-            "attached_ready_at_start": attached["ready"], "disposed": seen["disposed"], "breaks": seen["breaks"],
+            "dialled": sum(codes.values()), "connected": len(connected), "abandoned": codes.get("abandoned", 0),
+            "codes": codes, "answered_per_s": round(len(connected) / span, 1) if span else None,
+            "screen_pops_missing": len(connected) - len(latencies),
+            "disposed": seen["disposed"], "breaks": seen["breaks"],
             "desktop_errors": seen["errors"], "create_agents_s": round(created_s, 1), "login_s": round(login_s, 1),
             "rss_mb_samples": [round(x) for x in run["rss"][::5]], "agent_manager": {
                 k: stats[k] for k in ("agents", "by_state", "feed_polls", "reserved", "no_agent", "flushes", "written")}}

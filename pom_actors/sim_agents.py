@@ -62,7 +62,8 @@ class SimStats:
     accepted: int = 0
     skipped: int = 0
     cards: dict = field(default_factory=dict)             # card id -> accept | skip | ignore
-    call_arrivals: list = field(default_factory=list)     # (call id, monotonic time the screen popped)
+    call_arrivals: list = field(default_factory=list)     # (call id, time.time() the screen popped: the wall
+                                                          # clock a ScaledClock runs on)
 
 
 class SimAgent:
@@ -120,7 +121,7 @@ class SimAgent:
                     self.stats.resent += 1               # a call it has, sent again with a resync
                     continue
                 self.stats.calls += 1
-                self.stats.call_arrivals.append((frame["call_id"], time.monotonic()))
+                self.stats.call_arrivals.append((frame["call_id"], time.time()))
                 self.codes[frame["call_id"]] = frame.get("codes") or []
             elif kind == "preview":
                 await self._preview(frame)

@@ -29,6 +29,10 @@ class SystemClock:
     def real_seconds(self, business_seconds: float) -> float:
         return business_seconds
 
+    def wall(self, at: datetime) -> float:
+        """The wall-clock time (`time.time()`) at which business time is `at`."""
+        return at.timestamp()
+
     def spec(self) -> dict:
         return {"kind": "system"}
 
@@ -54,6 +58,10 @@ class ScaledClock:
 
     def real_seconds(self, business_seconds: float) -> float:
         return business_seconds / self.scale
+
+    def wall(self, at: datetime) -> float:
+        """The wall-clock time (`time.time()`) at which business time is (or was) `at`."""
+        return self.real_start + (at - self.start).total_seconds() / self.scale
 
     def spec(self) -> dict:
         return {"kind": "scaled", "start": self.start.isoformat(), "scale": self.scale,

@@ -46,6 +46,13 @@ _DIST_KEYS = {"fixed": {"value"}, "uniform": {"low", "high"}, "exponential": {"m
               "lognormal": {"median", "sigma"}}
 
 
+def answered_at(completed_at: datetime, details: dict) -> datetime:
+    """When a person answered a call bridged onto an agent, from its completion (the time and
+    details of its `answer_human` outcome: it talked `talk_s` from the bridge, `wait_s` after
+    the answer)."""
+    return completed_at - timedelta(seconds=details["talk_s"] + details["wait_s"])
+
+
 def sampler(spec: dict) -> Callable[[float], float]:
     """Inverse CDF of a duration spec: maps a uniform in (0, 1) to business seconds.
 

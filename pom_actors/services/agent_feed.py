@@ -9,13 +9,13 @@ gets `reset` — the gateway then re-reads its agents' views.
 """
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..core.agents.state import Transition
+from ..wakeup import Wakeup
 
 FEED_MAX = 65_536             # feed entries kept for gateways that fall behind (then: reset)
 
@@ -29,7 +29,7 @@ class ChangeFeed:
         self.entries: deque[tuple[int, int, Any]] = deque(maxlen=maxlen)
         self.seq = 0
         self.incarnation = secrets.token_hex(4)
-        self._wake: asyncio.Event | None = None
+        self._wake = Wakeup()
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -48,9 +48,7 @@ class ChangeFeed:
 
     def notify(self) -> None:
         """Wake the long polls waiting (also when this feed is replaced: they then reset)."""
-        wake, self._wake = self._wake, None
-        if wake is not None:
-            wake.set()
+        self._wake.ring()
 
     @property
     def cursor(self) -> str:
@@ -102,9 +100,4 @@ class ChangeFeed:
         seq = self._seq_of(cursor)
         if seq is None or seq != self.seq or timeout_s <= 0:
             return
-        if self._wake is None:
-            self._wake = asyncio.Event()
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout_s)
-        except asyncio.TimeoutError:
-            pass
+        await self._wake.wait(timeout_s)

@@ -3,6 +3,7 @@ the voice simulator's agent legs, the Agent Manager's batch of call events, and 
 Manager working it end to end without Ray or a database — every answered call is either
 connected to an agent (ready -> reserved -> on call -> wrap-up, the screen popped) or
 abandoned in the ledger and counted as such in the campaign's persisted rule window."""
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 from pom_actors.core.agents.attachment import JobSpec
@@ -10,7 +11,7 @@ from pom_actors.core.agents.bridge import ABANDONED, ANSWERED, BRIDGE_WAIT_S, de
 from pom_actors.core.clock import ManualClock
 from pom_actors.core.orders import Order
 from pom_actors.core.pacing.window import Tally
-from pom_actors.media.voice_sim import VoiceProfile, VoiceSimulator
+from pom_actors.media.voice_sim import VoiceProfile, VoiceSimulator, answered_at
 from tests.unit.test_agent_manager_service import Floor
 from tests.unit.test_manager_pacing import Job, cycle
 
@@ -61,6 +62,7 @@ def test_an_answered_call_is_a_notice_then_talks_on_the_agents_nailed_session():
     codes = {o.attempt_id: (o.code, o.at, o.details) for o in done}
     assert codes["0.1"] == ("answer_human", at(36), {"ring_s": 5.0, "talk_s": 30.0, "wait_s": 1.0, "agent_id": 7,
                                                       "session_id": "s7"})
+    assert answered_at(*codes["0.1"][1:]) == at(5)                     # read back from the completion
     assert codes["1.1"][0] == ABANDONED and codes["1.1"][1] == at(7)   # no agent by its deadline
     assert codes["1.1"][2]["message"] == "played" and len(sim) == 0
     assert sim.agent_legs()["nailed"] == 1 and sim.agent_legs()["bridged"] == 0   # the session stays nailed
@@ -164,6 +166,30 @@ def test_answered_calls_are_bridged_within_two_seconds_or_abandoned_and_counted(
     events = [(str(t.from_state), str(t.to_state)) for t in job.floor.db.events]
     assert events.count(("ready", "reserved")) == events.count(("reserved", "on_call")) == 2
     assert events.count(("on_call", "wrap_up")) == 2
+
+
+def test_an_answered_call_is_bridged_when_the_gateway_has_it_not_at_the_next_cycle():
+    job = Job("{mode: progressive}", agents=2, voice=HUMAN)
+    svc = job.manager()
+    job.give(svc)
+    cycle(svc)
+    gateway = job.gateways.live["gw"]
+    assert asyncio.run(gateway.answers(svc.name, 0.0)) == []            # nothing answered yet
+    job.clock.advance(5)
+    found = asyncio.run(gateway.answers(svc.name, 0.0))                # the long poll brings the notices
+    assert [o.code for o in found] == [ANSWERED, ANSWERED]
+    asyncio.run(svc.bridge_answers(found))                              # no cycle
+    assert [a["state"] for a in job.floor.svc.list_agents()] == ["on_call", "on_call"]
+    assert asyncio.run(gateway.stats())["agent_legs"]["bridged"] == 2
+    pops = [e for _, _, e in job.floor.svc.feed.entries if isinstance(e, dict) and e.get("type") == "call"]
+    assert sorted(p["call_id"] for p in pops) == sorted(o.attempt_id for o in found)
+    job.clock.advance(30)                                              # the calls end; taken between cycles,
+    ended = asyncio.run(gateway.poll(svc.name))                        # their agents wrap up at once and
+    asyncio.run(svc.bridge_answers(ended))                              # the ledger has them at the next cycle
+    assert [a["state"] for a in job.floor.svc.list_agents()] == ["wrap_up", "wrap_up"]
+    assert [a.code for a in job.db.attempts] == [] and len(svc.carried) == 2
+    cycle(svc)
+    assert sorted(a.code for a in job.db.attempts) == ["answer_human", "answer_human"] and svc.carried == []
 
 
 def test_without_an_agent_manager_answered_calls_are_abandoned_by_the_gateway():
