@@ -124,7 +124,10 @@ class AgentManagerService:
         # call -> its screen pop (the `call` frame), from the pop until its agent is done with it:
         # written with the agent's row, sent again at a desktop's resync or re-attach
         self.screens: dict[str, dict[str, Any]] = {}
-        self.dispositions: list[dict[str, Any]] = []       # dispositions not yet taken by their caller
+        # the agents' dispositions: `disposing` until written (kept in agent_dispositions with
+        # their transition, store.agents `write`), then `dispositions` until taken by their caller
+        self.disposing: list[dict[str, Any]] = []
+        self.dispositions: list[dict[str, Any]] = []
         self.talked: dict[int, float] = {}                 # agent -> seconds on its last call (hangup)
         old, self.feed = getattr(self, "feed", None), ChangeFeed(self._login_of)   # a new incarnation
         if old is not None:
@@ -338,7 +341,10 @@ class AgentManagerService:
         call's screen offered (any code if it had none); a call-back time asks for the
         contact to be called again then. The disposition waits in `take_dispositions` for
         whoever settles the call (DispositionError names the field at fault), with the
-        agent's own timing of it: `talk_s` (connect to hangup) and `wrap_s` (hangup to now)."""
+        agent's own timing of it: `talk_s` (connect to hangup) and `wrap_s` (hangup to now).
+        It is handed out once written (with its transition, in the same flush: what the
+        desktop is answered after), and kept in PostgreSQL until a manager has put it in the
+        ledger: a restart between the two loses none (`rebuild`)."""
         agent = self._agent(agent_id)
         now = self.clock.now()
         call, job = agent.call_id, agent.call_job if agent.call_job is not None else agent.job_id
@@ -347,13 +353,16 @@ class AgentManagerService:
             check_disposition(code, list(screen.get("codes") or []) or None, callback_at, now)
         wrapped = (now - agent.since).total_seconds() if agent.since is not None else None
         self._do(agent, E.DISPOSE, now, reason=code)      # IllegalAgentTransition unless in wrap-up
-        self.dispositions.append({"agent_id": agent_id, "call_id": call, "job_id": job, "code": code,
+        self.disposing.append({"agent_id": agent_id, "call_id": call, "job_id": job, "code": code,
                                   "callback_at": callback_at, "at": now, "talk_s": self.talked.pop(agent_id, None),
                                   "wrap_s": None if wrapped is None else max(0.0, wrapped)})
         return self.view(agent_id)
 
     def take_dispositions(self, job_id: int | None = None) -> list[dict[str, Any]]:
-        """The agents' dispositions not yet taken (of one job, or all), oldest first."""
+        """The agents' dispositions written and not yet taken (of one job, or all), oldest
+        first. Taken, they stay in PostgreSQL until the taker has written them into the ledger
+        (store/dispositions.py deletes them there): a restarted Agent Manager hands them out
+        again, and the second writing finds them written."""
         taken = [d for d in self.dispositions if job_id is None or d["job_id"] == job_id]
         self.dispositions = [d for d in self.dispositions if not (job_id is None or d["job_id"] == job_id)]
         return taken
@@ -384,7 +393,8 @@ class AgentManagerService:
         if not orphans:
             return 0
         try:
-            done = await asyncio.to_thread(self._dispose_rows, orphans)
+            done = await asyncio.to_thread(self._dispose_rows, orphans,
+                                           self.clock.now() - timedelta(seconds=DISPOSE_WAIT_S))
         except Exception:
             self.dispositions = [d for ds in orphans.values() for d in ds] + self.dispositions
             raise
@@ -400,10 +410,11 @@ class AgentManagerService:
         self.stats["orphans_applied"] += applied
         return applied
 
-    def _dispose_rows(self, orphans: dict[int, list[dict[str, Any]]]) -> dict[int, dict[str, list[str]]]:
+    def _dispose_rows(self, orphans: dict[int, list[dict[str, Any]]],
+                      expire_before: datetime) -> dict[int, dict[str, list[str]]]:
         if self.disposer is None or self.disposer.broken:
             self.disposer = self.open_store()
-        return {job_id: self.disposer.dispose(job_id, ds) for job_id, ds in orphans.items()}
+        return {job_id: self.disposer.dispose(job_id, ds, expire_before) for job_id, ds in orphans.items()}
 
     def command(self, agent_id: int, command: str, reason: str | None = None) -> dict:
         """An agent command by id (the API's): login, logout, ready, not_ready (reason),
@@ -862,26 +873,29 @@ class AgentManagerService:
         one transaction. On failure nothing is lost: they are written at the next flush."""
         if not self.log and not self.dirty:
             return 0
-        upto, (rows, dirty, states) = self.recorded, self._take()
+        upto, (rows, dirty, disposed, states) = self.recorded, self._take()
         try:
-            self.store.write(rows, states)
+            self.store.write(rows, states, disposed)
         except Exception:
-            self._put_back(rows, dirty)
+            self._put_back(rows, dirty, disposed)
             raise
-        return self._written(rows, upto)
+        return self._written(rows, upto, disposed)
 
-    def _take(self) -> tuple[list[Transition], set[int], list[tuple]]:
-        rows, dirty = self.log, self.dirty
-        self.log, self.dirty = [], set()
-        return rows, dirty, [(a.id, str(a.state), a.job_id, a.since or self.clock.now(), self.screen_of(a))
-                             for a in (self.agents[i] for i in sorted(dirty) if i in self.agents)]   # not deleted
+    def _take(self) -> tuple[list[Transition], set[int], list[dict[str, Any]], list[tuple]]:
+        rows, dirty, disposed = self.log, self.dirty, self.disposing
+        self.log, self.dirty, self.disposing = [], set(), []
+        states = [(a.id, str(a.state), a.job_id, a.since or self.clock.now(), self.screen_of(a))
+                  for a in (self.agents[i] for i in sorted(dirty) if i in self.agents)]   # not deleted
+        return rows, dirty, disposed, states
 
-    def _put_back(self, rows: list[Transition], dirty: set[int]) -> None:
+    def _put_back(self, rows: list[Transition], dirty: set[int], disposed: list[dict[str, Any]]) -> None:
         self.log, self.dirty = rows + self.log, dirty | self.dirty
+        self.disposing = disposed + self.disposing
         self.stats["flush_errors"] += 1
 
-    def _written(self, rows: list[Transition], upto: int) -> int:
+    def _written(self, rows: list[Transition], upto: int, disposed: list[dict[str, Any]]) -> int:
         self.durable = max(self.durable, upto)
+        self.dispositions += disposed                     # written: theirs to take now
         self.stats["flushes"] += 1
         self.stats["written"] += len(rows)
         return len(rows)
@@ -897,24 +911,24 @@ class AgentManagerService:
             return 0
         if not self.log and not self.dirty:
             return 0
-        upto, (rows, dirty, states) = self.recorded, self._take()
+        upto, (rows, dirty, disposed, states) = self.recorded, self._take()
         self._round = asyncio.get_running_loop().create_future()
         failed = None
         try:
-            await asyncio.to_thread(self._write_rows, rows, states)
+            await asyncio.to_thread(self._write_rows, rows, states, disposed)
         except Exception as exc:
             failed = exc
-            self._put_back(rows, dirty)
+            self._put_back(rows, dirty, disposed)
             raise
         finally:
             self._round.set_result(failed)
             self._round = None
-        return self._written(rows, upto)
+        return self._written(rows, upto, disposed)
 
-    def _write_rows(self, rows: list[Transition], states: list[tuple]) -> None:
+    def _write_rows(self, rows: list[Transition], states: list[tuple], disposed: list[dict[str, Any]]) -> None:
         if self.writer is None or self.writer.broken:
             self.writer = self.open_store()
-        self.writer.write(rows, states)
+        self.writer.write(rows, states, disposed)
 
     async def written(self) -> None:
         """Return once every transition recorded so far is in PostgreSQL. A reply that must
@@ -985,6 +999,7 @@ class AgentManagerService:
                 self.timers.schedule(a.id, a.wrap_until)
         for a in sorted(ready, key=lambda a: (a.since, a.id)):          # longest idle first
             self.ready.setdefault(a.job_id, {})[a.id] = None
+        self.dispositions = self.store.dispositions()      # acknowledged, not yet in the ledger
         for agent_id, session_id in last_sessions(self.store.sessions()).items():
             if agent_id in self.agents and self.agents[agent_id].logged_in:      # re-attached as they were
                 self.nails.restore(agent_id, session_id, self.agents[agent_id].job_id, now)
@@ -992,8 +1007,8 @@ class AgentManagerService:
             if a.logged_in and a.job_id is not None:
                 self._nail(a, a.job_id, now)
         logged_in = sum(1 for a in self.agents.values() if a.logged_in)
-        log.info("agent manager rebuilt: %d agents, %d logged in, %d nailed sessions", len(self.agents),
-                 logged_in, len(self.nails))
+        log.info("agent manager rebuilt: %d agents, %d logged in, %d nailed sessions, %d dispositions to take",
+                 len(self.agents), logged_in, len(self.nails), len(self.dispositions))
         return logged_in
 
     def metrics(self) -> dict[str, Any]:

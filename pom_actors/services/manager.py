@@ -31,7 +31,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ..config import Settings
@@ -497,7 +497,7 @@ class ManagerService:
         self.undisposed = {d.attempt_id: waiting[d.attempt_id] for d in todo}   # kept if the store fails
         if not todo:
             return
-        done = self.store.dispose(todo)
+        done = self.store.dispose(todo, now - timedelta(seconds=DISPOSE_WAIT_S))
         self.undisposed = {c: waiting[c] for c in done["pending"]
                            if (now - waiting[c]["at"]).total_seconds() < DISPOSE_WAIT_S}
         for key in ("applied", "refused", "called_back"):

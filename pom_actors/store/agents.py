@@ -16,7 +16,7 @@ import orjson
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ..core.agents.disposal import disposals
+from ..core.agents.disposal import disposals, kept
 from ..core.agents.nailing import NAIL, REUSE, UNNAIL
 from ..core.agents.state import Transition
 from ..core.events import AGENTS_TOPIC, agent_event, agent_key
@@ -55,6 +55,17 @@ UPDATE_AGENTS_SQL = """
 UPDATE agents a SET state = r.state, job_id = r.job_id, updated_at = r.at, screen = r.screen
 FROM jsonb_to_recordset(%s::jsonb) AS r(id int, state text, job_id int, at timestamptz, screen jsonb)
 WHERE a.id = r.id AND a.state <> 'deleted'"""
+
+# The agents' dispositions acknowledged (core/agents/disposal.py `kept`), until a manager writes
+# them into the ledger and deletes them (store/dispositions.py).
+KEEP_DISPOSITIONS_SQL = """
+INSERT INTO agent_dispositions (call_id, job_id, agent_id, code, callback_at, at, talk_s, wrap_s)
+SELECT r.call_id, r.job_id, r.agent_id, r.code, r.callback_at, r.at, r.talk_s, r.wrap_s
+FROM jsonb_to_recordset(%s::jsonb) AS r(call_id text, job_id int, agent_id int, code text,
+                                         callback_at timestamptz, at timestamptz, talk_s float8, wrap_s float8)
+ON CONFLICT (call_id) DO UPDATE SET job_id = EXCLUDED.job_id, agent_id = EXCLUDED.agent_id, code = EXCLUDED.code,
+    callback_at = EXCLUDED.callback_at, at = EXCLUDED.at, talk_s = EXCLUDED.talk_s, wrap_s = EXCLUDED.wrap_s"""
+DISPOSITION_COLUMNS = ("agent_id", "call_id", "job_id", "code", "callback_at", "at", "talk_s", "wrap_s")
 
 
 class AgentStore(Store):
@@ -102,11 +113,14 @@ class AgentStore(Store):
         return sorted(r[0] for r in rows)
 
     def write(self, transitions: Sequence[Transition],
-              states: Sequence[tuple[int, str, int | None, datetime, dict | None]]) -> None:
-        """One flush: append `transitions` (COPY) with their events in the outbox and set each
-        agent's current row (id, state, job_id, at, the screen pop of the call it holds), in one
+              states: Sequence[tuple[int, str, int | None, datetime, dict | None]],
+              dispositions: Sequence[Mapping[str, Any]] = ()) -> None:
+        """One flush: append `transitions` (COPY) with their events in the outbox, set each
+        agent's current row (id, state, job_id, at, the screen pop of the call it holds) and
+        keep the agents' `dispositions` of placed calls until they are in the ledger, in one
         transaction."""
-        if not transitions and not states:
+        keep = kept(dispositions)
+        if not transitions and not states and not keep:
             return
         with self.conn.transaction():
             if transitions:
@@ -125,13 +139,23 @@ class AgentStore(Store):
                 rows = [{"id": i, "state": s, "job_id": j, "at": at, "screen": screen}
                         for i, s, j, at, screen in states]
                 self.conn.execute(UPDATE_AGENTS_SQL, (orjson.dumps(rows).decode(),))
+            if keep:
+                self.conn.execute(KEEP_DISPOSITIONS_SQL, (orjson.dumps(
+                    [{k: d.get(k) for k in DISPOSITION_COLUMNS} for d in keep]).decode(),))
 
-    def dispose(self, job_id: int, dispositions: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    def dispositions(self) -> list[dict[str, Any]]:
+        """The dispositions acknowledged and not yet in the ledger, oldest first (`rebuild`)."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(f"SELECT {', '.join(DISPOSITION_COLUMNS)} FROM agent_dispositions "
+                               "ORDER BY at, call_id").fetchall()
+
+    def dispose(self, job_id: int, dispositions: Sequence[Mapping[str, Any]],
+                expire_before: datetime | None = None) -> dict[str, list[str]]:
         """Write the dispositions of a job no Campaign Manager takes them for any more (it
         stopped while the agents wrapped up): decided as a manager would (core/agents/disposal.py,
         a call-back only while the job is alive) and applied by the same function."""
         state, end_time = job_end(self.conn, job_id)
-        return dispose(self.conn, job_id, disposals(dispositions, state, end_time))
+        return dispose(self.conn, job_id, disposals(dispositions, state, end_time), expire_before)
 
     def events(self, agent_id: int, limit: int = 100) -> list[dict[str, Any]]:
         """The latest transitions of one agent, newest first (supervisor pages, tests)."""

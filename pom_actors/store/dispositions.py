@@ -1,7 +1,12 @@
 """Agents' dispositions into the ledger (core/agents/disposal.py decides, this writes): the
 code set on the settled attempt, the call-back scheduled. One function for both writers: the
 Campaign Manager that takes a job's dispositions (`WorkStore.dispose`) and the Agent Manager,
-for a job whose managers have stopped (`AgentStore.dispose`)."""
+for a job whose managers have stopped (`AgentStore.dispose`).
+
+Exactly once: the Agent Manager keeps each disposition it acknowledged in `agent_dispositions`
+until it is written (a restarted Agent Manager hands it out again, so a manager may be given the
+same one twice); a disposal is applied only in the transaction that deletes its row, so the
+second time it is found gone (`written`) and nothing is written again."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -37,30 +42,54 @@ RETURNING a.work_item_id, a.attempt_no, d.item IN (SELECT id FROM moved)
 """
 
 
-def dispose(conn: psycopg.Connection, job_id: int, disposals: Sequence[Disposal]) -> dict[str, list[str]]:
-    """Apply disposals of job `job_id`: each code set on its settled attempt by
-    `contacts.set_code` (the gateway's code kept in its details), each call-back scheduled
-    (CALLBACKS_SQL). Returns attempt ids: `applied`, `pending` (still in flight: apply again
-    later), `refused` (never sent, unknown, not a campaign code: the error), `called_back`
-    (item due again at the call-back time)."""
-    out: dict[str, list[str]] = {"applied": [], "pending": [], "refused": [], "called_back": []}
-    asked = []
-    for d in disposals:
-        try:
-            set_code(conn, d.work_item_id, d.attempt_no, d.code)
-        except AttemptConflict as e:
-            out["pending" if "in flight" in str(e) else "refused"].append(d.attempt_id)
-            continue
-        except (DispositionError, NotFound) as e:
-            out["refused"].append(f"{d.attempt_id}: {e}")
-            continue
-        out["applied"].append(d.attempt_id)
-        if d.asked_callback_at is not None:
-            asked.append({"item": d.work_item_id, "attempt": d.attempt_no, "at": d.asked_callback_at,
-                          "refused": d.callback_refused})
-    if asked:
-        rows = conn.execute(CALLBACKS_SQL, (orjson.dumps(asked).decode(), job_id)).fetchall()
-        out["called_back"] = [f"{item}.{number}" for item, number, moved in rows if moved]
+def dispose(conn: psycopg.Connection, job_id: int, disposals: Sequence[Disposal],
+            expire_before: datetime | None = None) -> dict[str, list[str]]:
+    """Apply disposals of job `job_id`, in one transaction: each code set on its settled
+    attempt by `contacts.set_code` (the gateway's code kept in its details), each call-back
+    scheduled (CALLBACKS_SQL), the kept rows of those applied or refused deleted. Returns
+    attempt ids: `applied`, `pending` (still in flight: apply again later), `refused` (never
+    sent, unknown, not a campaign code: the error), `called_back` (item due again at the
+    call-back time), `written` (its row gone: written already, nothing done), `expired` (in
+    flight still, made before `expire_before`: given up, its row deleted)."""
+    out: dict[str, list[str]] = {"applied": [], "pending": [], "refused": [], "called_back": [],
+                                 "written": [], "expired": []}
+    if not disposals:
+        return out
+    asked, done = [], []
+    with conn.transaction():
+        held = {r[0] for r in conn.execute(
+            "SELECT call_id FROM agent_dispositions WHERE call_id = ANY(%s) ORDER BY call_id FOR UPDATE",
+            ([d.attempt_id for d in disposals],))}
+        for d in disposals:
+            if d.attempt_id not in held:
+                out["written"].append(d.attempt_id)
+                continue
+            try:
+                set_code(conn, d.work_item_id, d.attempt_no, d.code)
+            except AttemptConflict as e:
+                if "in flight" not in str(e):
+                    out["refused"].append(d.attempt_id)
+                elif expire_before is not None and d.at < expire_before:
+                    out["expired"].append(d.attempt_id)
+                else:
+                    out["pending"].append(d.attempt_id)
+                    continue
+                done.append(d.attempt_id)
+                continue
+            except (DispositionError, NotFound) as e:
+                out["refused"].append(f"{d.attempt_id}: {e}")
+                done.append(d.attempt_id)
+                continue
+            out["applied"].append(d.attempt_id)
+            done.append(d.attempt_id)
+            if d.asked_callback_at is not None:
+                asked.append({"item": d.work_item_id, "attempt": d.attempt_no, "at": d.asked_callback_at,
+                              "refused": d.callback_refused})
+        if done:
+            conn.execute("DELETE FROM agent_dispositions WHERE call_id = ANY(%s)", (done,))
+        if asked:
+            rows = conn.execute(CALLBACKS_SQL, (orjson.dumps(asked).decode(), job_id)).fetchall()
+            out["called_back"] = [f"{item}.{number}" for item, number, moved in rows if moved]
     return out
 
 

@@ -321,6 +321,23 @@ class AgentEventRow(SQLModel, table=True):
     wrap_until: Optional[datetime] = Field(default=None, sa_column=_ts())
 
 
+class AgentDispositionRow(SQLModel, table=True):
+    """An agent's disposition of a placed call (`call_id`: its attempt id) that the Agent
+    Manager acknowledged and nobody has written into the ledger yet: inserted with the agent's
+    `dispose` transition (the same flush), read back by a restarted Agent Manager, deleted by
+    the transaction that sets the attempt's code (store/dispositions.py)."""
+    __tablename__ = "agent_dispositions"
+    call_id: str = Field(sa_column=Column(String(40), primary_key=True))
+    job_id: int = Field(sa_column=Column(Integer, nullable=False))
+    agent_id: int = Field(sa_column=Column(Integer, nullable=False))
+    code: str = Field(sa_column=Column(Text, nullable=False))
+    callback_at: Optional[datetime] = Field(default=None, sa_column=_ts())
+    at: datetime = Field(sa_column=_ts(False))
+    talk_s: Optional[float] = None
+    wrap_s: Optional[float] = None
+    written_at: Optional[datetime] = Field(default=None, sa_column=_ts(False, True))
+
+
 class RuleRow(SQLModel, table=True):
     """A system rule (campaign_id NULL) or a campaign rule; see core.rules.Rule."""
     __tablename__ = "rules"

@@ -208,9 +208,9 @@ class WorkStore(Store):
                  "expect_epoch": e, "expect_attempt": n} for u, (e, n) in zip(updates, expect)]
         return {r[0] for r in self.conn.execute(UPDATE_ITEMS_SQL, (_json(rows),)).fetchall()}
 
-    def dispose(self, disposals: Sequence[Disposal]) -> dict[str, list[str]]:
+    def dispose(self, disposals: Sequence[Disposal], expire_before: datetime | None = None) -> dict[str, list[str]]:
         """Apply the agents' disposals of one cycle in one call (`store.dispositions.dispose`)."""
-        return dispositions.dispose(self.conn, self.job_id, disposals)
+        return dispositions.dispose(self.conn, self.job_id, disposals, expire_before)
 
     def outbox(self, topic: str, key: str, events: list[dict[str, Any]]) -> None:
         """One outbox row per batch: the relay fans it out into one Kafka message per event."""

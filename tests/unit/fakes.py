@@ -218,15 +218,17 @@ class FakeWorkStore:
     def pacing_alarm(self, message: str | None, value: float, target: float) -> None:
         self.db.alarms[f"pacing.amd@job-{self.job_id}"] = message
 
-    def dispose(self, disposals) -> dict[str, list[str]]:
+    def dispose(self, disposals, expire_before=None) -> dict[str, list[str]]:
         self.db.check()
-        out: dict[str, list[str]] = {"applied": [], "pending": [], "refused": [], "called_back": []}
+        out: dict[str, list[str]] = {"applied": [], "pending": [], "refused": [], "called_back": [], "written": [],
+                                     "expired": []}
         ledger = {(a.work_item_id, a.attempt_no): a for a in self.db.attempts}
         for d in disposals:
             row, item = ledger.get((d.work_item_id, d.attempt_no)), self.db.items.get(d.work_item_id)
             if row is None:
                 in_flight = item is not None and item["state"] == "in_flight" and item["attempts"] == d.attempt_no
-                out["pending" if in_flight else "refused"].append(d.attempt_id)
+                expired = in_flight and expire_before is not None and d.at < expire_before
+                out["expired" if expired else "pending" if in_flight else "refused"].append(d.attempt_id)
                 continue
             if row.code != d.code:
                 row.details = {**row.details, "code_set": {"from": row.code}}

@@ -148,6 +148,8 @@ def test_a_call_pops_its_screen_and_the_disposition_is_checked_and_kept():
     at = f.clock.t + timedelta(hours=2)
     f.svc.desk("a0", "dispose", code="callback", callback_at=at)
     assert f.svc.view(f.ids[0])["state"] == "ready"
+    assert f.svc.take_dispositions(1) == []               # handed out once written
+    f.svc.flush()
     taken = f.svc.take_dispositions(1)
     assert [(d["call_id"], d["code"], d["callback_at"]) for d in taken] == [("call-1", "callback", at)]
     assert f.svc.take_dispositions(1) == []

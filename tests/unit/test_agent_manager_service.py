@@ -11,6 +11,7 @@ import pytest
 from pom_actors.config import Settings
 from pom_actors.core.agents.attachment import AttachmentError, JobSpec
 from pom_actors.core.agents.desk import DispositionError
+from pom_actors.core.agents.disposal import kept
 from pom_actors.core.agents.licenses import Demand, LicensePools
 from pom_actors.core.agents.state import AgentState, IllegalAgentTransition
 from pom_actors.services.agent_manager import RESERVE_TIMEOUT_S, AgentManagerService, UnknownAgent, UnknownCall
@@ -44,6 +45,7 @@ class FakeAgentDb:
         self.down = False
         self.disposed: list[tuple[int, str, str]] = []     # (job, call, code) written by the Agent Manager
         self.in_flight: set[str] = set()                   # calls whose attempt has not settled
+        self.kept: dict[str, dict] = {}                    # agent_dispositions: call -> disposition
         self.tokens: dict[int, int] = {}                   # agent token id -> its agent (not revoked)
 
 
@@ -82,11 +84,12 @@ class FakeAgentStore:
             del self.db.tokens[t]
         return revoked
 
-    def write(self, transitions, states):
+    def write(self, transitions, states, dispositions=()):
         if self.db.down:
             raise ConnectionError("the database is down")
         self.db.writes += 1
         self.db.events.extend(transitions)
+        self.db.kept.update((d["call_id"], dict(d)) for d in kept(dispositions))
         for i, state, job_id, at, screen in states:
             if self.db.agents[i]["state"] != "deleted":
                 self.db.agents[i].update(state=state, job_id=job_id, updated_at=at, screen=screen)
@@ -109,14 +112,30 @@ class FakeAgentStore:
                         "wrap_until": e and e.wrap_until})
         return out
 
-    def dispose(self, job_id, dispositions):
-        """Applied, unless its call id is in `db.in_flight` (pending)."""
+    def dispositions(self):
+        return sorted(self.db.kept.values(), key=lambda d: (d["at"], d["call_id"]))
+
+    def dispose(self, job_id, dispositions, expire_before=None):
+        """As store/dispositions.py: applied once (its kept row deleted), unless its call id is
+        in `db.in_flight` (pending; expired, its row deleted, if made before `expire_before`);
+        one whose row is gone is `written` already."""
         if self.db.down:
             raise ConnectionError("the database is down")
-        ids = [d["call_id"] for d in dispositions]
-        self.db.disposed.extend((job_id, d["call_id"], d["code"]) for d in dispositions if d["call_id"] not in self.db.in_flight)
-        return {"applied": [c for c in ids if c not in self.db.in_flight], "refused": [], "called_back": [],
-                "pending": [c for c in ids if c in self.db.in_flight]}
+        out = {"applied": [], "refused": [], "called_back": [], "pending": [], "written": [], "expired": []}
+        for d in dispositions:
+            c = d["call_id"]
+            if c not in self.db.kept:
+                out["written"].append(c)
+            elif c not in self.db.in_flight:
+                self.db.disposed.append((job_id, c, d["code"]))
+                out["applied"].append(c)
+                del self.db.kept[c]
+            elif expire_before is not None and d["at"] < expire_before:
+                out["expired"].append(c)
+                del self.db.kept[c]
+            else:
+                out["pending"].append(c)
+        return out
 
     def sessions(self):
         latest = {t.agent_id: t for t in self.db.events if t.event in ("nail", "reuse", "unnail")}
@@ -500,6 +519,7 @@ def test_dispositions_of_a_job_whose_managers_stopped_are_written_by_the_agent_m
     f.svc.set_jobs([JobSpec(2)])                               # job 1 completed meanwhile
     for call, code in (("11.1", "sale"), ("12.1", "no_sale"), ("21.1", "sale")):
         f.svc.dispose(calls[call], code)
+    f.svc.flush()                                             # written: theirs to take
     f.db.in_flight, f.db.down = {"12.1"}, True
     with pytest.raises(ConnectionError):
         asyncio.run(f.svc.dispose_orphans())
@@ -517,11 +537,13 @@ def test_dispositions_of_a_job_whose_managers_stopped_are_written_by_the_agent_m
     f.svc.hangup("13.1")
     f.svc.set_jobs([JobSpec(2)])
     f.svc.dispose(b, "sale")
+    f.svc.flush()
     f.db.in_flight = {"13.1"}
     asyncio.run(f.svc.dispose_orphans())
     f.clock.advance(DISPOSE_WAIT_S + 1)
     asyncio.run(f.svc.dispose_orphans())
     assert f.svc.dispositions == [] and f.svc.stats["orphans_applied"] == 2
+    assert f.db.kept == {"21.1": f.db.kept["21.1"]}           # only job 2's, its manager's to write
 
 
 def test_ten_thousand_agents_fit_in_a_few_megabytes():
@@ -603,3 +625,67 @@ def test_a_reservation_outlasts_a_manager_failover_and_the_bridged_call_is_conne
     f.svc.flush()
     assert [(t.event, t.call_id) for t in f.db.events if t.call_id] == \
         [("reserve", "c1"), ("connect", "c1"), ("hangup", "c1")] and f.svc.view(a)["state"] == "wrap_up"
+
+
+def test_a_disposition_is_handed_out_once_written_and_survives_restarts_until_a_manager_writes_it():
+    """What the desktop is answered after (the flush with its `dispose` transition) is what a
+    restarted Agent Manager hands to the job's manager: a disposition of a placed call is kept
+    in PostgreSQL (agent_dispositions) until the ledger has it, whatever the restarts between."""
+    import asyncio
+
+    f = Floor(2)
+    f.svc.set_jobs([JobSpec(1)])
+    f.staff()
+    f.svc.tick()
+    a, b = f.svc.reserve(1, "7.1"), f.svc.reserve(1, "card-9")   # a placed call; a card never dialled
+    for call in ("7.1", "card-9"):
+        f.svc.connect(call)
+        f.clock.advance(30)
+        f.svc.hangup(call)
+    f.clock.advance(5)
+    back = f.clock.now() + timedelta(hours=1)
+    f.svc.dispose(a, "sale", back)
+    f.svc.dispose(b, "no_sale")
+    assert f.svc.take_dispositions(1) == []                  # not written yet: not handed out
+    f.db.down = True
+    with pytest.raises(ConnectionError):
+        f.svc.flush()
+    assert f.svc.take_dispositions(1) == [] and f.db.kept == {}
+    f.db.down = False
+    f.svc.flush()                                            # the desktop is answered after this
+    assert list(f.db.kept) == ["7.1"]                        # the card's sets no code: not kept
+
+    f.restart()                                              # killed before the manager took it
+    [d] = f.svc.take_dispositions(1)
+    assert (d["call_id"], d["job_id"], d["agent_id"], d["code"], d["callback_at"], d["talk_s"], d["wrap_s"]) == \
+        ("7.1", 1, a, "sale", back, 30.0, 35.0)
+    assert f.svc.take_dispositions(1) == []
+    f.restart()                                              # taken, not yet written: handed out again
+    assert [x["call_id"] for x in f.svc.take_dispositions(1)] == ["7.1"]
+    assert f.svc.store.dispose(1, [d])["applied"] == ["7.1"]  # the manager writes it: the row goes
+    f.restart()
+    assert f.svc.take_dispositions(1) == [] and f.db.kept == {}
+
+    f.svc.set_jobs([JobSpec(1)])                             # a job that stops while one waits:
+    c = f.svc.reserve(1, "8.1")
+    f.svc.connect("8.1")
+    f.svc.hangup("8.1")
+    f.svc.dispose(c, "no_sale")
+    f.svc.flush()
+    f.restart()                                              # ... the restarted Agent Manager
+    f.svc.set_jobs([])                                       # writes it itself once told the jobs
+    assert asyncio.run(f.svc.dispose_orphans()) == 1
+    assert f.db.disposed[-1] == (1, "8.1", "no_sale") and f.db.kept == {}
+
+
+def test_kept_dispositions_are_those_of_placed_calls_one_per_call():
+    from pom_actors.core.agents.disposal import kept as kept_of
+
+    t = T0
+    ds = [{"call_id": "5.1", "job_id": 1, "code": "a", "at": t},
+          {"call_id": "5.1", "job_id": 1, "code": "b", "at": t + timedelta(seconds=1)},    # the later wins
+          {"call_id": "card-1", "job_id": 1, "code": "c", "at": t},                        # no attempt
+          {"call_id": "6.2", "job_id": None, "code": "d", "at": t},                        # no job
+          {"call_id": None, "job_id": 1, "code": "e", "at": t},
+          {"call_id": "6.3", "job_id": 2, "code": "f", "at": t}]
+    assert [(d["call_id"], d["code"]) for d in kept_of(ds)] == [("5.1", "b"), ("6.3", "f")]

@@ -253,6 +253,7 @@ def test_preview_card_and_screen_pop_reach_the_desktop_and_dispose_with_a_callba
     desk.send(type="dispose", code="sale", callback_at=(floor.clock.t + timedelta(hours=2)).isoformat())
     done = desk.until(event="dispose")
     assert done["state"] == "ready" and done["reason"] == "sale"
+    client.portal.call(floor.svc.flush)                   # handed out once written
     taken = client.portal.call(floor.svc.take_dispositions, 1)
     assert taken[0]["code"] == "sale" and taken[0]["callback_at"] is not None
 

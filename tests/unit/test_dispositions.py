@@ -27,6 +27,7 @@ def test_a_disposition_reports_the_agents_talk_and_wrap_seconds():
     f.svc.hangup("c1")
     f.clock.advance(17)
     f.svc.dispose(f.ids[0], "answer_human")
+    f.svc.flush()
     [d] = f.svc.take_dispositions(1)
     assert (d["call_id"], d["talk_s"], d["wrap_s"]) == ("c1", 42.0, 17.0)
     assert f.svc.talked == {}                              # nothing kept once told
@@ -45,6 +46,7 @@ def test_the_pacer_learns_wrap_times_from_the_dispositions():
     floor.clock.advance(30)                                # the agent's clock: 30 s of after-call work
     for agent in floor.ids:
         floor.svc.dispose(agent, "answer_human")
+    floor.svc.flush()
     wrap = svc.pacers["call"].pacer.wrap
     before = len(wrap._xs)
     cycle(svc)
@@ -87,6 +89,7 @@ def test_a_disposition_becomes_the_attempts_code_and_a_call_back_schedules_the_c
     back = job.clock.now() + timedelta(hours=1)
     floor.svc.dispose(first, codes[first][0])
     floor.svc.dispose(second, codes[second][0], back)
+    floor.svc.flush()
     taken = [dict(d) for d in floor.svc.dispositions]
     cycle(svc)
     ledger = {f"{a.work_item_id}.{a.attempt_no}": a for a in job.db.attempts}

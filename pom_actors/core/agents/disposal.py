@@ -35,6 +35,19 @@ class Disposal:
         return f"{self.work_item_id}.{self.attempt_no}"
 
 
+def kept(dispositions: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The dispositions kept in PostgreSQL until a manager writes them (store.agents `write`,
+    table agent_dispositions): those of a placed call (an attempt id) of a job, one per call
+    (the later wins). The others set no code and are only told to the pacer."""
+    latest: dict[str, Mapping[str, Any]] = {}
+    for d in dispositions:
+        call = d.get("call_id")
+        if d.get("job_id") is not None and ATTEMPT_ID.match(str(call or "")):
+            if call not in latest or d["at"] >= latest[call]["at"]:
+                latest[call] = d
+    return list(latest.values())
+
+
 def disposals(dispositions: Iterable[Mapping[str, Any]], job_state: str | None,
               end_time: datetime | None) -> list[Disposal]:
     """The disposals of the dispositions taken, one per attempt: of two dispositions of the same
