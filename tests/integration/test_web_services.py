@@ -27,7 +27,8 @@ def http(pom, role_tokens):
         yield client
 
 
-def test_attributes_by_contact_and_by_attempt_and_the_code_of_a_settled_attempt(campaigns, conn, http):
+def test_attributes_by_contact_and_by_attempt_and_the_code_of_a_settled_attempt(campaigns, conn, http, pom,
+                                                                                admin_token):
     job_id = campaigns.start(campaigns.make(STRATEGY, phone_contacts(12)))
     assert campaigns.wait(job_id, timeout=120)["state"] == "completed"
     item, number, contact_id, code = conn.execute(
@@ -57,6 +58,14 @@ def test_attributes_by_contact_and_by_attempt_and_the_code_of_a_settled_attempt(
     assert r.status_code == 200 and r.json()["code"] == "busy"
     r = http.put(f"/api/v1/attempts/{attempt_id}/code", json={"code": "sale"})          # another campaign's
     assert r.status_code == 422 and r.json()["errors"][0]["path"] == "code"
+    (paid,) = conn.execute("SELECT c.id FROM completion_codes c JOIN jobs j ON j.campaign_id = c.campaign_id "
+                           "WHERE j.id = %s AND c.name = 'paid'", (job_id,)).fetchone()
+    with api_client(pom.settings, admin_token) as admin:                                # the campaign's, disabled
+        assert admin.patch(f"/api/v1/completion-codes/{paid}", json={"enabled": False}).json()["enabled"] is False
+        r = http.put(f"/api/v1/attempts/{attempt_id}/code", json={"code": "paid"})
+        assert r.status_code == 422 and r.json()["errors"][0]["path"] == "code", r.text
+        assert "disabled" in r.json()["errors"][0]["message"]
+        assert admin.patch(f"/api/v1/completion-codes/{paid}", json={"enabled": True}).json()["enabled"] is True
     code_now, details = conn.execute("SELECT code, details FROM attempts WHERE work_item_id = %s AND attempt_no = %s",
                                      (item, number)).fetchone()
     assert code_now == "busy" and details["code_set"]["from"] == "promised"
