@@ -1,13 +1,15 @@
 """Strategy validation at its bound (docs/strategy.md): a goto chain and a goto cycle through the
-most handlers, the cycle with eight codes named in every handler's results, and a document five
-times over the bound (refused by counting). Prints one JSON line: each case's median ms of 5."""
+most handlers, the cycle with eight codes named in every handler's results, a chain at both caps
+(the most handlers and the most custom codes, eight of them named in every handler's results:
+the strategy tests/integration/test_api_hostile.py posts), and a document five times over the
+bound (refused by counting). Prints one JSON line: each case's median ms of 5."""
 from __future__ import annotations
 
 import json
 import statistics
 import time
 
-from pom_actors.core.strategy import MAX_HANDLERS, StrategyError, parse_strategy
+from pom_actors.core.strategy import MAX_CUSTOM_CODES, MAX_HANDLERS, StrategyError, parse_strategy
 
 CODES = ("busy", "no_answer", "answer_machine", "call_failed", "network_refusal", "timeout", "abandoned", "default")
 
@@ -18,6 +20,12 @@ def ring(n: int, close: bool, codes: tuple[str, ...] = ("default",)) -> dict:
         name: {"type": "call", "results": {
             code: f"goto {names[(i + 1) % n]}" if close or i + 1 < n else "done" for code in codes}}
         for i, name in enumerate(names)}}
+
+
+def at_the_caps() -> dict:
+    doc = ring(MAX_HANDLERS, False, tuple(f"c{i:03d}" for i in range(8)) + ("default",))
+    doc["custom_codes"] = [f"c{i:03d}" for i in range(MAX_CUSTOM_CODES)]
+    return doc
 
 
 def median_ms(doc: dict) -> float:
@@ -37,6 +45,7 @@ def main() -> None:
                       "chain_ms": median_ms(ring(MAX_HANDLERS, False)),
                       "cycle_ms": median_ms(ring(MAX_HANDLERS, True)),
                       "cycle_8_codes_ms": median_ms(ring(MAX_HANDLERS, True, CODES)),
+                      "at_the_caps_ms": median_ms(at_the_caps()),
                       "over_bound_5x_ms": median_ms(ring(5 * MAX_HANDLERS, True))}))
 
 
