@@ -31,7 +31,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ..config import Settings
@@ -163,9 +163,8 @@ class ManagerService:
         self.unsettled = UnsettledAnswers()
         self.hangups: list[str] = []                       # bridged calls ended, not yet told
         # Answered calls are bridged by the cycle and, as soon as a gateway has them, by
-        # `_answer_watch`, side by side: each bridging takes the answered calls no other is
-        # reserving an agent for. The completions the long polls took settle at the next cycle.
-        self.reserving: set[str] = set()
+        # `_answer_watch`: one at a time. The completions it took settle at the next cycle.
+        self.bridging = asyncio.Lock()
         self.carried: list[Outcome] = []
         self.fast_bridge = agents is not None and any(h.agent_based for h in self.strategy.handlers.values())
         self.unheld: list[str] = []                        # accepted cards' calls ended unanswered, not yet told
@@ -244,10 +243,8 @@ class ManagerService:
 
     async def _answer_watch(self) -> None:
         """For ever: a long poll (`gateways.answers`) on each gateway with calls of this
-        manager in flight; what one brings is bridged at once (`bridge_answers`, in a task of
-        its own: the long poll is asked again meanwhile)."""
+        manager in flight; what one brings is bridged at once (`bridge_answers`)."""
         waits: dict[str, asyncio.Task] = {}
-        bridging: set[asyncio.Task] = set()
         try:
             while True:
                 for name in sorted({row.gateway for _, row in self.inflight.values()} - waits.keys()):
@@ -270,30 +267,26 @@ class ManagerService:
                             self._lost_poll(name, exc)
                             failed = True
                 if found:
-                    task = asyncio.ensure_future(self._bridge_logged(found))
-                    bridging.add(task)
-                    task.add_done_callback(bridging.discard)
+                    try:
+                        await self.bridge_answers(found)
+                    except Exception:
+                        log.exception("%s: bridging answered calls failed", self.name)
                 if failed:
                     await asyncio.sleep(RETRY_S)
         finally:
-            for task in (*waits.values(), *bridging):
+            for task in waits.values():
                 task.cancel()
-
-    async def _bridge_logged(self, found: list[Outcome]) -> None:
-        try:
-            await self.bridge_answers(found)
-        except Exception:
-            log.exception("%s: bridging answered calls failed", self.name)
 
     async def bridge_answers(self, found: list[Outcome]) -> None:
         """Bridge the answered calls among `found` (outcomes a gateway's long poll brought) now,
         between two cycles; the rest settle at the next cycle. Should that fail, those
         outcomes are looked up at their gateways."""
-        try:
-            self.carried.extend(await self._bridge(found))
-        except Exception:
-            self.watch.update(o.attempt_id for o in found if o.code != ANSWERED)
-            raise
+        async with self.bridging:
+            try:
+                self.carried.extend(await self._bridge(found))
+            except Exception:
+                self.watch.update(o.attempt_id for o in found if o.code != ANSWERED)
+                raise
         self.stats["bridged_at_answer"] += sum(1 for o in found if o.code == ANSWERED)
 
     def _lost_poll(self, name: str, exc: Exception) -> None:
@@ -326,12 +319,13 @@ class ManagerService:
         """One cycle; True when it moved anything (the loop idles otherwise)."""
         if time.monotonic() - self.renewed >= self.settings.lease_ttl_s / 3:
             await self._renew()
-        with self._timed("collect"):
-            outcomes = await self._collect()
-        if outcomes or self.answered or self.hangups or self.unheld:
-            with self._timed("bridge"):
-                outcomes = await self._bridge(outcomes)
-        outcomes, self.carried = self.carried + outcomes, []
+        async with self.bridging:
+            with self._timed("collect"):
+                outcomes = await self._collect()
+            if outcomes or self.answered or self.hangups or self.unheld:
+                with self._timed("bridge"):
+                    outcomes = await self._bridge(outcomes)
+            outcomes, self.carried = self.carried + outcomes, []
         dispatching = self.state in DISPATCHING and self.held and not self.draining
         if self.cards and self.agents is not None:
             with self._timed("preview"):
@@ -503,7 +497,7 @@ class ManagerService:
         self.undisposed = {d.attempt_id: waiting[d.attempt_id] for d in todo}   # kept if the store fails
         if not todo:
             return
-        done = self.store.dispose(todo)
+        done = self.store.dispose(todo, now - timedelta(seconds=DISPOSE_WAIT_S))
         self.undisposed = {c: waiting[c] for c in done["pending"]
                            if (now - waiting[c]["at"]).total_seconds() < DISPOSE_WAIT_S}
         for key in ("applied", "refused", "called_back"):
@@ -618,19 +612,10 @@ class ManagerService:
         if self.agents is None:
             self.answered.clear()
             return outcomes
-        asks = {c: a for c, a in self.answered.items() if c not in self.reserving}   # none another bridging has
-        for call in expired({c: a[1] for c, a in asks.items()}, self.clock.now()):
-            del self.answered[call], asks[call]
+        for call in expired({c: a[1] for c, a in self.answered.items()}, self.clock.now()):
+            del self.answered[call]
             self.stats["bridge_expired"] += 1
-        self.reserving.update(asks)
-        try:
-            return await self._put_through(asks, outcomes)
-        finally:
-            self.reserving.difference_update(asks)
-
-    async def _put_through(self, asks: dict[str, tuple[datetime, datetime, str, dict]],
-                           outcomes: list[Outcome]) -> list[Outcome]:
-        """`_bridge`'s steps from the reserve on, for the answered calls `asks`."""
+        asks = dict(self.answered)
         reserved = await self.agents.reserve(self.job_id, list(asks), {c: a[3] for c, a in asks.items()}) \
             if asks else {}
         d = decide({c: a[1] for c, a in asks.items()}, reserved, self.clock.now())

@@ -192,36 +192,6 @@ def test_an_answered_call_is_bridged_when_the_gateway_has_it_not_at_the_next_cyc
     assert sorted(a.code for a in job.db.attempts) == ["answer_human", "answer_human"] and svc.carried == []
 
 
-def test_bridgings_side_by_side_never_reserve_the_same_call_twice():
-    job = Job("{mode: progressive}", agents=2, voice=HUMAN)
-    svc = job.manager()
-    job.give(svc)
-    cycle(svc)
-    job.clock.advance(5)
-    asked: list[list[str]] = []
-    reserve = job.agents.reserve
-
-    async def slow_reserve(job_id, call_ids, screens):      # the Agent Manager answers after a while
-        asked.append(sorted(call_ids))
-        await asyncio.sleep(0.05)
-        return await reserve(job_id, call_ids, screens)
-
-    job.agents.reserve = slow_reserve
-
-    async def go():
-        found = await job.gateways.live["gw"].answers(svc.name, 0.0)
-        first = asyncio.ensure_future(svc.bridge_answers(found))     # reserving for both calls...
-        await asyncio.sleep(0.01)
-        await svc._bridge([])                                        # ...while the cycle bridges
-        await first
-        return found
-
-    found = asyncio.run(go())
-    assert asked == [sorted(o.attempt_id for o in found)]            # one reserve: the cycle left them
-    assert [a["state"] for a in job.floor.svc.list_agents()] == ["on_call", "on_call"]
-    assert svc.reserving == set() and svc.answered == {}
-
-
 def test_without_an_agent_manager_answered_calls_are_abandoned_by_the_gateway():
     job = Job("{mode: progressive}", agents=2, voice=HUMAN)
     svc = job.manager()
