@@ -210,8 +210,17 @@ def main() -> dict:
             connected = conn.execute(
                 "SELECT work_item_id || '.' || attempt_no, completed_at, details FROM attempts "
                 "WHERE job_id = %s AND code = 'answer_human' AND details ? 'agent_id'", (job,)).fetchall()
+            # when the agent each call was reserved for had become ready (its transition before the reserve)
+            ready_at = dict(conn.execute(
+                "SELECT call_id, before FROM (SELECT call_id, event, lag(at) OVER (PARTITION BY agent_id ORDER BY id) "
+                "AS before FROM agent_events WHERE agent_id IN (SELECT id FROM agents WHERE login = ANY(%s))) e "
+                "WHERE event = 'reserve' AND call_id IS NOT NULL", (logins,)).fetchall())
         busy, logged = occupancy(rows, t0, t1)
         connect = connect_latencies(clock_from_spec(rt.settings.clock), connected, floor["arrivals"])
+        # a call answered while no agent of the job was ready waits for one (the pacer's bet lost,
+        # within the 2 s rule): counted apart from those an agent was ready for
+        waited = {call for call, done, details in connected
+                  if call in ready_at and ready_at[call] > answered_at(done, details)}
         server.should_exit = True
         gateway.join(60)       # its last Ray calls before Ray stops
     except BaseException:
@@ -232,6 +241,10 @@ def main() -> dict:
             "sim_live": round(sum(r.live for r in sims) / len(sims)),
             **connect_figures([total for total, _ in connect.values()]),
             "connected_paired": len(connect), "connected_ended": len(connected),
+            "agent_ready_at_answer": {**connect_figures([t for c, (t, _) in connect.items() if c not in waited]),
+                                      "calls": len(connect.keys() - waited)},
+            "waited_for_an_agent": {**connect_figures([t for c, (t, _) in connect.items() if c in waited]),
+                                    "calls": len(connect.keys() & waited)},
             "answer_to_bridge_p50_ms": round(1000 * statistics.median(b for _, b in connect.values()), 1)
             if connect else None,
             "desktops": {k: floor[k] for k in ("calls", "disposed", "errors")}}
