@@ -54,6 +54,9 @@ S, E = AgentState, AgentEvent
 # completion, naming the agent, reaches the manager's successor (`_hangup_held`).
 RESERVE_TIMEOUT_S = 30.0
 WRITE_LINGER_S = 0.01         # a reply that waits for its write waits this long for others first
+# A disposition handed out and still not in the ledger after this many REAL seconds (its taker
+# stopped before writing it) is handed out again (`reoffer`); it is looked for this often too.
+REOFFER_S = 60.0
 # An accepted preview card's agent is held while its call is placed: this many business seconds
 # of ringing, on top of the reservation's real-time allowance (the manager's round, the dispatch).
 PREVIEW_DIAL_S = 180.0
@@ -88,10 +91,12 @@ class AgentManagerService:
         self._namesets: dict[frozenset[str], frozenset[str]] = {}
         self.stats = {"flushes": 0, "written": 0, "reserved": 0, "no_agent": 0, "moves": 0,
                       "wrap_timeouts": 0, "reservation_timeouts": 0, "flush_errors": 0, "feed_polls": 0,
-                      "nails": 0, "reuses": 0, "unnails": 0, "orphans_applied": 0, "orphans_refused": 0}
+                      "nails": 0, "reuses": 0, "unnails": 0, "orphans_applied": 0, "orphans_refused": 0,
+                      "reoffered": 0}
         # Real seconds from an answered call's reservation to its connect (preview cards, whose
         # agent is reserved while the contact is shown, are not counted): cumulative.
         self.connect_latency = Histogram()
+        self.reoffered_at = time.monotonic()
         self._reset()
 
     def _reset(self) -> None:
@@ -415,6 +420,25 @@ class AgentManagerService:
         if self.disposer is None or self.disposer.broken:
             self.disposer = self.open_store()
         return {job_id: self.disposer.dispose(job_id, ds, expire_before) for job_id, ds in orphans.items()}
+
+    async def reoffer(self) -> int:
+        """Every `REOFFER_S`: hand out again the dispositions written more than `REOFFER_S` ago
+        and still not in the ledger that are not waiting here (their taker stopped before
+        writing them), marked `again` (a manager's pacers learnt their wrap-up already). A
+        taker that still holds one merges the two; the ledger takes it once."""
+        if time.monotonic() - self.reoffered_at < REOFFER_S:
+            return 0
+        self.reoffered_at = time.monotonic()
+        known = [d["call_id"] for d in (*self.dispositions, *self.disposing) if d.get("call_id") is not None]
+        stale = await asyncio.to_thread(self._stale_rows, known)
+        self.dispositions += [{**d, "again": True} for d in stale]
+        self.stats["reoffered"] += len(stale)
+        return len(stale)
+
+    def _stale_rows(self, known: list[str]) -> list[dict[str, Any]]:
+        if self.disposer is None or self.disposer.broken:
+            self.disposer = self.open_store()
+        return self.disposer.dispositions(REOFFER_S, known)
 
     def command(self, agent_id: int, command: str, reason: str | None = None) -> dict:
         """An agent command by id (the API's): login, logout, ready, not_ready (reason),
@@ -951,6 +975,7 @@ class AgentManagerService:
                 await self.hold_legs()    # first: an agent attached now gets calls once its leg is up
                 await self.write()
                 await self.dispose_orphans()
+                await self.reoffer()
             except Exception:
                 log.exception("agent manager tick failed")
                 self.recover()
@@ -999,7 +1024,8 @@ class AgentManagerService:
                 self.timers.schedule(a.id, a.wrap_until)
         for a in sorted(ready, key=lambda a: (a.since, a.id)):          # longest idle first
             self.ready.setdefault(a.job_id, {})[a.id] = None
-        self.dispositions = self.store.dispositions()      # acknowledged, not yet in the ledger
+        # acknowledged, not yet in the ledger (taken before the restart: `again`)
+        self.dispositions = [{**d, "again": True} for d in self.store.dispositions()]
         for agent_id, session_id in last_sessions(self.store.sessions()).items():
             if agent_id in self.agents and self.agents[agent_id].logged_in:      # re-attached as they were
                 self.nails.restore(agent_id, session_id, self.agents[agent_id].job_id, now)

@@ -476,9 +476,10 @@ class ManagerService:
 
     def _wrapped(self, dispositions: list[dict[str, Any]]) -> None:
         """The agents' dispositions of the job's calls: each ends its after-call work, which the
-        pacers of the handlers that pace by agents learn (`wrap_s`, as the agent reported it),
-        and reaches the ledger (`_dispose`)."""
-        ends = [PacerEvent(EventKind.WRAP_END, float(d["wrap_s"])) for d in dispositions if d.get("wrap_s") is not None]
+        pacers of the handlers that pace by agents learn (`wrap_s`, as the agent reported it;
+        not again for one handed out `again`), and reaches the ledger (`_dispose`)."""
+        ends = [PacerEvent(EventKind.WRAP_END, float(d["wrap_s"])) for d in dispositions
+                if d.get("wrap_s") is not None and not d.get("again")]
         if ends:
             for name, pacer in self.pacers.items():
                 if pacer.by_agents:

@@ -143,11 +143,16 @@ class AgentStore(Store):
                 self.conn.execute(KEEP_DISPOSITIONS_SQL, (orjson.dumps(
                     [{k: d.get(k) for k in DISPOSITION_COLUMNS} for d in keep]).decode(),))
 
-    def dispositions(self) -> list[dict[str, Any]]:
-        """The dispositions acknowledged and not yet in the ledger, oldest first (`rebuild`)."""
+    def dispositions(self, older_than_s: float | None = None, known: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """The dispositions acknowledged and not yet in the ledger, oldest first (`rebuild`);
+        with `older_than_s`, only those written at least that many seconds ago and not `known`
+        (taken by a manager that stopped before writing them)."""
+        where = "" if older_than_s is None else \
+            "WHERE written_at <= now() - make_interval(secs => %s) AND NOT (call_id = ANY(%s)) "
         with self.conn.cursor(row_factory=dict_row) as cur:
-            return cur.execute(f"SELECT {', '.join(DISPOSITION_COLUMNS)} FROM agent_dispositions "
-                               "ORDER BY at, call_id").fetchall()
+            return cur.execute(f"SELECT {', '.join(DISPOSITION_COLUMNS)} FROM agent_dispositions {where}"
+                               "ORDER BY at, call_id", () if older_than_s is None else
+                               (older_than_s, list(known))).fetchall()
 
     def dispose(self, job_id: int, dispositions: Sequence[Mapping[str, Any]],
                 expire_before: datetime | None = None) -> dict[str, list[str]]:

@@ -57,6 +57,9 @@ def test_a_kept_disposition_is_read_back_and_written_into_the_ledger_once(pom, c
                    "at": at, "talk_s": 12.5, "wrap_s": 3.0}
     store.write([], [], [disposition, {**disposition, "call_id": "card-1"}])   # a card's: not kept
     assert [d for d in store.dispositions() if d["job_id"] == job] == [disposition]
+    mine = lambda rows: [d["call_id"] for d in rows if d["job_id"] == job]           # noqa: E731
+    assert mine(store.dispositions(0, [])) == [call]                 # handed out again (reoffer) ...
+    assert mine(store.dispositions(0, [call])) == mine(store.dispositions(3600, [])) == []   # unless known, or new
 
     def row():
         return conn.execute("SELECT code, details, xmin::text FROM attempts WHERE work_item_id = %s "

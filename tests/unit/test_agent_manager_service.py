@@ -46,6 +46,8 @@ class FakeAgentDb:
         self.disposed: list[tuple[int, str, str]] = []     # (job, call, code) written by the Agent Manager
         self.in_flight: set[str] = set()                   # calls whose attempt has not settled
         self.kept: dict[str, dict] = {}                    # agent_dispositions: call -> disposition
+        self.written_at: dict[str, float] = {}             # ... and when it was written (`real`)
+        self.real = 0.0                                    # the database's now(), seconds
         self.tokens: dict[int, int] = {}                   # agent token id -> its agent (not revoked)
 
 
@@ -89,7 +91,8 @@ class FakeAgentStore:
             raise ConnectionError("the database is down")
         self.db.writes += 1
         self.db.events.extend(transitions)
-        self.db.kept.update((d["call_id"], dict(d)) for d in kept(dispositions))
+        for d in kept(dispositions):
+            self.db.kept[d["call_id"]], self.db.written_at[d["call_id"]] = dict(d), self.db.real
         for i, state, job_id, at, screen in states:
             if self.db.agents[i]["state"] != "deleted":
                 self.db.agents[i].update(state=state, job_id=job_id, updated_at=at, screen=screen)
@@ -112,8 +115,10 @@ class FakeAgentStore:
                         "wrap_until": e and e.wrap_until})
         return out
 
-    def dispositions(self):
-        return sorted(self.db.kept.values(), key=lambda d: (d["at"], d["call_id"]))
+    def dispositions(self, older_than_s=None, known=()):
+        return sorted((d for c, d in self.db.kept.items() if older_than_s is None or
+                       (self.db.real - self.db.written_at[c] >= older_than_s and c not in known)),
+                      key=lambda d: (d["at"], d["call_id"]))
 
     def dispose(self, job_id, dispositions, expire_before=None):
         """As store/dispositions.py: applied once (its kept row deleted), unless its call id is
@@ -689,3 +694,36 @@ def test_kept_dispositions_are_those_of_placed_calls_one_per_call():
           {"call_id": None, "job_id": 1, "code": "e", "at": t},
           {"call_id": "6.3", "job_id": 2, "code": "f", "at": t}]
     assert [(d["call_id"], d["code"]) for d in kept_of(ds)] == [("5.1", "b"), ("6.3", "f")]
+
+
+def test_a_disposition_taken_and_never_written_is_handed_out_again():
+    """A manager that took a disposition and stopped before writing it (or holds it while its
+    attempt is in flight) leaves its row: after REOFFER_S it is handed out again, marked
+    `again`, once per look; those waiting here are not doubled."""
+    import asyncio
+
+    from pom_actors.services.agent_manager import REOFFER_S
+
+    f = Floor(2)
+    f.svc.set_jobs([JobSpec(1)])
+    f.staff()
+    f.svc.tick()
+    a, b = f.svc.reserve(1, "7.1"), f.svc.reserve(1, "7.2")
+    for call in ("7.1", "7.2"):
+        f.svc.connect(call)
+        f.svc.hangup(call)
+    f.svc.dispose(a, "sale")
+    f.svc.flush()
+    [taken] = f.svc.take_dispositions(1)                   # ... by a manager that then died
+    f.svc.dispose(b, "no_sale")
+    f.svc.flush()                                          # not taken yet: waiting here
+    f.svc.reoffered_at -= REOFFER_S
+    f.db.real = REOFFER_S - 1
+    assert asyncio.run(f.svc.reoffer()) == 0               # written too recently
+    f.svc.reoffered_at -= REOFFER_S
+    f.db.real = REOFFER_S
+    assert asyncio.run(f.svc.reoffer()) == 1
+    assert asyncio.run(f.svc.reoffer()) == 0               # one look per REOFFER_S
+    again = f.svc.take_dispositions(1)
+    assert [(d["call_id"], d.get("again")) for d in again] == [("7.2", None), ("7.1", True)]
+    assert again[1]["code"] == taken["code"] == "sale" and f.svc.stats["reoffered"] == 1

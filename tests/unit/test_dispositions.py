@@ -121,3 +121,18 @@ def test_dispositions_wait_while_the_database_is_down():
     job.db.down = False
     svc._dispose([])
     assert svc.undisposed == {} and svc.stats["disposals_refused"] == 1   # "1.1" was never placed
+
+
+def test_a_disposition_handed_out_again_teaches_the_pacer_nothing_more():
+    """One the Agent Manager hands out `again` (after its restart, or its taker stopped before
+    writing it) still reaches the ledger, but its wrap-up was learnt the first time."""
+    job = Job("{mode: predictive, settings: {prior_wrap_s: 5}}", agents=2)
+    svc = job.manager()
+    events = svc.events["call"]
+    d = {"agent_id": 1, "call_id": "card-1", "job_id": job.job_id, "code": "sale", "at": job.clock.now(),
+         "wrap_s": 9.0}
+    before = len(events)
+    svc._wrapped([{**d, "again": True}])
+    assert len(events) == before
+    svc._wrapped([d])
+    assert len(events) == before + 1
