@@ -14,7 +14,8 @@ The requests change the session's system like an operator would, so what they ch
 back after the run: every token they revoked (the run's own token between requests, so that
 it goes on testing), every configuration document (a `GET`+`PUT` `…/config` route) as it
 was, every job they created stopped, every contact list and contact they deleted (a list's
-name and description as they were).
+name and description as they were), every agent they changed or deleted (its name, skills and
+groups as they were; its tokens valid again).
 """
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ def restored(pom, gateway):
         last_job = conn.execute("SELECT coalesce(max(id), 0) FROM jobs").fetchone()[0]
         rules = conn.execute("SELECT id, campaign_id, kind, enabled, params FROM rules").fetchall()
         campaigns = conn.execute("SELECT id, description, priority, enabled, finish, schedule FROM campaigns").fetchall()
+        agents = conn.execute(AGENTS_SQL).fetchall()
         conn.execute("CREATE TEMP TABLE kept_lists AS TABLE contact_lists")
         conn.execute("CREATE TEMP TABLE kept_contacts AS TABLE contacts")
         token_id, token = (lambda made: (made[0]["id"], made[1]))(
@@ -87,6 +89,7 @@ def restored(pom, gateway):
                 assert http.put(path, json=document).status_code == 200, path
             put_back_definitions(conn, rules, campaigns)
             put_back_lists(conn)
+            put_back_agents(conn, http, agents)
             for (job_id,) in conn.execute("SELECT id FROM jobs WHERE id > %s AND NOT state = ANY(%s)",
                                           (last_job, [str(s) for s in TERMINAL])).fetchall():
                 http.post(f"/api/v1/jobs/{job_id}/stop")
@@ -105,6 +108,19 @@ def put_back_definitions(conn, rules: list[tuple], campaigns: list[tuple]) -> No
             conn.execute("UPDATE campaigns SET description = %s, priority = %s, enabled = %s, finish = %s, "
                          "schedule = %s WHERE id = %s", (description, priority, enabled, Jsonb(finish),
                                                          None if schedule is None else Jsonb(schedule), campaign_id))
+
+
+AGENTS_SQL = "SELECT login, name, skills, groups FROM agents WHERE state <> 'deleted' ORDER BY id"
+
+
+def put_back_agents(conn, http, agents: list[tuple]) -> None:
+    """The agents a generated PATCH changed or DELETE removed, as they were: created again
+    through the API (so that the Agent Manager has them too)."""
+    now = {login: rest for login, *rest in conn.execute(AGENTS_SQL).fetchall()}
+    for login, name, skills, groups in agents:
+        if now.get(login) != [name, skills, groups]:
+            r = http.post("/api/v1/agents", json={"login": login, "name": name, "skills": skills, "groups": groups})
+            assert r.status_code == 201, r.text
 
 
 def put_back_lists(conn) -> None:
