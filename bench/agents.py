@@ -204,9 +204,11 @@ def watch_job(rt, job_id: int, seconds: float) -> dict:
 
     gc.callbacks.append(gc_timer)
     rss, deadline, state = [], time.monotonic() + seconds, None
+    managers: dict[str, dict] = {}                     # the job's managers' status, last read
     try:
         while time.monotonic() < deadline:
             rss.append(process.memory_info().rss / 2**20)
+            managers.update(manager_status(job_id))
             with rt.connect() as conn:
                 state = conn.execute("SELECT state FROM jobs WHERE id = %s", (job_id,)).fetchone()[0]
             if state in TERMINAL:
@@ -215,7 +217,31 @@ def watch_job(rt, job_id: int, seconds: float) -> dict:
     finally:
         gc.callbacks.remove(gc_timer)
     rss.append(process.memory_info().rss / 2**20)
-    return {"rss": rss, "gc_pauses": pauses, "state": state}
+    return {"rss": rss, "gc_pauses": pauses, "state": state, "managers": managers}
+
+
+def manager_status(job_id: int) -> dict[str, dict]:
+    """Where each manager of the job spends its cycles (seconds per phase, cumulative) and its
+    mean business seconds from an answer to the call bridged onto an agent."""
+    import ray
+
+    from pom_actors import names
+
+    out = {}
+    for index in range(8):
+        handle = names.actor(names.manager_name(job_id, index))
+        if handle is None:
+            break
+        try:
+            st = ray.get(handle.status.remote(), timeout=5)
+        except Exception:
+            continue
+        waited = st["answer_to_agent"]
+        out[st["name"]] = {"seconds": st["seconds"], "bridged": st.get("bridged", 0),
+                           "bridged_at_answer": st.get("bridged_at_answer", 0),
+                           "answer_to_agent_mean_ms": round(1000 * waited["sum"] / waited["count"], 1)
+                           if waited["count"] else None}
+    return out
 
 
 def main() -> dict:
@@ -318,6 +344,7 @@ def main() -> dict:
             "screen_pops_missing": len(connected) - len(latencies),
             "disposed": seen["disposed"], "breaks": seen["breaks"],
             "desktop_errors": seen["errors"], "create_agents_s": round(created_s, 1), "login_s": round(login_s, 1),
+            "managers": run["managers"],
             "rss_mb_samples": [round(x) for x in run["rss"][::5]], "agent_manager": {
                 k: stats[k] for k in ("agents", "by_state", "feed_polls", "reserved", "no_agent", "flushes", "written")}}
 
