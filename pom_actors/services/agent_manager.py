@@ -794,7 +794,11 @@ class AgentManagerService:
         if job_id not in self.notifications:
             return None
         grant = self.allocation.get(job_id, None)
-        cap = self.port_shares.cap(job_id, index, managers, grant, self.pools.ports,
+        # No pool (ports unlicensed): no cap, the job's own pacing limits alone. A cap held to a
+        # manager's calls in flight while its contacts are not yet due would hold their
+        # retries back until it probes again (PORTS_PROBE_S).
+        limit = None if self.pools.ports is None else grant
+        cap = self.port_shares.cap(job_id, index, managers, limit, self.pools.ports,
                                    Report(max(0, int(in_use)), held, bool(wanting)), time.monotonic())
         return {"cap": cap, "grant": grant}
 

@@ -241,3 +241,17 @@ def test_a_manager_with_nothing_to_dial_leaves_its_share_to_the_other():
     for _ in range(4):
         n.cycle()
     assert n.in_flight(job) == 4 and (first.ports_cap, second.ports_cap) == (4, 0)
+
+
+def test_without_a_ports_pool_no_manager_is_capped():
+    """Unlicensed ports: a manager that found nothing due (its retries not yet due) is not held
+    to its calls in flight, so the retries are dialled when due, not at its next probe."""
+    n = Notifications(ports=None)
+    job = n.start(priority=5)
+    n.floor.svc.set_jobs([], [Demand(job, "ports", 5, maximum=40)])     # max_concurrent: 40
+    (svc,) = n.managers[job]
+    assert n.grant(job) == 40
+    assert n.floor.svc.ports(job, 0, 1, 0, 0, False) == {"cap": None, "grant": 40}
+    for _ in range(3):
+        n.cycle()
+    assert svc.ports_cap is None and n.in_flight(job) > 0
