@@ -379,9 +379,6 @@ class LocalGateways:
     async def poll(self, name: str, reply_to: str) -> list[Outcome]:
         return await self._get(name).poll(reply_to)
 
-    async def answers(self, name: str, reply_to: str, wait_s: float) -> list[Outcome]:
-        return await self._get(name).answers(reply_to, wait_s)
-
     async def lookup(self, name: str, attempt_ids: list[str]) -> dict[str, OrderRecord]:
         return await self._get(name).lookup(attempt_ids)
 
