@@ -114,7 +114,7 @@ def test_agents_over_websockets_against_the_running_system(pom, campaigns, gatew
                 assert (await desk.until(type="state"))["event"] == "login"
                 await desk.send(type="ready")
                 await desk.until(event="ready")
-            jobs = {login: (await desk.until(event="attach"))["job_id"] for login, desk in desks.items()}
+            jobs = {login: (await desk.until(timeout=90, event="attach"))["job_id"] for login, desk in desks.items()}
             assert set(jobs.values()) == {job_a, job_b}          # shared between the two jobs
 
             # a bad message: an error frame naming the field, and the connection lives on
