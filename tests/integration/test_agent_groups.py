@@ -100,7 +100,7 @@ def test_a_job_naming_a_group_gets_only_its_agents(pom, campaigns, conn, url, ad
                 await desk.send(type="ready")
                 await desk.until(event="ready")
             for login in (g0, g1):                       # the group's agents are attached
-                assert (await desks[login].until(event="attach"))["job_id"] == job
+                assert (await desks[login].ever(event="attach"))["job_id"] == job
             await asyncio.sleep(5 * pom.settings.tick_s)   # rebalances: the other group's agent is not
             assert (await asyncio.to_thread(client.agent, s0))["job_id"] != job
             members = (await asyncio.to_thread(client.job_agents, job))["members"]

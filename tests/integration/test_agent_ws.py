@@ -50,6 +50,7 @@ class Desk:
     def __init__(self, url: str):
         self.url = url
         self.frames: asyncio.Queue = asyncio.Queue()
+        self.history: list[dict] = []                  # every frame read, waited for or not
 
     async def __aenter__(self):
         import websockets
@@ -64,13 +65,24 @@ class Desk:
 
     async def _read(self):
         async for text in self.ws:
-            self.frames.put_nowait((time.monotonic(), json.loads(text)))
+            frame = json.loads(text)
+            self.history.append(frame)
+            self.frames.put_nowait((time.monotonic(), frame))
 
     async def send(self, **msg):
         await self.ws.send(json.dumps(msg))
 
     async def until(self, timeout: float = 30, **match) -> dict:
         return (await self.timed(timeout, **match))[1]
+
+    async def ever(self, timeout: float = 30, **match) -> dict:
+        """The first frame like `match` since the connection, read already or still to come:
+        for frames whose order against others is not fixed (an agent is attached at the tick
+        after its login, which may come before or after its `ready`)."""
+        for frame in self.history:
+            if all(frame.get(k) == v for k, v in match.items()):
+                return frame
+        return await self.until(timeout, **match)
 
     async def timed(self, timeout: float = 30, **match) -> tuple[float, dict]:
         deadline = time.monotonic() + timeout
@@ -114,7 +126,7 @@ def test_agents_over_websockets_against_the_running_system(pom, campaigns, gatew
                 assert (await desk.until(type="state"))["event"] == "login"
                 await desk.send(type="ready")
                 await desk.until(event="ready")
-            jobs = {login: (await desk.until(timeout=90, event="attach"))["job_id"] for login, desk in desks.items()}
+            jobs = {login: (await desk.ever(event="attach"))["job_id"] for login, desk in desks.items()}
             assert set(jobs.values()) == {job_a, job_b}          # shared between the two jobs
 
             # a bad message: an error frame naming the field, and the connection lives on
