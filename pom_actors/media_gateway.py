@@ -40,6 +40,11 @@ class MediaGateway:
         """Outcomes for `reply_to`, packed by `core.wire`."""
         return pack(await self.gateway.poll(reply_to, max_items))
 
+    async def answers(self, reply_to: str, wait_s: float) -> bytes:
+        """The long poll of `reply_to`: its outcomes, packed, once an answered call is among
+        them (empty after `wait_s` without one)."""
+        return pack(await self.gateway.answers(reply_to, wait_s))
+
     async def bridge(self, calls: dict[str, int]) -> list[str]:
         """Answered calls onto agents (call -> agent id); the calls refused."""
         return await self.gateway.bridge(calls)
@@ -69,9 +74,14 @@ class RayGateways:
     seconds before Ray declares them dead, and a cycle must not wait for that."""
 
     CALL_TIMEOUT_S = {"submit": 10.0, "poll": 2.0, "lookup": 2.0, "fence": 1.0, "bridge": 1.0}
+    ANSWERS_GRACE_S = 2.0         # an `answers` long poll: its wait, plus this
 
     def names(self) -> list[str]:
         return sorted(names.gateways())
+
+    async def answers(self, name: str, reply_to: str, wait_s: float) -> list[Outcome]:
+        return unpack(Outcome, await self._call(name, "answers", reply_to, wait_s,
+                                                timeout_s=wait_s + self.ANSWERS_GRACE_S))
 
     async def submit(self, name: str, orders: list[Order]) -> list[Refusal]:
         return unpack(Refusal, await self._call(name, "submit", pack(orders)))
@@ -90,12 +100,13 @@ class RayGateways:
         return await self._call(name, "bridge", calls)
 
     @classmethod
-    async def _call(cls, name: str, method: str, *args):
+    async def _call(cls, name: str, method: str, *args, timeout_s: float | None = None):
         handle = names.gateways().get(name)
         if handle is None:
             raise GatewayUnreachable(name)
         try:
-            return await asyncio.wait_for(getattr(handle, method).remote(*args), cls.CALL_TIMEOUT_S[method])
+            return await asyncio.wait_for(getattr(handle, method).remote(*args),
+                                          timeout_s or cls.CALL_TIMEOUT_S[method])
         except asyncio.TimeoutError as exc:
             raise GatewaySlow(name) from exc
         except ray.exceptions.RayActorError as exc:

@@ -9,7 +9,9 @@ an accepted order is always either pending or completed in the record, never los
 cut off by `close()` stay pending, which the reconciler reads as "fate unknown".
 A call of an agent-based handler answered by a person is also queued as a notice (`ANSWERED`,
 not a completion: the order stays pending) until the manager has it `bridge`d onto an agent
-or the simulator abandons it (media/voice_sim.py, core/agents/bridge.py).
+or the simulator abandons it (media/voice_sim.py, core/agents/bridge.py). A manager learns of
+those notices the moment they are due through `answers`, a long poll (a real media server
+pushes its "answered, live"), instead of at its next cycle's `poll`.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from pom_actors.media.sms_http import SmsDriver
 from pom_actors.media.smtp import SmtpDriver
 from pom_actors.media.voice_sim import VoiceProfile, VoiceSimulator
 from pom_actors.media.webhook import WebhookDriver
+from pom_actors.wakeup import Wakeup
 
 # The code an order gets when its driver itself breaks (a bug, an unusable order).
 FAILURE_CODES = {"call": "call_failed", "sms": "sms_failed", "email": "network_refusal",
@@ -132,6 +135,8 @@ class Gateway:
         self._smtp_slots = asyncio.Semaphore(config.smtp_max_connections)
         self._routes: dict[str, str] = {}  # attempt id -> reply_to, while pending
         self._queues: dict[str, deque[Outcome]] = {}
+        self._notices: Counter[str] = Counter()   # reply_to -> answered-call notices in its queue
+        self._news = Wakeup()                     # rung when `answers` should look again
         self._tasks: set[asyncio.Task] = set()
         self._submitted: Counter[str] = Counter()
         self._in_flight: Counter[str] = Counter()  # driver orders handed out, not finished
@@ -155,6 +160,7 @@ class Gateway:
             self._submitted[channel] += len(batch)
         if by_channel["call"]:
             self._voice.place(by_channel["call"], self._clock.now())
+            self._news.ring()                     # a new call may fall due before those waited for
         emails, size = by_channel["email"], self.config.smtp_batch_size
         for start in range(0, len(emails), size):
             self._spawn(self._email_batch(emails[start:start + size]))
@@ -175,8 +181,31 @@ class Gateway:
         if len(queue) <= max_items:
             taken = list(queue)
             queue.clear()
+            self._notices.pop(reply_to, None)
             return taken
-        return [queue.popleft() for _ in range(max_items)]
+        taken = [queue.popleft() for _ in range(max_items)]
+        self._notices[reply_to] -= sum(1 for o in taken if o.code == ANSWERED)
+        return taken
+
+    async def answers(self, reply_to: str, wait_s: float, max_items: int = 10000) -> list[Outcome]:
+        """A long `poll`: the outcomes for `reply_to` as soon as an answered call's notice is
+        among them (the voice simulator's answers fall due in business time: this waits for
+        the next one due, or for a new call placed); [] after `wait_s` real seconds without."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + wait_s
+        while True:
+            due = self._voice.due(self._clock.now())
+            if due:
+                self._finish(due)
+            if self._notices.get(reply_to, 0) > 0:
+                return await self.poll(reply_to, max_items)
+            left = end - loop.time()
+            if left <= 0:
+                return []
+            nxt = self._voice.next_due()
+            if nxt is not None:        # at least a millisecond: a ManualClock's due never comes
+                left = min(left, max(0.001, self._clock.real_seconds((nxt - self._clock.now()).total_seconds())))
+            await self._news.wait(left)
 
     async def nail(self, sessions: dict[str, int]) -> dict[str, int]:
         """Hold exactly these nailed agent sessions (session id -> agent id): the Agent
@@ -234,9 +263,12 @@ class Gateway:
         """Record outcomes and queue each for the manager that sent its order (a notice is
         queued only: its order stays pending)."""
         complete, routes, queues = self._book.complete, self._routes, self._queues
+        noticed = False
         for outcome in outcomes:
             if outcome.code == ANSWERED:
                 reply_to = routes[outcome.attempt_id]
+                self._notices[reply_to] += 1
+                noticed = True
             else:
                 complete(outcome)
                 reply_to = routes.pop(outcome.attempt_id)
@@ -244,6 +276,8 @@ class Gateway:
             if queue is None:
                 queue = queues[reply_to] = deque()
             queue.append(outcome)
+        if noticed:
+            self._news.ring()
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)

@@ -254,18 +254,24 @@ class DirectorService:
         elif state == S.RUNNING:
             criteria = FinishCriteria(**job["finish"]) if job["finish"] else None
             now = self.clock.now()
-            reason = finish_reason(criteria, self.store.counts(job_id, criteria, now), now)
-            if reason:
-                self.store.set_state(job_id, state, transition(state, E.FINISH), reason=reason, finishing=True)
+            # The job's row first: an agent's call-back scheduled meanwhile is counted, not
+            # left behind in a job that ends (store/dispositions.py takes the row too).
+            with self.store.transaction():
+                if self.store.lock(job_id) == state:
+                    reason = finish_reason(criteria, self.store.counts(job_id, criteria, now), now)
+                    if reason:
+                        self.store.set_state(job_id, state, transition(state, E.FINISH), reason=reason,
+                                             finishing=True)
         elif state in (S.PAUSING, S.STOPPING) and self.store.in_flight(job_id) == 0:
             if state == S.PAUSING:
                 self.store.set_state(job_id, state, transition(state, E.PAUSED))
                 return
             try:
                 with self.store.transaction():
-                    # Leases first: that waits for any manager transaction still holding them
-                    # (a claim that began before the stop) and fences every later one; only
-                    # then is "nothing in flight" final.
+                    # The job's row, then the leases: that waits for any manager transaction
+                    # still holding them (a claim that began before the stop) and fences every
+                    # later one; only then is "nothing in flight" final.
+                    self.store.lock(job_id)
                     self.store.release_all(job_id)
                     if self.store.in_flight(job_id):
                         raise _StillInFlight

@@ -10,12 +10,14 @@ the steps, the memory of what is in flight, and the recovery from a failed cycle
 
 Collaborators (passed in, faked by the unit tests): `open_store()` gives a `store.work.
 WorkStore`; `rules.check(candidates)` the verdicts of a batch; `gateways` (`names()`,
-`submit`, `poll`, `lookup`, `fence`, `bridge`, raising `GatewayUnreachable` for a gateway that
+`submit`, `poll`, `answers`, `lookup`, `fence`, `bridge`, raising `GatewayUnreachable` for a gateway that
 is gone and `GatewaySlow` for one that did not answer in time) the media gateways; a clock; for agent-based
 jobs `agents.snapshot(job_id, index, managers)`, this manager's share of the job's agents
 (core/pacing/live.py: fetched every `AGENT_REFRESH_S`, never per contact), and `agents.reserve`
 / `agents.settle_calls` for the answered calls it bridges onto agents (`_bridge`: one batch per
-cycle, the decision in core/agents/bridge.py). A preview handler's claimed contacts are held
+cycle, the decision in core/agents/bridge.py; and, for a job with agent-based handlers, at once
+when a gateway's long poll `answers` brings a notice — `_answer_watch`, beside the cycle, so an
+answered call waits for neither the idle sleep nor the cycle's transaction). A preview handler's claimed contacts are held
 as cards (`_preview`, core/agents/preview.py): `agents.offer_cards` shows them to ready agents
 and returns their answers; an accepted card's order is dispatched then, and its call, once
 answered, is bridged onto the agent who holds it.
@@ -61,6 +63,7 @@ from ..store.work import WorkStore
 log = logging.getLogger(__name__)
 IDLE_S = 0.05
 RETRY_S = 0.5
+ANSWERS_WAIT_S = 1.0      # real seconds a gateway's long poll for answered calls may wait
 SUSPECT_S = (3.0, 30.0)   # a gateway that did not answer in time is not asked again for 3 s,
                           # doubling while it stays silent, up to 30 s
 WINDOW_REFRESH_S = 2.0    # real seconds between two reads of the campaign's rule window
@@ -92,6 +95,7 @@ class Gateways(Protocol):
     def names(self) -> list[str]: ...
     async def submit(self, name: str, orders: list[Order]) -> list[Refusal]: ...
     async def poll(self, name: str, reply_to: str) -> list[Outcome]: ...
+    async def answers(self, name: str, reply_to: str, wait_s: float) -> list[Outcome]: ...
     async def lookup(self, name: str, attempt_ids: list[str]) -> dict[str, OrderRecord]: ...
     async def fence(self, name: str, job_id: int, epochs: dict[int, int]) -> None: ...
     async def bridge(self, name: str, calls: dict[str, int]) -> list[str]: ...
@@ -158,6 +162,11 @@ class ManagerService:
         # live answers seen that the last read of the rule window does not count yet
         self.unsettled = UnsettledAnswers()
         self.hangups: list[str] = []                       # bridged calls ended, not yet told
+        # Answered calls are bridged by the cycle and, as soon as a gateway has them, by
+        # `_answer_watch`: one at a time. The completions it took settle at the next cycle.
+        self.bridging = asyncio.Lock()
+        self.carried: list[Outcome] = []
+        self.fast_bridge = agents is not None and any(h.agent_based for h in self.strategy.handlers.values())
         self.unheld: list[str] = []                        # accepted cards' calls ended unanswered, not yet told
         # Preview handlers: their settings and their contacts held as cards until an agent answers.
         self.previews = {n: parse_pacing_config({**h.pacing.settings, "mode": "preview"})
@@ -214,17 +223,77 @@ class ManagerService:
                               "ready": h.ready} for n, h in self.cards.items()}, **self.stats}
 
     async def run(self) -> None:
-        """Cycle for ever; a failed cycle rolled back, so start again from the database."""
-        while True:
+        """Cycle for ever; a failed cycle rolled back, so start again from the database.
+        Beside it (a job with agent-based handlers), `_answer_watch` bridges answered calls."""
+        answers = asyncio.get_running_loop().create_task(self._answer_watch()) if self.fast_bridge else None
+        try:
+            while True:
+                try:
+                    busy = await self.cycle()
+                except Exception:
+                    log.exception("%s: cycle failed", self.name)
+                    self.recover()
+                    busy = False
+                    await asyncio.sleep(RETRY_S)
+                if not busy:
+                    await asyncio.sleep(IDLE_S)
+        finally:
+            if answers is not None:
+                answers.cancel()
+
+    async def _answer_watch(self) -> None:
+        """For ever: a long poll (`gateways.answers`) on each gateway with calls of this
+        manager in flight; what one brings is bridged at once (`bridge_answers`)."""
+        waits: dict[str, asyncio.Task] = {}
+        try:
+            while True:
+                for name in sorted({row.gateway for _, row in self.inflight.values()} - waits.keys()):
+                    if self._answers(name):
+                        waits[name] = asyncio.ensure_future(self.gateways.answers(name, self.name, ANSWERS_WAIT_S))
+                if not waits:
+                    await asyncio.sleep(IDLE_S)
+                    continue
+                await asyncio.wait(list(waits.values()), timeout=IDLE_S, return_when=asyncio.FIRST_COMPLETED)
+                found: list[Outcome] = []
+                failed = False
+                for name, task in list(waits.items()):
+                    if task.done():
+                        del waits[name]
+                        try:
+                            found.extend(task.result())
+                        except Exception as exc:        # whatever it took is looked up
+                            if not isinstance(exc, (GatewayUnreachable, GatewaySlow)):
+                                log.warning("%s: long poll of %s failed: %r", self.name, name, exc)
+                            self._lost_poll(name, exc)
+                            failed = True
+                if found:
+                    try:
+                        await self.bridge_answers(found)
+                    except Exception:
+                        log.exception("%s: bridging answered calls failed", self.name)
+                if failed:
+                    await asyncio.sleep(RETRY_S)
+        finally:
+            for task in waits.values():
+                task.cancel()
+
+    async def bridge_answers(self, found: list[Outcome]) -> None:
+        """Bridge the answered calls among `found` (outcomes a gateway's long poll brought) now,
+        between two cycles; the rest settle at the next cycle. Should that fail, those
+        outcomes are looked up at their gateways."""
+        async with self.bridging:
             try:
-                busy = await self.cycle()
+                self.carried.extend(await self._bridge(found))
             except Exception:
-                log.exception("%s: cycle failed", self.name)
-                self.recover()
-                busy = False
-                await asyncio.sleep(RETRY_S)
-            if not busy:
-                await asyncio.sleep(IDLE_S)
+                self.watch.update(o.attempt_id for o in found if o.code != ANSWERED)
+                raise
+        self.stats["bridged_at_answer"] += sum(1 for o in found if o.code == ANSWERED)
+
+    def _lost_poll(self, name: str, exc: Exception) -> None:
+        """A gateway that did not answer a poll: its calls' outcomes are looked up from now on."""
+        if isinstance(exc, GatewaySlow):
+            self._slow(name)
+        self.watch.update(aid for aid, (_, row) in self.inflight.items() if row.gateway == name)
 
     def recover(self) -> None:
         """After a failed cycle: outcomes taken from the gateways may not have settled, so
@@ -233,6 +302,7 @@ class ManagerService:
         self.stats["cycle_errors"] += 1
         self.held, self.renewed = {}, 0.0
         self.inflight.clear()
+        self.carried.clear()
         self.bridged.clear()
         self.watch.clear()
         self.unfenced.clear()
@@ -249,11 +319,13 @@ class ManagerService:
         """One cycle; True when it moved anything (the loop idles otherwise)."""
         if time.monotonic() - self.renewed >= self.settings.lease_ttl_s / 3:
             await self._renew()
-        with self._timed("collect"):
-            outcomes = await self._collect()
-        if outcomes or self.answered or self.hangups or self.unheld:
-            with self._timed("bridge"):
-                outcomes = await self._bridge(outcomes)
+        async with self.bridging:
+            with self._timed("collect"):
+                outcomes = await self._collect()
+            if outcomes or self.answered or self.hangups or self.unheld:
+                with self._timed("bridge"):
+                    outcomes = await self._bridge(outcomes)
+            outcomes, self.carried = self.carried + outcomes, []
         dispatching = self.state in DISPATCHING and self.held and not self.draining
         if self.cards and self.agents is not None:
             with self._timed("preview"):

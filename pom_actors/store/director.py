@@ -54,6 +54,9 @@ class DirectorStore(Store):
                   finishing: bool | None = None) -> bool:
         return jobs.set_state(self.conn, job_id, expected, new, reason=reason, finishing=finishing)
 
+    def lock(self, job_id: int) -> str | None:
+        return jobs.lock(self.conn, job_id)
+
     def counts(self, job_id: int, criteria: FinishCriteria | None, now: datetime) -> JobCounts:
         return jobs.counts(self.conn, job_id, criteria, now)
 

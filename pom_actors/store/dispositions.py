@@ -16,7 +16,7 @@ import orjson
 import psycopg
 
 from ..core.agents.desk import DispositionError
-from ..core.agents.disposal import Disposal
+from ..core.agents.disposal import Disposal, callback_refusal
 from ..core.finish import FinishCriteria
 from .catalog import NotFound
 from .contacts import AttemptConflict, set_code
@@ -57,6 +57,11 @@ def dispose(conn: psycopg.Connection, job_id: int, disposals: Sequence[Disposal]
         return out
     asked, done = [], []
     with conn.transaction():
+        # The job's row before anything else (jobs.lock): a call-back is decided against the
+        # job's state of now, and the director cannot end the job until this commits.
+        alive = None
+        if any(d.asked_callback_at is not None for d in disposals):
+            alive = conn.execute("SELECT state, finish FROM jobs WHERE id = %s FOR SHARE", (job_id,)).fetchone()
         held = {r[0] for r in conn.execute(
             "SELECT call_id FROM agent_dispositions WHERE call_id = ANY(%s) ORDER BY call_id FOR UPDATE",
             ([d.attempt_id for d in disposals],))}
@@ -83,8 +88,10 @@ def dispose(conn: psycopg.Connection, job_id: int, disposals: Sequence[Disposal]
             out["applied"].append(d.attempt_id)
             done.append(d.attempt_id)
             if d.asked_callback_at is not None:
+                state, finish = alive if alive is not None else (None, None)
+                end_time = FinishCriteria.model_validate(finish or {}).end_time
                 asked.append({"item": d.work_item_id, "attempt": d.attempt_no, "at": d.asked_callback_at,
-                              "refused": d.callback_refused})
+                              "refused": callback_refusal(d.asked_callback_at, state, end_time)})
         if done:
             conn.execute("DELETE FROM agent_dispositions WHERE call_id = ANY(%s)", (done,))
         if asked:

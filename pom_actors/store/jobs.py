@@ -162,6 +162,14 @@ def attempt_codes(conn: psycopg.Connection, job_id: int) -> dict[str, int]:
     return {**codes, "in_flight": flying} if flying else codes
 
 
+def lock(conn: psycopg.Connection, job_id: int) -> str | None:
+    """Take the job's row for this transaction (FOR UPDATE) and return its state: the
+    director's end of a job and an agent's call-back (store/dispositions.py, FOR SHARE) are
+    decided one after the other, so a call-back is never scheduled in a job that is ending."""
+    row = conn.execute("SELECT state FROM jobs WHERE id = %s FOR UPDATE", (job_id,)).fetchone()
+    return None if row is None else row[0]
+
+
 def cancel_open(conn: psycopg.Connection, job_id: int) -> int:
     """At the end of a stopped or finished job, items never to be attempted end `cancelled`."""
     return conn.execute("UPDATE work_items SET state = 'done', last_code = 'cancelled' "

@@ -281,6 +281,10 @@ class FakeDirectorStore:
         self.db.check()
         return [dict(j) for j in self.db.jobs.values() if j["state"] in states]
 
+    def lock(self, job_id):
+        job = self.db.jobs.get(job_id)
+        return None if job is None else job["state"]
+
     def set_state(self, job_id, expected, new, *, reason=None, finishing=None) -> bool:
         job = self.db.jobs[job_id]
         if job["state"] != str(expected):
@@ -378,6 +382,9 @@ class LocalGateways:
 
     async def poll(self, name: str, reply_to: str) -> list[Outcome]:
         return await self._get(name).poll(reply_to)
+
+    async def answers(self, name: str, reply_to: str, wait_s: float) -> list[Outcome]:
+        return await self._get(name).answers(reply_to, wait_s)
 
     async def lookup(self, name: str, attempt_ids: list[str]) -> dict[str, OrderRecord]:
         return await self._get(name).lookup(attempt_ids)

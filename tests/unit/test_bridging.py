@@ -3,6 +3,7 @@ the voice simulator's agent legs, the Agent Manager's batch of call events, and 
 Manager working it end to end without Ray or a database — every answered call is either
 connected to an agent (ready -> reserved -> on call -> wrap-up, the screen popped) or
 abandoned in the ledger and counted as such in the campaign's persisted rule window."""
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 from pom_actors.core.agents.attachment import JobSpec
@@ -165,6 +166,30 @@ def test_answered_calls_are_bridged_within_two_seconds_or_abandoned_and_counted(
     events = [(str(t.from_state), str(t.to_state)) for t in job.floor.db.events]
     assert events.count(("ready", "reserved")) == events.count(("reserved", "on_call")) == 2
     assert events.count(("on_call", "wrap_up")) == 2
+
+
+def test_an_answered_call_is_bridged_when_the_gateway_has_it_not_at_the_next_cycle():
+    job = Job("{mode: progressive}", agents=2, voice=HUMAN)
+    svc = job.manager()
+    job.give(svc)
+    cycle(svc)
+    gateway = job.gateways.live["gw"]
+    assert asyncio.run(gateway.answers(svc.name, 0.0)) == []            # nothing answered yet
+    job.clock.advance(5)
+    found = asyncio.run(gateway.answers(svc.name, 0.0))                # the long poll brings the notices
+    assert [o.code for o in found] == [ANSWERED, ANSWERED]
+    asyncio.run(svc.bridge_answers(found))                              # no cycle
+    assert [a["state"] for a in job.floor.svc.list_agents()] == ["on_call", "on_call"]
+    assert asyncio.run(gateway.stats())["agent_legs"]["bridged"] == 2
+    pops = [e for _, _, e in job.floor.svc.feed.entries if isinstance(e, dict) and e.get("type") == "call"]
+    assert sorted(p["call_id"] for p in pops) == sorted(o.attempt_id for o in found)
+    job.clock.advance(30)                                              # the calls end; taken between cycles,
+    ended = asyncio.run(gateway.poll(svc.name))                        # their agents wrap up at once and
+    asyncio.run(svc.bridge_answers(ended))                              # the ledger has them at the next cycle
+    assert [a["state"] for a in job.floor.svc.list_agents()] == ["wrap_up", "wrap_up"]
+    assert [a.code for a in job.db.attempts] == [] and len(svc.carried) == 2
+    cycle(svc)
+    assert sorted(a.code for a in job.db.attempts) == ["answer_human", "answer_human"] and svc.carried == []
 
 
 def test_without_an_agent_manager_answered_calls_are_abandoned_by_the_gateway():

@@ -1,4 +1,5 @@
 import asyncio
+import dataclasses
 import json
 import pickle
 from datetime import datetime, timedelta, timezone
@@ -10,6 +11,7 @@ from pom_actors.config import Settings
 from pom_actors.core.clock import ManualClock, ScaledClock, SystemClock
 from pom_actors.core.orders import Order, OrderRecord, Outcome, Refusal
 from pom_actors.media.gateway import gateway_config, Gateway, GatewayConfig
+from pom_actors.core.agents.bridge import ANSWERED
 from pom_actors.media.voice_sim import VoiceProfile
 from tests.unit.test_media_drivers import email, free_port, hook, http_server, sms, \
     smtp_server  # noqa: F401 (fixtures)
@@ -247,3 +249,36 @@ def test_wall_maps_business_time_back_to_the_wall_clock_it_runs_on():
     assert clock.wall(T0 + timedelta(seconds=25)) == 1_002.5        # 25 business s: 2.5 real s later
     assert clock.wall(T0 - timedelta(seconds=10)) == 999.0
     assert SystemClock().wall(T0) == T0.timestamp()
+
+
+def test_answers_waits_for_an_answered_call_and_brings_what_is_queued_with_it():
+    human = VoiceProfile(answer_human=1, answer_machine=0, busy=0, no_answer=0, invalid_number=0, fax=0,
+                         network_refusal=0, ring_s={"dist": "fixed", "value": 5.0},
+                         talk_s={"dist": "fixed", "value": 1.0})
+
+    def bridged(attempt_id: str, reply_to: str = "mgr-1") -> Order:
+        return dataclasses.replace(call(attempt_id, reply_to=reply_to), bridge=True)
+
+    async def go():
+        clock = ManualClock(T0)
+        gateway = Gateway(GatewayConfig(name="gw-a", voice=human), clock)
+        await gateway.submit([call("1.1")])                              # no agent: talks, then completes
+        clock.advance(2)
+        await gateway.submit([bridged("2.1"), bridged("3.1", "mgr-2")])  # answered at 7 s: notices
+        clock.advance(4)
+        assert await gateway.answers("mgr-1", 0.01) == []              # a completion alone: left queued
+        clock.advance(1)
+        got = await gateway.answers("mgr-1", 0.01)
+        assert [(o.attempt_id, o.code) for o in got] == [("1.1", "answer_human"), ("2.1", ANSWERED)]
+        assert await gateway.answers("mgr-1", 0.01) == [] and await gateway.poll("mgr-1") == []
+        assert [o.attempt_id for o in await gateway.poll("mgr-2")] == ["3.1"]
+        assert await gateway.answers("mgr-2", 0.01) == []              # taken by the poll
+        await gateway.close()
+
+        scaled = ScaledClock.starting(T0, scale=1_000)                  # 5 business s: 5 real ms
+        gateway = Gateway(GatewayConfig(name="gw-b", voice=human), scaled)
+        await gateway.submit([bridged("4.1")])
+        got = await gateway.answers("mgr-1", 60.0)                      # falls due while it waits
+        assert [(o.attempt_id, o.code) for o in got] == [("4.1", ANSWERED)]
+        await gateway.close()
+    asyncio.run(go())
