@@ -13,7 +13,10 @@ feed `seq`) are not sent again.
 **Commands.** Each client frame is parsed (`agent_protocol.parse`), rate-limited, and sent as
 one awaited actor call (`desk(login, command, ...)`); the resulting state changes come back
 through the feed like any other. Only refusals are answered directly (`error` frames); a
-connection is never closed for a bad frame.
+connection is never closed for a bad frame. A `login` is answered with the agent's view and
+the feed position it includes; the frames the feed brings for that agent while the answer is
+on its way (the tick attaching it, say) are held and sent after the view (`joining`), not lost
+for want of a session.
 
 **Bounds.** A frame over `MAX_MESSAGE_BYTES` and frames beyond the rate limit get an error
 frame; each session's outgoing queue holds `QUEUE_MAX` frames, and a desktop that does not
@@ -151,6 +154,9 @@ class AgentHub:
     def __init__(self, feed: AgentFeed, poll_s: float = POLL_S):
         self.feed, self.poll_s = feed, poll_s
         self.sessions: dict[str, Session] = {}
+        # Frames of agents whose login is on its way (login -> frames): the feed may bring
+        # changes made after the login (the tick's attach) before the login's answer arrives.
+        self.joining: dict[str, list[dict[str, Any]]] = {}
         self.connections = 0
         self.cursor: str | None = None
         self._task: asyncio.Task | None = None
@@ -210,6 +216,8 @@ class AgentHub:
             if session is not None and frame["seq"] > session.synced:
                 session.send(frame)
                 self.stats["delivered"] += 1
+            if frame.get("agent") in self.joining:        # a new connection's, or a replacing one's
+                self.joining[frame["agent"]].append(frame)
 
     async def _resync(self) -> None:
         """After a reset: every agent of this process as it stands now."""
@@ -320,8 +328,17 @@ class AgentHub:
                                                             "log out first", msg.id)
                 return
             await self.positioned()
-            answer = await self.feed.desk(login, "login")
+            held = self.joining.setdefault(login, [])
+            try:
+                answer = await self.feed.desk(login, "login")
+            finally:
+                if self.joining.get(login) is held:
+                    del self.joining[login]
             self.attach(session, login, answer["agent"], answer["cursor"], answer.get("screen"))
+            for frame in held:               # what changed since the answer's view, in order
+                if frame["seq"] > session.synced:
+                    session.send(frame)
+                    self.stats["delivered"] += 1
             return
         if session.login is None:
             session.error(P.NOT_LOGGED_IN, "type", f"log in before {kind}", msg.id)

@@ -149,6 +149,30 @@ def test_log_in_go_ready_and_get_attached_then_a_supervisor_logs_the_agent_off(w
     assert hub.status()["agents"] == 1 and hub.status()["polling"]
 
 
+class SlowLogin(LocalFeed):
+    """A login whose answer is late: the tick attaches the agent and the hub's long poll brings
+    that change before the answer does (a loaded machine, the Agent Manager's write wait)."""
+
+    async def desk(self, login, command, **kw):
+        answer = self.svc.desk(login, command, **kw)
+        if command == "login":
+            self.svc.tick()
+            await asyncio.sleep(0.2)                 # several polls of the feed meanwhile
+        return answer
+
+
+def test_changes_made_while_a_login_is_answered_reach_the_desktop(world):
+    floor, client, hub = world
+    hub.feed = SlowLogin(floor)
+    desk = connect(client)
+    desk.send(type="login", agent="a0")
+    first = desk.next()
+    assert (first["event"], first["job_id"]) == ("login", None)      # the view as the login left it
+    attached = desk.next()                                          # then what changed since
+    assert (attached["event"], attached["job_id"]) == ("attach", 1) and attached["seq"] > first["seq"]
+    assert hub.joining == {}
+
+
 BAD = [
     ("{not json", P.NOT_JSON, None),
     ("[1, 2]", P.NOT_OBJECT, None),
