@@ -254,12 +254,12 @@ class DirectorService:
         elif state == S.RUNNING:
             criteria = FinishCriteria(**job["finish"]) if job["finish"] else None
             now = self.clock.now()
-            # The job's row first: an agent's call-back scheduled meanwhile is counted, not
-            # left behind in a job that ends (store/dispositions.py takes the row too).
-            with self.store.transaction():
-                if self.store.lock(job_id) == state:
-                    reason = finish_reason(criteria, self.store.counts(job_id, criteria, now), now)
-                    if reason:
+            if finish_reason(criteria, self.store.counts(job_id, criteria, now), now):
+                # Counted again under the job's row: an agent's call-back scheduled meanwhile
+                # keeps the job open (store/dispositions.py takes the row too).
+                with self.store.transaction():
+                    if self.store.lock(job_id) == state and (
+                            reason := finish_reason(criteria, self.store.counts(job_id, criteria, now), now)):
                         self.store.set_state(job_id, state, transition(state, E.FINISH), reason=reason,
                                              finishing=True)
         elif state in (S.PAUSING, S.STOPPING) and self.store.in_flight(job_id) == 0:

@@ -59,9 +59,8 @@ def dispose(conn: psycopg.Connection, job_id: int, disposals: Sequence[Disposal]
     with conn.transaction():
         # The job's row before anything else (jobs.lock): a call-back is decided against the
         # job's state of now, and the director cannot end the job until this commits.
-        alive = None
-        if any(d.asked_callback_at is not None for d in disposals):
-            alive = conn.execute("SELECT state, finish FROM jobs WHERE id = %s FOR SHARE", (job_id,)).fetchone()
+        state, end_time = (job_end(conn, job_id, share=True)
+                           if any(d.asked_callback_at is not None for d in disposals) else (None, None))
         held = {r[0] for r in conn.execute(
             "SELECT call_id FROM agent_dispositions WHERE call_id = ANY(%s) ORDER BY call_id FOR UPDATE",
             ([d.attempt_id for d in disposals],))}
@@ -88,8 +87,6 @@ def dispose(conn: psycopg.Connection, job_id: int, disposals: Sequence[Disposal]
             out["applied"].append(d.attempt_id)
             done.append(d.attempt_id)
             if d.asked_callback_at is not None:
-                state, finish = alive if alive is not None else (None, None)
-                end_time = FinishCriteria.model_validate(finish or {}).end_time
                 asked.append({"item": d.work_item_id, "attempt": d.attempt_no, "at": d.asked_callback_at,
                               "refused": callback_refusal(d.asked_callback_at, state, end_time)})
         if done:
@@ -100,10 +97,12 @@ def dispose(conn: psycopg.Connection, job_id: int, disposals: Sequence[Disposal]
     return out
 
 
-def job_end(conn: psycopg.Connection, job_id: int) -> tuple[str | None, datetime | None]:
+def job_end(conn: psycopg.Connection, job_id: int, share: bool = False) -> tuple[str | None, datetime | None]:
     """The job's state and its finish end time (what a call-back is checked against); (None,
-    None) for a job that does not exist."""
-    row = conn.execute("SELECT state, finish FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    None) for a job that does not exist. `share`: the row is held (FOR SHARE) until the
+    transaction ends, so the director cannot end the job meanwhile (jobs.lock)."""
+    row = conn.execute(f"SELECT state, finish FROM jobs WHERE id = %s{' FOR SHARE' if share else ''}",
+                       (job_id,)).fetchone()
     if row is None:
         return None, None
     return row[0], FinishCriteria.model_validate(row[1] or {}).end_time
