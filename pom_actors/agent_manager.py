@@ -166,11 +166,12 @@ class AgentManager:
 
 class RayAgentSnapshots:
     """The Agent Manager as a Campaign Manager sees it: `snapshot(job_id, index, managers)`,
-    this manager's share of the job's agents for its pacer; `reserve` and `settle_calls`, one
-    batch per cycle, for the calls it bridges (core/agents/bridge.py). When the Agent Manager
+    this manager's share of the job's agents for its pacer; `reserve` and `settle_calls`, a
+    batch per bridging, for the calls it bridges (core/agents/bridge.py). When the Agent Manager
     is not there or does not answer within `timeout_s`: no snapshot (the pacer dials nothing),
-    no agent reserved (the calls wait, then are abandoned), the batch lost (a reservation left
-    behind times out), no new cap on ports (the manager keeps the one it holds)."""
+    `reserve` None (the calls wait, then are abandoned, and their reservations, should Ray's
+    retry have made them, are released), the batch lost (a reservation left behind times out),
+    no new cap on ports (the manager keeps the one it holds)."""
 
     def __init__(self, timeout_s: float = 1.0):
         self._handle = None
@@ -179,8 +180,8 @@ class RayAgentSnapshots:
     async def snapshot(self, job_id: int, index: int, managers: int) -> PacerSnapshot | None:
         return await self._call("snapshot", job_id, index=index, managers=managers)
 
-    async def reserve(self, job_id: int, call_ids: list[str], screens: dict[str, dict]) -> dict[str, int | None]:
-        return await self._call("reserve", job_id, call_ids, screens) or {}
+    async def reserve(self, job_id: int, call_ids: list[str], screens: dict[str, dict]) -> dict[str, int | None] | None:
+        return await self._call("reserve", job_id, call_ids, screens)
 
     async def settle_calls(self, connect: list[str], release: list[str], hangup: list[str]) -> dict | None:
         return await self._call("settle_calls", connect, release, hangup)

@@ -103,7 +103,7 @@ class Gateways(Protocol):
 
 class AgentSnapshots(Protocol):
     async def snapshot(self, job_id: int, index: int, managers: int) -> PacerSnapshot | None: ...
-    async def reserve(self, job_id: int, call_ids: list[str], screens: dict[str, dict]) -> dict[str, int | None]: ...
+    async def reserve(self, job_id: int, call_ids: list[str], screens: dict[str, dict]) -> dict[str, int | None] | None: ...
     async def settle_calls(self, connect: list[str], release: list[str], hangup: list[str]) -> dict | None: ...
     async def take_dispositions(self, job_id: int) -> list[dict] | None: ...
     async def ports(self, job_id: int, index: int, managers: int, in_use: int, held: int | None,
@@ -163,8 +163,16 @@ class ManagerService:
         self.unsettled = UnsettledAnswers()
         self.hangups: list[str] = []                       # bridged calls ended, not yet told
         # Answered calls are bridged by the cycle and, as soon as a gateway has them, by
-        # `_answer_watch`: one at a time. The completions it took settle at the next cycle.
-        self.bridging = asyncio.Lock()
+        # `_answer_watch`, in rounds that may overlap (`_connect_round`): each takes the calls
+        # waiting that no other round holds (`reserving`), so a call answered while others are
+        # being bridged is reserved at once. The completions the watch took settle at the
+        # next cycle (`carried`).
+        self.reserving: set[str] = set()
+        # Calls whose `reserve` got no answer: an agent may be held for them all the same (Ray
+        # retries the call at a restarted Agent Manager). One that ends without an agent has
+        # its reservation released (`unheld`), not left to time out with its agent.
+        self.unsure: set[str] = set()
+        self.rounds: set[asyncio.Task] = set()
         self.carried: list[Outcome] = []
         self.fast_bridge = agents is not None and any(h.agent_based for h in self.strategy.handlers.values())
         self.unheld: list[str] = []                        # accepted cards' calls ended unanswered, not yet told
@@ -240,6 +248,8 @@ class ManagerService:
         finally:
             if answers is not None:
                 answers.cancel()
+            for task in self.rounds:
+                task.cancel()
 
     async def _answer_watch(self) -> None:
         """For ever: a long poll (`gateways.answers`) on each gateway with calls of this
@@ -266,11 +276,10 @@ class ManagerService:
                                 log.warning("%s: long poll of %s failed: %r", self.name, name, exc)
                             self._lost_poll(name, exc)
                             failed = True
-                if found:
-                    try:
-                        await self.bridge_answers(found)
-                    except Exception:
-                        log.exception("%s: bridging answered calls failed", self.name)
+                if found:                   # bridged beside the long polls, which go out again now
+                    task = asyncio.ensure_future(self.bridge_answers(found))
+                    self.rounds.add(task)
+                    task.add_done_callback(self._round_done)
                 if failed:
                     await asyncio.sleep(RETRY_S)
         finally:
@@ -279,15 +288,15 @@ class ManagerService:
 
     async def bridge_answers(self, found: list[Outcome]) -> None:
         """Bridge the answered calls among `found` (outcomes a gateway's long poll brought) now,
-        between two cycles; the rest settle at the next cycle. Should that fail, those
-        outcomes are looked up at their gateways."""
-        async with self.bridging:
-            try:
-                self.carried.extend(await self._bridge(found))
-            except Exception:
-                self.watch.update(o.attempt_id for o in found if o.code != ANSWERED)
-                raise
+        between two cycles; the rest settle at the next cycle."""
+        self.carried.extend(self._intake(found))
+        await self._connect_round()
         self.stats["bridged_at_answer"] += sum(1 for o in found if o.code == ANSWERED)
+
+    def _round_done(self, task: asyncio.Task) -> None:
+        self.rounds.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: bridging answered calls failed", self.name, exc_info=task.exception())
 
     def _lost_poll(self, name: str, exc: Exception) -> None:
         """A gateway that did not answer a poll: its calls' outcomes are looked up from now on."""
@@ -319,13 +328,13 @@ class ManagerService:
         """One cycle; True when it moved anything (the loop idles otherwise)."""
         if time.monotonic() - self.renewed >= self.settings.lease_ttl_s / 3:
             await self._renew()
-        async with self.bridging:
-            with self._timed("collect"):
-                outcomes = await self._collect()
-            if outcomes or self.answered or self.hangups or self.unheld:
-                with self._timed("bridge"):
-                    outcomes = await self._bridge(outcomes)
-            outcomes, self.carried = self.carried + outcomes, []
+        with self._timed("collect"):
+            outcomes = await self._collect()
+        outcomes = self._intake(outcomes)
+        if self.answered or self.hangups or self.unheld:
+            with self._timed("bridge"):
+                await self._connect_round()
+        outcomes, self.carried = self.carried + outcomes, []
         dispatching = self.state in DISPATCHING and self.held and not self.draining
         if self.cards and self.agents is not None:
             with self._timed("preview"):
@@ -583,13 +592,10 @@ class ManagerService:
             found.extend(await self._lookup(self.watch))
         return found
 
-    async def _bridge(self, found: list[Outcome]) -> list[Outcome]:
-        """Take the gateways' notices of answered calls out of `found` and bridge the waiting
-        calls onto agents: reserve (one Agent Manager call for the batch), decide
-        (core/agents/bridge.py), bridge at the gateways (one call each), then connect,
-        release and hang up at the Agent Manager (one call). A call with no agent in time
-        is left to its gateway, which abandons it at its deadline (the notice says when).
-        Returns the completions."""
+    def _intake(self, found: list[Outcome]) -> list[Outcome]:
+        """Take the gateways' notices of answered calls out of `found` into `answered` (each
+        with its screen pop) and note what the completions among them end; returns the
+        completions, to settle."""
         outcomes = []
         for o in found:
             if o.code != ANSWERED:
@@ -597,6 +603,9 @@ class ManagerService:
                 self.bridged.discard(o.attempt_id)
                 if "agent_id" in o.details and self.agents is not None:
                     self.hangups.append(o.attempt_id)
+                elif o.attempt_id in self.unsure:
+                    self.unheld.append(o.attempt_id)
+                self.unsure.discard(o.attempt_id)
                 for held in self.cards.values():
                     if o.attempt_id in held.dialled:   # an accepted card's call ended
                         held.dialled.discard(o.attempt_id)
@@ -612,13 +621,36 @@ class ManagerService:
                     o.attempt_id, self.job_id, item.contact, self.strategy, item.handler))
         if self.agents is None:
             self.answered.clear()
-            return outcomes
-        for call in expired({c: a[1] for c, a in self.answered.items()}, self.clock.now()):
+        return outcomes
+
+    async def _connect_round(self) -> None:
+        """Bridge the waiting calls that no other round holds onto agents: reserve (one Agent
+        Manager call for the batch; the screen pops go out with it), decide
+        (core/agents/bridge.py), bridge at the gateways (one call each), then connect,
+        release and hang up at the Agent Manager (one call). A call with no agent in time
+        is left to its gateway, which abandons it at its deadline (the notice says when)."""
+        if self.agents is None:
+            return
+        for call in expired({c: a[1] for c, a in self.answered.items() if c not in self.reserving},
+                            self.clock.now()):
             del self.answered[call]
             self.stats["bridge_expired"] += 1
-        asks = dict(self.answered)
+        asks = {c: a for c, a in self.answered.items() if c not in self.reserving}
+        self.reserving.update(asks)
+        try:
+            await self._put_through(asks)
+        finally:                            # connected, released or still waiting: another round's
+            self.reserving.difference_update(asks)
+
+    async def _put_through(self, asks: dict[str, tuple[datetime, datetime, str, dict]]) -> None:
+        """One round's calls (`_connect_round`) reserved, bridged and settled."""
         reserved = await self.agents.reserve(self.job_id, list(asks), {c: a[3] for c, a in asks.items()}) \
             if asks else {}
+        if reserved is None:                # no answer: whether agents are held is unknown
+            self.unsure.update(asks)
+            reserved = {}
+        else:
+            self.unsure.difference_update(asks)
         d = decide({c: a[1] for c, a in asks.items()}, reserved, self.clock.now())
         by_gateway: dict[str, dict[str, int]] = defaultdict(dict)
         for call, agent in d.connect.items():
@@ -650,7 +682,6 @@ class ManagerService:
             await self.agents.settle_calls(connect, release, hangups)
         self.stats["bridged"] += len(connect)
         self.stats["bridge_refused"] += len(release)
-        return outcomes
 
     def _hold_cards(self, sent: list[tuple[Item, AttemptRow, Order]]) -> list[tuple[Item, AttemptRow, Order]]:
         """Hold the orders of preview handlers as cards (their contact and script shown to an

@@ -9,7 +9,7 @@ row in `attempts`.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -130,25 +130,68 @@ def set_code(conn: psycopg.Connection, work_item_id: int, attempt_no: int, code:
     campaign's, not disabled (DispositionError at `code`). The code it had is kept in the row's details
     (`code_set`: from, at; setting the code it already has changes nothing, so a repeat keeps
     the first `from`); what became of the contact after the attempt is not replayed.
-    AttemptConflict for an attempt in flight or refused by a rule."""
+    AttemptConflict for an attempt in flight or refused by a rule; NotFound for none."""
+    done = set_codes(conn, [(work_item_id, attempt_no, code)])[0]
+    if isinstance(done, Exception):
+        raise done
+    return done
+
+
+def set_codes(conn: psycopg.Connection, codes: Sequence[tuple[int, int, str]]) -> list[dict[str, Any] | Exception]:
+    """`set_code` for a batch of (work item, attempt number, code), one code per attempt, in
+    one transaction of a few statements whatever its size (a Campaign Manager applies its
+    agents' dispositions so, on its event loop): for each, the attempt's settled view, or the
+    error `set_code` raises for it (nothing written for that one)."""
+    keys = [(w, n) for w, n, _ in codes]
+    if len(set(keys)) < len(keys):
+        raise ValueError("set_codes: one code per attempt")
+    out: list[dict[str, Any] | Exception] = [NotFound(f"attempt {attempt_id(*k)} does not exist") for k in keys]
+    if not codes:
+        return out
+    cur = conn.cursor(row_factory=dict_row)
     with conn.transaction():
-        found = attempt(conn, work_item_id, attempt_no)
-        if found["state"] == "in_flight":
-            raise AttemptConflict(f"attempt {found['id']} is in flight: its code can be set once its outcome "
-                                  f"has settled")
-        if found["verdict"] != "allowed":
-            raise AttemptConflict(f"attempt {found['id']} was never sent (refused by rule {found['rule']})")
-        known = campaign_codes(conn, found["campaign_id"])
-        allowed = [name for name, enabled in known.items() if enabled]
-        if code in known and not known[code]:
-            raise DispositionError("code", f"completion code {code!r} of campaign {found['campaign_id']} "
-                                           f"is disabled (its codes: {', '.join(allowed)})")
-        if code not in known:
-            raise DispositionError("code", f"{code!r} is not a completion code of campaign "
-                                           f"{found['campaign_id']} (its codes: {', '.join(allowed)})")
-        row = conn.cursor(row_factory=dict_row).execute(
-            "UPDATE attempts SET code = %s, details = CASE WHEN code = %s THEN details ELSE details || "
-            "jsonb_build_object('code_set', jsonb_build_object('from', code, 'at', now())) END "
-            f"WHERE work_item_id = %s AND attempt_no = %s RETURNING {SETTLED_COLUMNS}",
-            (code, code, work_item_id, attempt_no)).fetchone()
-    return _settled_view(row)
+        found = {(r["work_item_id"], r["attempt_no"]): r for r in cur.execute(
+            "SELECT a.work_item_id, a.attempt_no, a.campaign_id, a.verdict, a.rule FROM attempts a "
+            "JOIN unnest(%s::bigint[], %s::int[]) AS k(item, no) ON a.work_item_id = k.item AND a.attempt_no = k.no",
+            ([w for w, _ in keys], [n for _, n in keys])).fetchall()}
+        known = {c: campaign_codes(conn, c) for c in {r["campaign_id"] for r in found.values()}}
+        todo: dict[tuple[int, int], int] = {}
+        for i, (w, n, code) in enumerate(codes):
+            try:
+                _check_code(conn, w, n, code, found.get((w, n)), known)
+                todo[(w, n)] = i
+            except (AttemptConflict, DispositionError, NotFound) as e:
+                out[i] = e
+        if todo:
+            for row in cur.execute(
+                    "UPDATE attempts a SET code = v.code, details = CASE WHEN a.code = v.code THEN a.details "
+                    "ELSE a.details || jsonb_build_object('code_set', jsonb_build_object('from', a.code, 'at', now())) END "
+                    "FROM unnest(%s::bigint[], %s::int[], %s::text[]) AS v(item, no, code) "
+                    f"WHERE a.work_item_id = v.item AND a.attempt_no = v.no RETURNING {_prefixed('a.', SETTLED_COLUMNS)}",
+                    ([w for w, _ in todo], [n for _, n in todo], [codes[i][2] for i in todo.values()])).fetchall():
+                i = todo[(row["work_item_id"], row["attempt_no"])]
+                out[i] = _settled_view(row)
+    return out
+
+
+def _check_code(conn: psycopg.Connection, work_item_id: int, attempt_no: int, code: str,
+                found: dict[str, Any] | None, known: dict[int, dict[str, bool]]) -> None:
+    """Raise what `set_code` refuses for this attempt (`found`: its ledger row, or None)."""
+    if found is None:                       # in flight, or NotFound
+        raise AttemptConflict(f"attempt {attempt(conn, work_item_id, attempt_no)['id']} is in flight: its code "
+                              f"can be set once its outcome has settled")
+    name = attempt_id(work_item_id, attempt_no)
+    if found["verdict"] != "allowed":
+        raise AttemptConflict(f"attempt {name} was never sent (refused by rule {found['rule']})")
+    codes = known[found["campaign_id"]]
+    allowed = [c for c, enabled in codes.items() if enabled]
+    if code in codes and not codes[code]:
+        raise DispositionError("code", f"completion code {code!r} of campaign {found['campaign_id']} "
+                                       f"is disabled (its codes: {', '.join(allowed)})")
+    if code not in codes:
+        raise DispositionError("code", f"{code!r} is not a completion code of campaign "
+                                       f"{found['campaign_id']} (its codes: {', '.join(allowed)})")
+
+
+def _prefixed(alias: str, columns: str) -> str:
+    return ", ".join(alias + c.strip() for c in columns.split(","))

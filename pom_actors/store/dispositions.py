@@ -19,7 +19,7 @@ from ..core.agents.desk import DispositionError
 from ..core.agents.disposal import Disposal, callback_refusal
 from ..core.finish import FinishCriteria
 from .catalog import NotFound
-from .contacts import AttemptConflict, set_code
+from .contacts import AttemptConflict, set_codes
 
 # Call-backs of agents' dispositions (core.agents.disposal): the item is due again at the
 # call-back time where no later attempt was made since (so once, and the same on a repeat);
@@ -45,7 +45,7 @@ RETURNING a.work_item_id, a.attempt_no, d.item IN (SELECT id FROM moved)
 def dispose(conn: psycopg.Connection, job_id: int, disposals: Sequence[Disposal],
             expire_before: datetime | None = None) -> dict[str, list[str]]:
     """Apply disposals of job `job_id`, in one transaction: each code set on its settled
-    attempt by `contacts.set_code` (the gateway's code kept in its details), each call-back
+    attempt by `contacts.set_codes` (the gateway's code kept in its details), each call-back
     scheduled (CALLBACKS_SQL), the kept rows of those applied or refused deleted. Returns
     attempt ids: `applied`, `pending` (still in flight: apply again later), `refused` (never
     sent, unknown, not a campaign code: the error), `called_back` (item due again at the
@@ -64,13 +64,10 @@ def dispose(conn: psycopg.Connection, job_id: int, disposals: Sequence[Disposal]
         held = {r[0] for r in conn.execute(
             "SELECT call_id FROM agent_dispositions WHERE call_id = ANY(%s) ORDER BY call_id FOR UPDATE",
             ([d.attempt_id for d in disposals],))}
-        for d in disposals:
-            if d.attempt_id not in held:
-                out["written"].append(d.attempt_id)
-                continue
-            try:
-                set_code(conn, d.work_item_id, d.attempt_no, d.code)
-            except AttemptConflict as e:
+        mine = [d for d in disposals if d.attempt_id in held]
+        out["written"] = [d.attempt_id for d in disposals if d.attempt_id not in held]
+        for d, e in zip(mine, set_codes(conn, [(d.work_item_id, d.attempt_no, d.code) for d in mine])):
+            if isinstance(e, AttemptConflict):
                 if "in flight" not in str(e):
                     out["refused"].append(d.attempt_id)
                 elif expire_before is not None and d.at < expire_before:
@@ -78,17 +75,14 @@ def dispose(conn: psycopg.Connection, job_id: int, disposals: Sequence[Disposal]
                 else:
                     out["pending"].append(d.attempt_id)
                     continue
-                done.append(d.attempt_id)
-                continue
-            except (DispositionError, NotFound) as e:
+            elif isinstance(e, (DispositionError, NotFound)):
                 out["refused"].append(f"{d.attempt_id}: {e}")
-                done.append(d.attempt_id)
-                continue
-            out["applied"].append(d.attempt_id)
+            else:
+                out["applied"].append(d.attempt_id)
+                if d.asked_callback_at is not None:
+                    asked.append({"item": d.work_item_id, "attempt": d.attempt_no, "at": d.asked_callback_at,
+                                  "refused": callback_refusal(d.asked_callback_at, state, end_time)})
             done.append(d.attempt_id)
-            if d.asked_callback_at is not None:
-                asked.append({"item": d.work_item_id, "attempt": d.attempt_no, "at": d.asked_callback_at,
-                              "refused": callback_refusal(d.asked_callback_at, state, end_time)})
         if done:
             conn.execute("DELETE FROM agent_dispositions WHERE call_id = ANY(%s)", (done,))
         if asked:

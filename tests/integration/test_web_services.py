@@ -77,6 +77,30 @@ def test_attributes_by_contact_and_by_attempt_and_the_code_of_a_settled_attempt(
                      ("PUT", "/api/v1/attempts/{attempt_id}/code", "integration")]
 
 
+def test_a_batch_of_codes_gives_each_attempt_its_own_result(campaigns, conn):
+    """store.contacts.set_codes (a Campaign Manager's dispositions): the good ones written,
+    each refused one with set_code's error, nothing else touched."""
+    from pom_actors.core.agents.desk import DispositionError
+    from pom_actors.store.catalog import NotFound
+    from pom_actors.store.contacts import set_codes
+
+    job_id = campaigns.start(campaigns.make(STRATEGY, phone_contacts(4)))
+    assert campaigns.wait(job_id, timeout=120)["state"] == "completed"
+    rows = conn.execute("SELECT work_item_id, attempt_no, code FROM attempts WHERE job_id = %s AND verdict = 'allowed' "
+                        "ORDER BY work_item_id", (job_id,)).fetchall()
+    (a, n1, c1), (b, n2, _), (c, n3, c3) = rows[:3]
+    with conn.transaction():
+        out = set_codes(conn, [(a, n1, "promised"), (b, n2, "sale"), (a + 10**9, 1, "paid"), (c, n3, c3)])
+    assert out[0]["code"] == "promised" and out[0]["id"] == f"{a}.{n1}"
+    assert isinstance(out[1], DispositionError) and out[1].field == "code"
+    assert isinstance(out[2], NotFound)
+    assert out[3]["code"] == c3
+    after = dict(((w, n), (code, d.get("code_set"))) for w, n, code, d in conn.execute(
+        "SELECT work_item_id, attempt_no, code, details FROM attempts WHERE job_id = %s", (job_id,)).fetchall())
+    assert after[(a, n1)][0] == "promised" and after[(a, n1)][1]["from"] == c1
+    assert after[(b, n2)][1] is None and after[(c, n3)] == (c3, None)     # refused; the code it had
+
+
 def test_the_attempt_in_flight_of_a_contact(campaigns, conn, http, pom, admin_token):
     campaign_id = campaigns.make(STRATEGY, phone_contacts(3))
     with api_client(pom.settings, admin_token) as admin:

@@ -13,7 +13,7 @@ from pom_actors.core.orders import Order
 from pom_actors.core.pacing.window import Tally
 from pom_actors.media.voice_sim import VoiceProfile, VoiceSimulator, answered_at
 from tests.unit.test_agent_manager_service import Floor
-from tests.unit.test_manager_pacing import Job, cycle
+from tests.unit.test_manager_pacing import Agents, Job, cycle
 
 T0 = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
 HUMAN = VoiceProfile(answer_human=1, answer_machine=0, busy=0, no_answer=0, invalid_number=0, fax=0,
@@ -190,6 +190,74 @@ def test_an_answered_call_is_bridged_when_the_gateway_has_it_not_at_the_next_cyc
     assert [a.code for a in job.db.attempts] == [] and len(svc.carried) == 2
     cycle(svc)
     assert sorted(a.code for a in job.db.attempts) == ["answer_human", "answer_human"] and svc.carried == []
+
+
+class SettleHeld(Agents):
+    """The Agent Manager with its `settle_calls` replies held until `gate` opens."""
+
+    def __init__(self, floor):
+        super().__init__(floor)
+        self.gate, self.reserved = asyncio.Event(), []
+
+    async def reserve(self, job_id, call_ids, screens):
+        self.reserved.append(sorted(call_ids))
+        return await super().reserve(job_id, call_ids, screens)
+
+    async def settle_calls(self, connect, release, hangup):
+        await self.gate.wait()
+        return await super().settle_calls(connect, release, hangup)
+
+
+def test_a_call_answered_while_another_is_being_bridged_is_reserved_at_once():
+    job = Job("{mode: progressive}", agents=2, voice=HUMAN)
+    agents = SettleHeld(job.floor)
+    svc = job.manager(agents=agents)
+    job.give(svc)
+    cycle(svc)
+    job.clock.advance(5)
+    first, second = asyncio.run(job.gateways.live["gw"].answers(svc.name, 0.0))
+
+    async def two_bridgings():
+        one = asyncio.ensure_future(svc.bridge_answers([first]))
+        while not agents.reserved:                  # reserved; its settle_calls not answered
+            await asyncio.sleep(0)
+        two = asyncio.ensure_future(svc.bridge_answers([second]))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        pops = [e["call_id"] for _, _, e in job.floor.svc.feed.entries if isinstance(e, dict) and e.get("type") == "call"]
+        assert agents.reserved == [[first.attempt_id], [second.attempt_id]]   # not behind the first's settle,
+        assert sorted(pops) == sorted([first.attempt_id, second.attempt_id])  # nor the first call twice
+        assert not one.done() and not two.done()
+        agents.gate.set()
+        await asyncio.gather(one, two)
+
+    asyncio.run(two_bridgings())
+    assert [a["state"] for a in job.floor.svc.list_agents()] == ["on_call", "on_call"]
+    assert svc.status()["bridged"] == 2 and svc.reserving == set()
+
+
+class ReplyLost(Agents):
+    """An Agent Manager that reserves but whose reply is lost (a time-out: Ray's retry ran it)."""
+
+    async def reserve(self, job_id, call_ids, screens):
+        await super().reserve(job_id, call_ids, screens)
+        return None
+
+
+def test_an_agent_reserved_for_a_call_whose_reply_was_lost_is_freed_when_the_call_ends_unbridged():
+    job = Job("{mode: progressive}", agents=1, voice=HUMAN)
+    svc = job.manager(agents=ReplyLost(job.floor))
+    job.give(svc)
+    cycle(svc)
+    job.clock.advance(5)                                               # answered; no reply
+    cycle(svc)
+    assert [a["state"] for a in job.floor.svc.list_agents()] == ["reserved"]
+    job.clock.advance(BRIDGE_WAIT_S + 1)                               # abandoned by the gateway
+    cycle(svc)
+    cycle(svc)
+    assert [a.code for a in job.db.attempts] == [ABANDONED]
+    assert [a["state"] for a in job.floor.svc.list_agents()] == ["ready"]   # not held for 30 s
+    assert svc.unsure == set()
 
 
 def test_without_an_agent_manager_answered_calls_are_abandoned_by_the_gateway():
