@@ -4,13 +4,14 @@
   FastAPI's threadpool); the actor's own exceptions (UnknownAgent, IllegalAgentTransition,
   AttachmentError, DispositionError) are raised as themselves, for api/errors.py to answer.
 * `RayAgentFeed`: awaitable calls for the agent WebSocket's hub (`api/agent_hub.py`): the
-  desktop commands (`desk`), the views a resync reads, and the long poll on the change feed.
+  desktop commands (`desk`, sent in batches: api/desk_batch.py), the views a resync reads, and the long poll on the change feed.
 
 Ray is imported only when a call is made, so the routers import where Ray is not installed.
 """
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 from pom_actors import names
@@ -19,6 +20,7 @@ from pom_actors.core.agents.desk import DispositionError
 from pom_actors.core.agents.state import IllegalAgentTransition
 from pom_actors.services.agent_manager import UnknownAgent, UnknownCall
 
+from .desk_batch import DeskBatcher
 from .errors import NoAnswer, Unavailable, raises
 
 CALL_TIMEOUT_S = 10.0
@@ -73,6 +75,7 @@ class RayAgentFeed:
     def __init__(self, timeout_s: float = CALL_TIMEOUT_S):
         self.timeout_s = timeout_s
         self._handle: Any = None
+        self.desks = DeskBatcher(partial(self._call, "desks"))
 
     def _actor(self) -> Any:
         if self._handle is None:
@@ -96,7 +99,8 @@ class RayAgentFeed:
             raise cause from None
 
     async def desk(self, login: str, command: str, **kw: Any) -> dict:
-        return await self._call("desk", login, command, **kw)
+        """A desktop's command, in the next batch of this process's (api/desk_batch.py)."""
+        return await self.desks.desk(login, command, **kw)
 
     async def views(self, logins: list[str]) -> dict:
         return await self._call("views", logins)

@@ -82,6 +82,11 @@ class AgentManager:
         """A desktop's command by login name: {"agent": view, "cursor": feed position}."""
         return await self._durable(self.service.desk(login, command, **kw))
 
+    async def desks(self, commands: list[tuple[str, str, dict]]) -> list:
+        """A gateway's batch of desktop commands (login, command, arguments): each one's answer
+        or the exception it raised, in order (api/desk_batch.py)."""
+        return await self._durable(self.service.desk_many(commands))
+
     def views(self, logins: list[str]) -> dict:
         return self.service.views(logins)
 

@@ -480,6 +480,17 @@ class AgentManagerService:
             raise ValueError(f"unknown desk command {command!r}")
         return {"agent": self.view(agent_id), "cursor": self.cursor}
 
+    def desk_many(self, commands: Iterable[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any] | Exception]:
+        """`desk` for a batch of (login, command, arguments), in order: each command's answer,
+        or the exception it raised (the others still apply)."""
+        out: list[dict[str, Any] | Exception] = []
+        for login, command, kw in commands:
+            try:
+                out.append(self.desk(login, command, **kw))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
     def views(self, logins: Iterable[str]) -> dict[str, Any]:
         """A gateway's resync: the views of the agents named (unknown logins are left out), the
         screen pops of the calls they hold (by login) and the feed position they include."""
