@@ -24,6 +24,7 @@ import asyncio
 import bisect
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -60,6 +61,10 @@ REOFFER_S = 60.0
 # An accepted preview card's agent is held while its call is placed: this many business seconds
 # of ringing, on top of the reservation's real-time allowance (the manager's round, the dispatch).
 PREVIEW_DIAL_S = 180.0
+# Attachment moves made per tick, the rest at the next ticks: each move is two frames to a
+# desktop (attach, nail), and a job starting with 10,000 ready agents made 20,000 at once, ahead
+# of its first screen pops (they reached the desktops 2 s late: docs/benchmarks.md, "Agents").
+MOVES_PER_TICK = 200
 _UNSET = object()
 
 
@@ -80,8 +85,9 @@ class UnknownCall(KeyError):
 class AgentManagerService:
     def __init__(self, settings: Settings, *, open_store: Callable[[], AgentStore], clock: Clock,
                  pools: LicensePools | None = None, reserve_timeout_s: float = RESERVE_TIMEOUT_S,
-                 legs: AgentLegs | None = None):
+                 legs: AgentLegs | None = None, moves_per_tick: int = MOVES_PER_TICK):
         self.settings, self.open_store, self.clock, self.legs = settings, open_store, clock, legs
+        self.moves_per_tick = moves_per_tick
         self.store = open_store()
         self.writer: AgentStore | None = None               # `write`'s own connection (a thread's)
         self.disposer: AgentStore | None = None             # `dispose_orphans`' own connection
@@ -123,6 +129,7 @@ class AgentManagerService:
         self.recorded = self.durable = 0                   # transitions logged / known written
         self._round: asyncio.Future | None = None          # the write in progress (`write`)
         self.rebalance_due = False
+        self.moves_left: deque = deque()                  # the last plan's moves not made yet
         self.overrides: dict[int, dict[str, Any]] = {}    # job -> limits a supervisor set (set_job)
         self.offers: dict[str, cards.Card] = {}            # preview card -> card (shown or dialled)
         self.answers: dict[tuple[int, str | None], dict[str, dict]] = {}   # (job, owner) -> card -> answer not yet taken
@@ -814,20 +821,35 @@ class AgentManagerService:
         return {"cap": cap, "grant": grant}
 
     def rebalance(self) -> int:
-        """Re-plan the attachment of every logged-in agent; the moves made now. Nothing moves
-        until the running jobs have been told since the start (after a restart the agents keep
-        the jobs they had)."""
+        """Re-plan the attachment of every logged-in agent; the moves made now (at most
+        `moves_per_tick`: the others at the next ticks, `next_moves`). Nothing moves until the
+        running jobs have been told since the start (after a restart the agents keep the jobs
+        they had)."""
         self.rebalance_due = False
         if not self.jobs_known:
             return 0
         seats = [Seat(a.id, a.skills, a.job_id, a.busy, a.groups) for a in self.agents.values() if a.logged_in]
         p = plan(self.jobs.values(), seats, grants={j: self.allocation.get(j, None) for j in self.jobs},
                  pins=self.pins)
-        now = self.clock.now()
-        for m in p.moves:
-            self._attach(self.agents[m.agent_id], m.to_job, now, "move", "rebalance")
         self.pending_moves = dict(p.pending)
-        return len(p.moves)
+        self.moves_left = deque(p.moves)
+        return self.next_moves()
+
+    def next_moves(self) -> int:
+        """Up to `moves_per_tick` of the last plan's moves not made yet, each as planned still
+        (the agent logged in, idle, where the plan found it, its job running); one that is not
+        makes the next tick plan again."""
+        now, done = self.clock.now(), 0
+        while self.moves_left and done < self.moves_per_tick:
+            m = self.moves_left.popleft()
+            agent = self.agents.get(m.agent_id)
+            if agent is None or not agent.logged_in or agent.busy or agent.job_id != m.from_job \
+                    or (m.to_job is not None and m.to_job not in self.jobs):
+                self.rebalance_due = True
+                continue
+            self._attach(agent, m.to_job, now, "move", "rebalance")
+            done += 1
+        return done
 
     def targets(self) -> dict[int, dict]:
         """Per running job: its spec, attached agents and license grant (supervisor view)."""
@@ -901,7 +923,7 @@ class AgentManagerService:
             self._do(self.agents[agent_id], E.RELEASE, now, reason="reservation timed out")
         self.stats["wrap_timeouts"] += wraps
         self.stats["reservation_timeouts"] += len(lapsed)
-        moves = self.rebalance() if self.rebalance_due else 0
+        moves = self.rebalance() if self.rebalance_due else self.next_moves()
         for session in self.nails.due(now):                # graces over: the legs are released
             self._unnail(session, now)
         written = self.flush() if flush else 0

@@ -14,7 +14,8 @@ from pom_actors.core.agents.desk import DispositionError
 from pom_actors.core.agents.disposal import kept
 from pom_actors.core.agents.licenses import Demand, LicensePools
 from pom_actors.core.agents.state import AgentState, IllegalAgentTransition
-from pom_actors.services.agent_manager import RESERVE_TIMEOUT_S, AgentManagerService, UnknownAgent, UnknownCall
+from pom_actors.services.agent_manager import (MOVES_PER_TICK, RESERVE_TIMEOUT_S, AgentManagerService, UnknownAgent,
+                                             UnknownCall)
 
 S = AgentState
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
@@ -562,6 +563,8 @@ def test_ten_thousand_agents_fit_in_a_few_megabytes():
         f.svc.set_ready(i)
     f.svc.set_jobs([JobSpec(j) for j in range(1, 11)])
     f.svc.rebalance()
+    while f.svc.moves_left:
+        f.svc.next_moves()
     f.svc.log.clear()                                 # transitions wait only until the next flush
     f.svc.feed.entries.clear()                        # bounded (FEED_MAX entries), whatever the agents
     # the fake database's rows (FakeAgentStore, PostgreSQL's part) are not the Agent Manager's memory
@@ -727,3 +730,27 @@ def test_a_disposition_taken_and_never_written_is_handed_out_again():
     again = f.svc.take_dispositions(1)
     assert [(d["call_id"], d.get("again")) for d in again] == [("7.2", None), ("7.1", True)]
     assert again[1]["code"] == taken["code"] == "sale" and f.svc.stats["reoffered"] == 1
+
+
+def test_a_job_starting_with_many_ready_agents_attaches_them_over_a_few_ticks():
+    """At most `moves_per_tick` attachments a tick (two desktop frames each), the rest at the
+    next ticks from the same plan; a move no longer as planned (the agent logged out) is
+    skipped and the next tick plans again."""
+    m = MOVES_PER_TICK
+    f = Floor(2 * m + 200)
+    f.svc.set_jobs([])
+    f.staff()
+    f.svc.tick()
+    f.svc.set_jobs([JobSpec(1)])
+    attached = []
+    for _ in range(2):
+        f.svc.tick()
+        attached.append(len(f.svc.members.get(1, ())))
+    assert attached == [m, 2 * m]
+    gone = f.svc.moves_left[0].agent_id
+    f.svc.logout(gone)
+    f.svc.tick()                                      # 199 made, the logged-out one skipped
+    assert len(f.svc.members[1]) == 2 * m + 199 and f.svc.rebalance_due
+    f.svc.tick()                                      # planned again: nothing left to move
+    assert len(f.svc.members[1]) == 2 * m + 199 and not f.svc.moves_left and not f.svc.rebalance_due
+    assert len(f.svc.snapshot(1).ready) == 2 * m + 199              # every one the pacer's
