@@ -31,10 +31,13 @@ class DeskBatcher:
         self.stats = {"commands": 0, "batches": 0}
 
     async def desk(self, login: str, command: str, **kw: Any) -> Any:
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self.waiting.append(((login, command, kw), future))
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.get_running_loop().create_task(self._send_all())
+        # a sender of another loop (one closed with a batch out: a test client's) never ends
+        if self._sender is None or self._sender.done() or self._sender.get_loop() is not loop:
+            self.waiting = [(c, f) for c, f in self.waiting if f.get_loop() is loop]
+            self._sender = loop.create_task(self._send_all())
         return await future
 
     async def _send_all(self) -> None:

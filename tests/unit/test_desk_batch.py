@@ -79,3 +79,20 @@ def test_the_agent_manager_applies_a_batch_in_order_and_answers_each_command():
     assert isinstance(out[3], UnknownAgent)
     assert out[4]["agent"]["state"] == "not_ready" and out[4]["agent"]["reason"] == "lunch"
     assert f.svc.view(f.ids[0])["state"] == "not_ready" and f.svc.view(f.ids[1])["state"] == "logged_out"
+
+
+def test_a_batcher_whose_loop_closed_with_a_batch_out_answers_on_the_next_loop():
+    answered = []
+
+    async def send(commands):
+        if not answered:                            # the first batch never comes back
+            answered.append(None)
+            await asyncio.Event().wait()
+        return [{"ok": login} for login, _, _ in commands]
+
+    batcher = DeskBatcher(send)
+    old = asyncio.new_event_loop()
+    old.create_task(batcher.desk("a1", "ready"))
+    old.run_until_complete(asyncio.sleep(0.01))
+    old.close()                                     # the batch still out, its sender never done
+    assert asyncio.run(asyncio.wait_for(batcher.desk("a2", "ready"), 5)) == {"ok": "a2"}
