@@ -175,7 +175,8 @@ class ManagerService:
         self.rounds: set[asyncio.Task] = set()
         self.carried: list[Outcome] = []
         self.fast_bridge = agents is not None and any(h.agent_based for h in self.strategy.handlers.values())
-        self.unheld: list[str] = []                        # accepted cards' calls ended unanswered, not yet told
+        # calls ended unbridged whose agent may be held (accepted cards', unsure ones), not yet released
+        self.unheld: list[str] = []
         # Preview handlers: their settings and their contacts held as cards until an agent answers.
         self.previews = {n: parse_pacing_config({**h.pacing.settings, "mode": "preview"})
                          for n, h in self.strategy.handlers.items() if h.type == "call" and h.pacing.mode == "preview"}
