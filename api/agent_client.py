@@ -4,7 +4,8 @@
   FastAPI's threadpool); the actor's own exceptions (UnknownAgent, IllegalAgentTransition,
   AttachmentError, DispositionError) are raised as themselves, for api/errors.py to answer.
 * `RayAgentFeed`: awaitable calls for the agent WebSocket's hub (`api/agent_hub.py`): the
-  desktop commands (`desk`, sent in batches: api/desk_batch.py), the views a resync reads, and the long poll on the change feed.
+  desktop commands (`desk`, sent in batches: api/desk_batch.py), the views a resync reads,
+  and the long poll on the change feed.
 
 Ray is imported only when a call is made, so the routers import where Ray is not installed.
 """

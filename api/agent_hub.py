@@ -11,7 +11,7 @@ and send each a `state` frame with `resync: true`; frames the view already inclu
 feed `seq`) are not sent again.
 
 **Commands.** Each client frame is parsed (`agent_protocol.parse`), rate-limited, and sent as
-one awaited actor call (`desk(login, command, ...)`); the resulting state changes come back
+one awaited command (`desk(login, command, ...)`, batched per process: api/desk_batch.py); the resulting state changes come back
 through the feed like any other. Only refusals are answered directly (`error` frames); a
 connection is never closed for a bad frame. A `login` is answered with the agent's view and
 the feed position it includes; the frames the feed brings for that agent while the answer is

@@ -5,9 +5,9 @@ It rebuilds the agents from PostgreSQL when it starts (after a restart too), run
 (timeouts, rebalance, one flush of the transitions) every `POM_TICK_S`, and answers the
 gateway (agent desktops, supervisor pages) and the Campaign Managers. Desktops are served
 through `changes`, an async long poll on the change feed (services/agent_feed.py) that each
-gateway process keeps one of (api/agent_hub.py), and `desk`, the commands of a desktop by
-login name. Jobs and license demands arrive as plain dicts (`JobSpec` / `Demand` fields), so
-any process can send them.
+gateway process keeps one of (api/agent_hub.py), and `desks`, batches of desktops' commands
+by login name (api/desk_batch.py). Jobs and license demands arrive as plain dicts (`JobSpec` /
+`Demand` fields), so any process can send them.
 License pools: `POM_LICENSE_PREVIEW_AGENTS`, `POM_LICENSE_PREDICTIVE_AGENTS`,
 `POM_LICENSE_OUTBOUND_PORTS` (unset: unlimited).
 """
@@ -78,10 +78,6 @@ class AgentManager:
         return self.service.view(self.service.agent_id(login))
 
     # desktops (the Agent SDK's WebSocket, through the gateway)
-    async def desk(self, login: str, command: str, **kw) -> dict:
-        """A desktop's command by login name: {"agent": view, "cursor": feed position}."""
-        return await self._durable(self.service.desk(login, command, **kw))
-
     async def desks(self, commands: list[tuple[str, str, dict]]) -> list:
         """A gateway's batch of desktop commands (login, command, arguments): each one's answer
         or the exception it raised, in order (api/desk_batch.py)."""

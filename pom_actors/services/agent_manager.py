@@ -85,9 +85,8 @@ class UnknownCall(KeyError):
 class AgentManagerService:
     def __init__(self, settings: Settings, *, open_store: Callable[[], AgentStore], clock: Clock,
                  pools: LicensePools | None = None, reserve_timeout_s: float = RESERVE_TIMEOUT_S,
-                 legs: AgentLegs | None = None, moves_per_tick: int = MOVES_PER_TICK):
+                 legs: AgentLegs | None = None):
         self.settings, self.open_store, self.clock, self.legs = settings, open_store, clock, legs
-        self.moves_per_tick = moves_per_tick
         self.store = open_store()
         self.writer: AgentStore | None = None               # `write`'s own connection (a thread's)
         self.disposer: AgentStore | None = None             # `dispose_orphans`' own connection
@@ -822,7 +821,7 @@ class AgentManagerService:
 
     def rebalance(self) -> int:
         """Re-plan the attachment of every logged-in agent; the moves made now (at most
-        `moves_per_tick`: the others at the next ticks, `next_moves`). Nothing moves until the
+        `MOVES_PER_TICK`: the others at the next ticks, `next_moves`). Nothing moves until the
         running jobs have been told since the start (after a restart the agents keep the jobs
         they had)."""
         self.rebalance_due = False
@@ -836,11 +835,11 @@ class AgentManagerService:
         return self.next_moves()
 
     def next_moves(self) -> int:
-        """Up to `moves_per_tick` of the last plan's moves not made yet, each as planned still
+        """Up to `MOVES_PER_TICK` of the last plan's moves not made yet, each as planned still
         (the agent logged in, idle, where the plan found it, its job running); one that is not
         makes the next tick plan again."""
         now, done = self.clock.now(), 0
-        while self.moves_left and done < self.moves_per_tick:
+        while self.moves_left and done < MOVES_PER_TICK:
             m = self.moves_left.popleft()
             agent = self.agents.get(m.agent_id)
             if agent is None or not agent.logged_in or agent.busy or agent.job_id != m.from_job \

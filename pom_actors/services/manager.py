@@ -632,11 +632,10 @@ class ManagerService:
         is left to its gateway, which abandons it at its deadline (the notice says when)."""
         if self.agents is None:
             return
-        for call in expired({c: a[1] for c, a in self.answered.items() if c not in self.reserving},
-                            self.clock.now()):
-            del self.answered[call]
-            self.stats["bridge_expired"] += 1
         asks = {c: a for c, a in self.answered.items() if c not in self.reserving}
+        for call in expired({c: a[1] for c, a in asks.items()}, self.clock.now()):
+            del self.answered[call], asks[call]
+            self.stats["bridge_expired"] += 1
         self.reserving.update(asks)
         try:
             await self._put_through(asks)

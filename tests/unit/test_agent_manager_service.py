@@ -733,7 +733,7 @@ def test_a_disposition_taken_and_never_written_is_handed_out_again():
 
 
 def test_a_job_starting_with_many_ready_agents_attaches_them_over_a_few_ticks():
-    """At most `moves_per_tick` attachments a tick (two desktop frames each), the rest at the
+    """At most `MOVES_PER_TICK` attachments a tick (two desktop frames each), the rest at the
     next ticks from the same plan; a move no longer as planned (the agent logged out) is
     skipped and the next tick plans again."""
     m = MOVES_PER_TICK
