@@ -38,7 +38,7 @@ from ..core.agents.disposal import DISPOSE_WAIT_S
 from ..core.agents.nailing import NAIL, UNNAIL, Nails, Session, last_sessions
 from ..core.agents.licenses import POOLS, Allocation, Demand, LicensePools, allocate
 from ..core.agents.ports import PortShares, Report
-from ..core.agents.snapshot import pacer_snapshot
+from ..core.agents.snapshot import Roster
 from ..core.agents.state import (BUSY, Agent, AgentEvent, AgentState, Transition, WrapTimers, apply, note)
 from ..core.clock import Clock
 from ..core.histogram import Histogram
@@ -113,7 +113,7 @@ class AgentManagerService:
         self.port_shares = PortShares(time.monotonic())    # their managers' ports in use and caps
         self.jobs_known = False                            # told the running jobs since start
         self.members: dict[int, set[int]] = {}             # job -> attached agents
-        self.ready: dict[int, dict[int, None]] = {}        # job -> ready agents, longest idle first
+        self.roster = Roster()                             # job -> its agents the pacers count
         self.calls: dict[str, int] = {}                    # call -> agent reserved for / on / wrapping it
         self.reservations: dict[int, datetime] = {}        # agent -> when its reservation lapses
         self.reserved_at: dict[str, float] = {}            # call -> time.monotonic() of its reserve
@@ -244,11 +244,8 @@ class AgentManagerService:
         before, call = agent.state, agent.call_id
         out = apply(agent, event, now, **kw)            # raises before changing anything
         after = agent.state
+        self.roster.place(agent)                        # every transition starts a new `since`
         if before != after:
-            if before == S.READY and agent.job_id is not None:
-                self.ready.get(agent.job_id, {}).pop(agent.id, None)
-            if after == S.READY and agent.job_id is not None:
-                self.ready.setdefault(agent.job_id, {})[agent.id] = None
             if before == S.RESERVED:
                 self.reservations.pop(agent.id, None)
                 reserved = self.reserved_at.pop(call, None)
@@ -283,12 +280,10 @@ class AgentManagerService:
             return
         if old is not None:
             self.members.get(old, set()).discard(agent.id)
-            self.ready.get(old, {}).pop(agent.id, None)
         agent.job_id = job_id
+        self.roster.place(agent)
         if job_id is not None:
             self.members.setdefault(job_id, set()).add(agent.id)
-            if agent.state == S.READY:
-                self.ready.setdefault(job_id, {})[agent.id] = None
         if event == "move" and old is None:
             event = "attach"
         elif event == "move" and job_id is None:
@@ -568,7 +563,7 @@ class AgentManagerService:
                 agent_id = self.release(card_id, "cancelled")
                 answers[card_id] = {"card_id": card_id, "agent_id": agent_id, "answer": "cancelled", "dial": False,
                                     "code": cards.CANCELLED, "at": now, "shown_s": 0.0, "reason": "lost"}
-        return {"offered": offered, "answers": answers, "ready": len(self.ready.get(job_id, ()))}
+        return {"offered": offered, "answers": answers, "ready": len(self.roster.ready(job_id))}
 
     def _offer_of(self, agent_id: int, card_id: str) -> cards.Card:
         offer = self.offers.get(card_id)
@@ -626,11 +621,11 @@ class AgentManagerService:
         held = self.calls.get(call_id)
         if held is not None:
             return held
-        ready = self.ready.get(job_id)
-        if not ready:
+        first = self.roster.first_ready(job_id)
+        if first is None:
             self.stats["no_agent"] += 1
             return None
-        agent = self.agents[next(iter(ready))]
+        agent = self.agents[first]
         self._do(agent, E.RESERVE, job_id=job_id, call_id=call_id, reason=reason)
         self.stats["reserved"] += 1
         return agent.id
@@ -853,7 +848,7 @@ class AgentManagerService:
     def targets(self) -> dict[int, dict]:
         """Per running job: its spec, attached agents and license grant (supervisor view)."""
         return {j: {**spec.as_dict(), "agents": len(self.members.get(j, ())),
-                    "ready": len(self.ready.get(j, ())), "granted": self.allocation.get(j, None)}
+                    "ready": len(self.roster.ready(j)), "granted": self.allocation.get(j, None)}
                 for j, spec in sorted(self.jobs.items())}
 
     # -- pacing -------------------------------------------------------------------------------
@@ -861,12 +856,12 @@ class AgentManagerService:
         """The pacer's view of job `job_id`'s agents at now — of manager `index` of the job's
         `managers`: every `managers`-th attached agent by id, so the managers' shares are
         disjoint and stable while the job's agents stay (core/pacing/live.py); `extra`
-        (dialling, waiting, counters, ports_cap, events, offers, offered, inbound) is what the
+        (dialling, waiting, counters, ports_cap, events, offers, inbound) is what the
         caller knows."""
         if not 0 <= index < managers:
             raise ValueError(f"manager index {index} is not one of {managers}")
-        members = sorted(self.members.get(job_id, ()))[index::managers]
-        return pacer_snapshot([self.agents[a] for a in members], self.clock.now(), **extra)
+        share = None if managers == 1 else set(sorted(self.members.get(job_id, ()))[index::managers])
+        return self.roster.snapshot(job_id, self.clock.now(), share, **extra)
 
     # -- the change feed (desktops) -----------------------------------------------------------
     def _record(self, transitions: list[Transition]) -> None:
@@ -1032,7 +1027,6 @@ class AgentManagerService:
         Reservations found are given a fresh timeout; wrap-up limits keep their deadline."""
         now = self.clock.now()
         self._reset()
-        ready: list[Agent] = []
         for r in self.store.load():
             state = S(r["to_state"] or r["row_state"] or S.LOGGED_OUT)
             busy = state in BUSY
@@ -1048,8 +1042,7 @@ class AgentManagerService:
             self.logins[a.login] = a.id
             if a.job_id is not None:
                 self.members.setdefault(a.job_id, set()).add(a.id)
-            if state == S.READY and a.job_id is not None:
-                ready.append(a)
+            self.roster.place(a)                                # in `since` order at its first read
             if busy and a.call_id is not None:
                 self.calls[a.call_id] = a.id
                 if (r.get("screen") or {}).get("call_id") == a.call_id:
@@ -1058,8 +1051,6 @@ class AgentManagerService:
                 self.reservations[a.id] = now + self.reserve_timeout
             if a.wrap_until is not None:
                 self.timers.schedule(a.id, a.wrap_until)
-        for a in sorted(ready, key=lambda a: (a.since, a.id)):          # longest idle first
-            self.ready.setdefault(a.job_id, {})[a.id] = None
         # acknowledged, not yet in the ledger (taken before the restart: `again`)
         self.dispositions = [{**d, "again": True} for d in self.store.dispositions()]
         for agent_id, session_id in last_sessions(self.store.sessions()).items():

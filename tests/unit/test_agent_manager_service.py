@@ -460,11 +460,11 @@ def test_rebuild_after_a_restart_gives_the_same_states_and_attachments():
     f.svc.not_ready(d, "training")
     f.svc.tick()
     before = {i: f.svc.view(i) for i in f.ids}
-    ready_order = {j: list(r) for j, r in f.svc.ready.items()}
+    ready_order = {j: list(f.svc.roster.ready(j)) for j in f.svc.roster.jobs}
 
     svc = f.restart()
     assert {i: svc.view(i) for i in f.ids} == before
-    assert {j: list(r) for j, r in svc.ready.items() if r} == {j: r for j, r in ready_order.items() if r}
+    assert {j: list(svc.roster.ready(j)) for j in svc.roster.jobs} == ready_order
     assert svc.calls == {"c1": a, "c2": b, "c3": c}
     # it goes on where it stopped: the pending force logoff, the wrap-up deadline
     svc.hangup("c1")
