@@ -670,9 +670,8 @@ class ManagerService:
             # A call put through to an agent this manager's share did not show ready (another
             # manager's, or ready since the fetch) stays one of its lines in flight until it ends:
             # the manager whose share shows that agent ready may dial for it until its next fetch.
-            shown = set(self.agent_view.ready_ids)
+            self.agent_view, shown = put_through(self.agent_view, [d.connect[c] for c in connect], now)
             self.bridged.update(c for c in connect if str(d.connect[c]) in shown)
-            self.agent_view = put_through(self.agent_view, [d.connect[c] for c in connect], now)
         release = [*d.release, *(c for c in d.connect if c in refused), *self.unheld]
         self.unheld = []
         for call in (*connect, *release, *d.abandon):

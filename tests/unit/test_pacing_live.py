@@ -105,10 +105,13 @@ def test_calls_with_an_agent_hold_lines_but_are_not_dials_that_may_still_be_answ
 def test_agents_put_through_since_the_fetch_are_taken_off_the_ready():
     view = PacerSnapshot(now=T0, ready=(9.0, 5.0, 1.0), ready_ids=("7", "3", "4"), talking=(30.0,))
     later = T0 + timedelta(seconds=2)
-    snap = put_through(view, [3, 99], later)                 # 99: not of this share, or not shown ready
-    assert snap.now == later and snap.ready == (11.0, 3.0) and snap.ready_ids == ("7", "4")
+    snap, shown = put_through(view, [3, 99], later)          # 99: not of this share, or not shown ready
+    assert snap.now == later and snap.ready == (11.0, 3.0) and snap.ready_ids == ("7", "4") and shown == {"3"}
     assert snap.talking == (0.0, 32.0)
-    assert put_through(view, [], later) == aged(view, later)
+    assert put_through(view, [], later) == (aged(view, later), set())
+    snap, shown = put_through(view, [4, 7], later)
+    assert snap.ready == (7.0,) and snap.ready_ids == ("3",) and shown == {"4", "7"}
+    assert snap.talking == (0.0, 0.0, 32.0)
 
 
 def test_the_handlers_ring_timeout_is_the_predictive_pacers_unless_the_strategy_sets_it():
