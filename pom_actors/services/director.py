@@ -26,7 +26,7 @@ from ..config import Settings
 from ..core.agents.jobs import job_demands
 from ..core.clock import Clock
 from ..core.finish import FinishCriteria, finish_reason
-from ..core.lifecycle import ACTIVE, JobEvent, JobState, StateChanged, transition
+from ..core.lifecycle import ACTIVE, TERMINAL, JobEvent, JobState, StateChanged, transition
 from ..core.load import NONE, Restrictions
 from ..core.lifecycle import DISPATCHING
 from ..core.schedule import due_runs, parsed
@@ -39,6 +39,7 @@ from .import_schedules import ImportScheduleDuty
 from .purges import PurgeDuty
 
 log = logging.getLogger(__name__)
+LIVE = tuple(str(s) for s in JobState if s not in TERMINAL)     # a campaign's job not yet ended
 GATEWAY_CHECK_S = 5.0
 E, S = JobEvent, JobState
 
@@ -216,7 +217,12 @@ class DirectorService:
             log.exception("telling the agent manager the running jobs failed")
 
     def _run_schedules(self) -> None:
+        """Start a job of each enabled campaign whose schedule is due — unless a job of that
+        campaign is still live (not completed, stopped or failed): that due time is served
+        and skipped, so a schedule never piles jobs on a campaign whose last one runs on (a
+        cron of every minute on a fast clock would start one per tick)."""
         now = self.clock.now()
+        live = {j["campaign_id"] for j in self.store.jobs(LIVE)}
         for camp in self.store.campaigns():
             if not camp["schedule"] or not camp["enabled"]:
                 continue
@@ -233,6 +239,10 @@ class DirectorService:
                 continue
             run_at = due_runs(schedule, since, now)
             if run_at is None:
+                continue
+            if camp["id"] in live:
+                self.store.mark_scheduled(camp["id"], run_at)
+                log.info("schedule of campaign %s skipped %s: its last job is still live", camp["name"], run_at)
                 continue
             with self.store.transaction():
                 self.store.mark_scheduled(camp["id"], run_at)

@@ -13,7 +13,8 @@ of a random id.
 The requests change the session's system like an operator would, so what they change is put
 back after the run: every token they revoked (the run's own token between requests, so that
 it goes on testing), every configuration document (a `GET`+`PUT` `…/config` route) as it
-was, every job they created stopped, every contact list and contact they deleted (a list's
+was, every job they created stopped (and the schedules of the campaigns they created removed,
+the import schedules they created deleted), every contact list and contact they deleted (a list's
 name and description as they were), every agent they changed or deleted (its name, skills and
 groups as they were; its tokens valid again).
 """
@@ -59,6 +60,8 @@ def restored(pom, gateway):
     with pom.connect() as conn, pom.connect() as guard, api_client(pom.settings, None) as http:
         started = conn.execute("SELECT now()").fetchone()[0]
         last_job = conn.execute("SELECT coalesce(max(id), 0) FROM jobs").fetchone()[0]
+        last_campaign = conn.execute("SELECT coalesce(max(id), 0) FROM campaigns").fetchone()[0]
+        last_import_schedule = conn.execute("SELECT coalesce(max(id), 0) FROM import_schedules").fetchone()[0]
         rules = conn.execute("SELECT id, campaign_id, kind, enabled, params FROM rules").fetchall()
         campaigns = conn.execute("SELECT id, description, priority, enabled, finish, schedule FROM campaigns").fetchall()
         agents = conn.execute(AGENTS_SQL).fetchall()
@@ -88,6 +91,10 @@ def restored(pom, gateway):
             for path, document in configs.items():
                 assert http.put(path, json=document).status_code == 200, path
             put_back_definitions(conn, rules, campaigns)
+            # what the run created goes quiet: no schedule of its campaigns or imports left
+            # starting jobs and imports for the rest of the session
+            conn.execute("UPDATE campaigns SET schedule = NULL WHERE id > %s", (last_campaign,))
+            conn.execute("DELETE FROM import_schedules WHERE id > %s", (last_import_schedule,))
             put_back_lists(conn)
             put_back_agents(conn, http, agents)
             for (job_id,) in conn.execute("SELECT id FROM jobs WHERE id > %s AND NOT state = ANY(%s)",

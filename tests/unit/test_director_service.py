@@ -128,6 +128,24 @@ def test_a_due_schedule_starts_a_job_once():
     assert len(c.db.jobs) == 1                      # a draining director starts nothing
 
 
+def test_a_schedule_starts_no_job_while_its_campaigns_last_one_is_live():
+    c = Cluster()
+    c.db.campaigns.clear()
+    c.db.add_campaign("minutely", schedule={"cron": "* * * * *"}, created_at=T0 - timedelta(minutes=2))
+    run(c.director.tick())
+    assert len(c.db.jobs) == 1
+    for _ in range(3):                              # due every minute; the first job runs on
+        c.clock.advance(60)
+        run(c.director.tick())
+    assert len(c.db.jobs) == 1
+    assert c.db.campaigns[1]["last_scheduled_at"] == c.clock.now().replace(second=0, microsecond=0)   # served
+    job_id = next(iter(c.db.jobs))
+    c.db.jobs[job_id]["state"] = "completed"
+    c.clock.advance(60)
+    run(c.director.tick())
+    assert len(c.db.jobs) == 2                      # the next due time after it ended starts one
+
+
 def test_a_failed_tick_reconnects_once_the_database_is_back():
     c = Cluster()
     first = c.director.store
