@@ -19,7 +19,7 @@ answered calls are being bridged onto the agents. Each passes only if
   transition it was shown just before the Agent Manager died, before it was written) and
   `rejected` answers to preview cards lost with it.
 
-The session's answered call waits 150 business s for an agent (500 real ms at 300x: the rule's
+The session's answered call waits 60 business s for an agent (200 real ms at 300x: the rule's
 2 s would be 7 ms, less than a manager cycle). `pytest -s` prints one `CHAOS {...}` line per
 scenario.
 """
