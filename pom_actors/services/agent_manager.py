@@ -244,7 +244,7 @@ class AgentManagerService:
         before, call = agent.state, agent.call_id
         out = apply(agent, event, now, **kw)            # raises before changing anything
         after = agent.state
-        self.roster.place(agent)                        # every transition starts a new `since`
+        self.roster.place(agent)                        # a new state or `since` (else a no-op)
         if before != after:
             if before == S.RESERVED:
                 self.reservations.pop(agent.id, None)

@@ -222,7 +222,7 @@ class DirectorService:
         and skipped, so a schedule never piles jobs on a campaign whose last one runs on (a
         cron of every minute on a fast clock would start one per tick)."""
         now = self.clock.now()
-        live = {j["campaign_id"] for j in self.store.jobs(LIVE)}
+        live: set[int] | None = None                    # read once, when a run is first due
         for camp in self.store.campaigns():
             if not camp["schedule"] or not camp["enabled"]:
                 continue
@@ -240,6 +240,8 @@ class DirectorService:
             run_at = due_runs(schedule, since, now)
             if run_at is None:
                 continue
+            if live is None:
+                live = {j["campaign_id"] for j in self.store.jobs(LIVE)}
             if camp["id"] in live:
                 self.store.mark_scheduled(camp["id"], run_at)
                 log.info("schedule of campaign %s skipped %s: its last job is still live", camp["name"], run_at)

@@ -65,16 +65,19 @@ class Roster:
         self.where: dict[int, tuple[int, int]] = {}        # agent -> (job, class) it is counted in
 
     def place(self, agent: Agent) -> None:
-        old = self.where.pop(agent.id, None)
+        kind = CLASS_OF.get(agent.state)
+        since = agent.since.timestamp() if agent.since is not None else float("inf")   # age 0
+        old = self.where.get(agent.id)
+        if old == (agent.job_id, kind) and self.jobs[old[0]][kind].at[agent.id] == since:
+            return                                         # as it was (a deferred command's record)
+        self.where.pop(agent.id, None)
         if old is not None:
             queues = self.jobs[old[0]]
             del queues[old[1]].at[agent.id]
             if not (queues[0].at or queues[1].at or queues[2].at):
                 del self.jobs[old[0]]                      # a job's last counted agent left
-        kind = CLASS_OF.get(agent.state)
         if agent.job_id is None or kind is None:
             return
-        since = agent.since.timestamp() if agent.since is not None else float("inf")   # age 0
         queues = self.jobs.get(agent.job_id)
         if queues is None:
             queues = self.jobs[agent.job_id] = (_Queue(), _Queue(), _Queue())
