@@ -6,7 +6,8 @@ put through to that agent), skipped (not dialled: the ledger has the agent's ski
 to time out (the strategy settles it as `timeout`), exactly once — the ledger, the gateways'
 orders and the agents' log (agent_events) agree card by card; the agents' dispositions time
 their wrap-ups (`store.pacing.recent_wraps`, a new pacer's warm start). The session's clock
-runs 600 times real time: the card's 600 business seconds are one real second.
+runs 600 times real time: the card's 1,800 business seconds are three real seconds, so that a
+desktop's accept (sent as its card arrives) is not late on a machine that stalls.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def test_a_preview_job_accepts_skips_or_times_out_every_contact_once(pom, campai
     strategy = {"name": f"preview-{tag}", "initial": "call", "custom_codes": ["wrong_person"],
                 "handlers": {"call": {"type": "call", "addresses": ["phone1"],
                                       "pacing": {"mode": "preview", "settings": {
-                                          "timeout_s": 600, "dial_on_timeout": False,
+                                          "timeout_s": 1800, "dial_on_timeout": False,
                                           "skip_codes": ["skipped", "wrong_person"]}},
                                       "agents": {"skills": [skill], "wrap_up": "30s"},
                                       "script": {"text": "Hello {first_name}"},
