@@ -38,9 +38,9 @@ def system():
     saved = os.environ.get(CRASH_DIR_ENV)
     os.environ[CRASH_DIR_ENV] = crash_dir
     try:
-        # an answered call of an agent-based job waits 300 business s (1 real s) for an agent:
+        # an answered call of an agent-based job waits 600 business s (2 real s) for an agent:
         # the rule's 2 s are 7 real ms at 300x, less than a manager cycle (test_agents.py)
-        started = chaos.start(data_dir, kafka=False, voice_bridge_wait_s=300.0)
+        started = chaos.start(data_dir, kafka=False, voice_bridge_wait_s=600.0)
     except BaseException:
         _restore(saved)
         raise
