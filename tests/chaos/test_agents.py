@@ -264,11 +264,10 @@ def assert_calls_accounted(conn, job_id: int, outages: list[tuple] = (), target:
                         (job_id,)).fetchall()
     connected = {call: d for call, code, d, _ in rows if code == "answer_human"}
     abandoned = {call: d for call, code, d, _ in rows if code == "abandoned"}
-    stranded = set()                  # answered from one wait before a kill to the actor's return
-    for call, code, d, at in rows:
-        wait = timedelta(seconds=d.get("wait_s", 0.0))
-        if code == "abandoned" and any(start - wait <= at - wait <= end for start, end in outages):
-            stranded.add(call)
+    # answered from one wait before a kill to the actor's return: abandoned (`at`, a wait after
+    # the answer) from the kill to one wait after the return
+    stranded = {call for call, code, d, at in rows if code == "abandoned" and any(
+        start <= at <= end + timedelta(seconds=d.get("wait_s", 0.0)) for start, end in outages)}
     assert len(connected) + len(abandoned) == len(rows), "a call settled twice"
     answered = answered_at_gateways(conn, job_id)
     ledger = {**{c: "answer_human" for c in connected}, **{c: "abandoned" for c in abandoned}}
