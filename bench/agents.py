@@ -352,6 +352,8 @@ def main() -> dict:
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--desktops":
         raise_fd_limit()
-        asyncio.run(desktops(sys.argv[2], json.loads(Path(sys.argv[3]).read_text()), sys.argv[4]))
+        import uvloop           # as the gateway's and the actors' loops (uvicorn, Ray pick it up)
+
+        uvloop.run(desktops(sys.argv[2], json.loads(Path(sys.argv[3]).read_text()), sys.argv[4]))
     else:
         print(json.dumps(main()))
