@@ -19,7 +19,7 @@ run: $(STAMP)
 # Unit tests first, in a session of their own (there Ray cannot be imported), then the rest.
 test: $(STAMP)
 	$(BIN)/pytest -q tests/unit
-	$(BIN)/pytest -q tests --ignore=tests/unit
+	$(BIN)/pytest -q --durations=25 tests --ignore=tests/unit
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
