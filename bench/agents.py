@@ -355,8 +355,6 @@ def main() -> dict:
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--desktops":
         raise_fd_limit()
-        import uvloop           # as the gateway's and the actors' loops (uvicorn, Ray pick it up)
-
-        uvloop.run(desktops(sys.argv[2], json.loads(Path(sys.argv[3]).read_text()), sys.argv[4]))
+        asyncio.run(desktops(sys.argv[2], json.loads(Path(sys.argv[3]).read_text()), sys.argv[4]))
     else:
         print(json.dumps(main()))
