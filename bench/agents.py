@@ -338,8 +338,6 @@ def main() -> dict:
     span = max(answered.values(), default=0.0) - first
     return {"agents": args.agents, "rss_mb": round(max(run["rss"]), 1), **connect_figures(latencies),
             "over_50ms_at_s": slow, "job_state": run["state"],
-            "gateway_full_gc": {"count": len(run["gc_pauses"][2]),
-                                "max_ms": round(1000 * max(run["gc_pauses"][2], default=0), 1)},
             "gateway_gc": {str(g): {"count": len(p), "total_ms": round(1000 * sum(p)),
                                     "max_ms": round(1000 * max(p, default=0), 1)} for g, p in run["gc_pauses"].items()},
             "dialled": sum(codes.values()), "connected": len(connected), "abandoned": codes.get("abandoned", 0),
