@@ -102,6 +102,7 @@ class AgentManagerService:
         # agent is reserved while the contact is shown, are not counted): cumulative.
         self.connect_latency = Histogram()
         self.reoffered_at = time.monotonic()
+        self.ended: set[int] = set()                       # jobs stopped since the last `reoffer`
         self._reset()
 
     def _reset(self) -> None:
@@ -426,20 +427,28 @@ class AgentManagerService:
         """Every `REOFFER_S`: hand out again the dispositions written more than `REOFFER_S` ago
         and still not in the ledger that are not waiting here (their taker stopped before
         writing them), marked `again` (a manager's pacers learnt their wrap-up already). A
-        taker that still holds one merges the two; the ledger takes it once."""
-        if time.monotonic() - self.reoffered_at < REOFFER_S:
+        taker that still holds one merges the two; the ledger takes it once. At once, of any
+        age, those of a job that stopped since the last look: its managers stopped, perhaps
+        holding one whose attempt had not settled when they took it (`dispose_orphans` writes
+        them at the next tick)."""
+        if time.monotonic() - self.reoffered_at < REOFFER_S and not self.ended:
             return 0
+        ended, self.ended = self.ended, set()
         self.reoffered_at = time.monotonic()
         known = [d["call_id"] for d in (*self.dispositions, *self.disposing) if d.get("call_id") is not None]
-        stale = await asyncio.to_thread(self._stale_rows, known)
+        try:
+            stale = await asyncio.to_thread(self._stale_rows, known, sorted(ended))
+        except Exception:
+            self.ended |= ended
+            raise
         self.dispositions += [{**d, "again": True} for d in stale]
         self.stats["reoffered"] += len(stale)
         return len(stale)
 
-    def _stale_rows(self, known: list[str]) -> list[dict[str, Any]]:
+    def _stale_rows(self, known: list[str], ended: list[int]) -> list[dict[str, Any]]:
         if self.disposer is None or self.disposer.broken:
             self.disposer = self.open_store()
-        return self.disposer.dispositions(REOFFER_S, known)
+        return self.disposer.dispositions(REOFFER_S, known, ended)
 
     def command(self, agent_id: int, command: str, reason: str | None = None) -> dict:
         """An agent command by id (the API's): login, logout, ready, not_ready (reason),
@@ -736,6 +745,7 @@ class AgentManagerService:
         self._allocate()
         self.rebalance_due = True
         if stopped:
+            self.ended |= stopped                         # their taken dispositions: `reoffer` now
             log.info("agent jobs stopped: %s", sorted(stopped))
 
     def set_job(self, job_id: int, *, priority=_UNSET, min_agents=_UNSET, max_agents=_UNSET) -> dict:

@@ -143,16 +143,19 @@ class AgentStore(Store):
                 self.conn.execute(KEEP_DISPOSITIONS_SQL, (orjson.dumps(
                     [{k: d.get(k) for k in DISPOSITION_COLUMNS} for d in keep]).decode(),))
 
-    def dispositions(self, older_than_s: float | None = None, known: Sequence[str] = ()) -> list[dict[str, Any]]:
+    def dispositions(self, older_than_s: float | None = None, known: Sequence[str] = (),
+                     ended: Sequence[int] = ()) -> list[dict[str, Any]]:
         """The dispositions acknowledged and not yet in the ledger, oldest first (`rebuild`);
-        with `older_than_s`, only those written at least that many seconds ago and not `known`
-        (taken by a manager that stopped before writing them)."""
+        with `older_than_s`, only those not `known` that were written at least that many
+        seconds ago or are of a job in `ended` (taken by a manager that stopped before writing
+        them)."""
         where = "" if older_than_s is None else \
-            "WHERE written_at <= now() - make_interval(secs => %s) AND NOT (call_id = ANY(%s)) "
+            "WHERE (written_at <= now() - make_interval(secs => %s) OR job_id = ANY(%s)) " \
+            "AND NOT (call_id = ANY(%s)) "
         with self.conn.cursor(row_factory=dict_row) as cur:
             return cur.execute(f"SELECT {', '.join(DISPOSITION_COLUMNS)} FROM agent_dispositions {where}"
                                "ORDER BY at, call_id", () if older_than_s is None else
-                               (older_than_s, list(known))).fetchall()
+                               (older_than_s, list(ended), list(known))).fetchall()
 
     def dispose(self, job_id: int, dispositions: Sequence[Mapping[str, Any]],
                 expire_before: datetime | None = None) -> dict[str, list[str]]:

@@ -116,9 +116,9 @@ class FakeAgentStore:
                         "wrap_until": e and e.wrap_until})
         return out
 
-    def dispositions(self, older_than_s=None, known=()):
-        return sorted((d for c, d in self.db.kept.items() if older_than_s is None or
-                       (self.db.real - self.db.written_at[c] >= older_than_s and c not in known)),
+    def dispositions(self, older_than_s=None, known=(), ended=()):
+        return sorted((d for c, d in self.db.kept.items() if older_than_s is None or c not in known and
+                       (self.db.real - self.db.written_at[c] >= older_than_s or d["job_id"] in ended)),
                       key=lambda d: (d["at"], d["call_id"]))
 
     def dispose(self, job_id, dispositions, expire_before=None):
@@ -730,6 +730,29 @@ def test_a_disposition_taken_and_never_written_is_handed_out_again():
     again = f.svc.take_dispositions(1)
     assert [(d["call_id"], d.get("again")) for d in again] == [("7.2", None), ("7.1", True)]
     assert again[1]["code"] == taken["code"] == "sale" and f.svc.stats["reoffered"] == 1
+
+
+def test_a_disposition_taken_by_a_manager_of_a_job_that_stops_is_written_at_the_next_ticks():
+    """A manager took a disposition while its attempt was in flight and stopped with the job
+    before writing it: once the job is no longer running, the row is handed out again at once,
+    whatever its age, and the Agent Manager writes it into the ledger itself."""
+    import asyncio
+
+    f = Floor(1)
+    f.svc.set_jobs([JobSpec(1)])
+    f.staff()
+    f.svc.tick()
+    a = f.svc.reserve(1, "7.1")
+    f.svc.connect("7.1")
+    f.svc.hangup("7.1")
+    f.svc.dispose(a, "sale")
+    f.svc.flush()
+    assert [d["call_id"] for d in f.svc.take_dispositions(1)] == ["7.1"]    # the manager's, unwritten
+    assert asyncio.run(f.svc.reoffer()) == 0               # the job runs: its manager may write it
+    f.svc.set_jobs([])                                     # ... it stopped
+    assert asyncio.run(f.svc.reoffer()) == 1 and asyncio.run(f.svc.reoffer()) == 0
+    assert asyncio.run(f.svc.dispose_orphans()) == 1
+    assert "7.1" not in f.db.kept and f.svc.stats["orphans_applied"] == 1
 
 
 def test_a_job_starting_with_many_ready_agents_attaches_them_over_a_few_ticks():
