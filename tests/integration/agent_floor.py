@@ -49,7 +49,10 @@ def work_job(pom, campaigns, conn, admin_token: str, campaign: int, logins: list
                     if JobState(state) in TERMINAL:
                         break
                     await asyncio.sleep(0.2)
-                await asyncio.sleep(1.0)                     # the last wrap-ups disposed, the last flush
+                deadline = time.monotonic() + 10             # the last wrap-ups disposed ...
+                while any(a.state == "wrap_up" for a in floor.agents) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.5)                     # ... and their last flush
                 if by_hand is not None:
                     figures["desk"] = await asyncio.wait_for(by_hand, 30)
                 figures.update(floor.summary(), job=job, agents=floor.agents,

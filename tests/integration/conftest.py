@@ -105,9 +105,10 @@ def pom(sink, smtp) -> Iterator[Runtime]:
                         batch_size=500, lease_ttl_s=3.0, tick_s=0.2, smtp_port=smtp.port,
                         sms_url=sink.url + "/sms", sms_token="secret-token",
                         outbound_allow="127.0.0.0/8",       # the webhook sink is on loopback
-                        # an answered call waits 30 business s (50 real ms) for an agent: the rule's 2 s
-                        # are 3 real ms at 600x, less than one manager cycle (tests/integration/test_bridging.py)
-                        voice_bridge_wait_s=30.0,
+                        # an answered call waits 300 business s (0.5 real s) for an agent: the rule's 2 s
+                        # are 3 real ms at 600x, less than one manager cycle, and a test on a machine that
+                        # stalls for a tenth of a second must not see every call abandoned (test_bridging.py)
+                        voice_bridge_wait_s=300.0,
                         # a detached agent's nailed session is kept 6000 business s (10 real s) for
                         # its next job (tests/integration/test_nailing.py)
                         nail_grace_s=6000.0)

@@ -37,7 +37,7 @@ def test_agents_are_nailed_at_attach_calls_bridge_on_the_legs_and_the_next_job_r
     strategy = {"name": f"nail-{tag}", "initial": "call",
                 "handlers": {"call": {"type": "call", "addresses": ["phone1"],
                                       "pacing": {"mode": "progressive", "settings": {"ratio": 1.5}},
-                                      "agents": {"skills": [skill], "wrap_up": "30s"},
+                                      "agents": {"skills": [skill], "wrap_up": "5m"},
                                       "results": {"default": "done"}}}}
     campaign = campaigns.make(strategy, phone_contacts(CONTACTS))
     am = names.actor(names.AGENT_MANAGER)
