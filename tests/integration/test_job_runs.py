@@ -41,7 +41,8 @@ def test_job_runs_to_completion_with_every_attempt_recorded(campaigns, conn):
     codes = Counter(c for _, _, c in rows)
     assert codes["answer_human"] > n * 0.3
     # never twice: the gateways' record holds each attempt id once and matches the ledger
-    ours = [a for a in gateway_orders() if int(a.split(".")[0]) in _item_ids(conn, job_id)]
+    items = _item_ids(conn, job_id)
+    ours = [a for a in gateway_orders() if int(a.split(".")[0]) in items]
     assert len(ours) == len(set(ours))
     allowed = conn.execute("SELECT count(*) FROM attempts WHERE job_id = %s AND verdict = 'allowed'",
                            (job_id,)).fetchone()[0]
