@@ -40,18 +40,26 @@ def create_app(settings: Settings) -> FastAPI:
     a request body over `settings.max_body_bytes` is refused with 413."""
     pool = ConnectionPool(libpq_url(settings.database_url), min_size=1, max_size=8,
                           kwargs={"autocommit": True}, open=False)
+    # The gateway's own bookkeeping (token lookups, audit entries, idempotency keys) on a pool
+    # of its own: a route holds its request's connection until its answer has left, and the
+    # audit entry and the idempotency key are written before that. On one pool, eight routes
+    # at once held every connection and each waited 30 s (the pool's timeout) for a ninth.
+    side = ConnectionPool(libpq_url(settings.database_url), min_size=1, max_size=4,
+                          kwargs={"autocommit": True}, open=False)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         pool.open()
+        side.open()
         yield
+        side.close()
         pool.close()
 
     app = FastAPI(title="POM on Ray", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
-    app.state.pool = pool
+    app.state.pool, app.state.side_pool = pool, side
     app.state.sms_sink = []
-    app.state.idempotency = SqlKeys(pool)
+    app.state.idempotency = SqlKeys(side)
     app.add_middleware(Idempotency)                          # inside the body limit
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                        larger=((imports.UPLOAD_PATH, settings.max_import_bytes),))

@@ -111,11 +111,11 @@ Lookup = Callable[[str], "Principal | None"]
 
 
 def token_directory(conn: HTTPConnection) -> Lookup:
-    """How a token value is looked up: in `api_tokens`, over the app's connection pool (one
-    query on the token's hash; unit tests override this dependency)."""
+    """How a token value is looked up: in `api_tokens`, over the app's pool for its own
+    bookkeeping (one query on the token's hash; unit tests override this dependency)."""
     from pom_actors.store import auth as store
 
-    pool = conn.app.state.pool
+    pool = conn.app.state.side_pool
 
     def lookup(value: str) -> Principal | None:
         with pool.connection() as db:
@@ -238,7 +238,7 @@ def db_audit_writer(app: FastAPI) -> Callable[[dict], None]:
     from pom_actors.store import auth as store
 
     def write(entry: dict) -> None:
-        with app.state.pool.connection() as db:
+        with app.state.side_pool.connection() as db:     # never the requests' (app.py)
             store.write_audit(db, entry)
 
     return write

@@ -44,7 +44,8 @@ KEYED = Depends(_declared)          # `dependencies=[KEYED]` on each route of RO
 
 
 class SqlKeys:
-    """The key store over the app's connection pool (blocking: called in a thread)."""
+    """The key store over the app's pool for its own bookkeeping (app.py; blocking: called in a
+    thread)."""
 
     def __init__(self, pool):
         self.pool = pool

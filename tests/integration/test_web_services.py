@@ -134,6 +134,12 @@ def test_concurrent_attribute_changes_all_land(campaigns, conn, http):
     assert answers == [200] * 16
     attributes = conn.execute("SELECT attributes FROM contacts WHERE id = %s", (contact_id,)).fetchone()[0]
     assert attributes == {"segment": "gold", **{f"step{i}": i for i in range(16)}}
+    # and each change is in the audit log: its entry is written while its route still holds the
+    # request's connection, so not from the requests' pool (eight at once held all of it, and
+    # the entries waited 30 s for a ninth, then were lost)
+    audited = conn.execute("SELECT count(*) FROM audit_log WHERE method = 'PATCH' AND resource_id = %s",
+                           (str(contact_id),)).fetchone()[0]
+    assert audited == 16
 
 
 def test_roles_other_than_admin_and_integration_are_refused(pom, role_tokens):
