@@ -38,14 +38,16 @@ API_PREFIX = "/api/v1"
 def create_app(settings: Settings) -> FastAPI:
     """The gateway of a running system (`settings.database_url` resolved, Ray initialised);
     a request body over `settings.max_body_bytes` is refused with 413."""
-    pool = ConnectionPool(libpq_url(settings.database_url), min_size=1, max_size=8,
-                          kwargs={"autocommit": True}, open=False)
+    def autocommit_pool(size: int) -> ConnectionPool:
+        return ConnectionPool(libpq_url(settings.database_url), min_size=1, max_size=size,
+                              kwargs={"autocommit": True}, open=False)
+
+    pool = autocommit_pool(8)
     # The gateway's own bookkeeping (token lookups, audit entries, idempotency keys) on a pool
     # of its own: a route holds its request's connection until its answer has left, and the
     # audit entry and the idempotency key are written before that. On one pool, eight routes
     # at once held every connection and each waited 30 s (the pool's timeout) for a ninth.
-    side = ConnectionPool(libpq_url(settings.database_url), min_size=1, max_size=4,
-                          kwargs={"autocommit": True}, open=False)
+    side = autocommit_pool(4)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
