@@ -30,7 +30,7 @@ import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -350,13 +350,13 @@ class ManagerService:
             return False
         sent: list[tuple[Item, AttemptRow, Order]] = []
         claim_started = time.monotonic()
-        with self._timed("transaction"), self.store.fenced(self.held) as valid:
+        async with self._fenced() as valid:
             with self._timed("settle"):
-                self._settle(outcomes, valid)
+                await self._settle(outcomes, valid)
             items = []
             for handler, n in budgets.items():
                 with self._timed("claim"):
-                    claimed = self.store.claim(valid, handler, gateway, now, n) if n and valid else []
+                    claimed = await self._db(self.store.claim, valid, handler, gateway, now, n) if n and valid else []
                 with self._timed("items"):
                     items += [make_item(row, self.strategy) for row in claimed]
                 self._unplaced(handler, n - len(claimed))
@@ -388,13 +388,43 @@ class ManagerService:
                           gateway=gateway, reply_to=self.name, now=now) for i, v in zip(items, verdicts)]
         restricted = [p for p in plans if not p.order]
         with self._timed("restricted"):
-            self.store.write_attempts([p.attempt for p in restricted])
-            self.store.update_items([p.update for p in restricted])
-            self.store.outbox(ATTEMPTS_TOPIC, job_key(self.job_id), [restricted_event(p.attempt) for p in restricted])
+            if restricted:
+                await self._db(self._record_restricted, restricted)
         for p in restricted:
             self._unplaced(p.attempt.handler, 1)
         self.stats["restricted"] += len(restricted)
         return [(i, p.attempt, p.order) for i, p in zip(items, plans) if p.order]
+
+    def _record_restricted(self, restricted: list) -> None:
+        self.store.write_attempts([p.attempt for p in restricted])
+        self.store.update_items([p.update for p in restricted])
+        self.store.outbox(ATTEMPTS_TOPIC, job_key(self.job_id), [restricted_event(p.attempt) for p in restricted])
+
+    async def _db(self, call: Callable[..., Any], *args: Any) -> Any:
+        """`call(*args)`, a statement of the synchronous store, in a worker thread: its round
+        trips and its commit's flush would otherwise hold this event loop, and an answered call
+        whose notice arrives meanwhile would wait for them before its agent is reserved
+        (docs/benchmarks.md, "Agent Manager at 10,000 agents"). One at a time: the cycle awaits
+        each, and nothing else here uses the store."""
+        return await asyncio.to_thread(call, *args)
+
+    @asynccontextmanager
+    async def _fenced(self):
+        """`store.fenced(held)` (timed as "transaction"), entered and left through `_db`: the
+        fence's read and the commit are off the event loop too."""
+        start = time.perf_counter()
+        fenced = self.store.fenced(self.held)
+        try:
+            valid = await self._db(fenced.__enter__)
+            try:
+                yield valid
+            except BaseException as exc:
+                if not await self._db(fenced.__exit__, type(exc), exc, exc.__traceback__):
+                    raise
+            else:
+                await self._db(fenced.__exit__, None, None, None)
+        finally:
+            self.timing["transaction"] += time.perf_counter() - start
 
     @contextmanager
     def _timed(self, phase: str):
@@ -476,15 +506,15 @@ class ManagerService:
         if self.agents is not None and t - self.fetched >= AGENT_REFRESH_S:
             self.fetched = t
             self.agent_view = await self.agents.snapshot(self.job_id, self.index, self.managers)
-            self._wrapped(await self.agents.take_dispositions(self.job_id) or [])
+            await self._wrapped(await self.agents.take_dispositions(self.job_id) or [])
         if t - self.counted >= WINDOW_REFRESH_S:
             self.counted = t
             now = self.clock.now()
-            self.windows = {w: self.store.pacing_window(self.campaign_id, window_since(now, w)).counters()
-                            for w in windows}
+            self.windows = {w: (await self._db(self.store.pacing_window, self.campaign_id,
+                                               window_since(now, w))).counters() for w in windows}
             self.unsettled.read()
 
-    def _wrapped(self, dispositions: list[dict[str, Any]]) -> None:
+    async def _wrapped(self, dispositions: list[dict[str, Any]]) -> None:
         """The agents' dispositions of the job's calls: each ends its after-call work, which the
         pacers of the handlers that pace by agents learn (`wrap_s`, as the agent reported it;
         not again for one handed out `again`), and reaches the ledger (`_dispose`)."""
@@ -495,9 +525,9 @@ class ManagerService:
                 if pacer.by_agents:
                     self.events[name].extend(ends)
             self.stats["dispositions"] += len(ends)
-        self._dispose(dispositions)
+        await self._dispose(dispositions)
 
-    def _dispose(self, dispositions: list[dict[str, Any]]) -> None:
+    async def _dispose(self, dispositions: list[dict[str, Any]]) -> None:
         """Write the dispositions taken, with those still waiting, in one store call: the code
         becomes the attempt's completion code, a call-back schedules the contact again
         (core.agents.disposal). One whose attempt has not settled yet waits for a later cycle,
@@ -508,7 +538,7 @@ class ManagerService:
         self.undisposed = {d.attempt_id: waiting[d.attempt_id] for d in todo}   # kept if the store fails
         if not todo:
             return
-        done = self.store.dispose(todo, now - timedelta(seconds=DISPOSE_WAIT_S))
+        done = await self._db(self.store.dispose, todo, now - timedelta(seconds=DISPOSE_WAIT_S))
         self.undisposed = {c: waiting[c] for c in done["pending"]
                            if (now - waiting[c]["at"]).total_seconds() < DISPOSE_WAIT_S}
         for key in ("applied", "refused", "called_back"):
@@ -766,7 +796,7 @@ class ManagerService:
                     out.append(outcome)
         return out
 
-    def _settle(self, outcomes: list[Outcome], valid: dict[int, int]) -> None:
+    async def _settle(self, outcomes: list[Outcome], valid: dict[int, int]) -> None:
         """Next steps, ledger rows and outbox for outcomes of shards still held (inside `fenced`)."""
         settled = []
         for o in outcomes:
@@ -781,31 +811,38 @@ class ManagerService:
         if not settled:
             return
         updates = [s.update if s else resend(item, o.at) for item, _, o, s in settled]
-        applied = self.store.update_items(updates, [(row.epoch, item.attempts) for item, row, _, _ in settled])
+        applied = await self._db(self.store.update_items, updates,
+                                 [(row.epoch, item.attempts) for item, row, _, _ in settled])
         done = [(row.complete(o.code, o.at, o.details), s) for item, row, o, s in settled if item.id in applied]
         for row, _ in done:
             if row.code in self._live:
                 self.stats["live_answers"] += 1
                 if row.code in self._abandon:
                     self.stats["abandons"] += 1
-        self.store.write_attempts([row for row, _ in done])
         calls = [row for row, s in done if s and row.channel == "call" and "card" not in row.details]
-        if calls:       # the campaign's rule window, in this transaction; the pacers learn
-            self.store.count_calls(self.campaign_id, self.outcomes.buckets(
-                (r.code, r.completed_at, r.details) for r in calls))
+        await self._db(self._record_settled, done, calls)
+        if calls:       # the pacers learn
             told = {item.id for item, _, _, _ in settled if self.unsettled.told(item.attempt_id)}
             for r in calls:
                 if r.handler in self.pacers and self.pacers[r.handler].by_agents:
                     self.events[r.handler].extend(self.outcomes.events(r.code, r.details, r.work_item_id in told))
+        self.stats["settled"] += len(done)
+
+    def _record_settled(self, done: list[tuple[AttemptRow, Any]], calls: list[AttemptRow]) -> None:
+        """The ledger rows of `_settle`, its calls in the campaign's rule window and its
+        events in the outbox (inside `fenced`)."""
+        self.store.write_attempts([row for row, _ in done])
+        if calls:
+            self.store.count_calls(self.campaign_id, self.outcomes.buckets(
+                (r.code, r.completed_at, r.details) for r in calls))
         crash_point("after_result")
         self.store.outbox(ATTEMPTS_TOPIC, job_key(self.job_id), [settled_event(row, s.step) for row, s in done if s])
-        self.stats["settled"] += len(done)
 
     # -- leases and adoption --------------------------------------------------------------------
     async def _renew(self) -> None:
-        held = self.store.renew(self.settings.lease_ttl_s)
-        self.state = self.store.job_state()
-        self._repace(self.store.job_pacing())
+        held = await self._db(self.store.renew, self.settings.lease_ttl_s)
+        self.state = await self._db(self.store.job_state)
+        self._repace(await self._db(self.store.job_pacing))
         gained = {s: e for s, e in held.items() if self.held.get(s) != e}
         self.held = held
         self.renewed = time.monotonic()
@@ -844,7 +881,7 @@ class ManagerService:
             for shard, epoch in gained.items():
                 due[shard] = max(epoch, due.get(shard, epoch))
         await self._fence_pending()
-        rows = self.store.in_flight(gained)
+        rows = await self._db(self.store.in_flight, gained)
         for row in rows:
             item = make_item(row, self.strategy)
             self.inflight[item.attempt_id] = (item, in_flight_row(

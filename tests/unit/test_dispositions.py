@@ -101,7 +101,7 @@ def test_a_disposition_becomes_the_attempts_code_and_a_call_back_schedules_the_c
     job.clock.advance(1800)
     cycle(svc)                                             # not dialled before its call-back
     assert item["state"] == "scheduled"
-    svc._dispose(taken)                                    # a retried take: the same, nothing twice
+    asyncio.run(svc._dispose(taken))                       # a retried take: the same, nothing twice
     assert (item["state"], item["next_at"]) == ("scheduled", back) and svc.stats["disposals_called_back"] == 1
     assert ledger[calls[first]].details["code_set"]["from"] == "answer_human"
     job.clock.advance(1800)
@@ -116,10 +116,10 @@ def test_dispositions_wait_while_the_database_is_down():
               "callback_at": None}]
     job.db.down = True
     with pytest.raises(Exception):
-        svc._dispose(taken)
+        asyncio.run(svc._dispose(taken))
     assert list(svc.undisposed) == ["1.1"]                 # kept for the next cycle
     job.db.down = False
-    svc._dispose([])
+    asyncio.run(svc._dispose([]))
     assert svc.undisposed == {} and svc.stats["disposals_refused"] == 1   # "1.1" was never placed
 
 
@@ -132,7 +132,7 @@ def test_a_disposition_handed_out_again_teaches_the_pacer_nothing_more():
     d = {"agent_id": 1, "call_id": "card-1", "job_id": job.job_id, "code": "sale", "at": job.clock.now(),
          "wrap_s": 9.0}
     before = len(events)
-    svc._wrapped([{**d, "again": True}])
+    asyncio.run(svc._wrapped([{**d, "again": True}]))
     assert len(events) == before
-    svc._wrapped([d])
+    asyncio.run(svc._wrapped([d]))
     assert len(events) == before + 1
