@@ -369,7 +369,12 @@ class AgentManagerService:
         """The agents' dispositions written and not yet taken (of one job, or all), oldest
         first. Taken, they stay in PostgreSQL until the taker has written them into the ledger
         (store/dispositions.py deletes them there): a restarted Agent Manager hands them out
-        again, and the second writing finds them written."""
+        again, and the second writing finds them written. Those of a job known to have stopped
+        are not handed out: they are the Agent Manager's to write (`orphans`); a manager of
+        that job still cycling could take one after the stop's `reoffer` and stop before
+        writing it."""
+        if self.jobs_known and job_id is not None and job_id not in self.jobs:
+            return []
         taken = [d for d in self.dispositions if job_id is None or d["job_id"] == job_id]
         self.dispositions = [d for d in self.dispositions if not (job_id is None or d["job_id"] == job_id)]
         return taken

@@ -750,7 +750,9 @@ def test_a_disposition_taken_by_a_manager_of_a_job_that_stops_is_written_at_the_
     assert [d["call_id"] for d in f.svc.take_dispositions(1)] == ["7.1"]    # the manager's, unwritten
     assert asyncio.run(f.svc.reoffer()) == 0               # the job runs: its manager may write it
     f.svc.set_jobs([])                                     # ... it stopped
+    assert f.svc.take_dispositions(1) == []                # a manager still cycling takes none now
     assert asyncio.run(f.svc.reoffer()) == 1 and asyncio.run(f.svc.reoffer()) == 0
+    assert f.svc.take_dispositions(1) == []
     assert asyncio.run(f.svc.dispose_orphans()) == 1
     assert "7.1" not in f.db.kept and f.svc.stats["orphans_applied"] == 1
 
