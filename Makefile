@@ -16,13 +16,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	POM_CLOCK_SCALE=$${POM_CLOCK_SCALE:-300} POM_VOICE_BRIDGE_WAIT_S=$${POM_VOICE_BRIDGE_WAIT_S:-60} $(BIN)/pom run
 
-# Unit tests first, in a session of their own (there Ray cannot be imported), then the rest.
+# Unit tests first, in a session of their own (there Ray cannot be imported) on every core
+# (pytest-xdist), then the rest.
 test: $(STAMP)
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -n auto tests/unit
 	$(BIN)/pytest -q --durations=25 tests --ignore=tests/unit
 
 unit: $(STAMP)
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -n auto tests/unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
