@@ -23,6 +23,9 @@ the ledger: the call's completion less its talk and its wait for the agent, mapp
 the wall clock the system's clock runs on) to its desktop reading the `call` frame
 (`time.time()` in the child process), over the calls connected to an agent.
 
+`cpu`: the shares of all cores busy and stolen by the virtual machine's host while the calls
+ran (/proc/stat): runs with different `steal` are not comparable.
+
 The last line printed is one JSON object: agents, rss_mb, connect_p99_ms, ...
 """
 from __future__ import annotations
@@ -61,6 +64,22 @@ def connect_figures(latencies_s: list[float]) -> dict:
     return {"connect_p50_ms": round(statistics.median(ms), 2) if ms else None,
             "connect_p99_ms": ms[int(0.99 * (len(ms) - 1))] if ms else None,
             "connect_max_ms": ms[-1] if ms else None, "over_50ms": sum(x > 50 for x in ms)}
+
+
+def cpu_ticks() -> tuple[int, int, int]:
+    """This machine's CPU time so far (all cores, /proc/stat ticks): busy, idle, and stolen by
+    the virtual machine's host. The host's share during a run says how far its figures can be
+    compared with another's (docs/benchmarks.md)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle, steal = fields[3] + fields[4], fields[7]
+    return sum(fields[:8]) - idle - steal, idle, steal
+
+
+def cpu_shares(before: tuple[int, int, int], after: tuple[int, int, int]) -> dict:
+    """Busy and stolen shares of all cores between two `cpu_ticks`."""
+    busy, idle, steal = (b - a for a, b in zip(before, after))
+    total = (busy + idle + steal) or 1
+    return {"busy": round(busy / total, 3), "steal": round(steal / total, 3)}
 
 
 def raise_fd_limit() -> None:
@@ -190,7 +209,8 @@ def serve_gateway(app) -> tuple[object, threading.Thread, int]:
 
 def watch_job(rt, job_id: int, seconds: float) -> dict:
     """The Agent Manager's memory every 2 s until the job has ended (or `seconds` passed), and
-    the gateway process's (this one's) garbage collections meanwhile, by generation."""
+    meanwhile the gateway process's (this one's) garbage collections, by generation, and the
+    machine's busy and stolen CPU shares."""
     from pom_actors.core.lifecycle import TERMINAL
 
     process = agent_manager_process()
@@ -204,6 +224,7 @@ def watch_job(rt, job_id: int, seconds: float) -> dict:
             pauses[info["generation"]].append(time.perf_counter() - gc_began[0])
 
     gc.callbacks.append(gc_timer)
+    ticks = cpu_ticks()
     rss, deadline, state = [], time.monotonic() + seconds, None
     managers: dict[str, dict] = {}                     # the job's managers' status, last read
     try:
@@ -218,7 +239,8 @@ def watch_job(rt, job_id: int, seconds: float) -> dict:
     finally:
         gc.callbacks.remove(gc_timer)
     rss.append(process.memory_info().rss / 2**20)
-    return {"rss": rss, "gc_pauses": pauses, "state": state, "managers": managers}
+    return {"rss": rss, "gc_pauses": pauses, "state": state, "managers": managers,
+            "cpu": cpu_shares(ticks, cpu_ticks())}
 
 
 def manager_status(job_id: int) -> dict[str, dict]:
@@ -337,7 +359,7 @@ def main() -> dict:
                    if c in seen["arrivals"] and seen["arrivals"][c] - t > 0.05})
     span = max(answered.values(), default=0.0) - first
     return {"agents": args.agents, "rss_mb": round(max(run["rss"]), 1), **connect_figures(latencies),
-            "over_50ms_at_s": slow, "job_state": run["state"],
+            "over_50ms_at_s": slow, "job_state": run["state"], "cpu": run["cpu"],
             "gateway_gc": {str(g): {"count": len(p), "total_ms": round(1000 * sum(p)),
                                     "max_ms": round(1000 * max(p, default=0), 1)} for g, p in run["gc_pauses"].items()},
             "dialled": sum(codes.values()), "connected": len(connected), "abandoned": codes.get("abandoned", 0),
