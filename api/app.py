@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
 from pom_actors.config import Settings
+from pom_actors.gil import favour_the_event_loop
 from pom_actors.store.database import libpq_url
 
 from . import auth, errors
@@ -51,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        favour_the_event_loop()     # the agents' sockets, beside the request threads
         pool.open()
         side.open()
         yield

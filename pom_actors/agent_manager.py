@@ -26,6 +26,7 @@ from .core.agents.attachment import JobSpec
 from .core.agents.licenses import Demand, LicensePools
 from .core.clock import clock_from_spec
 from .core.pacing.snapshot import PacerSnapshot
+from .gil import favour_the_event_loop
 from .media_gateway import RayAgentLegs
 from .names import AGENT_MANAGER
 from .services.agent_manager import AgentManagerService
@@ -42,6 +43,7 @@ class AgentManager:
                                            pools=LicensePools.from_env(os.environ), legs=RayAgentLegs())
         self.service.rebuild()
         self._task: asyncio.Task | None = None
+        favour_the_event_loop()         # its writes run in a worker thread
         ray.get_runtime_context().current_actor.ping.remote()
 
     async def _durable(self, answer):

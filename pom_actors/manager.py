@@ -16,6 +16,7 @@ from . import names
 from .agent_manager import RayAgentSnapshots
 from .config import Settings
 from .core.clock import clock_from_spec
+from .gil import favour_the_event_loop
 from .heap import tune_for_batches
 from .media_gateway import RayGateways
 from .rule_engine import RayRules
@@ -37,6 +38,7 @@ class CampaignManager:
             node_id=ray.get_runtime_context().get_node_id(), agents=RayAgentSnapshots(), index=index)
         self._task: asyncio.Task | None = None
         tune_for_batches()
+        favour_the_event_loop()         # its store's statements run in a worker thread
         ray.get_runtime_context().current_actor.ping.remote()
 
     async def ping(self, draining: bool | None = None, slow_factor: float | None = None) -> str:
