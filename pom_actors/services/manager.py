@@ -404,7 +404,7 @@ class ManagerService:
         """`call(*args)`, a statement of the synchronous store, in a worker thread: its round
         trips and its commit's flush would otherwise hold this event loop, and an answered call
         whose notice arrives meanwhile would wait for them before its agent is reserved
-        (docs/benchmarks.md, "Agent Manager at 10,000 agents"). One at a time: the cycle awaits
+        (docs/benchmarks.md, "Agents"). One at a time: the cycle awaits
         each, and nothing else here uses the store."""
         return await asyncio.to_thread(call, *args)
 
@@ -840,9 +840,8 @@ class ManagerService:
 
     # -- leases and adoption --------------------------------------------------------------------
     async def _renew(self) -> None:
-        held = await self._db(self.store.renew, self.settings.lease_ttl_s)
-        self.state = await self._db(self.store.job_state)
-        self._repace(await self._db(self.store.job_pacing))
+        held, self.state, pacing = await self._db(self._read_leases)
+        self._repace(pacing)
         gained = {s: e for s, e in held.items() if self.held.get(s) != e}
         self.held = held
         self.renewed = time.monotonic()
@@ -856,6 +855,11 @@ class ManagerService:
         if gained:
             await self._adopt(gained)
         self.unsettled.keep(self.inflight)
+
+    def _read_leases(self) -> tuple[dict[int, int], str | None, dict[str, Any]]:
+        """The leases renewed, the job's state and its run-time pacing: one trip to the thread."""
+        return (self.store.renew(self.settings.lease_ttl_s), self.store.job_state(),
+                self.store.job_pacing())
 
     def _repace(self, stored: dict[str, Any]) -> None:
         """Apply the job's run-time pacing (core/jobchanges.py; read at every lease renewal):
