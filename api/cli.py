@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -35,6 +36,10 @@ def _run(args: argparse.Namespace) -> int:
     if faults:           # the operator's relays (the demo's own SMS sink is not theirs), before anything starts
         print(f"pom: {'; '.join(faults)}", file=sys.stderr)
         return 2
+    if taken := _port_taken(settings.http_host, settings.http_port):
+        print(f"pom: the gateway's address {settings.http_host}:{settings.http_port} cannot be bound "
+              f"({taken}); set POM_HTTP_HOST / POM_HTTP_PORT", file=sys.stderr)
+        return 2
     import ray
     import uvicorn
 
@@ -56,8 +61,15 @@ def _run(args: argparse.Namespace) -> int:
     server = uvicorn.Server(uvicorn.Config(create_app(rt.settings), host=settings.http_host,
                                            port=settings.http_port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="gateway", daemon=True)
+    code = 0
     try:
         thread.start()
+        if not _serving(server, thread, stop.event):
+            if not stop.is_set():
+                _say(console, f"[red]pom: the gateway did not start on {settings.http_host}:"
+                              f"{settings.http_port}[/red] (its error is above)")
+                code = 1
+            return code
         console.print(f"gateway on http://{settings.http_host}:{settings.http_port} (GET /health, /api/v1/jobs)")
         _admin_token(rt, console)
         if settings.demo and not stop.is_set():
@@ -78,7 +90,29 @@ def _run(args: argparse.Namespace) -> int:
         began = time.monotonic()
         left = rt.stop()
         _say(console, _drain_report(left, time.monotonic() - began))
-    return 0
+    return code
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    """Why the gateway could not bind its address now (None: it can), checked before anything
+    starts so that a taken port costs a second, not a database and a Ray instance."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)      # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def _serving(server, thread: threading.Thread, stop: threading.Event) -> bool:
+    """Until the gateway listens (True), or its thread ended without (uvicorn logs why: its
+    address was taken since `_port_taken`, say) or a stop came first (False). A server without
+    its gateway would run jobs that nobody can reach and agents cannot log in to."""
+    while not server.started:
+        if not thread.is_alive() or stop.wait(0.05):
+            return False
+    return True
 
 
 def _demo_agents(settings, gateway: threading.Thread, stop: threading.Event, console) -> None:

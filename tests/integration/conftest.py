@@ -10,7 +10,6 @@ import itertools
 import os
 import shutil
 import tempfile
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +27,8 @@ from pom_actors.names import gateways
 from pom_actors.runtime import Runtime
 from pom_actors.core.tokens import Role
 from pom_actors.store import auth as authstore, catalog, jobs as jobstore
+
+from .ports import free_port
 
 CLOCK_START = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
 SCALE = 600.0
@@ -87,9 +88,7 @@ def smtp():
             self.messages.append(message)
 
     inbox = Inbox()
-    with socket.socket() as probe:                 # aiosmtpd needs a concrete port
-        probe.bind(("127.0.0.1", 0))
-        inbox.port = probe.getsockname()[1]
+    inbox.port = free_port()                       # aiosmtpd needs a concrete port
     controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
     controller.start()
     yield inbox
@@ -248,12 +247,6 @@ def scratch_database(settings: Settings, name: str) -> Iterator[str]:
         yield urlunsplit(urlsplit(settings.database_url)._replace(path=f"/{name}"))
     finally:
         admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager

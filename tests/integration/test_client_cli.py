@@ -16,7 +16,8 @@ from api import cli
 from api import client as pom_client
 from api.client import AsyncPomClient, PomClient
 
-from .conftest import free_port, phone_contacts, served_gateway
+from .conftest import phone_contacts, served_gateway
+from .ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -33,6 +33,7 @@ import yaml
 
 from pom_actors import names
 
+from .ports import free_port
 from .processes import Recorded
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,12 +83,6 @@ def test_ray_cluster_yaml_starts_pom_servers(role, env_file, tmp_path):
 
 
 # -- a real cluster of two `ray start` processes ------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # Run in a process of its own (this one may be connected to the session's Ray): the job's
 # managers and each server's gateway, by node, and the POM servers with their resources.
 PROBE = r"""
@@ -185,21 +180,21 @@ def procs():
 
 @pytest.mark.timeout(300)
 def test_two_servers_started_with_pom_cluster_run_a_job_across_both(procs):
-    root, port = procs.root, _free_port()
+    root, port = procs.root, free_port()
     address = f"127.0.0.1:{port}"
     # Loopback, and every port Ray would otherwise take a fixed default for picked anew.
     local = ["--node-ip-address=127.0.0.1", "--num-cpus=2", "--dashboard-agent-listen-port=0"]
     t0 = time.monotonic()
     procs.start("head", [POM, "cluster", "start-head", "--port", str(port), "--block", "--",
                          *local, f"--temp-dir={root}/ray-head", "--include-dashboard=false",
-                         f"--ray-client-server-port={_free_port()}"])
+                         f"--ray-client-server-port={free_port()}"])
     _until(lambda: _listening(port), 60, "the head's GCS", procs, ("head",))
     procs.start("worker", [POM, "cluster", "join", address, "--block", "--", *local, f"--temp-dir={root}/ray-worker"])
 
     data = root / "data"
     data.mkdir()
     os.chmod(data, 0o755)
-    http = _free_port()
+    http = free_port()
     procs.start("pom", [POM, "run"], POM_RAY_ADDRESS=address, RAY_AUTH_MODE="token", POM_DATA_DIR=str(data),
                 POM_HTTP_PORT=str(http), POM_DEMO="1", POM_DEMO_CONTACTS="300", POM_CLOCK_SCALE="10000",
                 POM_CLOCK_START=CLOCK_START, POM_KAFKA="0", POM_LOG_LEVEL="WARNING")

@@ -25,7 +25,8 @@ from pom_actors.core.agents.state import IllegalAgentTransition
 from pom_actors.core.tokens import Role
 from pom_actors.store import catalog
 
-from .conftest import free_port, phone_contacts, served_gateway
+from .conftest import phone_contacts, served_gateway
+from .ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"

@@ -32,7 +32,6 @@ import re
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ import httpx
 import psutil
 import pytest
 
+from .ports import free_port
 from .processes import Recorded
 
 pytestmark = pytest.mark.timeout(240)
@@ -54,12 +54,6 @@ CLOCK_START = "2026-11-25T15:00:00+00:00"      # a Wednesday: most demo time zon
 START_S = 120        # to a running job with attempts (Ray alone takes ~7 s here)
 STOP_S = 45          # the drain waits up to 15 s for managers and 10 s more for the director
 DRAIN = re.compile(r"drained (\d+) managers?: (\d+) attempts? left in flight, (\d+) managers? did not answer")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ignore_sigint() -> None:
@@ -111,7 +105,7 @@ class PomRun:
     def __init__(self, data_dir: Path, *, scale: float = 300, ignore_sigint: bool = False,
                  terminal: bool = False):
         self.data_dir = data_dir
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.out_path = data_dir.parent / f"pom-run-{self.port}.out"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("POM_", "RAY_ADDRESS"))}

@@ -185,3 +185,78 @@ def test_the_drain_report_says_what_the_integration_tests_read():
     assert line.search(_drain_report({"pom-manager-1-0": 0, "pom-manager-1-1": 0}, 1.2)).groups() == ("2", "0", "0")
     text = _drain_report({"pom-manager-1-0": 3, "pom-manager-1-1": -1}, 16.0)
     assert line.search(text).groups() == ("2", "3", "1") and "reconciled at the next start" in text
+
+
+@pytest.fixture
+def listening():
+    """A loopback port something else already listens on."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+def test_pom_run_refuses_a_taken_gateway_address_before_starting_anything(monkeypatch, capsys, listening):
+    from api import cli
+    from pom_actors import supervise
+
+    class Signals:
+        def install(self):
+            pass
+
+    monkeypatch.setattr(supervise, "StopSignals", Signals)
+    monkeypatch.chdir("/")                         # no .env of the working tree
+    monkeypatch.delenv("POM_SMS_URL", raising=False)
+    monkeypatch.setenv("POM_HTTP_PORT", str(listening))
+    assert cli.main(["run"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"pom: the gateway's address 127.0.0.1:{listening} cannot be bound (Address already in use); "
+        "set POM_HTTP_HOST / POM_HTTP_PORT")
+
+
+def _gateway(port: int):
+    import uvicorn
+
+    async def app(scope, receive, send):
+        pass
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="off"))
+    return server, threading.Thread(target=server.run, daemon=True)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")   # uvicorn's sys.exit
+def test_a_gateway_whose_address_was_taken_meanwhile_ends_the_wait_for_it(listening):
+    """The port was free when `pom run` checked it and taken by the time uvicorn bound it."""
+    from api.cli import _serving
+
+    server, thread = _gateway(listening)
+    thread.start()
+    assert _serving(server, thread, threading.Event()) is False
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_the_wait_for_the_gateway_ends_when_it_listens_or_on_a_stop(listening):
+    import socket
+
+    from api.cli import _port_taken, _serving
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert _port_taken("127.0.0.1", port) is None
+    assert _port_taken("127.0.0.1", listening) == "Address already in use"
+    server, thread = _gateway(port)
+    thread.start()
+    try:
+        assert _serving(server, thread, threading.Event()) is True
+        assert _port_taken("127.0.0.1", port) == "Address already in use"
+    finally:
+        server.should_exit = True
+        thread.join(5)
+    stopped = threading.Event()
+    stopped.set()
+    server, thread = _gateway(port)
+    assert _serving(server, thread, stopped) is False          # never started, a stop came first
