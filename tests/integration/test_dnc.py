@@ -128,7 +128,7 @@ def test_dnc_imports_append_then_replace_with_counts_and_rejects(api, conn):
 
 
 def test_a_number_added_to_the_campaigns_list_mid_job_is_refused_at_its_next_attempt(api, campaigns, conn):
-    """A first attempt is retried two business hours later (12 s real): once the first
+    """A first attempt is retried one business hour later (6 s real): once the first
     attempts have settled, half the numbers with a retry to come go on a DNC list attached to
     the campaign and the other half on a list that is not; only the first half's retries are
     refused, by the `dnc_address` rule naming the list, and the job completes."""

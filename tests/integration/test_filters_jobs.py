@@ -21,14 +21,15 @@ ONCE = {
         "results": {"default": "done"}}},
 }
 
-# every first attempt is retried two business hours later (12 s of real time at x600)
+# every first attempt is retried one business hour later (6 s of real time at x600: time enough
+# for a test to change the running job once the first attempts have settled)
 RETRY = {
     "name": "filtered-retry",
     "initial": "call",
     "handlers": {"call": {
         "type": "call", "addresses": ["phone1"], "message": "Hello {first_name}",
         "pacing": {"max_concurrent": 200, "attempts_per_second": 200},
-        "results": {"default": {"action": "retry", "after": "2h", "max": 1}}}},
+        "results": {"default": {"action": "retry", "after": "1h", "max": 1}}}},
 }
 
 
@@ -85,7 +86,7 @@ def test_a_campaign_template_chooses_what_its_job_dials(campaigns, conn):
 
 def test_a_filter_changed_on_a_running_job_shapes_the_next_claims(campaigns, conn):
     job_id = campaigns.start(_make(campaigns, conn, RETRY, _mixed(40), None))
-    campaigns.settled(job_id)      # every first attempt settled; the retries are due two business hours later
+    campaigns.settled(job_id)      # every first attempt settled; the retries are due one business hour later
     assert fstore.set_job_filter(conn, job_id, "attr.segment = 'gold'") == "attr.segment = 'gold'"
     job = campaigns.wait(job_id, timeout=120)
     assert job["state"] == "completed", job
