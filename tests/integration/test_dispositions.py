@@ -26,7 +26,7 @@ from .conftest import SCALE, phone_contacts
 
 pytestmark = pytest.mark.timeout(150)
 AGENTS = 3
-CONTACTS = 300                                      # about 10 calls put through to an agent
+CONTACTS = 100                                      # about 60 calls put through to an agent
 CODES = ("sale", "no_sale", "wrong_person")
 CALLBACK_S = 900.0                                  # business seconds: 1.5 real s at the session's scale
 
