@@ -239,24 +239,26 @@ def test_a_gateway_whose_address_was_taken_meanwhile_ends_the_wait_for_it(listen
 
 
 def test_the_wait_for_the_gateway_ends_when_it_listens_or_on_a_stop(listening):
-    import socket
+    import types
 
     from api.cli import _port_taken, _serving
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    assert _port_taken("127.0.0.1", port) is None
     assert _port_taken("127.0.0.1", listening) == "Address already in use"
-    server, thread = _gateway(port)
+    server, thread = _gateway(0)                        # uvicorn binds a free port itself
     thread.start()
     try:
         assert _serving(server, thread, threading.Event()) is True
+        port = server.servers[0].sockets[0].getsockname()[1]
         assert _port_taken("127.0.0.1", port) == "Address already in use"
     finally:
         server.should_exit = True
         thread.join(5)
-    stopped = threading.Event()
+    assert _port_taken("127.0.0.1", port) is None      # free again once it stopped
+    starting, stopped = threading.Event(), threading.Event()
     stopped.set()
-    server, thread = _gateway(port)
-    assert _serving(server, thread, stopped) is False          # never started, a stop came first
+    thread = threading.Thread(target=starting.wait, daemon=True)     # alive, never listening
+    thread.start()
+    try:
+        assert _serving(types.SimpleNamespace(started=False), thread, stopped) is False   # a stop came first
+    finally:
+        starting.set()
