@@ -16,6 +16,23 @@ def pytest_configure(config):
 
 
 @pytest.fixture
+def pom_run(monkeypatch):
+    """`pom run` up to the checks it makes before starting anything (Ray is not importable in
+    unit tests: a check that passes fails the test there): no signal handlers installed, no
+    .env of the working tree. Returns `cli.main`."""
+    from api import cli
+    from pom_actors import supervise
+
+    class Signals:
+        def install(self):
+            pass
+
+    monkeypatch.setattr(supervise, "StopSignals", Signals)
+    monkeypatch.chdir("/")
+    return cli.main
+
+
+@pytest.fixture
 def http():
     """The gateway with an admin's token and no database: `deps.db` gives a placeholder, so a
     route answers from its checks alone, or from a store a test monkeypatches."""

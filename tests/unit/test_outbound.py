@@ -123,19 +123,9 @@ def test_a_gateway_with_a_refused_relay_does_not_start():
                                                "POM_OUTBOUND_ALLOW": "192.168.0.0/16"}).smtp_host == "192.168.1.5"
 
 
-def test_pom_run_refuses_a_relay_the_policy_refuses_before_starting_anything(monkeypatch, capsys):
-    from api import cli
-    from pom_actors import supervise
-
-    class Signals:
-        def install(self):
-            pass
-
-    monkeypatch.setattr(supervise, "StopSignals", Signals)
-    monkeypatch.chdir("/")                                     # no .env of the working tree; Ray is not
-                                                               # importable in unit tests: it stops before
+def test_pom_run_refuses_a_relay_the_policy_refuses_before_starting_anything(monkeypatch, capsys, pom_run):
     monkeypatch.setenv("POM_SMS_URL", "http://10.0.0.7/sms")
     monkeypatch.delenv("POM_OUTBOUND_ALLOW", raising=False)
-    assert cli.main(["run"]) == 2
+    assert pom_run(["run"]) == 2
     assert capsys.readouterr().err.strip() == ("pom: POM_SMS_URL 'http://10.0.0.7/sms' is refused: 10.0.0.7 is a "
                                                "private address (allow it with POM_OUTBOUND_ALLOW)")

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
+import types
 
 import psycopg
 import pytest
+import uvicorn
 
-from api.cli import _drain_report
+from api.cli import _drain_report, _port_taken, _serving
 from api.console import watch
 from pom_actors.supervise import STOP_SIGNALS, SessionWatchdog, StopSignals, reap_sessions, session_members
 
@@ -190,35 +193,22 @@ def test_the_drain_report_says_what_the_integration_tests_read():
 @pytest.fixture
 def listening():
     """A loopback port something else already listens on."""
-    import socket
-
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         yield holder.getsockname()[1]
 
 
-def test_pom_run_refuses_a_taken_gateway_address_before_starting_anything(monkeypatch, capsys, listening):
-    from api import cli
-    from pom_actors import supervise
-
-    class Signals:
-        def install(self):
-            pass
-
-    monkeypatch.setattr(supervise, "StopSignals", Signals)
-    monkeypatch.chdir("/")                         # no .env of the working tree
+def test_pom_run_refuses_a_taken_gateway_address_before_starting_anything(monkeypatch, capsys, listening, pom_run):
     monkeypatch.delenv("POM_SMS_URL", raising=False)
     monkeypatch.setenv("POM_HTTP_PORT", str(listening))
-    assert cli.main(["run"]) == 2
+    assert pom_run(["run"]) == 2
     assert capsys.readouterr().err.strip() == (
         f"pom: the gateway's address 127.0.0.1:{listening} cannot be bound (Address already in use); "
         "set POM_HTTP_HOST / POM_HTTP_PORT")
 
 
 def _gateway(port: int):
-    import uvicorn
-
     async def app(scope, receive, send):
         pass
 
@@ -229,8 +219,6 @@ def _gateway(port: int):
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")   # uvicorn's sys.exit
 def test_a_gateway_whose_address_was_taken_meanwhile_ends_the_wait_for_it(listening):
     """The port was free when `pom run` checked it and taken by the time uvicorn bound it."""
-    from api.cli import _serving
-
     server, thread = _gateway(listening)
     thread.start()
     assert _serving(server, thread, threading.Event()) is False
@@ -239,10 +227,6 @@ def test_a_gateway_whose_address_was_taken_meanwhile_ends_the_wait_for_it(listen
 
 
 def test_the_wait_for_the_gateway_ends_when_it_listens_or_on_a_stop(listening):
-    import types
-
-    from api.cli import _port_taken, _serving
-
     assert _port_taken("127.0.0.1", listening) == "Address already in use"
     server, thread = _gateway(0)                        # uvicorn binds a free port itself
     thread.start()
