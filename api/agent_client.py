@@ -5,7 +5,7 @@
   AttachmentError, DispositionError) are raised as themselves, for api/errors.py to answer.
 * `RayAgentFeed`: awaitable calls for the agent WebSocket's hub (`api/agent_hub.py`): the
   desktop commands (`desk`, sent in batches: api/desk_batch.py), the views a resync reads,
-  and the long poll on the change feed.
+  and the change feed, read off the Agent Manager's stream (pom_actors/feed_stream.py).
 
 Ray is imported only when a call is made, so the routers import where Ray is not installed.
 """
@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from pom_actors import names
+from pom_actors.feed_stream import FeedStream
 from pom_actors.core.agents.attachment import AttachmentError
 from pom_actors.core.agents.desk import DispositionError
 from pom_actors.core.agents.state import IllegalAgentTransition
@@ -77,6 +78,7 @@ class RayAgentFeed:
         self.timeout_s = timeout_s
         self._handle: Any = None
         self.desks = DeskBatcher(partial(self._call, "desks"))
+        self.stream = FeedStream(partial(self._call, "feed_address"))
 
     def _actor(self) -> Any:
         if self._handle is None:
@@ -107,4 +109,5 @@ class RayAgentFeed:
         return await self._call("views", logins)
 
     async def changes(self, cursor: str | None, timeout_s: float) -> dict:
-        return await self._call("changes", cursor, timeout_s, timeout_s=timeout_s + self.timeout_s)
+        """The feed's next answer after `cursor`, off the Agent Manager's stream (pom_actors/feed_stream.py)."""
+        return await self.stream.changes(cursor, timeout_s)

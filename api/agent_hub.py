@@ -1,11 +1,11 @@
 """The agent WebSocket's server side: one hub per gateway process, one session per connection.
 
-**Push path.** The hub keeps ONE long poll open on the Agent Manager's change feed
-(`AgentManager.changes(cursor, timeout)`, an async actor method that answers as soon as
-anything changed) and fans each batch of frames out to the sockets of this process, by
-agent login. So a change reaches a desktop in one actor reply plus a socket write — no Ray
-call per agent or per event, whatever the number of desktops. The poll runs while the process
-has at least one session. A `reset` answer (the Agent Manager restarted, or this process fell
+**Push path.** The hub reads the Agent Manager's change feed, one answer after another
+(`feed.changes(cursor, timeout)`: on Ray, off the Agent Manager's stream to this process,
+pom_actors/feed_stream.py) and fans each batch of frames out to the sockets of this process,
+by agent login. So a change reaches a desktop in two socket writes — no Ray call per agent or
+per event, whatever the number of desktops. The feed is read while the process has at least
+one session. A `reset` answer (the Agent Manager restarted, or this process fell
 more than the feed keeps behind) makes the hub read the views of all its agents in one call
 and send each a `state` frame with `resync: true`; frames the view already includes (by their
 feed `seq`) are not sent again.

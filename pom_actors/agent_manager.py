@@ -4,8 +4,8 @@
 It rebuilds the agents from PostgreSQL when it starts (after a restart too), runs the tick
 (timeouts, rebalance, one flush of the transitions) every `POM_TICK_S`, and answers the
 gateway (agent desktops, supervisor pages) and the Campaign Managers. Desktops are served
-through `changes`, an async long poll on the change feed (services/agent_feed.py) that each
-gateway process keeps one of (api/agent_hub.py), and `desks`, batches of desktops' commands
+through the change feed (services/agent_feed.py), streamed to each gateway process on a socket
+of its own (`feed_address`, pom_actors/feed_stream.py; api/agent_hub.py), and `desks`, batches of desktops' commands
 by login name (api/desk_batch.py). Jobs and license demands arrive as plain dicts (`JobSpec` /
 `Demand` fields), so any process can send them.
 License pools: `POM_LICENSE_PREVIEW_AGENTS`, `POM_LICENSE_PREDICTIVE_AGENTS`,
@@ -26,6 +26,7 @@ from .core.agents.attachment import JobSpec
 from .core.agents.licenses import Demand, LicensePools
 from .core.clock import clock_from_spec
 from .core.pacing.snapshot import PacerSnapshot
+from .feed_stream import FeedServer
 from .gil import favour_the_event_loop
 from .media_gateway import RayAgentLegs
 from .names import AGENT_MANAGER
@@ -43,6 +44,7 @@ class AgentManager:
                                            pools=LicensePools.from_env(os.environ), legs=RayAgentLegs())
         self.service.rebuild()
         self._task: asyncio.Task | None = None
+        self.feed = FeedServer(self.service.changes, ray.util.get_node_ip_address())
         favour_the_event_loop()         # its writes run in a worker thread
         ray.get_runtime_context().current_actor.ping.remote()
 
@@ -92,9 +94,9 @@ class AgentManager:
         """force_logoff (reason) or move (job_id) of agent `login`."""
         return await self._durable(self.service.supervise(login, command, job_id=job_id, reason=reason))
 
-    async def changes(self, cursor: str | None, timeout_s: float = 10.0, limit: int = 10_000) -> dict:
-        """The change feed after `cursor`, waiting up to `timeout_s` for the first change."""
-        return await self.service.changes(cursor, timeout_s, limit)
+    async def feed_address(self) -> dict:
+        """Where a gateway reads the change feed, and the secret it opens with (pom_actors/feed_stream.py)."""
+        return await self.feed.address()
 
     def agents(self, job_id: int | None = None, state: str | None = None, skill: str | None = None,
                after: int = 0, limit: int | None = None, group: str | None = None) -> list[dict]:
