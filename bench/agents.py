@@ -210,7 +210,12 @@ def serve_gateway(app) -> tuple[object, threading.Thread, int]:
 def watch_job(rt, job_id: int, seconds: float) -> dict:
     """The Agent Manager's memory every 2 s until the job has ended (or `seconds` passed), and
     meanwhile the gateway process's (this one's) garbage collections, by generation, and the
-    machine's busy and stolen CPU shares."""
+    machine's busy and stolen CPU shares, and where the job's managers spend their time.
+
+    The gateway serves the desktops from this process, so what this loop does holds its GIL:
+    it keeps its database connection and the managers' actor handles. Making them anew every
+    2 s stalled the gateway's loop long enough that the screen pops of those moments took over
+    50 ms, every 2 s."""
     from pom_actors.core.lifecycle import TERMINAL
 
     process = agent_manager_process()
@@ -226,16 +231,18 @@ def watch_job(rt, job_id: int, seconds: float) -> dict:
     gc.callbacks.append(gc_timer)
     ticks = cpu_ticks()
     rss, deadline, state = [], time.monotonic() + seconds, None
+    handles: list = []
     managers: dict[str, dict] = {}                     # the job's managers' status, last read
     try:
-        while time.monotonic() < deadline:
-            rss.append(process.memory_info().rss / 2**20)
-            managers.update(manager_status(job_id))
-            with rt.connect() as conn:
+        with rt.connect() as conn:
+            while time.monotonic() < deadline:
+                rss.append(process.memory_info().rss / 2**20)
+                handles = handles or manager_handles(job_id)
+                managers.update(manager_status(handles))
                 state = conn.execute("SELECT state FROM jobs WHERE id = %s", (job_id,)).fetchone()[0]
-            if state in TERMINAL:
-                break
-            time.sleep(2)
+                if state in TERMINAL:
+                    break
+                time.sleep(2)
     finally:
         gc.callbacks.remove(gc_timer)
     rss.append(process.memory_info().rss / 2**20)
@@ -243,18 +250,26 @@ def watch_job(rt, job_id: int, seconds: float) -> dict:
             "cpu": cpu_shares(ticks, cpu_ticks())}
 
 
-def manager_status(job_id: int) -> dict[str, dict]:
-    """Where each manager of the job spends its cycles (seconds per phase, cumulative) and its
-    mean business seconds from an answer to the call bridged onto an agent."""
-    import ray
-
+def manager_handles(job_id: int) -> list:
+    """The job's managers' actor handles (made once: making one is the costly part)."""
     from pom_actors import names
 
-    out = {}
+    handles = []
     for index in range(8):
         handle = names.actor(names.manager_name(job_id, index))
         if handle is None:
             break
+        handles.append(handle)
+    return handles
+
+
+def manager_status(handles: list) -> dict[str, dict]:
+    """Where each manager spends its cycles (seconds per phase, cumulative) and its mean
+    business seconds from an answer to the call bridged onto an agent."""
+    import ray
+
+    out = {}
+    for handle in handles:
         try:
             st = ray.get(handle.status.remote(), timeout=5)
         except Exception:
