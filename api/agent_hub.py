@@ -210,7 +210,13 @@ class AgentHub:
             self.heap.settle()          # thousands of sessions out of every full collection
 
     def deliver(self, frames: list[dict[str, Any]]) -> None:
+        """Each frame to its agent's session. The agents with a screen pop in the batch go
+        first (each agent's frames kept in order): a batch may also hold hundreds of other
+        agents' attachments (a job starting), whose writes would otherwise go ahead of it."""
         self.stats["frames"] += len(frames)
+        popped = {f.get("agent") for f in frames if f.get("type") == "call"}
+        if popped and len(frames) > len(popped):
+            frames = sorted(frames, key=lambda f: f.get("agent") not in popped)
         for frame in frames:
             session = self.sessions.get(frame.get("agent"))
             if session is not None and frame["seq"] > session.synced:

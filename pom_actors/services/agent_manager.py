@@ -63,8 +63,9 @@ REOFFER_S = 60.0
 PREVIEW_DIAL_S = 180.0
 # Attachment moves made per tick, the rest at the next ticks: each move is two frames to a
 # desktop (attach, nail), and a job starting with 10,000 ready agents made 20,000 at once, ahead
-# of its first screen pops (they reached the desktops 2 s late: docs/benchmarks.md, "Agents").
-MOVES_PER_TICK = 200
+# of its first screen pops (they reached the desktops 2 s late: docs/benchmarks.md, "Agents");
+# at 200 a tick, the screen pops behind each tick's 400 frames were still the slowest of a run.
+MOVES_PER_TICK = 100
 _UNSET = object()
 
 

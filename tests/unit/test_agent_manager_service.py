@@ -762,7 +762,7 @@ def test_a_job_starting_with_many_ready_agents_attaches_them_over_a_few_ticks():
     next ticks from the same plan; a move no longer as planned (the agent logged out) is
     skipped and the next tick plans again."""
     m = MOVES_PER_TICK
-    f = Floor(2 * m + 200)
+    f = Floor(3 * m)
     f.svc.set_jobs([])
     f.staff()
     f.svc.tick()
@@ -774,8 +774,8 @@ def test_a_job_starting_with_many_ready_agents_attaches_them_over_a_few_ticks():
     assert attached == [m, 2 * m]
     gone = f.svc.moves_left[0].agent_id
     f.svc.logout(gone)
-    f.svc.tick()                                      # 199 made, the logged-out one skipped
-    assert len(f.svc.members[1]) == 2 * m + 199 and f.svc.rebalance_due
+    f.svc.tick()                                      # m - 1 made, the logged-out one skipped
+    assert len(f.svc.members[1]) == 3 * m - 1 and f.svc.rebalance_due
     f.svc.tick()                                      # planned again: nothing left to move
-    assert len(f.svc.members[1]) == 2 * m + 199 and not f.svc.moves_left and not f.svc.rebalance_due
-    assert len(f.svc.snapshot(1).ready) == 2 * m + 199              # every one the pacer's
+    assert len(f.svc.members[1]) == 3 * m - 1 and not f.svc.moves_left and not f.svc.rebalance_due
+    assert len(f.svc.snapshot(1).ready) == 3 * m - 1              # every one the pacer's

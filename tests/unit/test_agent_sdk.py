@@ -392,3 +392,34 @@ def test_the_published_schema_is_current_and_valid():
     jsonschema.validate({"type": "dispose", "code": "sale", "callback_at": "2026-11-25T18:00:00Z"}, SCHEMA)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"type": "not_ready"}, SCHEMA)
+
+
+def test_a_screen_pop_is_written_ahead_of_other_agents_frames_in_its_batch():
+    """A batch from the feed with hundreds of attachments (a job starting) and a screen pop:
+    the agent with the pop is written first, its own frames in their order."""
+    written: list[tuple[str, str]] = []
+
+    class Recorded:
+        def __init__(self, login):
+            self.login = login
+
+        async def send_text(self, text):
+            frame = json.loads(text)
+            written.append((self.login, frame.get("event") or frame["type"]))
+
+    async def scenario():
+        hub = AgentHub(feed=None)
+        for login in ("a", "b", "c"):
+            hub.sessions[login] = s = Session(Recorded(login), WsIdentity())
+            s.login = login
+            asyncio.get_running_loop().create_task(s.writer())
+        await asyncio.sleep(0)                  # every writer waiting for its first frame
+        frames = [{"type": "state", "agent": "b", "event": "attach"}, {"type": "state", "agent": "a", "event": "reserve"},
+                  {"type": "state", "agent": "c", "event": "attach"}, {"type": "call", "agent": "a"},
+                  {"type": "state", "agent": "b", "event": "nail"}]
+        hub.deliver([{**f, "seq": i, "state": "ready"} for i, f in enumerate(frames)])
+        await asyncio.sleep(0.05)
+        assert written[:2] == [("a", "reserve"), ("a", "call")]
+        assert [e for a, e in written if a == "b"] == ["attach", "nail"] and len(written) == 5
+
+    asyncio.run(scenario())
