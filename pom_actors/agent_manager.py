@@ -44,7 +44,7 @@ class AgentManager:
                                            pools=LicensePools.from_env(os.environ), legs=RayAgentLegs())
         self.service.rebuild()
         self._task: asyncio.Task | None = None
-        self.feed = FeedServer(self.service.changes, ray.util.get_node_ip_address())
+        self.feed = FeedServer(self.service.changes, ray.util.get_node_ip_address(), settings.agent_feed_port)
         favour_the_event_loop()         # its writes run in a worker thread
         ray.get_runtime_context().current_actor.ping.remote()
 

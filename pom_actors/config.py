@@ -44,6 +44,9 @@ class Settings:
     # POM_NAIL_GRACE_S: business seconds an agent's nailed session is kept after it leaves its
     # job, for its next job to reuse (core/agents/nailing.py)
     nail_grace_s: float = 60.0
+    # POM_AGENT_FEED_PORT: the Agent Manager's port for the gateways' change feed (0: any free
+    # one), on its node's address (pom_actors/feed_stream.py)
+    agent_feed_port: int = 0
     smtp_host: str = "127.0.0.1"         # POM_SMTP_HOST
     smtp_port: int = 25                  # POM_SMTP_PORT
     smtp_user: str | None = None         # POM_SMTP_USER

@@ -15,7 +15,7 @@ dead one. A connection ends with the Agent Manager's process, and the gateway op
 with its cursor (the restarted feed's new incarnation answers `reset`).
 
 **Who may connect.** The server listens on the address of the node Ray runs the actor on (the
-same interface as Ray's own ports) and serves only a client whose first message carries the
+same interface as Ray's own ports; `POM_AGENT_FEED_PORT`, or a free port) and serves only a client whose first message carries the
 secret `address()` returned — and only a Ray caller gets that. A client's first message is
 bounded (`HELLO_MAX` bytes, `HELLO_TIMEOUT_S`).
 
@@ -60,8 +60,8 @@ async def read_message(reader: asyncio.StreamReader, max_bytes: int) -> Any:
 class FeedServer:
     """Serves `changes` (the Agent Manager's long poll) to gateways, one stream each."""
 
-    def __init__(self, changes: Changes, host: str, heartbeat_s: float = HEARTBEAT_S):
-        self.changes, self.host, self.heartbeat_s = changes, host, heartbeat_s
+    def __init__(self, changes: Changes, host: str, port: int = 0, heartbeat_s: float = HEARTBEAT_S):
+        self.changes, self.host, self.port, self.heartbeat_s = changes, host, port, heartbeat_s
         self.secret = secrets.token_urlsafe(24)
         self.clients = 0
         self.refused = 0
@@ -70,7 +70,7 @@ class FeedServer:
     async def address(self) -> dict[str, Any]:
         """Where to connect, and the secret to open with (the server starts at the first ask)."""
         if self._server is None:
-            self._server = await asyncio.start_server(self._serve, self.host, 0)
+            self._server = await asyncio.start_server(self._serve, self.host, self.port)
         return {"host": self.host, "port": self._server.sockets[0].getsockname()[1], "secret": self.secret}
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ def serve(scenario, heartbeat_s: float = fs.HEARTBEAT_S) -> None:
     f = Floor(1)
 
     async def main():
-        server = fs.FeedServer(lambda *a: f.svc.changes(*a), "127.0.0.1", heartbeat_s)   # f.svc after a restart
+        server = fs.FeedServer(lambda *a: f.svc.changes(*a), "127.0.0.1", heartbeat_s=heartbeat_s)   # f.svc after a restart
         try:
             await scenario(f, server)
         finally:
@@ -148,5 +148,20 @@ def test_an_answer_over_the_bound_is_refused_by_the_client():
         reader.feed_data((fs.ANSWER_MAX + 1).to_bytes(4, "big"))
         with pytest.raises(ValueError, match="bytes"):
             await fs.read_message(reader, fs.ANSWER_MAX)
+
+    asyncio.run(scenario())
+
+
+def test_the_port_configured_is_the_port_served():
+    from tests.integration.ports import free_port
+
+    port = free_port()
+
+    async def scenario():
+        server = fs.FeedServer(Floor(1).svc.changes, "127.0.0.1", port)
+        try:
+            assert (await server.address())["port"] == port
+        finally:
+            server.close()
 
     asyncio.run(scenario())
