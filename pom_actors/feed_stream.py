@@ -34,8 +34,9 @@ from typing import Any
 import orjson
 
 log = logging.getLogger(__name__)
-HEARTBEAT_S = 10.0              # an answer at least this often, frames or not
-GRACE_S = 5.0                   # a client gives up on a connection silent past the heartbeat
+HEARTBEAT_S = 2.0               # an answer at least this often, frames or not
+GRACE_S = 3.0                   # a client gives up on a connection silent past the heartbeat
+                                # (a server lost with its node sends no FIN: found within 5 s)
 HELLO_MAX = 4096                # bytes of a client's first message
 HELLO_TIMEOUT_S = 5.0
 ANSWER_MAX = 256 * 2**20        # bytes of one answer (at most `changes`' 10,000 frames)
@@ -107,8 +108,9 @@ class FeedServer:
 
 class FeedStream:
     """The gateway's end: `changes(cursor, timeout_s)` as the hub asks it, read off one
-    connection. A cursor other than the last answer's (the first ask, a retry after a failure)
-    opens a new connection from it; a failure closes the connection and is raised (the hub
+    connection (the server's heartbeat, not `timeout_s`, bounds the wait). A cursor other than
+    the last answer's (the first ask, a retry after a failure) opens a new connection from it;
+    a failure or a connection silent past the heartbeat closes it and is raised (the hub
     retries)."""
 
     def __init__(self, address: Callable[[], Awaitable[dict[str, Any]]], heartbeat_s: float = HEARTBEAT_S):
@@ -122,8 +124,7 @@ class FeedStream:
         try:
             if self._reader is None or cursor is None or cursor != self._cursor:
                 await self._open(cursor)
-            answer = await asyncio.wait_for(read_message(self._reader, ANSWER_MAX),
-                                            max(timeout_s, self.heartbeat_s) + GRACE_S)
+            answer = await asyncio.wait_for(read_message(self._reader, ANSWER_MAX), self.heartbeat_s + GRACE_S)
         except BaseException:
             self.close()
             raise

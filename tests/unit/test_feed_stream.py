@@ -165,3 +165,32 @@ def test_the_port_configured_is_the_port_served():
             server.close()
 
     asyncio.run(scenario())
+
+
+def test_a_connection_silent_past_the_heartbeat_is_given_up(monkeypatch):
+    """A server lost with its node sends no FIN: the client gives up on the silence and the
+    next ask opens a new connection."""
+    monkeypatch.setattr(fs, "GRACE_S", 0.05)
+
+    async def scenario():
+        async def mute(reader, writer):
+            await reader.read()                 # takes the hello, answers nothing
+
+        server = await asyncio.start_server(mute, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        opened = []
+
+        async def address():
+            opened.append(1)
+            return {"host": "127.0.0.1", "port": port, "secret": "s"}
+
+        stream = fs.FeedStream(address, heartbeat_s=0.05)
+        with pytest.raises(asyncio.TimeoutError):
+            await stream.changes(None, 0)
+        assert stream._reader is None
+        with pytest.raises(asyncio.TimeoutError):
+            await stream.changes("x:1", 10)
+        assert len(opened) == 2
+        server.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
