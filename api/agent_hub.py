@@ -207,6 +207,7 @@ class AgentHub:
                 self.stats["resets"] += 1
                 await self._resync()
             self.deliver(answer["frames"])
+            await asyncio.sleep(0)      # the sessions write what was delivered before a collection
             self.heap.settle()          # thousands of sessions out of every full collection
 
     def deliver(self, frames: list[dict[str, Any]]) -> None:

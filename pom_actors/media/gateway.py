@@ -212,6 +212,10 @@ class Gateway:
         Manager's list (VoiceSimulator.hold); the legs' counts."""
         return self._voice.hold(sessions)
 
+    async def nail_changes(self, added: dict[str, int], released: list[str]) -> dict[str, int]:
+        """The Agent Manager's list told as its changes since this gateway last took it."""
+        return self._voice.hold_changes(added, released)
+
     async def bridge(self, calls: dict[str, int]) -> list[str]:
         """Bridge answered calls (call -> agent id) onto the agents' sessions; the calls refused
         (no longer waiting: abandoned at their deadline, or not this gateway's)."""

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from hashlib import blake2b
 from statistics import NormalDist
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import pydantic
 
@@ -237,7 +237,13 @@ class VoiceSimulator:
         """Hold exactly these nailed sessions (session id -> agent): open an agent leg for each
         new one, keep those held, release the others — one carrying a call when its call ends.
         Returns `agent_legs()`."""
-        for sid, agent in sessions.items():
+        released = [sid for sid in self._legs if sid not in sessions]
+        return self.hold_changes(sessions, released)
+
+    def hold_changes(self, added: dict[str, int], released: Iterable[str]) -> dict[str, int]:
+        """`hold` told as the changes since the list last held: the sessions `added` (session
+        id -> agent; one already held is kept) and those `released`. Returns `agent_legs()`."""
+        for sid, agent in added.items():
             leg = self._legs.get(sid)
             if leg is None:
                 old = self._leg_of.get(agent)
@@ -247,9 +253,11 @@ class VoiceSimulator:
                 leg = self._legs[sid] = self._leg_of[agent] = AgentLeg(sid, agent)
                 self._legs_opened += 1
             leg.closing = False
-        for leg in [leg for sid, leg in self._legs.items() if sid not in sessions]:
-            leg.closing = True
-            self._close(leg)
+        for sid in released:
+            leg = self._legs.get(sid)
+            if leg is not None and sid not in added:
+                leg.closing = True
+                self._close(leg)
         return self.agent_legs()
 
     def _close(self, leg: AgentLeg) -> None:

@@ -85,6 +85,28 @@ def test_calls_bridge_only_onto_nailed_legs_which_outlive_their_calls_and_are_re
     assert sim.hold({"s1b": 1})["released"] == 2                        # a new session replaces the old
 
 
+def test_the_list_told_as_changes_holds_what_the_whole_list_holds():
+    """`hold_changes` (what the Agent Manager sends a gateway that took its list before) ends
+    with the legs `hold` of the whole list would: new sessions opened, an agent's new session
+    replacing its old one, released ones closed, a leg carrying a call kept until its end."""
+    whole, told = VoiceSimulator(HUMAN, ManualClock(T0)), VoiceSimulator(HUMAN, ManualClock(T0))
+    for sim in (whole, told):
+        sim.place(orders(1), T0)
+        sim.due(at(5))
+    steps = [{"s1": 1, "s2": 2}, {"s1": 1, "s2": 2, "s3": 3}, {"s1b": 1, "s2": 2, "s3": 3}, {"s3": 3}]
+    held: dict[str, int] = {}
+    for i, sessions in enumerate(steps):
+        a = whole.hold(sessions)
+        b = told.hold_changes({s: x for s, x in sessions.items() if held.get(s) != x},
+                              [s for s in held if s not in sessions])
+        held = sessions
+        assert a == b and sorted(whole._legs) == sorted(told._legs)
+        if i == 0:
+            assert whole.bridge({"0.1": 2}, at(5)) == told.bridge({"0.1": 2}, at(5)) == []
+    assert sorted(told._legs) == ["s2", "s3"] and told._legs["s2"].closing   # s2 ends with its call
+    assert told.hold_changes({}, ["gone"]) == whole.agent_legs()                # an unknown id: nothing
+
+
 def test_a_bridge_past_the_deadline_or_of_an_unknown_call_is_refused():
     sim = VoiceSimulator(HUMAN, ManualClock(T0))
     sim.place(orders(1), T0)
