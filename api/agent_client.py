@@ -16,10 +16,10 @@ from functools import partial
 from typing import Any
 
 from pom_actors import names
-from pom_actors.feed_stream import FeedStream
 from pom_actors.core.agents.attachment import AttachmentError
 from pom_actors.core.agents.desk import DispositionError
 from pom_actors.core.agents.state import IllegalAgentTransition
+from pom_actors.feed_stream import FeedStream
 from pom_actors.services.agent_manager import UnknownAgent, UnknownCall
 
 from .desk_batch import DeskBatcher

@@ -166,7 +166,8 @@ class AgentManager:
         return {**self.service.metrics(), "node": ray.get_runtime_context().get_node_id()}
 
     def status(self) -> dict:
-        return {**self.service.status(), "node": ray.get_runtime_context().get_node_id()}
+        return {**self.service.status(), "node": ray.get_runtime_context().get_node_id(),
+                "feed_streams": {"gateways": self.feed.clients, "refused": self.feed.refused}}
 
 
 class RayAgentSnapshots:

@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 
-log = logging.getLogger(__name__)
 HEARTBEAT_S = 2.0               # an answer at least this often, frames or not
 GRACE_S = 3.0                   # a client gives up on a connection silent past the heartbeat
                                 # (a server lost with its node sends no FIN: found within 5 s)
@@ -59,7 +57,8 @@ async def read_message(reader: asyncio.StreamReader, max_bytes: int) -> Any:
 
 
 class FeedServer:
-    """Serves `changes` (the Agent Manager's long poll) to gateways, one stream each."""
+    """Serves `changes` (the Agent Manager's long poll) to gateways, one stream each;
+    `clients` connected now and connections `refused` are in the Agent Manager's status."""
 
     def __init__(self, changes: Changes, host: str, port: int = 0, heartbeat_s: float = HEARTBEAT_S):
         self.changes, self.host, self.port, self.heartbeat_s = changes, host, port, heartbeat_s
@@ -118,7 +117,6 @@ class FeedStream:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._cursor: str | None = None
-        self.connections = 0
 
     async def changes(self, cursor: str | None, timeout_s: float) -> dict[str, Any]:
         try:
@@ -137,7 +135,6 @@ class FeedStream:
         self._reader, self._writer = await asyncio.wait_for(
             asyncio.open_connection(where["host"], where["port"]), HELLO_TIMEOUT_S)
         write_message(self._writer, {"secret": where["secret"], "cursor": cursor})
-        self.connections += 1
 
     def close(self) -> None:
         if self._writer is not None:

@@ -182,6 +182,8 @@ def test_agents_over_websockets_against_the_running_system(pom, campaigns, gatew
             for login, desk in desks.items():
                 again = await desk.until(timeout=60, event="resync")
                 assert again["state"] == before[login]["state"] and again["job_id"] in (job_a, job_b)
+            streams = (await am.status.remote())["feed_streams"]    # the gateway's feed came back on its socket
+            assert streams["gateways"] >= 1 and streams["refused"] == 0
             await d1.send(type="not_ready", reason="break")         # and they go on working
             assert (await d1.until(type="state", event="not_ready"))["reason"] == "break"
             async with Desk(url) as again:                          # a desktop reconnecting re-attaches
