@@ -26,7 +26,6 @@ from .core.agents.attachment import JobSpec
 from .core.agents.licenses import Demand, LicensePools
 from .core.clock import clock_from_spec
 from .core.pacing.snapshot import PacerSnapshot
-from .feed_stream import FeedServer
 from .gil import favour_the_event_loop
 from .media_gateway import RayAgentLegs
 from .names import AGENT_MANAGER
@@ -41,10 +40,10 @@ class AgentManager:
     def __init__(self, settings: Settings):
         self.service = AgentManagerService(settings, open_store=partial(AgentStore.open, settings.database_url),
                                            clock=clock_from_spec(settings.clock),
-                                           pools=LicensePools.from_env(os.environ), legs=RayAgentLegs())
+                                           pools=LicensePools.from_env(os.environ), legs=RayAgentLegs(),
+                                           feed_host=ray.util.get_node_ip_address())
         self.service.rebuild()
         self._task: asyncio.Task | None = None
-        self.feed = FeedServer(self.service.changes, ray.util.get_node_ip_address(), settings.agent_feed_port)
         favour_the_event_loop()         # its writes run in a worker thread
         ray.get_runtime_context().current_actor.ping.remote()
 
@@ -96,7 +95,7 @@ class AgentManager:
 
     async def feed_address(self) -> dict:
         """Where a gateway reads the change feed, and the secret it opens with (pom_actors/feed_stream.py)."""
-        return await self.feed.address()
+        return await self.service.streams.address()
 
     def agents(self, job_id: int | None = None, state: str | None = None, skill: str | None = None,
                after: int = 0, limit: int | None = None, group: str | None = None) -> list[dict]:
@@ -166,8 +165,7 @@ class AgentManager:
         return {**self.service.metrics(), "node": ray.get_runtime_context().get_node_id()}
 
     def status(self) -> dict:
-        return {**self.service.status(), "node": ray.get_runtime_context().get_node_id(),
-                "feed_streams": {"gateways": self.feed.clients, "refused": self.feed.refused}}
+        return {**self.service.status(), "node": ray.get_runtime_context().get_node_id()}
 
 
 class RayAgentSnapshots:

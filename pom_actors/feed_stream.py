@@ -25,6 +25,7 @@ frames' datetimes go as ISO 8601, as the desktops get them anyway).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
@@ -79,7 +80,8 @@ class FeedServer:
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
+        # A connection error ends the stream quietly: the gateway reconnects with its cursor.
+        with contextlib.closing(writer), contextlib.suppress(OSError):
             try:
                 hello = await asyncio.wait_for(read_message(reader, HELLO_MAX), HELLO_TIMEOUT_S)
             except (asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
@@ -99,10 +101,6 @@ class FeedServer:
                     cursor, timeout_s = answer["cursor"], self.heartbeat_s
             finally:
                 self.clients -= 1
-        except (ConnectionError, OSError):
-            pass                                    # the gateway went away; it reconnects with its cursor
-        finally:
-            writer.close()
 
 
 class FeedStream:

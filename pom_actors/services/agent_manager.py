@@ -43,6 +43,7 @@ from ..core.agents.state import (BUSY, Agent, AgentEvent, AgentState, Transition
 from ..core.clock import Clock
 from ..core.histogram import Histogram
 from ..core.pacing.snapshot import PacerSnapshot
+from ..feed_stream import FeedServer
 from ..heap import HeapKeeper
 from ..store.agents import AgentStore
 from .agent_feed import ChangeFeed
@@ -86,8 +87,10 @@ class UnknownCall(KeyError):
 class AgentManagerService:
     def __init__(self, settings: Settings, *, open_store: Callable[[], AgentStore], clock: Clock,
                  pools: LicensePools | None = None, reserve_timeout_s: float = RESERVE_TIMEOUT_S,
-                 legs: AgentLegs | None = None):
+                 legs: AgentLegs | None = None, feed_host: str = "127.0.0.1"):
         self.settings, self.open_store, self.clock, self.legs = settings, open_store, clock, legs
+        # the change feed streamed to the gateways (`changes` on a socket: pom_actors/feed_stream.py)
+        self.streams = FeedServer(self.changes, feed_host, settings.agent_feed_port)
         self.store = open_store()
         self.writer: AgentStore | None = None               # `write`'s own connection (a thread's)
         self.disposer: AgentStore | None = None             # `dispose_orphans`' own connection
@@ -1111,5 +1114,6 @@ class AgentManagerService:
         return {"state": "up", "agents": len(self.agents), "by_state": by_state, "jobs": len(self.jobs),
                 "jobs_known": self.jobs_known, "calls": len(self.calls), "unwritten": len(self.log),
                 "offers": len(self.offers), "feed": {"cursor": self.cursor, "kept": len(self.feed)},
+                "feed_streams": {"gateways": self.streams.clients, "refused": self.streams.refused},
                 "pending_moves": len(self.pending_moves), "pins": len(self.pins),
                 "nailed": self.nails.counts(), **self.stats}
